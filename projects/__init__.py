@@ -1,0 +1,1 @@
+# projects namespace (OpenMMLab plugin projects live here)
