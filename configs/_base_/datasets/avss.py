@@ -1,0 +1,59 @@
+# AVSBench-semantic (AVSS): 71 classes, clips padded to 10 frames (v1s/v1m: 5 real + 5 padded,
+# v2: 10 real), audio computed from audio.wav and zero-padded, labels from labels_rgb colours.
+# Official geometry: train = short side 224 + centre crop, val/test = resize to 224x224.
+dataset_type = 'AVSSDataset'
+data_root = 'data/AVSBench/AVSS'
+subsets = ('v1s', 'v1m', 'v2')
+
+train_pipeline = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSMasks', label_type='palette'),
+    dict(type='AVSSResize', size=224, mode='short_side_crop'),
+    dict(type='LoadAVSAudio', pad_mode='zeros'),
+    dict(type='PackAVSInputs'),
+]
+test_pipeline = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSMasks', label_type='palette'),
+    dict(type='AVSSResize', size=224, mode='resize'),
+    dict(type='LoadAVSAudio', pad_mode='zeros'),
+    dict(type='PackAVSInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        subsets=subsets,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        subsets=subsets,
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='test',
+        subsets=subsets,
+        test_mode=True,
+        pipeline=test_pipeline))
+val_evaluator = dict(type='AVSSMetric')
+test_evaluator = dict(type='AVSSMetric')
