@@ -1,0 +1,379 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""CCFormer decode head: the Multi-query Transformer Module and the
+segmentation head (Sec. III-C, III-D, III-E of Gong et al., TMM 2025)."""
+import copy
+import re
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.model import BaseModule, ModuleList
+from torch import Tensor, nn
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from .layers import CCFormerEncoder, ConstCache
+
+ConfigType = Union[dict, ConfigDict]
+
+#: Default encoder: 3 deformable self-attention layers over 3 levels.
+DEFAULT_ENCODER = dict(
+    num_layers=3,
+    layer_cfg=dict(
+        self_attn_cfg=dict(embed_dims=256, num_heads=8, num_levels=3,
+                           num_points=4, dropout=0.1, batch_first=True,
+                           im2col_step=128),
+        ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, ffn_drop=0.1,
+                     act_cfg=dict(type='ReLU', inplace=True))))
+
+#: Official AVSegFormer Dice: 1 - 2*sum(pg) / (sum(p^2)+1e-3 + sum(g^2)+1e-3).
+BINARY_LOSS = dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
+                   naive_dice=False, eps=1e-3, reduction='mean',
+                   loss_weight=1.0)
+#: AVSS: per-pixel cross-entropy.
+SEMANTIC_LOSS = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False,
+                     loss_weight=1.0, loss_name='loss_ce',
+                     avg_non_ignore=True)
+
+
+def _with_dims(cfg: Optional[ConfigType], default: dict, **dims) -> dict:
+    """Copy ``cfg`` (or ``default``) and fill the given keys if missing."""
+    cfg = copy.deepcopy(dict(cfg) if cfg is not None else default)
+    for key, value in dims.items():
+        cfg.setdefault(key, value)
+    return cfg
+
+
+@MODELS.register_module()
+class CCFormerHead(BaseModule):
+    """Multi-query Transformer Module + cross-modal FPN segmentation head.
+
+    Data flow (d = ``embed_dims``, N = ``num_queries``, K = ``num_classes``)::
+
+        neck_out['feats'][1:]  (B*T, d, H/s, W/s), s = 8, 16, 32
+          -> flatten + 2-D sine position + level embedding
+          -> encoder: 3 deformable self-attention layers per frame (mmdet
+             Deformable-DETR encoder, mmcv MSDA)  -> memory (B*T, L, d)
+        neck_out['audio'] (B, T, d) enhanced
+          -> query_generator -> intra-frame queries (B*T, N, d)
+          -> decoder: ICI (per frame, batched) + ITI (per clip), Eq. 7-10
+             -> combined queries per stage, S x (B*T, N, d)
+        [neck_out['feats'][0], memory maps] + neck_out['audio_orig']
+          -> seg_head (cross-modal FPN + dynamic conv + MLP + FC)
+          -> logits per stage, S x (B*T, K, H/4, W/4)
+
+    Losses (``loss``): on every stage's logits (deep supervision, Sec.
+    III-E), bilinearly resized to the GT size, only on frames with
+    ``gt_valid`` = 1. K = 1: Dice (mmdet ``DiceLoss``, naive_dice=False,
+    eps=1e-3: the official AVSegFormer formula) averaged over supervised
+    frames. K > 1: per-pixel cross-entropy averaged per frame over its
+    pixels (``ignore_index`` pixels left out), weighted by ``gt_valid``,
+    summed and divided by the number of supervised frames (official AVSS).
+    Keys: ``loss_dice`` (last stage), ``d0.loss_dice``, ``d1.loss_dice``, ...
+
+    Args:
+        num_classes (int): K, 1 (S4/MS3) or 71 (AVSS).
+        embed_dims (int): d.
+        num_queries (int): N.
+        encoder (dict): :class:`CCFormerEncoder` (mmdet
+            ``DeformableDetrTransformerEncoder``) config.
+        positional_encoding (dict): mmdet ``SinePositionalEncoding`` config.
+        query_generator (dict): :class:`AttentionQueryGenerator` config.
+        decoder (dict): :class:`MultiQueryTransformerDecoder` config.
+        seg_head (dict): :class:`CrossModalFPNHead` config.
+        loss_decode (dict | list[dict] | None): losses; None picks Dice for
+            K = 1 and cross-entropy for K > 1.
+        deep_supervision (bool): supervise every stage (True) or the last.
+        ignore_index (int): GT value to ignore (padding, 255).
+        align_corners (bool): for resizing (False).
+        threshold (float): sigmoid threshold the segmentor uses for K = 1.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 embed_dims: int = 256,
+                 num_queries: int = 5,
+                 encoder: Optional[ConfigType] = None,
+                 positional_encoding: Optional[ConfigType] = None,
+                 query_generator: Optional[ConfigType] = None,
+                 decoder: Optional[ConfigType] = None,
+                 seg_head: Optional[ConfigType] = None,
+                 loss_decode: Optional[Union[ConfigType,
+                                             Sequence[ConfigType]]] = None,
+                 deep_supervision: bool = True,
+                 ignore_index: int = 255,
+                 align_corners: bool = False,
+                 threshold: float = 0.5,
+                 init_cfg: Optional[ConfigType] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_classes < 1:
+            raise ValueError('CCFormerHead: num_classes must be 1 (binary) '
+                             'or the number of classes (71 for AVSS).')
+        self.num_classes = num_classes
+        self.out_channels = num_classes
+        self.embed_dims = embed_dims
+        self.num_queries = num_queries
+        self.deep_supervision = deep_supervision
+        self.ignore_index = ignore_index
+        self.align_corners = align_corners
+        self.threshold = threshold
+
+        if encoder is None:  # the default at this embed_dims
+            encoder = copy.deepcopy(DEFAULT_ENCODER)
+            for part in ('self_attn_cfg', 'ffn_cfg'):
+                encoder['layer_cfg'][part]['embed_dims'] = embed_dims
+        enc_cfg = ConfigDict(copy.deepcopy(dict(encoder)))
+        self.encoder = CCFormerEncoder(**enc_cfg)
+        self.num_levels = enc_cfg.layer_cfg.self_attn_cfg.num_levels
+        if self.num_levels != 3:
+            raise ValueError('CCFormerHead: the encoder runs over strides '
+                             '8/16/32, set encoder.layer_cfg.self_attn_cfg.'
+                             f'num_levels=3 (got {self.num_levels}).')
+        if self.encoder.embed_dims != embed_dims:
+            raise ValueError('CCFormerHead: encoder embed_dims '
+                             f'{self.encoder.embed_dims} != {embed_dims}.')
+        pos_cfg = _with_dims(positional_encoding,
+                             dict(num_feats=embed_dims // 2, normalize=True),
+                             type='mmdet.SinePositionalEncoding')
+        self.pos_enc = MODELS.build(pos_cfg)
+        self.level_embed = nn.Parameter(torch.empty(self.num_levels,
+                                                    embed_dims))
+        nn.init.normal_(self.level_embed)
+        self.query_generator = MODELS.build(_with_dims(
+            query_generator, dict(), type='AttentionQueryGenerator',
+            embed_dims=embed_dims, num_queries=num_queries))
+        self.decoder = MODELS.build(_with_dims(
+            decoder, dict(), type='MultiQueryTransformerDecoder',
+            embed_dims=embed_dims, num_queries=num_queries))
+        self.seg_head = MODELS.build(_with_dims(
+            seg_head, dict(), type='CrossModalFPNHead',
+            embed_dims=embed_dims, num_queries=num_queries,
+            num_classes=num_classes))
+        if loss_decode is None:
+            loss_decode = BINARY_LOSS if num_classes == 1 else SEMANTIC_LOSS
+        if isinstance(loss_decode, (dict, ConfigDict)):
+            loss_decode = [loss_decode]
+        self.loss_decode = ModuleList(
+            [MODELS.build(copy.deepcopy(cfg)) for cfg in loss_decode])
+        self.loss_names = [self._loss_name(cfg, m)
+                           for cfg, m in zip(loss_decode, self.loss_decode)]
+        self._const = ConstCache()
+
+    @staticmethod
+    def _loss_name(cfg: ConfigType, loss: nn.Module) -> str:
+        name = getattr(loss, 'loss_name', None)
+        if name:
+            return name
+        base = cfg['type'].split('.')[-1]
+        base = re.sub(r'Loss$', '', base)
+        return 'loss_' + re.sub(r'(?<!^)(?=[A-Z])', '_', base).lower()
+
+    # ------------------------------------------------------------- encoder
+    def _level_meta(self, shapes: tuple, device: torch.device) -> tuple:
+        """Cached per input size: spatial_shapes (3, 2), level_start_index
+        (3,), encoder reference points (1, L, 3, 2), sine positions
+        (1, L, d) and level ids (L,)."""
+        key = ('levels', shapes, device)
+
+        def build() -> tuple:
+            spatial = torch.tensor(shapes, dtype=torch.long, device=device)
+            sizes = [h * w for h, w in shapes]
+            starts = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))],
+                                  dtype=torch.long, device=device)
+            refs, poss, ids = [], [], []
+            for lvl, (h, w) in enumerate(shapes):
+                ys, xs = torch.meshgrid(
+                    (torch.arange(h, device=device) + 0.5) / h,
+                    (torch.arange(w, device=device) + 0.5) / w,
+                    indexing='ij')
+                refs.append(torch.stack([xs.flatten(), ys.flatten()], -1))
+                pos = self.pos_enc(None, torch.empty(1, 1, h, w,
+                                                     device=device))
+                poss.append(pos.flatten(2).transpose(1, 2))
+                ids.append(torch.full((h * w, ), lvl, device=device))
+            ref = torch.cat(refs)[None, :, None].expand(
+                -1, -1, len(shapes), -1).contiguous()
+            return spatial, starts, ref, torch.cat(poss, 1), torch.cat(ids)
+
+        return self._const(key, build)
+
+    def _check_inputs(self, neck_out: dict, num_frames: int) -> None:
+        for key in ('feats', 'audio', 'audio_orig'):
+            if key not in neck_out:
+                raise KeyError(f'CCFormerHead: neck output lacks {key!r}; the '
+                               'neck must return dict(feats, audio, '
+                               'audio_orig, frame_valid) (docs/design.md).')
+        feats = neck_out['feats']
+        if len(feats) != 4:
+            raise ValueError('CCFormerHead: neck_out["feats"] must hold 4 '
+                             'maps (strides 4, 8, 16, 32), got '
+                             f'{len(feats)}.')
+        bt, d = feats[0].shape[:2]
+        if d != self.embed_dims:
+            raise ValueError(f'CCFormerHead: feature channels {d} != '
+                             f'embed_dims {self.embed_dims}.')
+        b, t, da = neck_out['audio'].shape
+        if t != num_frames or b * t != bt or da != self.embed_dims:
+            raise ValueError(
+                f'CCFormerHead: audio {tuple(neck_out["audio"].shape)} does '
+                f'not match {bt} frames of T={num_frames}, d='
+                f'{self.embed_dims}; audio must be (B, T, d) and feats '
+                '(B*T, d, H, W).')
+
+    def _encode(self, feats: List[Tensor]) -> tuple:
+        """Deformable encoder over strides 8/16/32.
+
+        Returns:
+            tuple: memory (B*T, L, d), its maps [3 x (B*T, d, h, w)],
+            spatial_shapes (3, 2), level_start_index (3,).
+        """
+        shapes = tuple((f.shape[-2], f.shape[-1]) for f in feats)
+        spatial, starts, ref, pos, ids = self._level_meta(
+            shapes, feats[0].device)
+        tokens = torch.cat([f.flatten(2) for f in feats], 2).transpose(1, 2)
+        pos = (pos + self.level_embed[ids][None]).to(tokens.dtype)
+        memory = self.encoder(tokens, pos, ref, spatial, starts)
+        maps = [
+            m.transpose(1, 2).reshape(m.shape[0], -1, h, w) for m, (h, w) in
+            zip(memory.split([h * w for h, w in shapes], dim=1), shapes)
+        ]
+        return memory, maps, spatial, starts
+
+    # ------------------------------------------------------------- forward
+    def _run(self, neck_out: dict, num_frames: int,
+             all_stages: bool) -> Tensor:
+        """Shared forward; returns logits (S, B*T, K, H/4, W/4)."""
+        self._check_inputs(neck_out, num_frames)
+        feats = neck_out['feats']
+        frame_valid = neck_out.get('frame_valid')
+        memory, maps, spatial, starts = self._encode(feats[1:])
+        query, query_pos = self.query_generator(neck_out['audio'],
+                                                frame_valid)
+        stages = self.decoder(query, query_pos, memory, spatial, starts,
+                              num_frames, frame_valid)
+        if not all_stages:
+            stages = stages[-1:]
+        mask_feat = self.seg_head.forward_pixel(
+            [feats[0]] + maps, neck_out['audio_orig'], num_frames,
+            frame_valid)
+        return self.seg_head.forward_masks(mask_feat, torch.stack(stages))
+
+    def forward(self, neck_out: dict, num_frames: int) -> List[Tensor]:
+        """Logits of every decoder stage.
+
+        Args:
+            neck_out (dict): ``feats`` 4 x (B*T, d, H_i, W_i) at strides
+                4/8/16/32, ``audio`` (B, T, d) enhanced, ``audio_orig``
+                (B, T, d) original projected audio, ``frame_valid`` (B, T)
+                bool or None.
+            num_frames (int): T.
+
+        Returns:
+            list[Tensor]: S x (B*T, K, H/4, W/4); the last is the prediction.
+        """
+        return list(self._run(neck_out, num_frames, True).unbind(0))
+
+    def predict(self, neck_out: dict, num_frames: int) -> Tensor:
+        """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
+        only)."""
+        return self._run(neck_out, num_frames, False)[0]
+
+    # ---------------------------------------------------------------- loss
+    def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int,
+            device: torch.device) -> tuple:
+        """GT (B*T, H, W) long and per-frame weights (B*T,) from gt_valid."""
+        gts, weights = [], []
+        for i, sample in enumerate(data_samples):
+            gt = sample.gt_sem_seg.data
+            if gt.dim() != 3 or gt.shape[0] != num_frames:
+                raise ValueError(
+                    f'CCFormerHead.loss: data_samples[{i}].gt_sem_seg.data '
+                    f'has shape {tuple(gt.shape)}, expected (T={num_frames}, '
+                    'H, W); PackAVSInputs must stack the T masks.')
+            valid = sample.metainfo.get('gt_valid')
+            if valid is None or len(valid) != num_frames:
+                raise ValueError(
+                    f'CCFormerHead.loss: data_samples[{i}] metainfo gt_valid '
+                    f'is {valid!r}; it must list T={num_frames} flags '
+                    '(1 = supervised frame), set by the dataset.')
+            gts.append(gt)
+            weights.extend(float(v) for v in valid)
+        w = torch.tensor(weights, dtype=torch.float32)
+        if device.type == 'cuda':
+            w = w.pin_memory().to(device, non_blocking=True)
+        else:
+            w = w.to(device)
+        return torch.stack(gts).flatten(0, 1).to(device), w
+
+    def _frame_losses(self, logits: Tensor, gt: Tensor) -> List[Tensor]:
+        """Per-frame loss of every loss module.
+
+        logits (M, K, H, W) float at GT size, gt (M, H, W) long ->
+        list of (M,) tensors.
+        """
+        valid = gt != self.ignore_index
+        out = []
+        for loss in self.loss_decode:
+            if self.num_classes == 1:
+                # ignored pixels: logit -1e4 (sigmoid 0) and target 0, so they
+                # add nothing to the Dice sums.
+                pred = logits[:, 0].masked_fill(~valid, -1e4).flatten(1)
+                target = (gt == 1).flatten(1).float()
+                value = loss(pred, target, reduction_override='none')
+                if value.dim() > 1:
+                    count = valid.flatten(1).sum(1).clamp(min=1)
+                    value = (value * valid.flatten(1)).sum(1) / count
+            else:
+                value = loss(logits, gt, reduction_override='none',
+                             ignore_index=self.ignore_index)
+                if value.dim() > 1:
+                    count = valid.flatten(1).sum(1).clamp(min=1)
+                    value = value.flatten(1).sum(1) / count
+            out.append(value)
+        return out
+
+    def loss_by_logits(self, stage_logits: List[Tensor],
+                       data_samples: Sequence[SegDataSample],
+                       num_frames: int) -> Dict[str, Tensor]:
+        """Losses from precomputed stage logits (see :meth:`loss`)."""
+        if not self.deep_supervision:
+            stage_logits = stage_logits[-1:]
+        logits = torch.stack(stage_logits)  # (S, B*T, K, h, w)
+        s, bt = logits.shape[:2]
+        gt, weight = self._gt(data_samples, num_frames, logits.device)
+        if gt.shape[0] != bt:
+            raise ValueError(f'CCFormerHead.loss: {len(data_samples)} data '
+                             f'samples x T={num_frames} != {bt} predicted '
+                             'frames.')
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits = F.interpolate(
+                logits.flatten(0, 1).float(), size=gt.shape[-2:],
+                mode='bilinear', align_corners=self.align_corners)
+            gt_s = gt[None].expand(s, -1, -1, -1).flatten(0, 1)
+            denom = weight.sum().clamp(min=1.0)
+            losses = {}
+            for name, value in zip(self.loss_names,
+                                   self._frame_losses(logits, gt_s)):
+                per_stage = (value.view(s, bt) * weight).sum(1) / denom
+                for i in range(s):
+                    key = name if i == s - 1 else f'd{i}.{name}'
+                    losses[key] = per_stage[i]
+        return losses
+
+    def loss(self, neck_out: dict, data_samples: Sequence[SegDataSample],
+             num_frames: int) -> Dict[str, Tensor]:
+        """Deep-supervised segmentation losses.
+
+        Args:
+            neck_out (dict): see :meth:`forward`.
+            data_samples (list[SegDataSample]): B samples with
+                ``gt_sem_seg.data`` (T, H, W) and metainfo ``gt_valid``.
+            num_frames (int): T.
+
+        Returns:
+            dict[str, Tensor]: ``loss_*`` of the last stage and
+            ``d{i}.loss_*`` of the earlier stages.
+        """
+        return self.loss_by_logits(self.forward(neck_out, num_frames),
+                                   data_samples, num_frames)

@@ -1,0 +1,427 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Tests of the CCFormer decode head (MTM + cross-modal FPN head).
+
+Shapes used by the tiny head: d=32, N=3 queries, B=2 clips, T=3 frames,
+64x64 input -> feats at strides 4/8/16/32 = 16/8/4/2 pixels; logits
+(B*T, K, 16, 16) per decoder stage.
+"""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from torch import nn
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from projects.ccformer.models.decode_heads import (AttentionQueryGenerator,
+                                                   CCFormerHead,
+                                                   MultiQueryTransformerDecoder,
+                                                   SDPAttention)
+from projects.ccformer.models.decode_heads.layers import ITILayer, MSDeformAttn
+
+D, N, B, T, HW = 32, 3, 2, 3, 64
+
+
+def tiny_cfg(num_classes=1, **overrides):
+    """Config of a tiny head (embed_dims 32, few layers, no dropout)."""
+    cfg = dict(
+        type='CCFormerHead',
+        num_classes=num_classes,
+        embed_dims=D,
+        num_queries=N,
+        encoder=dict(
+            num_layers=1,
+            layer_cfg=dict(
+                self_attn_cfg=dict(embed_dims=D, num_heads=4, num_levels=3,
+                                   num_points=2, dropout=0.0,
+                                   batch_first=True),
+                ffn_cfg=dict(embed_dims=D, feedforward_channels=64,
+                             ffn_drop=0.0))),
+        query_generator=dict(num_layers=1, num_heads=4,
+                             feedforward_channels=64, proj_drop=0.0,
+                             ffn_drop=0.0),
+        decoder=dict(
+            num_ici_layers=2,
+            num_iti_layers=1,
+            ici_layer_cfg=dict(
+                self_attn_cfg=dict(embed_dims=D, num_heads=4),
+                cross_attn_cfg=dict(embed_dims=D, num_heads=4, num_levels=3,
+                                    num_points=2, dropout=0.0,
+                                    batch_first=True),
+                ffn_cfg=dict(embed_dims=D, feedforward_channels=64,
+                             ffn_drop=0.0)),
+            iti_layer_cfg=dict(num_heads=4, feedforward_channels=64,
+                               proj_drop=0.0, ffn_drop=0.0)),
+        seg_head=dict(num_heads=4, feedforward_channels=64, proj_drop=0.0,
+                      ffn_drop=0.0, mlp_channels=(16, ),
+                      norm_cfg=dict(type='GN', num_groups=8)))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def build(num_classes=1, **overrides):
+    torch.manual_seed(0)
+    head = MODELS.build(tiny_cfg(num_classes, **overrides))
+    head.init_weights()
+    return head
+
+
+def neck_out(seed=0, frame_valid=None):
+    g = torch.Generator().manual_seed(seed)
+    feats = [
+        torch.randn(B * T, D, HW // s, HW // s, generator=g)
+        for s in (4, 8, 16, 32)
+    ]
+    return dict(feats=feats,
+                audio=torch.randn(B, T, D, generator=g),
+                audio_orig=torch.randn(B, T, D, generator=g),
+                frame_valid=frame_valid)
+
+
+def samples(gt, gt_valid):
+    """gt (B, T, H, W) long, gt_valid list of B lists."""
+    out = []
+    for i in range(gt.shape[0]):
+        s = SegDataSample(metainfo=dict(gt_valid=gt_valid[i]))
+        s.gt_sem_seg = PixelData(data=gt[i])
+        out.append(s)
+    return out
+
+
+def test_forward_shapes_and_predict():
+    head = build().eval()
+    assert isinstance(head, CCFormerHead)
+    inputs = neck_out()
+    with torch.no_grad():
+        outs = head(inputs, T)
+        pred = head.predict(inputs, T)
+    assert len(outs) == 2  # one per decoder stage (2 ICI layers)
+    for o in outs:
+        assert o.shape == (B * T, 1, HW // 4, HW // 4)
+        assert torch.isfinite(o).all()
+    torch.testing.assert_close(pred, outs[-1])
+    assert not torch.allclose(outs[0], outs[1])
+
+
+@pytest.mark.parametrize('decoder,stages', [
+    (dict(num_ici_layers=0), 3),  # w/o ICI keeps 3 stages of ITI layers
+    (dict(num_iti_layers=0), 2),  # w/o ITI
+    (dict(combine='gate'), 2),
+    (dict(num_ici_layers=3, num_iti_layers=2), 3),
+])
+def test_decoder_ablations_run(decoder, stages):
+    head = build(decoder=decoder).eval()
+    with torch.no_grad():
+        outs = head(neck_out(), T)
+    assert len(outs) == stages
+    assert all(o.shape == (B * T, 1, 16, 16) for o in outs)
+    assert all(torch.isfinite(o).all() for o in outs)
+    if decoder.get('num_iti_layers') == 0:
+        assert not hasattr(head.decoder, 'inter_query')
+    if decoder.get('num_ici_layers') == 0:
+        assert len(head.decoder.ici_layers) == 0
+        assert len(head.decoder.iti_layers) == 3
+
+
+def test_default_encoder_follows_embed_dims():
+    head = MODELS.build(dict(type='CCFormerHead', num_classes=1,
+                             embed_dims=D, seg_head=dict(
+                                 norm_cfg=dict(type='GN', num_groups=8))))
+    assert head.encoder.embed_dims == D
+    assert len(head.encoder.layers) == 3
+
+
+def test_decoder_bad_counts():
+    with pytest.raises(ValueError, match='both 0'):
+        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=0,
+                                     num_iti_layers=0)
+    with pytest.raises(ValueError, match='num_stages'):
+        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=2,
+                                     num_stages=3)
+
+
+@pytest.mark.parametrize('mode,context', [('attention', 'clip'),
+                                          ('attention', 'frame'),
+                                          ('repeat', 'clip'),
+                                          ('none', 'clip')])
+def test_query_generator_modes(mode, context):
+    head = build(query_generator=dict(mode=mode, audio_context=context))
+    head.eval()
+    a = neck_out(0)
+    b = copy.copy(a)
+    b['audio'] = a['audio'] + 1.0  # change the enhanced audio
+    with torch.no_grad():
+        out_a, out_b = head.predict(a, T), head.predict(b, T)
+    assert out_a.shape == (B * T, 1, 16, 16)
+    # only the generator reads the enhanced audio: 'none' ignores it
+    assert torch.allclose(out_a, out_b) == (mode == 'none')
+    with pytest.raises(ValueError, match='mode'):
+        AttentionQueryGenerator(embed_dims=D, mode='bogus')
+
+
+def test_semantic_head_and_padded_frames():
+    """K=71; padded frames' content must not change valid frames' output."""
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    head = build(num_classes=71).eval()
+    a = neck_out(0, frame_valid=valid)
+    b = neck_out(0, frame_valid=valid)
+    pad = 1 * T + 2  # clip 1, frame 2 (flattened B*T index)
+    for f in b['feats']:
+        f[pad] = torch.randn_like(f[pad]) * 3
+    b['audio'][1, 2] += 5.0
+    b['audio_orig'][1, 2] -= 5.0
+    with torch.no_grad():
+        out_a, out_b = head.predict(a, T), head.predict(b, T)
+    assert out_a.shape == (B * T, 71, 16, 16)
+    keep = [i for i in range(B * T) if i != pad]
+    torch.testing.assert_close(out_a[keep], out_b[keep], atol=1e-5,
+                               rtol=1e-5)
+    assert not torch.allclose(out_a[pad], out_b[pad])
+    # without the mask, the padded frame leaks into its clip
+    a['frame_valid'] = b['frame_valid'] = None
+    with torch.no_grad():
+        out_a, out_b = head.predict(a, T), head.predict(b, T)
+    assert not torch.allclose(out_a[T:T + 2], out_b[T:T + 2], atol=1e-4)
+
+
+def test_dice_loss_gt_valid_and_official_formula():
+    head = build().eval()
+    inputs = neck_out()
+    g = torch.Generator().manual_seed(1)
+    gt = (torch.rand(B, T, 32, 32, generator=g) > 0.5).long()
+    gt_valid = [[1, 0, 0], [1, 0, 0]]  # S4 training: frame 1 only
+    with torch.no_grad():
+        logits = head(inputs, T)
+        losses = head.loss_by_logits(logits, samples(gt, gt_valid), T)
+    assert set(losses) == {'d0.loss_dice', 'loss_dice'}
+    # official AVSegFormer Dice on frame 1 of each clip, last stage
+    p = F.interpolate(logits[-1], size=(32, 32), mode='bilinear',
+                      align_corners=False).sigmoid()[:, 0].flatten(1)
+    g_ = gt.flatten(0, 1).flatten(1).float()
+    dice = 1 - 2 * (p * g_).sum(1) / ((p * p).sum(1) + 1e-3 +
+                                      (g_ * g_).sum(1) + 1e-3)
+    expected = dice[[0, T]].mean()
+    torch.testing.assert_close(losses['loss_dice'], expected)
+    # frames with gt_valid 0 do not affect the loss
+    gt2 = gt.clone()
+    gt2[:, 1:] = 1 - gt2[:, 1:]
+    losses2 = head.loss_by_logits(logits, samples(gt2, gt_valid), T)
+    for k in losses:
+        torch.testing.assert_close(losses[k], losses2[k])
+    gt3 = gt.clone()
+    gt3[0, 0] = 1 - gt3[0, 0]
+    losses3 = head.loss_by_logits(logits, samples(gt3, gt_valid), T)
+    assert not torch.allclose(losses['loss_dice'], losses3['loss_dice'])
+
+
+def test_ce_loss_gt_valid_and_ignore():
+    head = build(num_classes=71).eval()
+    g = torch.Generator().manual_seed(2)
+    gt = torch.randint(0, 71, (B, T, 32, 32), generator=g)
+    gt[0, 0, :4] = 255  # padding pixels
+    gt_valid = [[1, 1, 1], [1, 0, 0]]
+    with torch.no_grad():
+        logits = head(neck_out(), T)
+        losses = head.loss_by_logits(logits, samples(gt, gt_valid), T)
+    assert set(losses) == {'d0.loss_ce', 'loss_ce'}
+    up = F.interpolate(logits[-1], size=(32, 32), mode='bilinear')
+    flat = gt.flatten(0, 1)
+    per_frame = torch.stack([
+        F.cross_entropy(up[i:i + 1], flat[i:i + 1], ignore_index=255)
+        for i in range(B * T)
+    ])
+    w = torch.tensor([1., 1, 1, 1, 0, 0])
+    torch.testing.assert_close(losses['loss_ce'],
+                               (per_frame * w).sum() / w.sum())
+    gt2 = gt.clone()
+    gt2[1, 1:] = 0
+    losses2 = head.loss_by_logits(logits, samples(gt2, gt_valid), T)
+    torch.testing.assert_close(losses['loss_ce'], losses2['loss_ce'])
+
+
+def test_loss_bad_gt_valid():
+    head = build()
+    gt = torch.zeros(B, T, 16, 16, dtype=torch.long)
+    with pytest.raises(ValueError, match='gt_valid'):
+        head.loss(neck_out(), samples(gt, [[1, 0], [1, 0]]), T)
+    with pytest.raises(ValueError, match='4 maps'):
+        bad = neck_out()
+        bad['feats'] = bad['feats'][1:]
+        head(bad, T)
+
+
+def test_gradients_reach_all_parameters():
+    head = build(decoder=dict(combine='gate'))
+    head.train()
+    # mmcv zero-initialises the weights of the sampling offsets and attention
+    # weights (Deformable DETR), which blocks the gradient to the encoder's
+    # query positions (level_embed) at step 0 only; after one optimiser step
+    # they are nonzero. Emulate that state.
+    for m in head.modules():
+        if isinstance(m, MSDeformAttn):
+            nn.init.normal_(m.sampling_offsets.weight, std=0.01)
+            nn.init.normal_(m.attention_weights.weight, std=0.01)
+    g = torch.Generator().manual_seed(3)
+    gt = (torch.rand(B, T, 32, 32, generator=g) > 0.5).long()
+    losses = head.loss(neck_out(), samples(gt, [[1, 0, 0], [1, 1, 1]]), T)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    missing = [n for n, p in head.named_parameters()
+               if p.requires_grad and (p.grad is None or
+                                       not p.grad.abs().sum() > 0)]
+    assert not missing, missing
+
+
+def test_bf16_autocast_cpu():
+    head = build(num_classes=71).eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool)),
+                    T)
+    assert all(torch.isfinite(o.float()).all() for o in outs)
+    with torch.no_grad():
+        ref = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool)),
+                   T)
+    err = (outs[-1].float() - ref[-1]).abs().mean() / ref[-1].abs().mean()
+    assert err < 0.1
+
+
+# ------------------------------------------------------------ equivalences
+def ref_mha(attn: SDPAttention, q, k, v, kpm=None):
+    """Reference attention through nn.MultiheadAttention's functional."""
+    out, _ = F.multi_head_attention_forward(
+        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+        attn.embed_dims, attn.num_heads, attn.in_proj_weight,
+        attn.in_proj_bias, None, None, False, 0.0, attn.out_proj.weight,
+        attn.out_proj.bias, training=False, key_padding_mask=kpm,
+        need_weights=False)
+    return out.transpose(0, 1)
+
+
+def test_sdpa_attention_matches_nn_multihead_attention():
+    torch.manual_seed(0)
+    attn = SDPAttention(D, 4).eval()
+    mha = nn.MultiheadAttention(D, 4, batch_first=True).eval()
+    mha.in_proj_weight.data.copy_(attn.in_proj_weight.data)
+    mha.in_proj_bias.data.normal_()
+    attn.in_proj_bias.data.copy_(mha.in_proj_bias.data)
+    mha.out_proj.load_state_dict(attn.out_proj.state_dict())
+    q, k = torch.randn(2, 5, D), torch.randn(2, 7, D)
+    qp, kp = torch.randn(2, 5, D), torch.randn(1, 7, D)
+    kpm = torch.zeros(2, 7, dtype=torch.bool)
+    kpm[1, 4:] = True
+    out = attn(q, key=k, value=k, query_pos=qp, key_pos=kp,
+               key_padding_mask=kpm)
+    ref = q + mha(q + qp, k + kp, k, key_padding_mask=kpm)[0]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    # self-attention path (fused q/k projection)
+    out = attn(q, query_pos=qp, key_pos=qp)
+    ref = q + mha(q + qp, q + qp, q)[0]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    out = attn(q, key=q, value=q, query_pos=qp)  # no key_pos: keys bare
+    ref = q + mha(q + qp, q, q)[0]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_iti_layer_equals_per_clip_reference():
+    """Batched ITI (B clips at once) == Eqs. 7-9 written per clip."""
+    torch.manual_seed(0)
+    layer = ITILayer(D, 4, 64, proj_drop=0.0, ffn_drop=0.0).eval()
+    intra, inter = torch.randn(B, T * N, D), torch.randn(B, N, D)
+    ipos, ppos = torch.randn(1, T * N, D), torch.randn(1, N, D)
+    kpm = torch.zeros(B, T * N, dtype=torch.bool)
+    kpm[1, -N:] = True  # last frame of clip 1 padded
+    with torch.no_grad():
+        out_q, out_p = layer(intra, inter, ipos, ppos, kpm)
+        for b in range(B):
+            q, p, m = intra[b:b + 1], inter[b:b + 1], kpm[b:b + 1]
+            nq = layer.norms
+            q = nq[0](q + ref_mha(layer.intra_self_attn, q + ipos, q + ipos,
+                                  q, m))
+            q = nq[1](layer.intra_ffn(q))
+            p = nq[2](p + ref_mha(layer.inter_cross_attn, p + ppos, q + ipos,
+                                  q, m))
+            p = nq[3](p + ref_mha(layer.inter_self_attn, p + ppos, p + ppos,
+                                  p))
+            p = nq[4](layer.inter_ffn(p))
+            torch.testing.assert_close(out_q[b:b + 1], q, atol=1e-5,
+                                       rtol=1e-5)
+            torch.testing.assert_close(out_p[b:b + 1], p, atol=1e-5,
+                                       rtol=1e-5)
+
+
+def test_ici_batched_equals_per_frame():
+    head = build().eval()
+    inputs = neck_out()
+    dec = head.decoder
+    with torch.no_grad():
+        memory, _, spatial, starts = head._encode(inputs['feats'][1:])
+        query, query_pos = head.query_generator(inputs['audio'])
+        ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(
+            -1, -1, 3, -1)
+        kw = dict(key_padding_mask=None, spatial_shapes=spatial,
+                  level_start_index=starts)
+        batched = dec.ici_layers[0](query, query_pos=query_pos, value=memory,
+                                    reference_points=ref, **kw)
+        for i in range(B * T):
+            s = slice(i, i + 1)
+            one = dec.ici_layers[0](query[s], query_pos=query_pos[s],
+                                    value=memory[s], reference_points=ref[s],
+                                    **kw)
+            torch.testing.assert_close(batched[s], one, atol=1e-5,
+                                       rtol=1e-5)
+        # encoder: batched frames == one frame at a time
+        for i in (0, B * T - 1):
+            one, _, _, _ = head._encode([f[i:i + 1]
+                                         for f in inputs['feats'][1:]])
+            torch.testing.assert_close(memory[i:i + 1], one, atol=1e-5,
+                                       rtol=1e-5)
+
+
+def test_generator_clip_context_equals_per_frame_loop():
+    torch.manual_seed(0)
+    gen = AttentionQueryGenerator(D, N, num_layers=2, num_heads=4,
+                                  feedforward_channels=64, proj_drop=0.0,
+                                  ffn_drop=0.0).eval()
+    audio = torch.randn(B, T, D)
+    valid = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        query, _ = gen(audio, valid)
+        t_pos = gen._temporal(T, audio)
+        kpm = ~valid
+        for b in range(B):
+            for t in range(T):
+                q = gen.audio_query.weight[None]
+                qp = gen.query_pos.weight[None] + t_pos[t]
+                for layer in gen.layers:
+                    q = layer.norms[0](q + ref_mha(
+                        layer.cross_attn, q + qp, audio[b:b + 1] + t_pos[None],
+                        audio[b:b + 1], kpm[b:b + 1]))
+                    q = layer.norms[1](q + ref_mha(layer.self_attn, q + qp,
+                                                   q + qp, q))
+                    q = layer.norms[2](layer.ffn(q))
+                q = q + gen.query_feat.weight[None]
+                torch.testing.assert_close(query[b * T + t:b * T + t + 1], q,
+                                           atol=1e-5, rtol=1e-5)
+
+
+def test_default_sizes_match_paper_budget():
+    """Full-size head (d=256): parts sized as the paper's Table IV deltas."""
+    head = MODELS.build(dict(type='CCFormerHead', num_classes=1))
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    dec = head.decoder
+    assert len(dec.ici_layers) == 3 and len(dec.iti_layers) == 9
+    assert count(dec.ici_layers[0]) == 1_521_184
+    assert count(dec.iti_layers[0]) == 2_893_824
+    # nine ITI layers ~26 M (143.4 - 117.3), three ICI ~4.6 M (143.4 - 138.8)
+    assert abs(count(dec.iti_layers) / 1e6 - 26.1) < 0.2
+    assert abs(count(dec.ici_layers) / 1e6 - 4.6) < 0.1
