@@ -1,0 +1,233 @@
+"""Tests of tools/analysis_tools/benchmark.py and check_equivalence.py (CPU only, no timing asserted)."""
+import copy
+import importlib.util
+import json
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(ROOT, 'tools', 'analysis_tools')
+# the small config the tests and the demo use (tiny backbone, few layers)
+TINY_CONFIG = os.path.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+TINY_SIZE = 32  # smallest size the strides (4..32) allow: keeps the CPU tests fast
+
+
+def _load(name):
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(TOOLS, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load('benchmark')
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads only oversubscribe it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _needs_model():
+    try:
+        import mmcv._ext  # noqa: F401
+        import mmseg  # noqa: F401
+    except ImportError as err:  # the project's model needs compiled mmcv
+        pytest.skip(f'mmcv/mmseg not importable: {err}')
+    if not os.path.isfile(TINY_CONFIG):
+        pytest.fail(f'tiny config {TINY_CONFIG} is missing: the benchmark tests need it')
+
+
+# ----------------------------------------------------------------------------------------------- pure helpers
+
+
+def test_strip_pretrained_removes_every_weight_reference():
+    cfg = dict(
+        backbone=dict(type='TimmPyramidBackbone', pretrained=True,
+                      init_cfg=dict(type='Pretrained', checkpoint='pvt_v2_b5.pth')),
+        audio_encoder=dict(type='VGGish', init_cfg=[dict(type='Pretrained', checkpoint='vggish.pth'),
+                                                    dict(type='Constant', val=0, layer='Linear')]),
+        head=dict(pretrained='x.pth', layers=[dict(init_cfg=dict(type='Pretrained', checkpoint='y.pth'))],
+                  init_cfg=dict(type='Xavier')),
+        other=dict(pretrained=False, checkpoint_path=''))
+    before = copy.deepcopy(cfg)
+    assert bench.strip_pretrained(cfg) == 5
+    assert cfg['backbone']['pretrained'] is False and cfg['backbone']['init_cfg'] is None
+    assert cfg['audio_encoder']['init_cfg'] == [dict(type='Constant', val=0, layer='Linear')]
+    assert cfg['head']['pretrained'] is None and cfg['head']['layers'][0]['init_cfg'] is None
+    assert cfg['head']['init_cfg'] == dict(type='Xavier')          # non-pretrained inits stay
+    assert cfg['other'] == before['other']                           # already off: untouched
+    assert bench.strip_pretrained(cfg) == 0                          # idempotent
+
+
+def test_percentile_and_summarize_numbers():
+    times = [0.4, 0.1, 0.3, 0.2, 0.5]
+    assert bench.percentile(times, 50) == pytest.approx(0.3)
+    assert bench.percentile(times, 10) == pytest.approx(0.14)
+    assert bench.percentile(times, 90) == pytest.approx(0.46)
+    s = bench.summarize(dict(times_s=times, wall_s=2.0, first_call_s=3.0, warmup_s=4.0), batch=2, frames=5)
+    assert s['median_s'] == pytest.approx(0.3)
+    assert s['clips_per_s'] == pytest.approx(2 / 0.3)
+    assert s['frames_per_s'] == pytest.approx(10 / 0.3)
+    assert s['s_per_clip'] == pytest.approx(0.15)
+    assert s['wall_frames_per_s'] == pytest.approx(5 * 10 / 2.0)
+    assert s['first_call_s'] == 3.0 and s['iters'] == 5
+
+
+def test_time_steps_counts_calls_and_reports_first_call():
+    calls = []
+    timing = bench.time_steps(lambda: calls.append(1), iters=4, warmup=3, device=torch.device('cpu'))
+    assert len(calls) == 7 and len(timing['times_s']) == 4
+    assert all(t >= 0 for t in timing['times_s']) and timing['first_call_s'] >= 0
+
+
+def test_barrier_single_process(tmp_path):
+    calls = []
+    timing = bench.time_steps(lambda: calls.append(1), iters=2, warmup=1, device=torch.device('cpu'),
+                              before_timing=lambda: bench.barrier(str(tmp_path), 1, 5.0))
+    assert len(calls) == 4  # warm-up, one re-warm after the barrier, two timed
+    assert 'barrier_wait_s' in timing and not timing.get('barrier_timed_out')
+    assert any(n.startswith('ready.') for n in os.listdir(tmp_path))
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        bench.parse_args(['x.py', '--iters', '0'])
+    with pytest.raises(SystemExit):
+        bench.parse_args(['x.py', '--barrier', str(tmp_path), '--batch-size', '2', '16'])
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        bench.load_config(str(tmp_path / 'missing.py'))
+
+
+def test_equivalence_helpers():
+    eq = _load('check_equivalence')
+    ref = torch.tensor([[3.0, -4.0]])
+    assert eq.relative_error(ref * 1.01, ref) == pytest.approx(0.01)
+    assert eq.relative_error(torch.tensor([[float('nan'), 0.0]]), ref) != eq.relative_error(ref, ref)  # NaN
+    assert eq.last_logits([torch.zeros(1), ref]) is ref
+    a = torch.tensor([[[[[1.0, -1.0]]]]]).expand(1, 3, 1, 1, 2)  # (N, T, K=1, H, W): sign decides
+    assert eq.prediction_agreement(a, -a) == 0.0 and eq.prediction_agreement(a, a) == 1.0
+    k = torch.zeros(1, 3, 2, 1, 4)                                # K = 2: argmax over the class axis
+    k[:, :, 1, :, :2] = 1.0
+    k[:, :, 0, :, 2:] = 1.0
+    assert eq.prediction_agreement(k, k.flip(-3)) == 0.0
+    assert eq.max_relative_error([ref], [ref * 2]) == pytest.approx(0.5)
+    assert math.isnan(eq.max_relative_error([ref], []))
+    assert not eq.ok(float('nan'), 1.0) and eq.ok(0.5, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------- with the model
+
+
+def test_cpu_path_writes_valid_json(tmp_path):
+    _needs_model()
+    out = tmp_path / 'bench.json'
+    threads = torch.get_num_threads()
+    try:
+        report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'infer', 'train', '--amp', 'none',
+                             '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2', '--warmup', '1',
+                             '--threads', '1', '--count-ops', '--json', str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    data = json.loads(out.read_text())
+    assert data['results'] == json.loads(json.dumps(report['results']))
+    recs = data['results']
+    assert [(r['mode'], r['part']) for r in recs] == [('infer', 'model'), ('infer', 'backbone'),
+                                                      ('train', 'model'), ('train', 'backbone')]
+    for r in recs:
+        assert r['status'] == 'ok', r
+        assert r['iters'] == 2 and r['frames'] == 5 and r['size'] == TINY_SIZE
+        assert r['frames_per_s'] == pytest.approx(5 / r['median_s'])
+        assert r['p10_s'] <= r['median_s'] <= r['p90_s']
+        assert 0 < r['trainable_params'] <= r['params']
+    model_rec, bb_rec = recs[0], recs[1]
+    assert bb_rec['params'] < model_rec['params']
+    assert model_rec['model_over_backbone'] == pytest.approx(model_rec['frames_per_s'] / bb_rec['frames_per_s'])
+    # operation counts (infer only): the backbone's own count is the same inside the model and alone
+    ops_model, ops_bb = model_rec['dispatched_ops'], bb_rec['dispatched_ops']
+    assert ops_model['by_part']['backbone'] == ops_bb['by_part']['backbone'] > 0
+    assert ops_model['total'] == sum(ops_model['by_part'].values()) == sum(ops_model['detail'].values())
+    assert ops_model['total'] > ops_bb['total']
+    assert ops_model['by_part']['neck'] > 0 and ops_model['detail']['decode_head.decoder'] > 0
+    assert 'dispatched_ops' not in recs[2]
+    assert data['env']['device'] == 'cpu' and data['env']['torch'] == torch.__version__
+    assert data['env']['cpu_threads'] == 1
+
+
+def test_autocast_and_train_amp_match_fp32_on_cpu():
+    _needs_model()
+    eq = _load('check_equivalence')
+    cfg = bench.load_config(TINY_CONFIG)
+    torch.manual_seed(0)
+    model = bench.build_model(cfg)
+    recs = eq.run_checks(model, torch.device('cpu'), ['autocast', 'train-amp'], ['bf16'], batch=2, frames=5,
+                         size=TINY_SIZE)
+    by = {r['check']: r for r in recs}
+    fwd, train = by['autocast-bf16'], by['train-bf16']
+    assert fwd['passed'] and train['passed'], recs
+    # bf16 really ran (an exact match would mean autocast never reached the model) and stayed close
+    assert 0 < fwd['rel_err'] < eq.TOLERANCES['bf16']
+    assert 0 < fwd['neck_rel_err'] < eq.TOLERANCES['bf16']
+    assert fwd['agreement'] > 0.95
+    assert 0 < train['grad_rel_err'] < eq.TOLERANCES['grad_bf16']
+
+
+def test_compiled_neck_matches_eager_on_cpu():
+    """torch.compile (aot_eager: dynamo + AOT autograd graphs, no code generation) of the EIM changes nothing."""
+    _needs_model()
+    eq = _load('check_equivalence')
+    cfg = bench.load_config(TINY_CONFIG)
+    torch.manual_seed(0)
+    model = bench.build_model(cfg).eval()
+    data = bench.make_inputs(2, 5, TINY_SIZE, torch.device('cpu'), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = list(model.backbone(data['inputs'].flatten(0, 1)))
+        audio = model.audio_encoder(data['audio'].flatten(0, 1))
+        ref = eq._tensors(model.neck(feats, audio, 5))
+        out = eq._tensors(torch.compile(model.neck, backend='aot_eager')(feats, audio, 5))
+    torch._dynamo.reset()
+    assert len(out) == len(ref) >= 6
+    assert eq.max_relative_error(out, ref) < 1e-5
+
+
+@pytest.mark.skipif(os.environ.get('CCFORMER_SLOW_TESTS') != '1',
+                    reason='traces the whole model (30-50 s on 2 cores); set CCFORMER_SLOW_TESTS=1')
+def test_compiled_model_matches_eager_on_cpu():
+    """torch.compile tracing of the whole model (dynamo 'eager' backend) changes nothing."""
+    _needs_model()
+    eq = _load('check_equivalence')
+    cfg = bench.load_config(TINY_CONFIG)
+    torch.manual_seed(0)
+    model = bench.build_model(cfg)
+    recs = eq.run_checks(model, torch.device('cpu'), ['compile'], [], batch=1, frames=5, size=TINY_SIZE,
+                         compile_backend='eager')
+    assert recs[0]['passed'], recs
+    assert recs[0]['rel_err'] < 1e-5
+
+
+def test_msda_path_switch_counts_and_restores():
+    """The switch used by the GPU kernel-vs-PyTorch check reaches the model's deformable attention (CPU: PyTorch)."""
+    _needs_model()
+    eq = _load('check_equivalence')
+    import mmcv.ops.multi_scale_deform_attn as msda
+    cfg = bench.load_config(TINY_CONFIG)
+    model = bench.build_model(cfg).eval()
+    gen = torch.Generator().manual_seed(0)
+    data = bench.make_inputs(1, 5, TINY_SIZE, torch.device('cpu'), gen)
+    before = (msda.ext_module.ms_deform_attn_forward, msda.multi_scale_deformable_attn_pytorch)
+    with eq.msda_path(model, use_kernel=False) as count:
+        out = eq.forward_tensor(model, data, torch.device('cpu'))
+        assert all(m.use_cuda_kernel is False for m in model.modules() if hasattr(m, 'use_cuda_kernel'))
+    assert count.pytorch > 0 and count.kernel == 0
+    assert torch.isfinite(out).all()
+    assert (msda.ext_module.ms_deform_attn_forward, msda.multi_scale_deformable_attn_pytorch) == before
+    assert all('use_cuda_kernel' not in m.__dict__ for m in model.modules())
