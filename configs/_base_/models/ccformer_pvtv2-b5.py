@@ -1,0 +1,66 @@
+# CCFormer with PVT-v2-b5 (ImageNet-1k, official whai362 release) and VGGish (AudioSet), d = 256.
+# Put the checkpoints under pretrained/ (README, "Pretrained weights"):
+#   pretrained/pvt_v2_b5.pth        https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b5.pth
+#   pretrained/vggish-10086976.pth  https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth
+# The backbone is timm's PVT-v2-b5 (SDPA attention) loading the official file through timm's key converter;
+# mmdet's implementation loads the same file too (its attention is slower):
+#   backbone=dict(_delete_=True, type='mmdet.PyramidVisionTransformerV2', embed_dims=64, num_layers=[3, 6, 40, 3],
+#                 mlp_ratios=[4, 4, 4, 4], init_cfg=dict(type='Pretrained', checkpoint='pretrained/pvt_v2_b5.pth'))
+data_preprocessor = dict(
+    type='AVSDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    size_divisor=32,
+    pad_val=0,
+    seg_pad_val=255)
+embed_dims = 256
+model = dict(
+    type='CCFormer',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='TimmPyramidBackbone',
+        model_name='pvt_v2_b5',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.1,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/pvt_v2_b5.pth')),
+    audio_encoder=dict(
+        type='VGGish',
+        frozen=True,
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')),
+    neck=dict(
+        type='EIM',
+        in_channels=[64, 128, 320, 512],
+        audio_channels=128,
+        embed_dims=embed_dims,
+        num_heads=8,
+        ffn_dims=2048,
+        dropout=0.0,
+        use_eim=True,
+        use_ave=True,
+        use_vae=True,
+        ave_scales=(1, 2, 3),  # strides 8/16/32 (see the EIM docstring: FLOPs)
+        vae_scales=(1, 2, 3),
+        num_iters=1,
+        share_weights=True,
+        max_frames=10),
+    decode_head=dict(
+        type='CCFormerHead',
+        num_classes=1,
+        embed_dims=embed_dims,
+        num_queries=5,
+        query_generator=dict(type='AttentionQueryGenerator', mode='attention'),
+        decoder=dict(type='MultiQueryTransformerDecoder', num_ici_layers=3, num_iti_layers=3, combine='sum'),
+        deep_supervision=True),
+    bcl_loss=dict(
+        type='BiModalContrastiveLoss',
+        embed_dims=embed_dims,
+        hidden_dims=512,
+        proj_dims=128,
+        temperature=0.07,
+        pairing='enhanced_audio',
+        same_clip='exclude',
+        loss_weight=0.1),
+    use_bcl=True,
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

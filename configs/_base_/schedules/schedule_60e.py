@@ -1,0 +1,13 @@
+# 60 epochs (CCFormer s4), AdamW lr 2e-5 with weight decay 0.01 (PyTorch AdamW default, as AVSegFormer), constant
+# learning rate (no schedule, as AVSegFormer), validation every epoch. fp32 by default (the
+# paper's recipe); bf16 autocast on GPU: --cfg-options optim_wrapper.type=AmpOptimWrapper optim_wrapper.dtype=bfloat16
+# (tools/train.py --amp gives fp16 with dynamic loss scaling).
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.01),
+    clip_grad=None)
+param_scheduler = []
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=60, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+auto_scale_lr = dict(enable=False, base_batch_size=2)

@@ -1,0 +1,3 @@
+# Ablation (Table VII): 4 ICI layers.
+_base_ = ['../ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py']
+model = dict(decode_head=dict(decoder=dict(num_ici_layers=4)))

@@ -1,0 +1,3 @@
+# Ablation (Table IV): without bi-modal contrastive learning.
+_base_ = ['../ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py']
+model = dict(use_bcl=False)

@@ -1,0 +1,3 @@
+# Ablation (Table IV): without the ICI layers (ITI layers only, 3 stages x 3).
+_base_ = ['../ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py']
+model = dict(decode_head=dict(decoder=dict(num_ici_layers=0)))

@@ -1,0 +1,4 @@
+from .timm_backbone import TimmPyramidBackbone
+from .vggish import VGGish
+
+__all__ = ['VGGish', 'TimmPyramidBackbone']

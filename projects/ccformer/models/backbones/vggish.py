@@ -1,0 +1,126 @@
+"""VGGish audio encoder (AudioSet), layout of the ``harritaylor/torchvggish`` port.
+
+The network is the one used by every AVSBench method: a VGG-like conv stack over a 0.96 s log-mel example
+(96 frames x 64 mel bands), a flatten in TensorFlow order (NHWC) and three FC layers ending in a ReLU, giving a
+128-d embedding per example. The PCA post-processor of the TF release is not applied (AVSBench disables it).
+
+State-dict keys are those of the official PyTorch port (``vggish-10086976.pth``)::
+
+    features.{0,3,6,8,11,13}.{weight,bias}   # conv layers (ReLU / max-pool in between)
+    embeddings.{0,2,4}.{weight,bias}         # Linear 12288-4096, 4096-4096, 4096-128 (ReLU after each)
+
+so the file loads with ``init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')``.
+"""
+import os.path as osp
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor
+
+from mmseg.registry import MODELS
+
+VGGISH_URL = 'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth'
+
+
+def _vggish_features(channels: Sequence[int] = (64, 128, 256, 512)) -> nn.Sequential:
+    """Conv stack; indices 0, 3, 6, 8, 11, 13 are the convs (official key layout)."""
+    c1, c2, c3, c4 = channels
+    cfg = [c1, 'M', c2, 'M', c3, c3, 'M', c4, c4, 'M']
+    layers, in_ch = [], 1
+    for v in cfg:
+        if v == 'M':
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            in_ch = v
+    return nn.Sequential(*layers)
+
+
+def check_pretrained_file(path: str, what: str, url: str = '') -> None:
+    """Raise a clear ``FileNotFoundError`` when a local pretrained checkpoint is missing.
+
+    Remote paths (``http(s)://``, ``torchvision://``, ...) are left to mmengine's loaders.
+    """
+    if '://' in path or osp.isfile(path):
+        return
+    hint = f' Download it from {url} and' if url else ' Download it and'
+    raise FileNotFoundError(
+        f'{what}: pretrained checkpoint "{path}" not found (cwd: {osp.abspath(".")}).{hint} put it at that '
+        f'path (see README, "Pretrained weights"), or set the init_cfg checkpoint in the config '
+        f'(e.g. --cfg-options) to where it is; set init_cfg=None to train from scratch.')
+
+
+@MODELS.register_module()
+class VGGish(BaseModule):
+    """AudioSet VGGish embedding network (frozen by default).
+
+    Args:
+        channels (Sequence[int]): conv widths; the official network is (64, 128, 256, 512). Smaller widths
+            (with ``fc_dims``) give a tiny encoder of the same structure for CPU tests / demos.
+        fc_dims (Sequence[int]): widths of the two hidden FC layers; official (4096, 4096).
+        frozen (bool): Freeze all weights (``requires_grad=False``), keep the module in eval mode during
+            training and run it under ``torch.no_grad``. AVSBench work always freezes it. Default: True.
+        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads the official
+            ``vggish-10086976.pth`` (a plain state dict); every key must match (strict), otherwise a
+            ``KeyError`` lists the missing / unexpected keys.
+
+    Shapes:
+        input ``(N, 1, 96, 64)`` log-mel examples -> output ``(N, 128)`` embeddings (>= 0, final ReLU).
+    """
+
+    def __init__(self, channels: Sequence[int] = (64, 128, 256, 512), fc_dims: Sequence[int] = (4096, 4096),
+                 frozen: bool = True, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.frozen = frozen
+        self.features = _vggish_features(channels)
+        self.embeddings = nn.Sequential(
+            nn.Linear(channels[3] * 4 * 6, fc_dims[0]), nn.ReLU(inplace=True),
+            nn.Linear(fc_dims[0], fc_dims[1]), nn.ReLU(inplace=True),
+            nn.Linear(fc_dims[1], 128), nn.ReLU(inplace=True))
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def init_weights(self) -> None:
+        """Load the official checkpoint strictly when ``init_cfg`` is ``Pretrained``."""
+        cfg = self.init_cfg
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        path = cfg['checkpoint']
+        check_pretrained_file(path, 'VGGish', VGGISH_URL)
+        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f'VGGish checkpoint "{path}" does not have the torchvggish key layout '
+                           f'(features.*, embeddings.*): missing {missing}, unexpected {unexpected}. '
+                           f'Use {VGGISH_URL}.')
+        self.load_state_dict(state, strict=True)
+        self._is_init = True
+        print_log(f'VGGish: loaded {len(state)} tensors from {path}', logger='current')
+
+    def train(self, mode: bool = True) -> 'VGGish':
+        """Keep eval mode when frozen."""
+        return super().train(False if self.frozen else mode)
+
+    def _embed(self, x: Tensor) -> Tensor:
+        x = self.features(x)                               # (N, 512, 6, 4) (official widths)
+        x = x.permute(0, 2, 3, 1).flatten(1)               # TF (NHWC) order -> (N, 12288)
+        return self.embeddings(x)                          # (N, 128)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 1, 96, 64) log-mel -> (N, 128) embedding."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 96, 64):
+            raise ValueError(f'VGGish expects log-mel examples of shape (N, 1, 96, 64), got {tuple(x.shape)}')
+        if self.frozen:
+            with torch.no_grad():
+                return self._embed(x)
+        return self._embed(x)

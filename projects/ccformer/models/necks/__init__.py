@@ -1,0 +1,3 @@
+from .eim import EIM
+
+__all__ = ['EIM']

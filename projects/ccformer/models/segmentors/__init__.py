@@ -1,0 +1,3 @@
+from .ccformer import CCFormer
+
+__all__ = ['CCFormer']

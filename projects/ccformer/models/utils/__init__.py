@@ -1,0 +1,3 @@
+from .attention import PostNormAttentionLayer, SDPAMultiheadAttention
+
+__all__ = ['SDPAMultiheadAttention', 'PostNormAttentionLayer']

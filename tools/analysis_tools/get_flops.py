@@ -1,0 +1,139 @@
+"""Parameters and FLOPs of a CCFormer config for one clip (default: 5 frames of 224 x 224 and their audio).
+
+Usage::
+
+    python tools/analysis_tools/get_flops.py configs/ccformer_pvt_s4.py [--shape 224 224] [--frames 5]
+        [--json out.json] [--cfg-options k=v ...]
+
+Counting: mmengine.analysis ``FlopAnalyzer`` (fvcore's jit-trace counter), which counts **one fused multiply-add as
+one FLOP** (as papers, and the CCFormer paper's table, do). Handles added here: ``aten::scaled_dot_product_attention``
+(QK^T and AV: B*h*Lq*Lk*(E + Ev)). Deformable attention is traced through mmcv's PyTorch path on CPU, so its
+bilinear ``grid_sample`` is counted (4 per sampled output value) together with its linear layers; the weighted sum
+of the sampled values (1 per value) and other element-wise ops (activations, additions, softmax) are not counted,
+as in fvcore. The frozen VGGish is included in the FLOPs and listed separately; "trainable" parameters exclude it,
+as the paper's table does.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from collections import OrderedDict
+from typing import Any, Dict, List
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))  # repo root (projects.ccformer)
+
+from mmengine.analysis import FlopAnalyzer  # noqa: E402
+from mmengine.analysis.jit_handles import get_shape  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs (MACs) of F.scaled_dot_product_attention: QK^T + attn @ V."""
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch = 1
+    for s in q[:-2]:
+        batch *= s
+    lq, e = q[-2], q[-1]
+    lk, ev = k[-2], v[-1]
+    return batch * lq * lk * (e + ev)
+
+
+class ClipForward(nn.Module):
+    """forward(frames, audio) -> model(frames, mode='tensor', audio=audio), for jit tracing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return self.model(frames, None, 'tensor', audio=audio)
+
+
+def strip_pretrained(cfg: Any) -> None:
+    """Drop init_cfg checkpoints (weights do not change counts) so no file is needed."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            strip_pretrained(v)
+    elif isinstance(cfg, list):
+        for v in cfg:
+            strip_pretrained(v)
+
+
+def count_params(model: nn.Module) -> Dict[str, int]:
+    out = OrderedDict(trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                      total=sum(p.numel() for p in model.parameters()))
+    for name, child in model.named_children():
+        if name == 'data_preprocessor':
+            continue
+        out[f'trainable.{name}'] = sum(p.numel() for p in child.parameters() if p.requires_grad)
+    return out
+
+
+def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = None) -> Dict[str, Any]:
+    """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip."""
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
+    strip_pretrained(model_cfg)
+    model = MODELS.build(ConfigDict(model_cfg)).eval()
+    frames_t = torch.randn(1, frames, 3, *shape)
+    audio = torch.randn(1, frames, 1, 96, 64)
+    analyzer = FlopAnalyzer(ClipForward(model), (frames_t, audio))
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
+    with torch.no_grad():
+        total = analyzer.total()
+        by_module = analyzer.by_module()
+    flops = OrderedDict(total=total)
+    for name, _ in model.named_children():
+        if name != 'data_preprocessor':
+            flops[name] = by_module.get(f'model.{name}', 0)
+    unsupported = dict(analyzer.unsupported_ops())
+    return dict(config=config, frames=frames, shape=list(shape), params=count_params(model), flops=flops,
+                uncounted_ops=unsupported, counting='mmengine FlopAnalyzer (fvcore-style): 1 FLOP = 1 fused '
+                'multiply-add; element-wise ops not counted')
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description='Trainable parameters and FLOPs of a CCFormer config')
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
+    parser.add_argument('--frames', type=int, default=5, help='frames per clip (AVSBench-object: 5)')
+    parser.add_argument('--json', help='also write the numbers to this JSON file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        raise SystemExit(f'get_flops: config {args.config!r} not found')
+    res = analyse(args.config, tuple(args.shape), args.frames, args.cfg_options)
+    p, f = res['params'], res['flops']
+    print(f'config: {args.config}')
+    print(f'input: 1 clip x {args.frames} frames x 3 x {args.shape[0]} x {args.shape[1]} (+ {args.frames} '
+          f'log-mel examples 1 x 96 x 64)')
+    print(f'counting: {res["counting"]}')
+    print(f'trainable params: {p["trainable"] / 1e6:.2f} M   (total incl. frozen: {p["total"] / 1e6:.2f} M)')
+    for k, v in p.items():
+        if k.startswith('trainable.'):
+            print(f'  {k[len("trainable."):]:<16} {v / 1e6:8.2f} M trainable')
+    print(f'FLOPs: {f["total"] / 1e9:.2f} G per clip ({f["total"] / 1e9 / args.frames:.2f} G per frame)')
+    for k, v in f.items():
+        if k != 'total':
+            print(f'  {k:<16} {v / 1e9:8.2f} G')
+    if res['uncounted_ops']:
+        print('not counted (op: calls): ' + ', '.join(f'{k}: {v}' for k, v in sorted(res['uncounted_ops'].items())))
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump(res, fh, indent=2)
+
+
+if __name__ == '__main__':
+    main()
