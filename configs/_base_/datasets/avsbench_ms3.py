@@ -1,61 +1,12 @@
 # AVSBench-object Multi-sources (MS3): 5 frames per clip at 224x224, all frames labelled.
-# Official preprocessing: no resize, no augmentation, ImageNet normalisation (in the data
-# preprocessor). To augment, insert e.g.
-#   dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=0.5),
-#                                                    dict(type='PhotoMetricDistortion')])
-# after the loaders: it draws one set of random parameters per clip.
+# Same pipelines, loaders and evaluators as S4 (official code: no resize, no augmentation, ImageNet
+# normalisation in the data preprocessor); only the dataset class and its root differ.
+_base_ = ['./avsbench_s4.py']
 dataset_type = 'AVSBenchMS3Dataset'
 data_root = 'data/AVSBench/Multi-sources'
 audio_source = 'pkl'  # official log-mels; 'wav' computes them from ms3_data/audio_wav
 
-train_pipeline = [
-    dict(type='LoadAVSFrames'),
-    dict(type='LoadAVSMasks', label_type='binary'),
-    dict(type='LoadAVSAudio', pad_mode='repeat'),
-    dict(type='PackAVSInputs'),
-]
-test_pipeline = [
-    dict(type='LoadAVSFrames'),
-    dict(type='LoadAVSMasks', label_type='binary'),
-    dict(type='LoadAVSAudio', pad_mode='repeat'),
-    dict(type='PackAVSInputs'),
-]
-
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        audio_source=audio_source,
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='val',
-        audio_source=audio_source,
-        test_mode=True,
-        pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        audio_source=audio_source,
-        test_mode=True,
-        pipeline=test_pipeline))
-# Legacy numbers group 4 videos per batch like the official test.sh (AVSegFormer used 2).
-val_evaluator = dict(type='AVSBenchMetric', legacy_videos_per_batch=4)
-test_evaluator = dict(type='AVSBenchMetric', legacy_videos_per_batch=4)
+_dataset = dict(type=dataset_type, data_root=data_root, audio_source=audio_source)
+train_dataloader = dict(dataset=_dataset)
+val_dataloader = dict(dataset=_dataset)
+test_dataloader = dict(dataset=_dataset)
