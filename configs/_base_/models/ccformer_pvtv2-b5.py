@@ -49,8 +49,19 @@ model = dict(
         num_classes=1,
         embed_dims=embed_dims,
         num_queries=5,
-        query_generator=dict(type='AttentionQueryGenerator', mode='attention'),
+        # encoder=None: 3 deformable layers, 8 heads, 4 points, FFN 1024 (ccformer_head.DEFAULT_ENCODER)
+        query_generator=dict(type='AttentionQueryGenerator', mode='attention', num_layers=3),
         decoder=dict(type='MultiQueryTransformerDecoder', num_ici_layers=3, num_iti_layers=3, combine='sum'),
+        # cross-modal FPN: SRA + audio attention + FFN at strides 8/16/32 (d = 256); light stride-4 level
+        # (width 64, audio cross-attention only): docs/model_size.md
+        seg_head=dict(
+            type='CrossModalFPNHead',
+            sr_ratios=(8, 4, 2, 1),
+            feedforward_channels=2048,
+            fine_level='light',
+            fine_dims=64,
+            fine_audio=True,
+            mask_dim=8),
         deep_supervision=True),
     bcl_loss=dict(
         type='BiModalContrastiveLoss',

@@ -44,6 +44,6 @@ model = dict(
                 ffn_cfg=dict(embed_dims=d, feedforward_channels=64, ffn_drop=0.0,
                              act_cfg=dict(type='ReLU', inplace=True))),
             iti_layer_cfg=dict(num_heads=4, feedforward_channels=64, proj_drop=0.0, ffn_drop=0.0)),
-        seg_head=dict(num_heads=4, feedforward_channels=64, proj_drop=0.0, ffn_drop=0.0,
+        seg_head=dict(num_heads=4, feedforward_channels=64, fine_dims=8, proj_drop=0.0, ffn_drop=0.0,
                       norm_cfg=dict(type='GN', num_groups=8), mlp_channels=(16, 16))),
     bcl_loss=dict(embed_dims=d, hidden_dims=32, proj_dims=16))

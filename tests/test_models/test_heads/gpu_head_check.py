@@ -104,7 +104,7 @@ def main():
     torch.nn.init.normal_(msda.sampling_offsets.weight, std=0.01)
     torch.nn.init.normal_(msda.attention_weights.weight, std=0.01)
     head_shapes = ((28, 28), (14, 14), (7, 7))
-    sp, st, ref, _, _ = head._level_meta(head_shapes, torch.device('cuda'))
+    sp, st, ref, _, _, _ = head._level_meta(head_shapes, torch.device('cuda'))
     q = torch.randn(10, sum(h * w for h, w in head_shapes), 256,
                     device='cuda')
     with torch.no_grad():

@@ -361,7 +361,7 @@ def test_ici_batched_equals_per_frame():
     inputs = neck_out()
     dec = head.decoder
     with torch.no_grad():
-        memory, _, spatial, starts = head._encode(inputs['feats'][1:])
+        memory, _, spatial, starts, _ = head._encode(inputs['feats'][1:])
         query, query_pos = head.query_generator(inputs['audio'])
         ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(
             -1, -1, 3, -1)
@@ -378,7 +378,7 @@ def test_ici_batched_equals_per_frame():
                                        rtol=1e-5)
         # encoder: batched frames == one frame at a time
         for i in (0, B * T - 1):
-            one, _, _, _ = head._encode([f[i:i + 1]
+            one, _, _, _, _ = head._encode([f[i:i + 1]
                                          for f in inputs['feats'][1:]])
             torch.testing.assert_close(memory[i:i + 1], one, atol=1e-5,
                                        rtol=1e-5)
@@ -425,3 +425,212 @@ def test_default_sizes_match_paper_budget():
     # nine ITI layers ~26 M (143.4 - 117.3), three ICI ~4.6 M (143.4 - 138.8)
     assert abs(count(dec.iti_layers) / 1e6 - 26.1) < 0.2
     assert abs(count(dec.ici_layers) / 1e6 - 4.6) < 0.1
+
+
+# ------------------------------------------------- slim FPN, encoder, ops
+def count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_default_head_sizes_after_slimming():
+    """Encoder FFN 1024, coarse FPN levels at d, light stride-4 level."""
+    head = MODELS.build(dict(type='CCFormerHead', num_classes=1))
+    d = 256
+    enc_layer = head.encoder.layers[0]
+    assert enc_layer.ffn.feedforward_channels == 1024
+    # FFN 256-1024-256: 2 * 256 * 1024 + 1024 + 256
+    assert count(enc_layer.ffn) == 525_568
+    seg = head.seg_head
+    assert seg.fine_level == 'light' and seg.fine_dims == 64
+    c = 64
+    # stride-4 audio block: P (d -> c), c-wide attention (4 c^2 + 4 c), LN
+    assert count(seg.fusions[0]) == (d * c + c) + (4 * c * c + 4 * c) + 2 * c
+    assert count(seg.output_convs[0]) == 9 * c * c + 2 * c  # 3x3 + GN
+    assert count(seg.lateral_convs[0]) == d * c + 2 * c  # 1x1 + GN
+    assert count(seg.fine_reduce) == d * c + c
+    assert seg.mask_conv.in_channels == c
+    # coarse levels keep SRA + audio attention + FFN(2048) at d
+    for lvl, r in ((1, 4), (2, 2), (3, 1)):
+        block = seg.fusions[lvl]
+        assert block.sr_ratio == r and block.ffn.feedforward_channels == 2048
+    assert not hasattr(seg.fusions[3], 'sr')
+    # the query generator has 3 layers of 1.58 M
+    assert len(head.query_generator.layers) == 3
+    # 2 attentions (4 d^2 + 4 d) + FFN d-2048-d + 3 LN
+    assert count(head.query_generator.layers[0]) == \
+        2 * (4 * d * d + 4 * d) + (2 * d * 2048 + 2048 + d) + 3 * 2 * d
+
+
+def test_fine_level_full_restores_previous_layout():
+    head = build(seg_head=dict(fine_level='full')).eval()
+    seg = head.seg_head
+    assert seg.fine_dims == D and not hasattr(seg, 'fine_reduce')
+    assert seg.fusions[0].sr_ratio == 8 and seg.fusions[0].ffn is not None
+    with torch.no_grad():
+        out = head.predict(neck_out(), T)
+    assert out.shape == (B * T, 1, 16, 16) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize('seg_cfg', [
+    dict(fine_audio=False),
+    dict(feedforward_channels=(0, 64, 0, 32)),
+    dict(fine_dims=16, fine_num_heads=2),
+])
+def test_seg_head_switches(seg_cfg):
+    head = build(seg_head=seg_cfg).eval()
+    seg = head.seg_head
+    if seg_cfg.get('fine_audio') is False:
+        assert isinstance(seg.fusions[0], nn.Identity)
+    if 'feedforward_channels' in seg_cfg:
+        assert seg.fusions[1].ffn.feedforward_channels == 64
+        assert seg.fusions[2].ffn is None and len(seg.fusions[2].norms) == 2
+    if 'fine_dims' in seg_cfg:
+        assert seg.output_convs[0].conv.out_channels == 16
+        assert seg.fusions[0].attn.num_heads == 2
+    with torch.no_grad():
+        out = head.predict(neck_out(), T)
+    assert out.shape == (B * T, 1, 16, 16) and torch.isfinite(out).all()
+
+
+def test_seg_head_bad_config():
+    from projects.ccformer.models.decode_heads import CrossModalFPNHead
+    gn = dict(type='GN', num_groups=8)
+    with pytest.raises(ValueError, match='fine_level'):
+        CrossModalFPNHead(D, N, fine_level='half', norm_cfg=gn)
+    with pytest.raises(ValueError, match='feedforward_channels'):
+        CrossModalFPNHead(D, N, feedforward_channels=(64, 64), norm_cfg=gn)
+    with pytest.raises(ValueError, match='fine_dims'):
+        CrossModalFPNHead(D, N, fine_dims=12, norm_cfg=gn)
+    with pytest.raises(ValueError, match="fine_level='light'"):
+        CrossModalFPNHead(D, N, fine_level='full', fine_dims=16, norm_cfg=gn)
+
+
+def test_light_fine_level_equals_reference():
+    """forward_pixel's stride-4 level == the formula written out: lateral,
+    audio attention (per clip, padded frame's audio masked), d -> c
+    projection of the UPSAMPLED stride-8 output, 3x3 conv, mask conv."""
+    head = build().eval()
+    seg = head.seg_head
+    for p in seg.parameters():  # nonzero biases so every term matters
+        if p.dim() == 1:
+            nn.init.normal_(p, std=0.1)
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    inputs = neck_out(4, frame_valid=valid)
+    feats, audio = inputs['feats'], inputs['audio_orig']
+    captured = {}
+    hook = seg.output_convs[1].register_forward_hook(
+        lambda m, a, o: captured.setdefault('y8', o))
+    with torch.no_grad():
+        out = seg.forward_pixel(feats, audio, T, valid)
+        hook.remove()
+        y8 = captured['y8']  # stride-8 output (B*T, d, 8, 8)
+        x = seg.lateral_convs[0](feats[0])  # (B*T, c, 16, 16)
+        c, h, w = x.shape[1:]
+        blk = seg.fusions[0]
+        pos = seg._pos(h, w, T, c, x.device)
+        a_pos = seg._audio_pos(T, c, audio)
+        a = blk.audio_proj(audio)
+        rows = []
+        for b in range(B):
+            v = x[b * T:(b + 1) * T].flatten(2).transpose(1, 2).reshape(
+                1, -1, c)
+            kpm = ~valid[b:b + 1]
+            v = blk.norm(v + ref_mha(blk.attn, v + pos, a[b:b + 1] + a_pos,
+                                     a[b:b + 1], kpm))
+            rows.append(v.reshape(T, h * w, c).transpose(1, 2).reshape(
+                T, c, h, w))
+        x = torch.cat(rows)
+        up = F.interpolate(y8, size=(h, w), mode='nearest')
+        x = x + F.conv2d(up, seg.fine_reduce.weight, seg.fine_reduce.bias)
+        ref = seg.mask_conv(seg.output_convs[0](x))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_flat_ffn_equals_mmcv_ffn():
+    from mmcv.cnn.bricks.transformer import FFN
+
+    from projects.ccformer.models.decode_heads.layers import FlatFFN
+    torch.manual_seed(0)
+    ref = FFN(D, 64, ffn_drop=0.0).eval()
+    flat = FlatFFN(D, 64, ffn_drop=0.0).eval()
+    flat.load_state_dict(ref.state_dict())  # same keys
+    x, idt = torch.randn(2, 7, D), torch.randn(2, 7, D)
+    torch.testing.assert_close(flat(x), ref(x))
+    torch.testing.assert_close(flat(x, identity=idt), ref(x, identity=idt))
+
+
+def test_msda_offset_normalizer_equals_computed():
+    head = build().eval()
+    inputs = neck_out()
+    layer = head.encoder.layers[0].self_attn
+    with torch.no_grad():
+        memory, _, spatial, starts, norm = head._encode(inputs['feats'][1:])
+        _, _, ref, _, _, norm2 = head._level_meta(
+            tuple((f.shape[-2], f.shape[-1]) for f in inputs['feats'][1:]),
+            memory.device)
+        assert norm is norm2  # cached
+        torch.testing.assert_close(
+            norm.flatten(), torch.tensor([8., 8, 4, 4, 2, 2]))
+        for m in head.modules():  # nonzero offsets so the normalizer matters
+            if isinstance(m, MSDeformAttn):
+                nn.init.normal_(m.sampling_offsets.weight, std=0.5)
+        kw = dict(reference_points=ref, spatial_shapes=spatial,
+                  level_start_index=starts)
+        a = layer(memory, value=memory, **kw)
+        b = layer(memory, value=memory, offset_normalizer=norm, **kw)
+    torch.testing.assert_close(a, b)
+
+
+def test_fused_projections_dispatch_fewer_ops_than_unfused():
+    """SDPAttention (q/k fused, 2-D addmm projections) and FlatFFN give the
+    results of the unfused F.linear-on-3-D formulation (the previous code)
+    with fewer dispatched ATen operations (the eager, launch-bound cost)."""
+    from mmcv.cnn.bricks.transformer import FFN
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from projects.ccformer.models.decode_heads.layers import FlatFFN
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    def run(fn):
+        Count.n = 0
+        with torch.no_grad(), Count():
+            out = fn()
+        return out, Count.n
+
+    def unfused(attn, q, k, v, qp, kp):
+        w, b, d = attn.in_proj_weight, attn.in_proj_bias, attn.embed_dims
+
+        def heads(x):
+            return x.view(x.shape[0], x.shape[1], attn.num_heads,
+                          -1).transpose(1, 2)
+
+        qq = heads(F.linear(q + qp, w[:d], b[:d]))
+        kk = heads(F.linear(k + kp, w[d:2 * d], b[d:2 * d]))
+        vv = heads(F.linear(v, w[2 * d:], b[2 * d:]))
+        out = F.scaled_dot_product_attention(qq, kk, vv)
+        return q + attn.out_proj(out.transpose(1, 2).flatten(2))
+
+    torch.manual_seed(0)
+    attn = SDPAttention(D, 4).eval()
+    x, p, kv = torch.randn(2, 6, D), torch.randn(2, 6, D), torch.randn(2, 3, D)
+    kp = torch.randn(1, 3, D)
+    for new_fn, ref_fn in [
+        (lambda: attn(x, query_pos=p, key_pos=p),
+         lambda: unfused(attn, x, x, x, p, p)),
+        (lambda: attn(x, key=kv, value=kv, query_pos=p, key_pos=kp),
+         lambda: unfused(attn, x, kv, kv, p, kp)),
+    ]:
+        (new, n_new), (ref, n_ref) = run(new_fn), run(ref_fn)
+        torch.testing.assert_close(new, ref, atol=1e-5, rtol=1e-5)
+        assert n_new < n_ref, (n_new, n_ref)
+    ffn, flat = FFN(D, 64, ffn_drop=0.0).eval(), FlatFFN(D, 64).eval()
+    flat.load_state_dict(ffn.state_dict())
+    (new, n_new), (ref, n_ref) = run(lambda: flat(x)), run(lambda: ffn(x))
+    torch.testing.assert_close(new, ref)
+    assert n_new < n_ref, (n_new, n_ref)

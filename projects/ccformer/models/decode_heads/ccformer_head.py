@@ -17,14 +17,17 @@ from .layers import CCFormerEncoder, ConstCache
 
 ConfigType = Union[dict, ConfigDict]
 
-#: Default encoder: 3 deformable self-attention layers over 3 levels.
+#: Default encoder: 3 deformable self-attention layers over 3 levels, FFN
+#: 1024 wide (Deformable DETR's and Mask2Former's pixel-decoder width; the
+#: paper gives none). With FFN 2048 the encoder costs 19.6 G multiply-adds
+#: per 5-frame 224 x 224 clip, with 1024 11.5 G (docs/model_size.md).
 DEFAULT_ENCODER = dict(
     num_layers=3,
     layer_cfg=dict(
         self_attn_cfg=dict(embed_dims=256, num_heads=8, num_levels=3,
                            num_points=4, dropout=0.1, batch_first=True,
                            im2col_step=128),
-        ffn_cfg=dict(embed_dims=256, feedforward_channels=2048, ffn_drop=0.1,
+        ffn_cfg=dict(embed_dims=256, feedforward_channels=1024, ffn_drop=0.1,
                      act_cfg=dict(type='ReLU', inplace=True))))
 
 #: Official AVSegFormer Dice: 1 - 2*sum(pg) / (sum(p^2)+1e-3 + sum(g^2)+1e-3).
@@ -173,7 +176,8 @@ class CCFormerHead(BaseModule):
     def _level_meta(self, shapes: tuple, device: torch.device) -> tuple:
         """Cached per input size: spatial_shapes (3, 2), level_start_index
         (3,), encoder reference points (1, L, 3, 2), sine positions
-        (1, L, d) and level ids (L,)."""
+        (1, L, d), level ids (L,) and the deformable attention's offset
+        normalizer (1, 1, 1, 3, 1, 2) float (w, h)."""
         key = ('levels', shapes, device)
 
         def build() -> tuple:
@@ -194,7 +198,9 @@ class CCFormerHead(BaseModule):
                 ids.append(torch.full((h * w, ), lvl, device=device))
             ref = torch.cat(refs)[None, :, None].expand(
                 -1, -1, len(shapes), -1).contiguous()
-            return spatial, starts, ref, torch.cat(poss, 1), torch.cat(ids)
+            norm = spatial.flip(-1).float()[None, None, None, :, None, :]
+            return (spatial, starts, ref, torch.cat(poss, 1), torch.cat(ids),
+                    norm)
 
         return self._const(key, build)
 
@@ -226,19 +232,20 @@ class CCFormerHead(BaseModule):
 
         Returns:
             tuple: memory (B*T, L, d), its maps [3 x (B*T, d, h, w)],
-            spatial_shapes (3, 2), level_start_index (3,).
+            spatial_shapes (3, 2), level_start_index (3,), offset
+            normalizer (1, 1, 1, 3, 1, 2).
         """
         shapes = tuple((f.shape[-2], f.shape[-1]) for f in feats)
-        spatial, starts, ref, pos, ids = self._level_meta(
+        spatial, starts, ref, pos, ids, norm = self._level_meta(
             shapes, feats[0].device)
         tokens = torch.cat([f.flatten(2) for f in feats], 2).transpose(1, 2)
         pos = (pos + self.level_embed[ids][None]).to(tokens.dtype)
-        memory = self.encoder(tokens, pos, ref, spatial, starts)
+        memory = self.encoder(tokens, pos, ref, spatial, starts, norm)
         maps = [
             m.transpose(1, 2).reshape(m.shape[0], -1, h, w) for m, (h, w) in
             zip(memory.split([h * w for h, w in shapes], dim=1), shapes)
         ]
-        return memory, maps, spatial, starts
+        return memory, maps, spatial, starts, norm
 
     # ------------------------------------------------------------- forward
     def _run(self, neck_out: dict, num_frames: int,
@@ -247,11 +254,12 @@ class CCFormerHead(BaseModule):
         self._check_inputs(neck_out, num_frames)
         feats = neck_out['feats']
         frame_valid = neck_out.get('frame_valid')
-        memory, maps, spatial, starts = self._encode(feats[1:])
+        memory, maps, spatial, starts, norm = self._encode(feats[1:])
         query, query_pos = self.query_generator(neck_out['audio'],
                                                 frame_valid)
         stages = self.decoder(query, query_pos, memory, spatial, starts,
-                              num_frames, frame_valid)
+                              num_frames, frame_valid,
+                              offset_normalizer=norm)
         if not all_stages:
             stages = stages[-1:]
         mask_feat = self.seg_head.forward_pixel(

@@ -17,6 +17,7 @@
 * :class:`ICILayer`: mmdet's ``DeformableDetrTransformerDecoderLayer`` built on
   :class:`SDPAttention` and :class:`MSDeformAttn`.
 * :class:`ITILayer`: the inter-frame temporal interaction layer (Eqs. 7-9).
+* :class:`FlatFFN`: mmcv's ``FFN`` on 2-D token rows (fewer dispatched ops).
 * :class:`ConstCache`, :func:`sine_embed_1d`, :func:`padding_mask`: helpers.
 """
 import math
@@ -180,6 +181,23 @@ def padding_mask(frame_valid: Optional[Tensor],
     return mask & ~mask.all(dim=1, keepdim=True)
 
 
+class FlatFFN(FFN):
+    """mmcv ``FFN`` applied to the tokens as rows of a 2-D (N, d) matrix.
+
+    Same parameters, state-dict keys and result as mmcv's ``FFN``; a 2-D
+    ``nn.Linear`` dispatches ``addmm`` directly, so one call issues 8 ATen
+    operations instead of 10 (no flatten/unflatten views around each
+    Linear). x (..., d) -> (..., d).
+    """
+
+    def forward(self, x: Tensor, identity: Optional[Tensor] = None) -> Tensor:
+        out = self.gamma2(self.layers(x.reshape(-1, x.shape[-1])).view(
+            x.shape))
+        if not self.add_identity:
+            return self.dropout_layer(out)
+        return (x if identity is None else identity) + self.dropout_layer(out)
+
+
 @MODELS.register_module()
 class SDPAttention(BaseModule):
     """Multi-head attention on ``F.scaled_dot_product_attention``.
@@ -229,11 +247,6 @@ class SDPAttention(BaseModule):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def _heads(self, x: Tensor) -> Tensor:
-        """(B, L, d) -> (B, heads, L, d / heads)."""
-        b, n, _ = x.shape
-        return x.view(b, n, self.num_heads, -1).transpose(1, 2)
-
     def forward(self,
                 query: Tensor,
                 key: Optional[Tensor] = None,
@@ -259,19 +272,21 @@ class SDPAttention(BaseModule):
         if identity is None:
             identity = query
         q_in = query if query_pos is None else query + query_pos
-        if key is query and key_pos is query_pos:
-            k_in = q_in
+        fused_qk = key is query and key_pos is query_pos
+        k_in = q_in if fused_qk else (key if key_pos is None else key +
+                                      key_pos)
+        d, heads = self.embed_dims, self.num_heads
+        bsz, lq, lk = q_in.shape[0], q_in.shape[1], value.shape[1]
+        if fused_qk:  # self-attention: one GEMM for q and k
+            qk = self._proj(q_in, 0, 2 * d).view(bsz, lq, 2, heads, -1)
+            q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)
         else:
-            k_in = key if key_pos is None else key + key_pos
-        d = self.embed_dims
-        w, b = self.in_proj_weight, self.in_proj_bias
-        if q_in is k_in:  # self-attention: one GEMM for q and k
-            q, k = F.linear(q_in, w[:2 * d], b[:2 * d]).chunk(2, dim=-1)
-        else:
-            q = F.linear(q_in, w[:d], b[:d])
-            k = F.linear(k_in, w[d:2 * d], b[d:2 * d])
-        v = F.linear(value, w[2 * d:], b[2 * d:])
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+            q = self._proj(q_in, 0, d).view(bsz, lq, heads, -1).transpose(
+                1, 2)
+            k = self._proj(k_in, d, 2 * d).view(bsz, lk, heads,
+                                                -1).transpose(1, 2)
+        v = self._proj(value, 2 * d, 3 * d).view(bsz, lk, heads,
+                                                 -1).transpose(1, 2)
         mask = None
         if key_padding_mask is not None:
             mask = key_padding_mask[:, None, None, :]
@@ -286,8 +301,19 @@ class SDPAttention(BaseModule):
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask,
             dropout_p=self.attn_drop if self.training else 0.0)
-        out = out.transpose(1, 2).flatten(2)
-        return identity + self.proj_drop(self.out_proj(out))
+        out = torch.addmm(self.out_proj.bias,
+                          out.transpose(1, 2).reshape(bsz * lq, d),
+                          self.out_proj.weight.t()).view(bsz, lq, d)
+        return identity + self.proj_drop(out)
+
+    def _proj(self, x: Tensor, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of the input projection on the tokens of
+        ``x`` (B, L, d) -> (B*L, stop - start). A 2-D ``addmm`` (bias
+        fused), which dispatches fewer operations than ``F.linear`` on a
+        3-D input (no flatten/unflatten views)."""
+        w, b = self.in_proj_weight, self.in_proj_bias
+        return torch.addmm(b[start:stop], x.reshape(-1, x.shape[-1]),
+                           w[start:stop].t())
 
 
 class MSDeformAttn(MultiScaleDeformableAttention):
@@ -307,6 +333,11 @@ class MSDeformAttn(MultiScaleDeformableAttention):
     Shapes: query (B, Lq, d), value (B, Lv, d), reference_points
     (B or 1, Lq, levels, 2) normalised (x, y), spatial_shapes (levels, 2)
     long (h, w) on the value's device, level_start_index (levels,).
+
+    ``offset_normalizer`` (keyword, optional): the (w, h) of the levels as
+    float (1, 1, 1, levels, 1, 2), precomputed once per input size by the
+    caller (:meth:`CCFormerHead._level_meta`) to save the per-call flip and
+    cast; computed from ``spatial_shapes`` when not given.
 
     ``use_cuda_kernel`` (class attribute, default True) can be set False to
     run mmcv's PyTorch path on CUDA too (for equivalence checks).
@@ -345,9 +376,12 @@ class MSDeformAttn(MultiScaleDeformableAttention):
             bs, num_query, self.num_heads, self.num_levels * self.num_points)
         weights = weights.softmax(-1).view(bs, num_query, self.num_heads,
                                            self.num_levels, self.num_points)
-        normalizer = spatial_shapes.flip(-1).to(offsets.dtype)
+        normalizer = kwargs.get('offset_normalizer')
+        if normalizer is None:
+            normalizer = spatial_shapes.flip(-1).to(
+                offsets.dtype)[None, None, None, :, None, :]
         locations = reference_points[:, :, None, :, None, :] + \
-            offsets / normalizer[None, None, None, :, None, :]
+            offsets / normalizer
         if value.is_cuda and self.use_cuda_kernel:
             dtype = value.dtype if value.dtype in MSDA_KERNEL_DTYPES \
                 else torch.float32
@@ -372,7 +406,7 @@ class CCFormerEncoderLayer(DeformableDetrTransformerEncoderLayer):
     def _init_layers(self) -> None:
         self.self_attn = MSDeformAttn(**self.self_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
-        self.ffn = FFN(**self.ffn_cfg)
+        self.ffn = FlatFFN(**self.ffn_cfg)
         self.norms = ModuleList([
             build_norm_layer(self.norm_cfg, self.embed_dims)[1]
             for _ in range(2)
@@ -395,9 +429,12 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
 
     def forward(self, query: Tensor, query_pos: Tensor,
                 reference_points: Tensor, spatial_shapes: Tensor,
-                level_start_index: Tensor, **kwargs) -> Tensor:
+                level_start_index: Tensor,
+                offset_normalizer: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
         """query (B*T, L, d), query_pos (1, L, d), reference_points
-        (1, L, levels, 2) -> memory (B*T, L, d)."""
+        (1, L, levels, 2), offset_normalizer (see :class:`MSDeformAttn`)
+        -> memory (B*T, L, d)."""
         for layer in self.layers:
             query = layer(
                 query=query,
@@ -405,7 +442,8 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
                 key_padding_mask=None,
                 reference_points=reference_points,
                 spatial_shapes=spatial_shapes,
-                level_start_index=level_start_index)
+                level_start_index=level_start_index,
+                offset_normalizer=offset_normalizer)
         return query
 
 
@@ -423,7 +461,7 @@ class ICILayer(DeformableDetrTransformerDecoderLayer):
         self.self_attn = SDPAttention(**self.self_attn_cfg)
         self.cross_attn = MSDeformAttn(**self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
-        self.ffn = FFN(**self.ffn_cfg)
+        self.ffn = FlatFFN(**self.ffn_cfg)
         self.norms = ModuleList([
             build_norm_layer(self.norm_cfg, self.embed_dims)[1]
             for _ in range(3)
@@ -478,10 +516,10 @@ class ITILayer(BaseModule):
                    ffn_drop=ffn_drop, act_cfg=dict(type='ReLU', inplace=True))
         self.embed_dims = embed_dims
         self.intra_self_attn = SDPAttention(**attn)
-        self.intra_ffn = FFN(**ffn) if intra_ffn else None
+        self.intra_ffn = FlatFFN(**ffn) if intra_ffn else None
         self.inter_cross_attn = SDPAttention(**attn)
         self.inter_self_attn = SDPAttention(**attn)
-        self.inter_ffn = FFN(**ffn)
+        self.inter_ffn = FlatFFN(**ffn)
         self.norms = ModuleList([
             build_norm_layer(norm_cfg, embed_dims)[1] for _ in range(5)
         ])

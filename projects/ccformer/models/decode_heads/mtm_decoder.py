@@ -130,7 +130,8 @@ class MultiQueryTransformerDecoder(BaseModule):
                 spatial_shapes: Tensor,
                 level_start_index: Tensor,
                 num_frames: int,
-                frame_valid: Optional[Tensor] = None) -> List[Tensor]:
+                frame_valid: Optional[Tensor] = None,
+                offset_normalizer: Optional[Tensor] = None) -> List[Tensor]:
         """Run all stages.
 
         Args:
@@ -142,6 +143,8 @@ class MultiQueryTransformerDecoder(BaseModule):
             level_start_index (Tensor): (3,).
             num_frames (int): T.
             frame_valid (Tensor | None): (B, T).
+            offset_normalizer (Tensor | None): (1, 1, 1, 3, 1, 2) level
+                sizes for the deformable attention (see ``MSDeformAttn``).
 
         Returns:
             list[Tensor]: per stage, combined queries (B*T, N, d).
@@ -173,7 +176,8 @@ class MultiQueryTransformerDecoder(BaseModule):
                     key_padding_mask=None,
                     reference_points=ref,
                     spatial_shapes=spatial_shapes,
-                    level_start_index=level_start_index)
+                    level_start_index=level_start_index,
+                    offset_normalizer=offset_normalizer)
             if self.num_iti_layers == 0:
                 outs.append(query)
                 continue

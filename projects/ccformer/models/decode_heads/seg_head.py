@@ -1,18 +1,18 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Cross-modal FPN segmentation head of CCFormer (Sec. III-D)."""
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN
 from mmdet.models.layers import SinePositionalEncoding
 from mmdet.models.layers.transformer.utils import MLP
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
-from .layers import ConstCache, SDPAttention, padding_mask, sine_embed_1d
+from .layers import (ConstCache, FlatFFN, SDPAttention, padding_mask,
+                     sine_embed_1d)
 
 
 class AudioSRAFusionBlock(BaseModule):
@@ -35,6 +35,8 @@ class AudioSRAFusionBlock(BaseModule):
     self-attention, as ReferFormer does with its sr_ratios 8/4/2/1 for
     strides 4..32), and the audio cross-attention runs at full resolution
     against the T audio tokens (frame-indexed, padded frames masked).
+
+    ``feedforward_channels=0`` drops the FFN and its norm (the last step).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
@@ -46,13 +48,14 @@ class AudioSRAFusionBlock(BaseModule):
         self.sr_ratio = sr_ratio
         self.self_attn = SDPAttention(**attn)
         self.cross_attn = SDPAttention(**attn)
-        self.ffn = FFN(embed_dims=embed_dims,
+        self.ffn = FlatFFN(embed_dims=embed_dims,
                        feedforward_channels=feedforward_channels,
                        ffn_drop=ffn_drop,
-                       act_cfg=dict(type='ReLU', inplace=True))
+                       act_cfg=dict(type='ReLU', inplace=True)
+                       ) if feedforward_channels > 0 else None
         self.norms = ModuleList([
             build_norm_layer(dict(type='LN'), embed_dims)[1]
-            for _ in range(3)
+            for _ in range(3 if self.ffn is not None else 2)
         ])
         if sr_ratio > 1:
             self.sr = nn.Conv2d(embed_dims, embed_dims, sr_ratio, sr_ratio)
@@ -84,8 +87,45 @@ class AudioSRAFusionBlock(BaseModule):
         v = self.norms[1](self.cross_attn(
             v, key=audio, value=audio, query_pos=pos, key_pos=audio_pos,
             key_padding_mask=audio_mask))
-        v = self.norms[2](self.ffn(v))
+        if self.ffn is not None:
+            v = self.norms[2](self.ffn(v))
         return v.reshape(bt, h * w, d).transpose(1, 2).reshape(bt, d, h, w)
+
+
+class AudioCrossAttnBlock(BaseModule):
+    """Light audio injection for the stride-4 FPN level, post-norm::
+
+        V' = LN(V + MHA(V + pos, P(A) + pos_A, P(A)))
+
+    V: the clip's stride-4 tokens (B, T*H*W, c) at the narrow width c of the
+    light level; A: the clip's T ORIGINAL audio features (B, T, d), projected
+    to c by P (a Linear on T tokens, negligible cost). No visual
+    self-attention and no FFN: at stride 4 those cost O(T*H*W*d^2) with
+    H*W = (H_in/4)^2 (the dominant FLOPs of the previous design), while this
+    block is two c x c projections per pixel (c = d/4: 1/16 of one d x d
+    projection) and T keys.
+    """
+
+    def __init__(self, dims: int, audio_dims: int, num_heads: int,
+                 attn_drop: float, proj_drop: float) -> None:
+        super().__init__()
+        self.audio_proj = nn.Linear(audio_dims, dims)
+        self.attn = SDPAttention(dims, num_heads, attn_drop=attn_drop,
+                                 proj_drop=proj_drop)
+        self.norm = build_norm_layer(dict(type='LN'), dims)[1]
+
+    def forward(self, x: Tensor, pos: Tensor, audio: Tensor,
+                audio_pos: Tensor, audio_mask: Optional[Tensor],
+                num_frames: int) -> Tensor:
+        """x (B*T, c, H, W); pos (1, T*H*W, c); audio (B, T, d); audio_pos
+        (1, T, c); audio_mask (B, T) or None. Returns (B*T, c, H, W)."""
+        bt, c, h, w = x.shape
+        v = x.flatten(2).transpose(1, 2).reshape(bt // num_frames, -1, c)
+        a = self.audio_proj(audio)
+        v = self.norm(self.attn(v, key=a, value=a, query_pos=pos,
+                                key_pos=audio_pos,
+                                key_padding_mask=audio_mask))
+        return v.reshape(bt, h * w, c).transpose(1, 2).reshape(bt, c, h, w)
 
 
 @MODELS.register_module()
@@ -94,10 +134,27 @@ class CrossModalFPNHead(BaseModule):
 
     Pixel path (once per forward): top-down FPN (ReferFormer's
     CrossModalFPNDecoder layout) over [stride-4 EIM map, encoder outputs at
-    strides 8/16/32]. Per level, coarse to fine: ``lateral`` 1x1 conv + GN,
-    :class:`AudioSRAFusionBlock` injecting the ORIGINAL audio, add the
-    upsampled coarser output, ``output`` 3x3 conv + GN + ReLU. A final 3x3
-    conv gives the stride-4 mask feature F (B*T, mask_dim, H/4, W/4).
+    strides 8/16/32]. Strides 32, 16, 8 (width d): ``lateral`` 1x1 conv + GN,
+    :class:`AudioSRAFusionBlock` injecting the ORIGINAL audio (visual SRA,
+    audio cross-attention, FFN), add the upsampled coarser output,
+    ``output`` 3x3 conv + GN + ReLU.
+
+    Stride 4 (``fine_level``; **[choice]**, the paper gives no widths):
+
+    * ``'light'`` (default): the level runs at the narrow width
+      c = ``fine_dims`` (d/4 = 64 by default). ``lateral`` 1x1 conv d -> c +
+      GN; audio injection by :class:`AudioCrossAttnBlock` (cross-attention to
+      the T original audio tokens only: no visual self-attention, no FFN;
+      ``fine_audio=False`` drops it); the stride-8 output is projected
+      d -> c by ``fine_reduce`` (1x1 conv, applied before the nearest
+      upsampling, which commutes with it) and added; ``output`` 3x3 conv
+      c -> c + GN + ReLU. Cost at 224 x 224, 5 frames: ~1 G multiply-adds
+      against ~33 G for the ``'full'`` level (its FFN(2048) alone is 16 G).
+    * ``'full'``: the stride-4 level as the others (ReferFormer's layout,
+      width d, SRA with ``sr_ratios[0]``, FFN ``feedforward_channels[0]``).
+
+    A final 3x3 conv gives the stride-4 mask feature F (B*T, mask_dim, H/4,
+    W/4).
 
     Query path (batched over decoder stages S, frames and queries): a 3-layer
     MLP maps each of the N combined queries to the weights of a dynamic 1x1
@@ -110,9 +167,18 @@ class CrossModalFPNHead(BaseModule):
         embed_dims (int): d.
         num_queries (int): N.
         num_classes (int): K (1 binary, 71 AVSS).
-        sr_ratios (Sequence[int]): PVT reduction per level, strides 4..32.
-        num_heads, feedforward_channels, attn_drop, proj_drop, ffn_drop:
-            fusion block sizes.
+        sr_ratios (Sequence[int]): PVT reduction per level, strides 4..32
+            (the stride-4 entry is used only by ``fine_level='full'``).
+        num_heads, attn_drop, proj_drop, ffn_drop: fusion block settings.
+        feedforward_channels (int | Sequence[int]): FFN width of the fusion
+            blocks, one value for all levels or one per level (strides
+            4..32; 0 = no FFN; the stride-4 entry is used only by
+            ``fine_level='full'``).
+        fine_level (str): 'light' | 'full' (see above).
+        fine_dims (int | None): c of the light level (None: d // 4).
+        fine_num_heads (int | None): heads of its audio attention (None:
+            ``num_heads // 2``, at least 1).
+        fine_audio (bool): audio cross-attention at the light level.
         mask_dim (int): channels of the mask feature (8 as ReferFormer).
         dyn_channels (int): hidden channels of the dynamic convs.
         dyn_layers (int): dynamic conv layers (3).
@@ -122,16 +188,22 @@ class CrossModalFPNHead(BaseModule):
         norm_cfg (dict): norm of the FPN convs.
     """
 
+    FINE_LEVELS = ('light', 'full')
+
     def __init__(self,
                  embed_dims: int = 256,
                  num_queries: int = 5,
                  num_classes: int = 1,
                  sr_ratios: Sequence[int] = (8, 4, 2, 1),
                  num_heads: int = 8,
-                 feedforward_channels: int = 2048,
+                 feedforward_channels: Union[int, Sequence[int]] = 2048,
                  attn_drop: float = 0.0,
                  proj_drop: float = 0.1,
                  ffn_drop: float = 0.1,
+                 fine_level: str = 'light',
+                 fine_dims: Optional[int] = None,
+                 fine_num_heads: Optional[int] = None,
+                 fine_audio: bool = True,
                  mask_dim: int = 8,
                  dyn_channels: int = 8,
                  dyn_layers: int = 3,
@@ -144,26 +216,55 @@ class CrossModalFPNHead(BaseModule):
         if len(sr_ratios) != 4:
             raise ValueError('CrossModalFPNHead: sr_ratios needs one value '
                              'per level (strides 4, 8, 16, 32).')
+        if isinstance(feedforward_channels, int):
+            feedforward_channels = [feedforward_channels] * 4
+        if len(feedforward_channels) != 4:
+            raise ValueError('CrossModalFPNHead: feedforward_channels must be '
+                             'an int or one value per level (strides 4, 8, '
+                             f'16, 32), got {feedforward_channels}.')
+        if fine_level not in self.FINE_LEVELS:
+            raise ValueError(f'CrossModalFPNHead: fine_level={fine_level!r}; '
+                             f'use one of {self.FINE_LEVELS}.')
         if dyn_layers < 1:
             raise ValueError('CrossModalFPNHead: dyn_layers must be >= 1.')
         self.embed_dims = embed_dims
         self.num_queries = num_queries
         self.num_classes = num_classes
+        self.fine_level = fine_level
+        light = fine_level == 'light'
+        if not light and fine_dims not in (None, embed_dims):
+            raise ValueError(f'CrossModalFPNHead: fine_dims={fine_dims} is '
+                             "used only by fine_level='light' (the 'full' "
+                             'level runs at embed_dims); drop it.')
+        fine = (fine_dims or embed_dims // 4) if light else embed_dims
+        self.fine_dims = fine
+        if norm_cfg.get('type') == 'GN' and fine % norm_cfg['num_groups']:
+            raise ValueError(f'CrossModalFPNHead: fine_dims={fine} is not '
+                             'divisible by norm_cfg.num_groups='
+                             f'{norm_cfg["num_groups"]}; set fine_dims to a '
+                             'multiple of it in the seg_head config.')
+        widths = [fine, embed_dims, embed_dims, embed_dims]
         self.lateral_convs = ModuleList([
-            ConvModule(embed_dims, embed_dims, 1, bias=False,
-                       norm_cfg=norm_cfg, act_cfg=None) for _ in range(4)
+            ConvModule(embed_dims, c, 1, bias=False, norm_cfg=norm_cfg,
+                       act_cfg=None) for c in widths
         ])
         self.output_convs = ModuleList([
-            ConvModule(embed_dims, embed_dims, 3, padding=1, bias=False,
-                       norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
-            for _ in range(4)
+            ConvModule(c, c, 3, padding=1, bias=False, norm_cfg=norm_cfg,
+                       act_cfg=dict(type='ReLU')) for c in widths
         ])
-        self.fusions = ModuleList([
-            AudioSRAFusionBlock(embed_dims, num_heads, r,
-                                feedforward_channels, attn_drop, proj_drop,
-                                ffn_drop) for r in sr_ratios
-        ])
-        self.mask_conv = nn.Conv2d(embed_dims, mask_dim, 3, padding=1)
+        blocks = [
+            AudioSRAFusionBlock(embed_dims, num_heads, r, ffn, attn_drop,
+                                proj_drop, ffn_drop)
+            for r, ffn in zip(sr_ratios, feedforward_channels)
+        ]
+        if light:
+            heads = fine_num_heads or max(num_heads // 2, 1)
+            blocks[0] = AudioCrossAttnBlock(
+                fine, embed_dims, heads, attn_drop,
+                proj_drop) if fine_audio else nn.Identity()
+            self.fine_reduce = nn.Conv2d(embed_dims, fine, 1)
+        self.fusions = ModuleList(blocks)
+        self.mask_conv = nn.Conv2d(fine, mask_dim, 3, padding=1)
         chans = [mask_dim] + [dyn_channels] * (dyn_layers - 1) + \
             [dyn_out_channels]
         self.dyn_shapes = list(zip(chans[1:], chans[:-1]))  # (out, in)
@@ -176,22 +277,28 @@ class CrossModalFPNHead(BaseModule):
             c_in = c
         self.map_mlp = nn.Sequential(*mlp)
         self.fc = nn.Conv2d(c_in, num_classes, 1)
-        self.pos_enc = SinePositionalEncoding(num_feats=embed_dims // 2,
-                                              normalize=True)
         self._const = ConstCache()
 
     # ------------------------------------------------------------------ pixel
-    def _pos(self, h: int, w: int, num_frames: int,
+    def _pos(self, h: int, w: int, num_frames: int, dims: int,
              device: torch.device) -> Tensor:
-        """Cached (1, T*h*w, d): 2-D sine position + frame-index sine."""
+        """Cached (1, T*h*w, dims): 2-D sine position + frame-index sine."""
 
         def build() -> Tensor:
-            p2d = self.pos_enc(None, torch.empty(1, 1, h, w, device=device))
-            p2d = p2d.flatten(2).transpose(1, 2)  # (1, h*w, d)
-            pt = sine_embed_1d(num_frames, self.embed_dims, device)
+            enc = SinePositionalEncoding(num_feats=dims // 2, normalize=True)
+            p2d = enc(None, torch.empty(1, 1, h, w, device=device))
+            p2d = p2d.flatten(2).transpose(1, 2)  # (1, h*w, dims)
+            pt = sine_embed_1d(num_frames, dims, device)
             return (p2d + pt[:, None]).reshape(1, num_frames * h * w, -1)
 
-        return self._const(('pos', h, w, num_frames, device), build)
+        return self._const(('pos', h, w, num_frames, dims, device), build)
+
+    def _audio_pos(self, num_frames: int, dims: int, audio: Tensor) -> Tensor:
+        """Cached (1, T, dims) frame-index sine of the audio tokens."""
+        pos = self._const(('t', num_frames, dims, audio.device),
+                          lambda: sine_embed_1d(num_frames, dims,
+                                                audio.device)[None])
+        return pos.to(audio.dtype)
 
     def forward_pixel(self, feats: List[Tensor], audio: Tensor,
                       num_frames: int,
@@ -210,23 +317,25 @@ class CrossModalFPNHead(BaseModule):
         """
         t = num_frames
         dtype = feats[0].dtype
-        a_pos = self._const(('t', t, audio.device),
-                            lambda: sine_embed_1d(t, self.embed_dims,
-                                                  audio.device))
-        a_pos = a_pos.to(audio.dtype)[None]
         a_mask = padding_mask(frame_valid)
         y = None
         for lvl in (3, 2, 1, 0):  # top-down: stride 32 -> 4
             fusion = self.fusions[lvl]
             x = self.lateral_convs[lvl](feats[lvl])
-            h, w = x.shape[-2:]
-            r = fusion.sr_ratio
-            hr, wr = -(-h // r), -(-w // r)
-            pos = self._pos(h, w, t, x.device).to(dtype)
-            pos_r = self._pos(hr, wr, t, x.device).to(dtype)
-            x = fusion(x, pos, pos_r, audio, a_pos,
-                       padding_mask(frame_valid, hr * wr), a_mask, t)
+            c, h, w = x.shape[-3:]
+            if isinstance(fusion, AudioSRAFusionBlock):
+                r = fusion.sr_ratio
+                hr, wr = -(-h // r), -(-w // r)
+                x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
+                           self._pos(hr, wr, t, c, x.device).to(dtype),
+                           audio, self._audio_pos(t, c, audio),
+                           padding_mask(frame_valid, hr * wr), a_mask, t)
+            elif isinstance(fusion, AudioCrossAttnBlock):
+                x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
+                           audio, self._audio_pos(t, c, audio), a_mask, t)
             if y is not None:
+                if lvl == 0 and self.fine_level == 'light':
+                    y = self.fine_reduce(y)
                 x = x + F.interpolate(y, size=(h, w), mode='nearest')
             y = self.output_convs[lvl](x)
         return self.mask_conv(y)

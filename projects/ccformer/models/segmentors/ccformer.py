@@ -185,7 +185,7 @@ class CCFormer(BaseSegmentor):
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
         neck_out = self.extract_feat(inputs, audio, frame_valid)
-        logits = self.decode_head.forward(neck_out, t)[-1]
+        logits = self.decode_head.predict(neck_out, t)  # last stage only (no masks of the earlier stages)
         logits = self._resize_logits(logits, inputs.shape[-2:])
         return logits.view(n, t, *logits.shape[1:])
 
