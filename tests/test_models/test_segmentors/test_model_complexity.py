@@ -44,7 +44,8 @@ def test_sdpa_handle_counts_eim_attention():
     n = sum(s * s for s in sizes)
     assert an.by_operator()['scaled_dot_product_attention'] == 4 * b * t * t * n * d
     # the FFN of AVE runs on every visual token: 2 * d * ffn_dims per token, plus the attention projections
-    linear = an.by_operator()['linear']
+    ops = an.by_operator()
+    linear = ops.get('linear', 0) + ops.get('addmm', 0)     # 2-D projections dispatch addmm
     tokens = b * t * n
     ave = tokens * (2 * d * d + 2 * d * 64)               # q, out projections + FFN on visual tokens
     vae = tokens * 2 * d * d + 4 * b * t * (2 * d * d + 2 * d * 64)   # k, v of visual tokens; per scale q/out/FFN

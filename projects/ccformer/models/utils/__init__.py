@@ -1,3 +1,3 @@
-from .attention import PostNormAttentionLayer, SDPAMultiheadAttention
+from .attention import FlatFFN, PostNormAttentionLayer, SDPAttention
 
-__all__ = ['SDPAMultiheadAttention', 'PostNormAttentionLayer']
+__all__ = ['SDPAttention', 'FlatFFN', 'PostNormAttentionLayer']
