@@ -1,0 +1,589 @@
+"""Inference API: build a CCFormer from config + checkpoint and segment clips or whole video files.
+
+* :func:`init_avs_model` - like ``mmseg.apis.init_model`` (no pretrained downloads, ``dataset_meta`` from the
+  checkpoint, eval mode on the requested device).
+* :func:`inference_avs_model` - one or more T-frame clips given in memory (frames as arrays or paths, audio as a
+  waveform, log-mel examples or a file) -> per-frame masks ``(T, H, W)``.
+* :func:`read_video_frames` / :func:`read_video_audio` - PyAV decoding (no system ffmpeg), AVSBench frame
+  sampling (frame k of second k is taken 1/16 s before the end of that second) and 16 kHz audio.
+* :func:`segment_video` - a whole video file cut into T-frame windows and segmented.
+"""
+import math
+import os.path as osp
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+FrameType = Union[str, np.ndarray]
+# (waveform, sample_rate) | log-mel examples (n, 96, 64) or (n, 1, 96, 64) | path to .wav / .pkl / video file
+AudioType = Union[str, np.ndarray, Tuple[np.ndarray, int]]
+
+AUDIO_RATE = 16000
+EXAMPLE_SAMPLES = 15600  # samples giving exactly one 96-frame VGGish example (400 + 95 * 160)
+EXAMPLE_HOP_SAMPLES = 15360  # 0.96 s: official examples start at 0, 0.96, 1.92, ... s
+# Official preprocessing keeps candidate i = 15 of 16 per second: frame k is at (k - 1/16) s.
+FRAME_OFFSET = 15 / 16
+LOADER_TYPES = ('LoadAVSFrames', 'LoadAVSMasks', 'LoadAVSAudio', 'LoadAnnotations', 'LoadImageFromFile')
+
+
+# ------------------------------------------------------------------------------------------------ model
+def _clear_init_cfg(cfg: dict) -> None:
+    """Drop every ``init_cfg`` (pretrained downloads) in a model config, recursively."""
+    if isinstance(cfg, dict):
+        if 'init_cfg' in cfg:
+            cfg['init_cfg'] = None
+        for value in cfg.values():
+            _clear_init_cfg(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            _clear_init_cfg(value)
+
+
+def init_avs_model(config: Union[str, Path, Config],
+                   checkpoint: Optional[str] = None,
+                   device: str = 'cpu',
+                   cfg_options: Optional[dict] = None) -> torch.nn.Module:
+    """Build a CCFormer from a config file and (optionally) load a checkpoint.
+
+    Args:
+        config: config path or :class:`Config`.
+        checkpoint (str, optional): checkpoint path/URL. With a checkpoint every ``init_cfg`` is dropped, so no
+            pretrained file is needed. Without one the weights are random (useful for tests only).
+        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
+        cfg_options (dict, optional): overrides merged into the config.
+
+    Returns:
+        The model in eval mode with ``model.cfg`` and ``model.dataset_meta`` set.
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(str(config)):
+            raise FileNotFoundError(f'config file {config} does not exist')
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError(f'config must be a filename or Config object, got {type(config)}')
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    import projects.ccformer  # noqa: F401  (registers the modules even without custom_imports)
+    if checkpoint is not None:
+        _clear_init_cfg(config.model)
+    init_default_scope(config.get('default_scope', 'mmseg'))
+    model = MODELS.build(config.model)
+    model.dataset_meta = None
+    if checkpoint is not None:
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; train one with tools/train.py '
+                                    f'or pass the path of a downloaded checkpoint')
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
+    if model.dataset_meta is None:
+        dataset_cfg = config.get('test_dataloader', {}).get('dataset', {})
+        metainfo = dataset_cfg.get('metainfo')
+        if metainfo is None:
+            from mmseg.registry import DATASETS
+            cls = DATASETS.get(dataset_cfg.get('type', '')) if dataset_cfg else None
+            metainfo = getattr(cls, 'METAINFO', None)
+        model.dataset_meta = dict(metainfo) if metainfo else None
+    model.cfg = config
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _num_frames(model: torch.nn.Module) -> int:
+    """Frames per clip T: ``num_frames`` of the model / config / test dataset config, else the test dataset class's
+    ``NUM_FRAMES`` (5 for S4/MS3, 10 for AVSS)."""
+    cfg = model.cfg
+    for getter in (lambda: cfg.model.get('num_frames'), lambda: cfg.get('num_frames'),
+                   lambda: cfg.test_dataloader.dataset.get('num_frames')):
+        try:
+            value = getter()
+        except (AttributeError, KeyError):
+            value = None
+        if value:
+            return int(value)
+    from mmseg.registry import DATASETS
+    dataset_type = str(cfg.get('test_dataloader', {}).get('dataset', {}).get('type', ''))
+    cls = DATASETS.get(dataset_type) if dataset_type else None
+    if getattr(cls, 'NUM_FRAMES', None):
+        return int(cls.NUM_FRAMES)
+    return 10 if 'AVSS' in dataset_type else 5
+
+
+def _build_pipeline(model: torch.nn.Module) -> Compose:
+    """Test pipeline of the config without its file loaders (the clip is given in memory)."""
+    cfg = model.cfg
+    if 'test_dataloader' in cfg and 'pipeline' in cfg.test_dataloader.dataset:
+        pipeline = cfg.test_dataloader.dataset.pipeline
+    elif 'test_pipeline' in cfg:
+        pipeline = cfg.test_pipeline
+    else:
+        raise ValueError('the config has neither test_dataloader.dataset.pipeline nor test_pipeline')
+    kept = [t for t in pipeline if t['type'].split('.')[-1] not in LOADER_TYPES]
+    return Compose(kept)
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _load_frame(frame: FrameType, channel_order: str) -> np.ndarray:
+    """One frame as a BGR uint8 array (mmcv convention, what the pipeline expects)."""
+    if isinstance(frame, (str, Path)):
+        img = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f'cannot read frame image {frame}')
+        return img
+    img = np.asarray(frame)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f'a frame must be an (H, W, 3) array, got shape {img.shape}')
+    if img.dtype != np.uint8:
+        raise ValueError(f'frames must be uint8 (0..255), got {img.dtype}')
+    return img[..., ::-1].copy() if channel_order == 'rgb' else img
+
+
+def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
+    """Any accepted audio input -> ``(T, 1, 96, 64)`` float32 log-mel examples (official S4 padding).
+
+    Args:
+        audio: ``(waveform, sample_rate)`` (waveform ``[samples]`` or ``[samples, channels]`` in [-1, 1]);
+            log-mel examples ``(n, 96, 64)`` / ``(n, 1, 96, 64)``; or a path to a ``.wav``, an official ``.pkl``
+            or a video/audio file decoded with PyAV.
+        num_frames: T. Extra examples are dropped; missing ones repeat the last (as the official ``.pkl``).
+    """
+    from projects.ccformer.datasets.audio import (load_logmel_pkl, pad_examples_repeat, wav_to_logmel,
+                                                  waveform_to_logmel)
+    name = 'audio'
+    if isinstance(audio, (str, Path)):
+        name = str(audio)
+        if not osp.isfile(name):
+            raise FileNotFoundError(f'audio file {name} does not exist')
+        ext = osp.splitext(name)[1].lower()
+        if ext == '.pkl':
+            examples = load_logmel_pkl(name)
+        elif ext == '.wav':
+            examples = wav_to_logmel(name)
+        else:
+            examples = waveform_to_logmel(read_video_audio(name), AUDIO_RATE)
+    elif isinstance(audio, tuple):
+        if len(audio) != 2:
+            raise ValueError('audio given as a tuple must be (waveform, sample_rate)')
+        examples = waveform_to_logmel(np.asarray(audio[0]), int(audio[1]))
+    else:
+        examples = np.asarray(audio, dtype=np.float32)
+        if examples.ndim == 1 or (examples.ndim == 2 and examples.shape[-1] != 64):
+            raise ValueError(f'audio array of shape {examples.shape} looks like a waveform: pass it as '
+                             f'(waveform, sample_rate)')
+    examples = np.asarray(examples, dtype=np.float32)
+    if examples.ndim == 3:
+        examples = examples[:, None]
+    if examples.ndim != 4 or examples.shape[1:] != (1, 96, 64):
+        raise ValueError(f'{name}: log-mel examples must be (n, 96, 64) or (n, 1, 96, 64), got {examples.shape}')
+    return pad_examples_repeat(examples, num_frames, name)
+
+
+def _prepare_clip(frames: Sequence[FrameType], audio: Union[AudioType, np.ndarray], num_frames: int,
+                  channel_order: str, img_size: Optional[Tuple[int, int]], video_id: str) -> dict:
+    """The loader output for one clip: BGR frames, ``(T, 1, 96, 64)`` audio and the clip metainfo."""
+    if len(frames) != num_frames:
+        raise ValueError(f'{video_id}: the model takes clips of T={num_frames} frames, got {len(frames)}')
+    imgs = [_load_frame(f, channel_order) for f in frames]
+    ori_shape = imgs[0].shape[:2]
+    if any(img.shape[:2] != ori_shape for img in imgs):
+        raise ValueError(f'{video_id}: all frames of a clip must have the same size')
+    if img_size is not None:
+        imgs = [cv2.resize(img, (img_size[1], img_size[0]), interpolation=cv2.INTER_LINEAR) for img in imgs]
+    examples = audio_to_examples(audio, num_frames)
+    frame_paths = [str(f) if isinstance(f, (str, Path)) else None for f in frames]
+    return dict(
+        imgs=imgs,
+        img=imgs[0],
+        audio=examples.astype(np.float32),
+        img_shape=imgs[0].shape[:2],
+        ori_shape=imgs[0].shape[:2],
+        orig_frame_shape=ori_shape,
+        video_id=video_id,
+        category='',
+        split='test',
+        frame_paths=frame_paths,
+        img_path=frame_paths[0],
+        mask_paths=[None] * num_frames,
+        audio_path=audio if isinstance(audio, str) else None,
+        audio_valid=[1] * num_frames,
+        frame_valid=[1] * num_frames,
+        gt_valid=[0] * num_frames,
+        num_frames=num_frames,
+        seg_fields=[],
+        reduce_zero_label=False)
+
+
+def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int]) -> np.ndarray:
+    """``(T, H, W)`` uint8 masks at ``out_shape``: bilinear logits (binary) or nearest labels (semantic)."""
+    pred = sample.pred_sem_seg.data
+    if tuple(pred.shape[-2:]) == tuple(out_shape):
+        return pred.cpu().numpy().astype(np.uint8)
+    if 'seg_logits' in sample and sample.seg_logits.data.shape[0] == pred.shape[0]:
+        logits = sample.seg_logits.data.float()[:, None]
+        logits = torch.nn.functional.interpolate(logits, size=out_shape, mode='bilinear', align_corners=False)
+        return (logits[:, 0].sigmoid() > 0.5).cpu().numpy().astype(np.uint8)
+    pred = torch.nn.functional.interpolate(pred[:, None].float(), size=out_shape, mode='nearest')
+    return pred[:, 0].cpu().numpy().astype(np.uint8)
+
+
+@torch.no_grad()
+def inference_avs_model(model: torch.nn.Module,
+                        frames: Union[Sequence[FrameType], Sequence[Sequence[FrameType]]],
+                        audio: Union[AudioType, Sequence[AudioType]],
+                        channel_order: str = 'rgb',
+                        img_size: Optional[Tuple[int, int]] = None,
+                        return_datasample: bool = False) -> Union[np.ndarray, List[np.ndarray],
+                                                                  SegDataSample, List[SegDataSample]]:
+    """Segment one clip (or a batch of clips) given in memory.
+
+    Args:
+        model: from :func:`init_avs_model`.
+        frames: T frames, each an ``(H, W, 3)`` uint8 array or an image path; or a list of such clips.
+        audio: the clip's audio (see :func:`audio_to_examples`); a list (one per clip) for a batch.
+        channel_order (str): ``'rgb'`` (PIL / PyAV / imageio arrays) or ``'bgr'`` (OpenCV arrays). Paths are
+            always read correctly.
+        img_size (tuple, optional): ``(h, w)``: resize the frames (bilinear, as the official preprocessing) before
+            the test pipeline, e.g. ``(224, 224)`` for AVSBench-trained models; masks are resized back to the frame
+            size. None: the frames go to the pipeline as they are.
+        return_datasample (bool): return the ``SegDataSample`` (``pred_sem_seg`` (T, H', W'), ``seg_logits``)
+            instead of the masks.
+
+    Returns:
+        ``(T, H, W)`` uint8 masks (0/1 for S4/MS3, class indices for AVSS) at the input frame size; a list for a
+        batch.
+    """
+    if channel_order not in ('rgb', 'bgr'):
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    batched = len(frames) > 0 and isinstance(frames[0], (list, tuple))
+    clips = list(frames) if batched else [frames]
+    audios = list(audio) if batched else [audio]
+    if len(audios) != len(clips):
+        raise ValueError(f'got {len(clips)} clips but {len(audios)} audio inputs')
+    num_frames = _num_frames(model)
+    pipeline = _build_pipeline(model)
+    data = []
+    orig_shapes = []
+    for i, (clip, aud) in enumerate(zip(clips, audios)):
+        results = _prepare_clip(clip, aud, num_frames, channel_order, img_size, f'clip_{i}')
+        orig_shapes.append(results.pop('orig_frame_shape'))
+        data.append(pipeline(results))
+    samples = model.test_step(pseudo_collate(data))
+    if return_datasample:
+        return samples if batched else samples[0]
+    masks = [_resize_prediction(s, shape) for s, shape in zip(samples, orig_shapes)]
+    return masks if batched else masks[0]
+
+
+# ------------------------------------------------------------------------------------------------ video
+def sample_frame_indices(num_video_frames: int, video_fps: float, num_seconds: int,
+                         sample_fps: int = 1, start_second: int = 0) -> List[int]:
+    """Indices of the frames AVSBench keeps (``docs/avsbench.md`` 1.1), generalised to ``sample_fps`` per second.
+
+    Per sampling slot ``l`` (``sample_fps`` slots a second) the official rule takes candidate ``i = 15`` of the
+    16 ``int(l * step + i / 16 * step)`` with ``step = round(video_fps) / sample_fps``: the frame 1/16 of a slot
+    before its end. Indices past the end are clamped to the last frame. ``start_second`` skips whole seconds.
+    """
+    fps = max(1, int(round(video_fps)))
+    step = fps / sample_fps
+    last = max(0, num_video_frames - 1)
+    first = start_second * sample_fps
+    return [min(int(l * step + FRAME_OFFSET * step), last) for l in range(first, first + num_seconds * sample_fps)]
+
+
+def _open(path: str):
+    import av
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'video file {path} does not exist')
+    try:
+        return av.open(path)
+    except av.error.FFmpegError as err:  # type: ignore[attr-defined]
+        raise ValueError(f'{path}: PyAV cannot open this file ({err}); is it a video file?') from err
+
+
+def video_info(path: str) -> Dict[str, float]:
+    """``dict(fps, duration (s), width, height, has_audio)`` of a video file (PyAV)."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise ValueError(f'{path}: no video stream')
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        elif stream.frames and fps:
+            duration = stream.frames / fps
+        else:
+            duration = 0.0
+        return dict(fps=fps, duration=duration, width=stream.codec_context.width,
+                    height=stream.codec_context.height, has_audio=bool(container.streams.audio),
+                    frames=int(stream.frames or 0))
+
+
+def read_video_frames(path: str, sample_fps: int = 1,
+                      num_seconds: Optional[int] = None) -> Tuple[List[np.ndarray], List[float], Dict]:
+    """Decode a video with PyAV and keep AVSBench's frames (:func:`sample_frame_indices`).
+
+    Args:
+        path: video file (mp4, mkv, webm, avi, ...).
+        sample_fps: frames kept per second (1 = AVSBench).
+        num_seconds: seconds to cover; default ``floor(duration)``.
+
+    Returns:
+        ``(frames, timestamps, info)``: RGB uint8 ``(H, W, 3)`` frames, their times in seconds, :func:`video_info`.
+    """
+    info = video_info(path)
+    if not info['fps']:
+        raise ValueError(f'{path}: the video stream has no frame rate')
+    seconds = int(math.floor(info['duration'] + 1e-6)) if num_seconds is None else num_seconds
+    total = info['frames'] or int(round(info['duration'] * info['fps']))
+    wanted = sample_frame_indices(total if total else 10**9, info['fps'], seconds, sample_fps)
+    if not wanted:
+        return [], [], info
+    needed = set(wanted)
+    last_needed = max(needed)
+    kept: Dict[int, np.ndarray] = {}
+    last_frame, count = None, 0
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = 'AUTO'
+        for frame in container.decode(stream):
+            if count in needed:
+                kept[count] = frame.to_ndarray(format='rgb24')
+            last_frame = frame
+            count += 1
+            if count > last_needed:
+                break
+    if last_frame is None:
+        raise ValueError(f'{path}: no video frame could be decoded')
+    # official rule: an index past the end takes the video's last frame
+    last_img = None if len(kept) == len(needed) else last_frame.to_ndarray(format='rgb24')
+    frames = [kept[i] if i in kept else last_img for i in wanted]
+    fps = max(1, int(round(info['fps'])))
+    timestamps = [min(i, count - 1) / fps for i in wanted]
+    return frames, timestamps, info
+
+
+def read_video_audio(path: str, target_rate: int = AUDIO_RATE) -> np.ndarray:
+    """Decode the first audio track with PyAV -> mono float64 ``[samples]`` at ``target_rate`` Hz.
+
+    Channels are averaged and the result resampled with ``resampy`` (as the official VGGish front end), then
+    quantised to 16-bit like the official 16 kHz wav (value / 32768).
+
+    Raises:
+        ValueError: the file has no audio track (with the hint to add one).
+    """
+    from projects.ccformer.datasets.audio import resample, to_mono
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise ValueError(f'{path} has no audio track: audio-visual segmentation needs the sound. Use a '
+                             f'video with audio (e.g. mux one in with PyAV or `ffmpeg -i {osp.basename(path)} '
+                             f'-i sound.wav -c:v copy out.mp4`).')
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate or stream.rate)
+        chunks = []
+        for frame in container.decode(stream):
+            arr = frame.to_ndarray()
+            if frame.format.is_planar:
+                arr = arr.T                                  # (channels, samples) -> (samples, channels)
+            else:
+                arr = arr.reshape(-1, len(frame.layout.channels))
+            if np.issubdtype(arr.dtype, np.integer):
+                arr = arr.astype(np.float64) / float(np.iinfo(arr.dtype).max + 1)
+            chunks.append(arr.astype(np.float64))
+    if not chunks:
+        raise ValueError(f'{path}: the audio track is empty')
+    wave = resample(to_mono(np.concatenate(chunks, axis=0)), rate, target_rate)
+    return np.clip(np.round(wave * 32768.0), -32768, 32767) / 32768.0
+
+
+def frame_audio_examples(waveform: np.ndarray, timestamps: Sequence[float], sample_fps: int = 1) -> np.ndarray:
+    """One 0.96 s log-mel example per sampled frame: ``(n, 1, 96, 64)``.
+
+    With ``sample_fps=1`` frame k gets the official k-th example (samples ``[15360 k, 15360 k + 15600)``, i.e.
+    the 0.96-s blocks starting at 0, 0.96, 1.92 s); denser sampling takes the 0.96-s window ending at the frame's
+    time. Windows past the end of the audio use its last complete window (official repeat padding).
+    """
+    from projects.ccformer.datasets.audio import waveform_to_logmel
+    n = len(waveform)
+    if n < EXAMPLE_SAMPLES:
+        raise ValueError(f'the audio is {n / AUDIO_RATE:.2f} s long; at least {EXAMPLE_SAMPLES / AUDIO_RATE:.3f} s '
+                         f'is needed for one log-mel example')
+    starts = []
+    for k, t in enumerate(timestamps):
+        start = k * EXAMPLE_HOP_SAMPLES if sample_fps == 1 else int(round(t * AUDIO_RATE)) - EXAMPLE_SAMPLES
+        starts.append(min(max(start, 0), n - EXAMPLE_SAMPLES))
+    examples = [waveform_to_logmel(waveform[s:s + EXAMPLE_SAMPLES], AUDIO_RATE) for s in starts]
+    return np.stack([e[0] for e in examples])[:, None].astype(np.float32)
+
+
+def window_starts(num_items: int, window: int) -> List[int]:
+    """Start indices of T-frame windows covering ``num_items`` frames: non-overlapping, the last one aligned to
+    the end (it overlaps the previous window when ``num_items`` is not a multiple of T)."""
+    if num_items < window:
+        return []
+    starts = list(range(0, num_items - window + 1, window))
+    if starts[-1] + window < num_items:
+        starts.append(num_items - window)
+    return starts
+
+
+@torch.no_grad()
+def segment_video(model: torch.nn.Module,
+                  video_path: str,
+                  fps: int = 1,
+                  img_size: Optional[Tuple[int, int]] = (224, 224),
+                  batch_size: int = 1,
+                  progress: Optional[Callable[[int], None]] = None) -> Dict:
+    """Segment a whole video file: PyAV decoding, AVSBench sampling, T-frame windows, per-frame masks.
+
+    Args:
+        model: from :func:`init_avs_model`.
+        video_path: any container PyAV/FFmpeg reads (mp4, mkv, webm, ...) with an audio track.
+        fps (int): frames sampled per second (1 = AVSBench; 2, 5, ... give denser masks).
+        img_size (tuple, optional): ``(h, w)`` the frames are resized to before the model (AVSBench: 224x224);
+            masks are returned at the video's resolution.
+        batch_size (int): windows per forward pass.
+        progress (callable, optional): called with the number of windows done after each batch (e.g.
+            ``tqdm.update``); ``segment_video.num_windows`` can be read from the returned dict.
+
+    Returns:
+        dict with ``frames`` (RGB uint8 list), ``masks`` (list of ``(H, W)`` uint8), ``timestamps`` (s),
+        ``windows`` (start index of each window), ``info`` (:func:`video_info`).
+
+    Raises:
+        ValueError: no audio track, or the video is shorter than one window (T / fps seconds).
+    """
+    if fps < 1:
+        raise ValueError(f'fps must be a positive integer, got {fps}')
+    num_frames = _num_frames(model)
+    info = video_info(video_path)
+    if not info['has_audio']:
+        read_video_audio(video_path)  # raises the no-audio error with the hint
+    if info['duration'] * fps < num_frames:
+        raise ValueError(
+            f'{video_path} is shorter than one window: {info["duration"]:.2f} s at {fps} frame(s) per second '
+            f'gives {int(info["duration"] * fps)} frames, fewer than the T={num_frames} frames the model takes. '
+            f'Use a video of at least {num_frames / fps:g} s or a higher --fps.')
+    frames, timestamps, info = read_video_frames(video_path, fps)
+    starts = window_starts(len(frames), num_frames)
+    if not starts:
+        raise ValueError(f'{video_path}: only {len(frames)} frames could be sampled, fewer than one window of '
+                         f'T={num_frames} frames; use a longer video or a higher --fps')
+    waveform = read_video_audio(video_path)
+    examples = frame_audio_examples(waveform, timestamps, fps)
+    masks: List[Optional[np.ndarray]] = [None] * len(frames)
+    for b in range(0, len(starts), batch_size):
+        batch = starts[b:b + batch_size]
+        clips = [frames[s:s + num_frames] for s in batch]
+        audios = [examples[s:s + num_frames] for s in batch]
+        outs = inference_avs_model(model, clips, audios, channel_order='rgb', img_size=img_size)
+        for s, out in zip(batch, outs):
+            for t in range(num_frames):
+                if masks[s + t] is None:
+                    masks[s + t] = out[t]
+        if progress is not None:
+            progress(len(batch))
+    return dict(frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info)
+
+
+def num_video_windows(video_path: str, num_frames: int, fps: int = 1) -> int:
+    """Number of T-frame windows :func:`segment_video` will run for a video (for progress bars)."""
+    info = video_info(video_path)
+    return len(window_starts(int(math.floor(info['duration'] + 1e-6)) * fps, num_frames))
+
+
+def get_num_frames(model: torch.nn.Module) -> int:
+    """Public accessor of the clip length T a model was configured with."""
+    return _num_frames(model)
+
+
+def pick_video_codec(preferred: Optional[str] = None) -> str:
+    """A video encoder of PyAV's bundled FFmpeg: ``preferred`` if usable, else libx264 (H.264), else mpeg4.
+
+    (``write_video`` asks for ``libvpx`` (VP8) for ``.webm`` files, whose container takes no H.264.)
+    """
+    import av
+    for name in ([preferred] if preferred else []) + ['libx264', 'h264', 'mpeg4']:
+        if name in av.codecs_available:
+            try:
+                av.codec.Codec(name, 'w')
+                return name
+            except Exception:  # listed, but not an encoder in this build
+                continue
+    raise RuntimeError('PyAV has neither an H.264 nor an MPEG-4 encoder; reinstall av (pip install av)')
+
+
+def write_video(path: str,
+                frames: Sequence[np.ndarray],
+                fps: Union[int, float, Fraction] = 1,
+                waveform: Optional[np.ndarray] = None,
+                sample_rate: int = AUDIO_RATE,
+                codec: Optional[str] = None,
+                repeat: int = 1,
+                crf: Optional[int] = None) -> str:
+    """Encode RGB uint8 frames (and optionally a mono float waveform in [-1, 1] as AAC) with PyAV.
+
+    Args:
+        path: output file; the container follows the extension (``.mp4``, ``.mkv``, ``.webm``...).
+        frames: ``(H, W, 3)`` RGB uint8 frames (odd sizes are cropped by one pixel for yuv420p).
+        fps: frame rate of the written stream.
+        waveform: ``[samples]`` mono audio, or None for a silent (audio-less) file.
+        sample_rate: rate of ``waveform``.
+        codec: video encoder (default :func:`pick_video_codec`).
+        repeat: write every frame this many times (hold a frame for ``repeat / fps`` seconds).
+        crf: H.264 constant rate factor (lower = better quality), e.g. 12 for near-lossless test videos.
+
+    Returns:
+        The codec used.
+    """
+    import av
+    webm = path.lower().endswith('.webm')
+    codec = pick_video_codec(codec or ('libvpx' if webm else None))
+    h, w = frames[0].shape[:2]
+    h2, w2 = h - h % 2, w - w % 2
+    audio_codec = 'libopus' if webm else 'aac'
+    with av.open(path, mode='w') as container:
+        vstream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        vstream.width, vstream.height, vstream.pix_fmt = w2, h2, 'yuv420p'
+        if crf is not None and codec in ('libx264', 'h264'):
+            vstream.options = {'crf': str(crf)}
+        astream = None
+        if waveform is not None:
+            astream = container.add_stream(audio_codec, rate=sample_rate)
+            astream.layout = 'mono'
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:h2, :w2]), format='rgb24')
+            for _ in range(repeat):
+                for packet in vstream.encode(frame):
+                    container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            pcm = np.clip(np.round(np.asarray(waveform, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+            for start in range(0, len(pcm), 1024):
+                aframe = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024].copy(), format='s16', layout='mono')
+                aframe.sample_rate = sample_rate
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return codec
+
+
+__all__ = [
+    'init_avs_model', 'inference_avs_model', 'segment_video', 'read_video_frames', 'read_video_audio',
+    'audio_to_examples', 'frame_audio_examples', 'sample_frame_indices', 'video_info', 'window_starts',
+    'num_video_windows', 'get_num_frames', 'write_video', 'pick_video_codec'
+]

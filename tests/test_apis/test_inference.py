@@ -1,0 +1,227 @@
+"""Tests of the inference API (projects/ccformer/apis) and demo/video_demo.py on the tiny config (random weights)."""
+import glob
+import importlib.util
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose, pseudo_collate
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+
+from projects.ccformer.apis import (frame_audio_examples, inference_avs_model, init_avs_model,  # noqa: E402
+                                    read_video_audio, read_video_frames, sample_frame_indices, segment_video,
+                                    window_starts, write_video)
+from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav, waveform_to_logmel  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def model_and_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    # a ReLU-aware init keeps different sounds apart in the random audio encoder (PyTorch's default init makes its
+    # embedding almost constant, see docs/demo_results.md), so the audio visibly changes the random model's output
+    model = init_avs_model(CONFIG, None, device='cpu')
+    for m in model.audio_encoder.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            torch.nn.init.zeros_(m.bias)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=('background', 'sounding object'),
+                                                palette=[[0, 0, 0], [255, 255, 255]]))), path)
+    return model, path
+
+
+@pytest.fixture(scope='module')
+def model(model_and_ckpt):
+    return model_and_ckpt[0]
+
+
+@pytest.fixture(scope='module')
+def clips(toy_s4_root):
+    from projects.ccformer.datasets import AVSBenchS4Dataset
+    ds = AVSBenchS4Dataset(data_root=toy_s4_root, split='test', pipeline=[], test_mode=True)
+    return [ds.get_data_info(i) for i in range(len(ds))]
+
+
+def _logits(model, frames, audio, **kw):
+    return inference_avs_model(model, frames, audio, return_datasample=True, **kw).seg_logits.data
+
+
+def test_checkpoint_roundtrip(model_and_ckpt, clips):
+    model, path = model_and_ckpt
+    loaded = init_avs_model(CONFIG, path, device='cpu')
+    assert loaded.dataset_meta['classes'] == ('background', 'sounding object')
+    c = clips[0]
+    assert torch.equal(_logits(model, c['frame_paths'], c['audio_path']),
+                       _logits(loaded, c['frame_paths'], c['audio_path']))
+
+
+def test_same_result_as_test_pipeline(model, clips):
+    """In-memory inference builds exactly the input the config's test pipeline (with file loaders) builds."""
+    c = clips[0]
+    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+    with torch.no_grad():
+        ref = model.test_step(pseudo_collate([pipeline(dict(c))]))[0]
+    frames_rgb = [cv2.imread(p)[..., ::-1].copy() for p in c['frame_paths']]
+    out = inference_avs_model(model, frames_rgb, c['audio_path'], return_datasample=True)
+    assert torch.allclose(out.seg_logits.data, ref.seg_logits.data, atol=1e-5)
+    masks = inference_avs_model(model, frames_rgb, c['audio_path'])
+    assert masks.shape == (5, 64, 64) and masks.dtype == np.uint8
+    np.testing.assert_array_equal(masks, ref.pred_sem_seg.data.numpy())
+
+
+def test_frame_and_audio_input_forms(model, clips):
+    c = clips[0]
+    ref = _logits(model, c['frame_paths'], c['audio_path'])
+    bgr = [cv2.imread(p) for p in c['frame_paths']]
+    assert torch.equal(ref, _logits(model, bgr, c['audio_path'], channel_order='bgr'))
+    assert torch.equal(ref, _logits(model, [f[..., ::-1].copy() for f in bgr], c['audio_path']))
+    wav = c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
+    wave, rate = load_wav(wav)
+    logmel = load_logmel_pkl(c['audio_path'])
+    for audio in (wav, (wave, rate), logmel, logmel[:, 0]):
+        assert torch.allclose(ref, _logits(model, c['frame_paths'], audio), atol=1e-5)
+    # the audio matters: another clip's sound changes the logits
+    other = _logits(model, c['frame_paths'], clips[1]['audio_path'])
+    assert (ref - other).abs().max() > 1e-3 * ref.abs().max()
+
+
+def test_batch_equals_single(model, clips):
+    frames = [c['frame_paths'] for c in clips]
+    audio = [c['audio_path'] for c in clips]
+    batch = inference_avs_model(model, frames, audio)
+    assert len(batch) == len(clips)
+    for c, masks in zip(clips, batch):
+        np.testing.assert_array_equal(masks, inference_avs_model(model, c['frame_paths'], c['audio_path']))
+
+
+def test_img_size_returns_masks_at_frame_size(model, clips):
+    c = clips[0]
+    frames = [cv2.resize(cv2.imread(p)[..., ::-1], (100, 80)) for p in c['frame_paths']]
+    masks = inference_avs_model(model, frames, c['audio_path'], img_size=(64, 64))
+    assert masks.shape == (5, 80, 100)
+
+
+def test_bad_inputs(model, clips):
+    c = clips[0]
+    with pytest.raises(ValueError, match='T=5'):
+        inference_avs_model(model, c['frame_paths'][:3], c['audio_path'])
+    wave, _ = load_wav(c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav'))
+    with pytest.raises(ValueError, match='waveform'):
+        inference_avs_model(model, c['frame_paths'], wave)
+    with pytest.raises(FileNotFoundError):
+        inference_avs_model(model, c['frame_paths'], '/nonexistent/audio.wav')
+
+
+# ------------------------------------------------------------------------------------------------ video
+@pytest.mark.parametrize('fps', [25, 29.97, 30, 12])
+def test_sample_frame_indices_official(fps):
+    n = int(5 * fps)
+    step = int(round(fps))
+    official = [min(int(l * step + (15 / 16) * step), n - 1) for l in range(5)]
+    assert sample_frame_indices(n, fps, 5) == official
+    assert sample_frame_indices(3, fps, 5) == [min(i, 2) for i in official]
+
+
+def test_window_starts():
+    assert window_starts(4, 5) == []
+    assert window_starts(5, 5) == [0]
+    assert window_starts(7, 5) == [0, 2]
+    assert window_starts(14, 5) == [0, 5, 9]
+
+
+def _clip_video(path, clips, seconds, audio=True, fps=10):
+    """A video of ``seconds`` s from toy test clips (one frame per second held for 1 s) with their wav audio."""
+    frames, waves = [], []
+    for c in clips:
+        frames += [cv2.imread(p)[..., ::-1].copy() for p in c['frame_paths']]
+        wav = c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
+        waves.append(load_wav(wav)[0][:5 * 16000])
+    frames = frames[:seconds]
+    wave = np.concatenate(waves)[:seconds * 16000]
+    write_video(path, frames, fps, wave if audio else None, 16000, repeat=fps, crf=0)
+    return frames, wave
+
+
+def test_read_video_and_audio_alignment(clips, tmp_path):
+    path = str(tmp_path / 'v.mp4')
+    src_frames, wave = _clip_video(path, clips, 7)
+    frames, ts, info = read_video_frames(path, 1)
+    assert len(frames) == 7 and info['has_audio']
+    np.testing.assert_allclose(ts, [0.9 + k for k in range(7)])   # frame int(k * 10 + 9.375) of a 10-fps video
+    for j, a in enumerate(frames):   # yuv420p is lossy: the decoded frame is nearest to its own source frame
+        diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for b in src_frames]
+        assert int(np.argmin(diffs)) == j and diffs[j] < 10
+    decoded = read_video_audio(path)
+    assert abs(len(decoded) - len(wave)) < 2048                     # AAC priming / padding
+    ex = frame_audio_examples(decoded, ts, 1)
+    np.testing.assert_array_equal(ex[:, 0], waveform_to_logmel(decoded, 16000)[:7])  # official 0.96 s blocks
+    dense = frame_audio_examples(decoded, [2.5], 2)
+    np.testing.assert_array_equal(dense[0, 0], waveform_to_logmel(decoded[40000 - 15600:40000], 16000)[0])
+
+
+def test_segment_video(model, clips, tmp_path):
+    path = str(tmp_path / 'v.mkv')
+    _clip_video(path, clips, 7)
+    res = segment_video(model, path, fps=1, img_size=(64, 64))
+    assert res['windows'] == [0, 2]
+    assert len(res['masks']) == 7 and all(m.shape == (64, 64) for m in res['masks'])
+    # the first window is exactly inference_avs_model on the decoded frames and the matching audio examples
+    ex = frame_audio_examples(read_video_audio(path), res['timestamps'], 1)
+    first = inference_avs_model(model, res['frames'][:5], ex[:5], img_size=(64, 64))
+    np.testing.assert_array_equal(np.stack(res['masks'][:5]), first)
+    dense = segment_video(model, path, fps=2, img_size=(64, 64))
+    assert len(dense['masks']) == 14 and dense['windows'] == [0, 5, 9]
+
+
+def test_segment_video_errors(model, clips, tmp_path):
+    mute = str(tmp_path / 'mute.mp4')
+    _clip_video(mute, clips, 6, audio=False)
+    with pytest.raises(ValueError, match='no audio track'):
+        segment_video(model, mute)
+    short = str(tmp_path / 'short.mp4')
+    _clip_video(short, clips, 3)
+    with pytest.raises(ValueError, match='shorter than one window'):
+        segment_video(model, short)
+
+
+def _demo():
+    spec = importlib.util.spec_from_file_location('video_demo', osp.join(ROOT, 'demo', 'video_demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_video_demo(model_and_ckpt, clips, tmp_path):
+    import av
+    _, ckpt = model_and_ckpt
+    path = str(tmp_path / 'in.webm')
+    _clip_video(path, clips, 6)
+    out = str(tmp_path / 'out')
+    res = _demo().main([path, CONFIG, ckpt, '--out', out, '--device', 'cpu', '--img-size', '64', '64'])
+    masks = sorted(glob.glob(osp.join(out, 'masks', 'in_*.png')))
+    assert len(masks) == 6 == len(res['masks'])
+    for m in masks:
+        img = cv2.imread(m, cv2.IMREAD_UNCHANGED)
+        assert img.shape == (64, 64) and set(np.unique(img)) <= {0, 255}
+    with av.open(res['video']) as container:
+        assert container.streams.audio
+        n = sum(1 for _ in container.decode(video=0))
+    assert n == 6
+
+
+def test_video_demo_errors(model_and_ckpt, clips, tmp_path):
+    _, ckpt = model_and_ckpt
+    mute = str(tmp_path / 'mute.mp4')
+    _clip_video(mute, clips, 6, audio=False)
+    with pytest.raises(SystemExit, match='no audio track'):
+        _demo().main([mute, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
+    short = str(tmp_path / 'short.mp4')
+    _clip_video(short, clips, 2)
+    with pytest.raises(SystemExit, match='shorter than one window'):
+        _demo().main([short, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
+

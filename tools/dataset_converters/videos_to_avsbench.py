@@ -1,0 +1,245 @@
+"""Turn videos into the official AVSBench S4 layout (frames, 16 kHz wav, log-mel ``.pkl``, CSV).
+
+Two modes::
+
+    # AVSBench raw videos + the official CSV (raw_videos/<split>/<category>/<name>.mp4)
+    python tools/dataset_converters/videos_to_avsbench.py data/AVSBench/Single-source/s4_data/raw_videos \\
+        data/AVSBench/Single-source --csv data/AVSBench/Single-source/s4_meta_data.csv
+
+    # a folder of your own videos (mp4, mkv, webm, avi, mov; any length, with an audio track)
+    python tools/dataset_converters/videos_to_avsbench.py my_videos/ data/my_s4 [--split test] [--segments]
+
+Written under OUT_ROOT (``docs/avsbench.md`` section 1.1)::
+
+    s4_meta_data.csv                                        name,start_time,category,split
+    s4_data/visual_frames/<split>/<category>/<name>/<name>_<k>.png   k = 1..5, 224x224
+    s4_data/audio_wav/<split>/<category>/<name>.wav                  16 kHz, 16-bit PCM, mono
+    s4_data/audio_log_mel/<split>/<category>/<name>.pkl              pickled torch tensor [5, 1, 96, 64]
+
+Frames follow the official ``preprocess_s4.py``: with ``fps = round(video fps)`` frame k (k = 1..5) is video frame
+``int((k - 1) * fps + 15/16 * fps)`` (clamped to the last frame), resized to 224x224 with ``cv2.resize`` (bilinear,
+aspect ratio not kept). The wav is the clip's audio at 16 kHz (channels averaged; resampled with ``resampy``, the
+VGGish resampler, where the official script let moviepy/ffmpeg resample); the ``.pkl`` is the VGGish log-mel of
+that wav, repeat-padded to 5 examples, written with ``pickle.dump`` (protocol 4) as the official script does.
+
+Your own videos get category ``unknown`` (``--category``) and split ``test`` (``--split``). Without ground-truth
+masks they can be segmented with ``demo/video_demo.py`` / the Python API; to evaluate or train on them, add masks
+as ``s4_data/gt_masks/<split>/<category>/<name>/<name>_<k>.png`` (0/255, 224x224).
+"""
+import argparse
+import csv
+import math
+import os
+import os.path as osp
+import pickle
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+VIDEO_EXTS = ('.mp4', '.mkv', '.webm', '.avi', '.mov', '.m4v', '.flv', '.mpg', '.mpeg')
+CSV_FIELDS = ['name', 'start_time', 'category', 'split']
+AUDIO_RATE = 16000
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Convert videos to the AVSBench S4 layout')
+    parser.add_argument('video_dir', help='folder of videos (AVSBench: raw_videos/ with <split>/<category>/)')
+    parser.add_argument('out_root', help='output dataset root (gets s4_meta_data.csv and s4_data/)')
+    parser.add_argument('--csv', help='official s4_meta_data.csv (name,start_time,category,split): convert the '
+                        'videos it lists, keeping their split and category')
+    parser.add_argument('--split', default='test', choices=['train', 'val', 'test'],
+                        help='split of your own videos (default: test)')
+    parser.add_argument('--category', default='unknown', help='category of your own videos (default: unknown)')
+    parser.add_argument('--num-frames', type=int, default=5, help='frames (= seconds) per clip (S4: 5)')
+    parser.add_argument('--img-size', type=int, default=224, help='frame size (official: 224)')
+    parser.add_argument('--segments', action='store_true',
+                        help='cut each of your videos into consecutive num-frames-second clips '
+                        '(<name>_<i>, start_time = i * num_frames) instead of keeping only the first one')
+    parser.add_argument('--workers', type=int, default=1, help='parallel processes')
+    parser.add_argument('--overwrite', action='store_true', help='redo clips whose files already exist')
+    return parser.parse_args(argv)
+
+
+def list_jobs(args: argparse.Namespace) -> List[Dict]:
+    """One job per source video: ``dict(path, name, category, split, start_time, clips)``."""
+    if not osp.isdir(args.video_dir):
+        raise FileNotFoundError(f'video folder {args.video_dir} does not exist')
+    jobs = []
+    if args.csv:
+        if not osp.isfile(args.csv):
+            raise FileNotFoundError(f'CSV {args.csv} does not exist')
+        with open(args.csv, newline='') as f:
+            rows = list(csv.reader(f))
+        for line, row in enumerate(rows[1:], start=2):
+            if not row or not row[0].strip():
+                continue
+            if len(row) < 4:
+                raise ValueError(f'{args.csv}, line {line}: expected name,start_time,category,split')
+            name, start, category, split = (v.strip() for v in row[:4])
+            candidates = [osp.join(args.video_dir, split, category, name + '.mp4'),
+                          osp.join(args.video_dir, name + '.mp4')]
+            path = next((p for p in candidates if osp.isfile(p)), candidates[0])
+            jobs.append(dict(path=path, name=name, category=category, split=split,
+                             start_time=start or '0', official=True))
+        return jobs
+    names = sorted(f for f in os.listdir(args.video_dir) if osp.splitext(f)[1].lower() in VIDEO_EXTS)
+    if not names:
+        raise FileNotFoundError(f'no video files ({", ".join(VIDEO_EXTS)}) in {args.video_dir}')
+    for fname in names:
+        stem = osp.splitext(fname)[0].replace(' ', '_')
+        jobs.append(dict(path=osp.join(args.video_dir, fname), name=stem, category=args.category,
+                         split=args.split, start_time='0', official=False))
+    return jobs
+
+
+def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
+    """VGGish log-mel of a 16 kHz waveform, repeat-padded to ``num``, pickled like the official script.
+
+    Returns:
+        The ``(num, 1, 96, 64)`` examples written.
+    """
+    import torch
+
+    from projects.ccformer.datasets.audio import pad_examples_repeat, waveform_to_logmel
+    examples = pad_examples_repeat(waveform_to_logmel(waveform, AUDIO_RATE), num, path)[:, None]
+    tensor = torch.from_numpy(np.ascontiguousarray(examples, dtype=np.float32)).requires_grad_(True)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        pickle.dump(tensor, f, protocol=4)
+    return examples
+
+
+def write_wav(path: str, waveform: np.ndarray) -> None:
+    """16 kHz mono 16-bit PCM wav (the official ``audio_wav`` format)."""
+    import soundfile as sf
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    sf.write(path, np.clip(waveform, -1, 32767 / 32768), AUDIO_RATE, subtype='PCM_16')
+
+
+def clip_paths(out_root: str, split: str, category: str, name: str, num_frames: int) -> Dict:
+    base = osp.join(out_root, 's4_data')
+    return dict(
+        frames=[osp.join(base, 'visual_frames', split, category, name, f'{name}_{k}.png')
+                for k in range(1, num_frames + 1)],
+        wav=osp.join(base, 'audio_wav', split, category, f'{name}.wav'),
+        pkl=osp.join(base, 'audio_log_mel', split, category, f'{name}.pkl'))
+
+
+def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int = 224, segments: bool = False,
+                  overwrite: bool = False) -> Tuple[List[Dict], Optional[str]]:
+    """Convert one video into one or more clips. Returns ``(csv rows, error message or None)``."""
+    from projects.ccformer.apis.inference import read_video_audio, read_video_frames, video_info
+    try:
+        info = video_info(job['path'])
+        if not info['has_audio']:
+            return [], f'{job["path"]}: no audio track; AVSBench clips need sound (skipped)'
+        if job['official']:
+            # official clip length (preprocess_s4.py); frames beyond it are clamped like past-the-end indices
+            n_clips, clip_names, starts = 1, [job['name']], [0]
+        else:
+            whole = int(math.floor(info['duration'] + 1e-6))
+            n_clips = max(1, whole // num_frames) if segments else 1
+            clip_names = [f'{job["name"]}_{i}' for i in range(n_clips)] if segments else [job['name']]
+            starts = [i * num_frames for i in range(n_clips)]
+            if whole < num_frames:
+                return [], (f'{job["path"]}: {info["duration"]:.2f} s is shorter than one clip of {num_frames} s '
+                            f'(skipped)')
+        todo = [i for i, name in enumerate(clip_names)
+                if overwrite or not all(osp.isfile(p) for p in
+                                        _flat(clip_paths(out_root, job['split'], job['category'], name, num_frames)))]
+        rows = [dict(name=name, start_time=job['start_time'] if job['official'] else starts[i],
+                     category=job['category'], split=job['split']) for i, name in enumerate(clip_names)]
+        if not todo:
+            return rows, None
+        frames, _, _ = read_video_frames(job['path'], 1, num_seconds=n_clips * num_frames)
+        waveform = read_video_audio(job['path'])
+        for i in todo:
+            paths = clip_paths(out_root, job['split'], job['category'], clip_names[i], num_frames)
+            for k, path in enumerate(paths['frames']):
+                img = cv2.resize(frames[i * num_frames + k], (img_size, img_size))  # bilinear, as official
+                os.makedirs(osp.dirname(path), exist_ok=True)
+                if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+                    raise OSError(f'cannot write {path}')
+            s0 = starts[i] * AUDIO_RATE
+            wave = waveform[s0:s0 + num_frames * AUDIO_RATE]
+            write_wav(paths['wav'], wave)
+            write_logmel_pkl(paths['pkl'], _read_back(paths['wav']), num_frames)
+        return rows, None
+    except (ValueError, OSError, FileNotFoundError) as err:
+        return [], f'{job["path"]}: {err}'
+
+
+def _flat(paths: Dict) -> List[str]:
+    return [*paths['frames'], paths['wav'], paths['pkl']]
+
+
+def _read_back(wav_path: str) -> np.ndarray:
+    """The log-mel is computed from the written wav (int16 / 32768), as the official script does."""
+    from projects.ccformer.datasets.audio import load_wav
+    wave, rate = load_wav(wav_path)
+    assert rate == AUDIO_RATE
+    return wave
+
+
+def write_csv(path: str, rows: List[Dict]) -> None:
+    """Merge ``rows`` into ``path`` (an existing CSV keeps its other rows; same-name rows are replaced)."""
+    existing: Dict[str, Dict] = {}
+    if osp.isfile(path):
+        with open(path, newline='') as f:
+            for row in csv.DictReader(f):
+                existing[row['name']] = row
+    for row in rows:
+        existing[row['name']] = row
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row in existing.values():
+            writer.writerow({k: row[k] for k in CSV_FIELDS})
+
+
+def main(argv=None) -> int:
+    from tqdm import tqdm
+    args = parse_args(argv)
+    try:
+        jobs = list_jobs(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    kwargs = dict(out_root=args.out_root, num_frames=args.num_frames, img_size=args.img_size,
+                  segments=args.segments, overwrite=args.overwrite)
+    rows, errors = [], []
+    with tqdm(total=len(jobs), desc='videos -> AVSBench S4', unit='video') as pbar:
+        if args.workers > 1:
+            with ProcessPoolExecutor(args.workers) as pool:
+                futures = [pool.submit(convert_video, job, **kwargs) for job in jobs]
+                for fut in futures:
+                    r, e = fut.result()
+                    rows += r
+                    errors += [e] if e else []
+                    pbar.update(1)
+        else:
+            for job in jobs:
+                r, e = convert_video(job, **kwargs)
+                rows += r
+                errors += [e] if e else []
+                pbar.update(1)
+    csv_path = osp.join(args.out_root, 's4_meta_data.csv')
+    if rows:
+        write_csv(csv_path, rows)
+    print(f'{len(rows)} clips from {len(jobs) - len(errors)}/{len(jobs)} videos written to {args.out_root} '
+          f'(CSV: {csv_path})')
+    for err in errors:
+        print(f'  failed: {err}', file=sys.stderr)
+    return 0 if rows else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

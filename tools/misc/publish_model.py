@@ -1,0 +1,69 @@
+"""Prepare a trained checkpoint for release (mmseg ``tools/misc/publish_model.py`` conventions).
+
+    python tools/misc/publish_model.py work_dirs/exp/best_mIoU_iter_4000.pth ccformer_pvtv2-b5_s4.pth
+    # -> ccformer_pvtv2-b5_s4-<first 8 hex digits of its sha256>.pth
+
+The training state (``optimizer``, ``param_schedulers``, ``message_hub``) is removed; ``state_dict`` and ``meta``
+(with ``dataset_meta``, which ``init_avs_model`` reads) are kept. Unlike mmseg's script the hash is taken of the
+file actually published, so ``sha256sum`` of the released file starts with the suffix in its name.
+"""
+import argparse
+import os
+import os.path as osp
+from hashlib import sha256
+
+import torch
+
+BLOCK_SIZE = 128 * 1024
+TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Process a checkpoint to be published')
+    parser.add_argument('in_file', help='input checkpoint filename')
+    parser.add_argument('out_file', help='output checkpoint filename (the sha256 prefix is appended)')
+    parser.add_argument('--keep-training-state', action='store_true',
+                        help='keep optimizer / scheduler / message hub (for resuming)')
+    return parser.parse_args(argv)
+
+
+def sha256sum(filename: str) -> str:
+    """SHA-256 hex digest of a file."""
+    hash_func = sha256()
+    byte_array = bytearray(BLOCK_SIZE)
+    memory_view = memoryview(byte_array)
+    with open(filename, 'rb', buffering=0) as file:
+        for block in iter(lambda: file.readinto(memory_view), 0):
+            hash_func.update(memory_view[:block])
+    return hash_func.hexdigest()
+
+
+def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = False) -> str:
+    """Strip the training state, save, and rename to ``<out stem>-<sha256[:8]>.pth``. Returns the final path."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if not osp.isfile(in_file):
+        raise FileNotFoundError(f'checkpoint {in_file} does not exist')
+    checkpoint = CheckpointLoader.load_checkpoint(in_file, map_location='cpu')
+    if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
+        raise ValueError(f'{in_file} is not an mmengine checkpoint (no "state_dict" key)')
+    if not keep_training_state:
+        for key in TRAINING_KEYS:
+            checkpoint.pop(key, None)
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    torch.save(checkpoint, out_file)
+    sha = sha256sum(out_file)
+    stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
+    final_file = f'{stem}-{sha[:8]}.pth'
+    os.replace(out_file, final_file)
+    return final_file
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    final = process_checkpoint(args.in_file, args.out_file, args.keep_training_state)
+    print(f'published {final}')
+    return final
+
+
+if __name__ == '__main__':
+    main()

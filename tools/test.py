@@ -1,0 +1,192 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Test (and evaluate) a CCFormer model (mmsegmentation 1.x ``tools/test.py`` conventions).
+
+Examples::
+
+    python tools/test.py CONFIG CHECKPOINT                       # prints AVSBenchMetric / AVSSMetric
+    python tools/test.py CONFIG CHECKPOINT --show-dir vis        # one image per clip (prediction / GT rows)
+    python tools/test.py CONFIG CHECKPOINT --out preds           # keep raw predictions for offline evaluation
+    python tools/test.py CONFIG CHECKPOINT --shuffle-audio 0     # every clip gets another clip's audio
+
+``--shuffle-audio SEED`` (not in mmseg) wraps the test set in ``AudioSwapDataset``: a seeded derangement gives each
+clip the audio of a different clip, which measures how much the model relies on the sound.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line (mmseg 1.2.2 ``tools/test.py`` flags plus ``--shuffle-audio``)."""
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a CCFormer segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='if specified, the evaluation metric results will be dumped '
+        'into the directory as json')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='directory to save the predicted masks for offline evaluation '
+        '(OUT/<video_id>/<video_id>_<k>.png: 0/255 for S4/MS3, class indices for AVSS)')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted clips (T frames side by side, '
+        'prediction on top, ground truth below) will be saved')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='Test time augmentation (needs `tta_model` and `tta_pipeline` '
+        'in the config)')
+    parser.add_argument(
+        '--shuffle-audio',
+        type=int,
+        default=None,
+        metavar='SEED',
+        help='give every test clip the audio of another clip (seeded '
+        'derangement) to measure how much the model listens')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
+    """Turn on drawing in ``default_hooks.visualization`` for ``--show`` / ``--show-dir``."""
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError(
+            f'{args.config}: `default_hooks.visualization` is missing, so '
+            '--show/--show-dir cannot draw anything; add '
+            "default_hooks = dict(visualization=dict(type='AVSVisualizationHook'))")
+    visualization_hook = default_hooks['visualization']
+    if visualization_hook.get('type') in ('SegVisualizationHook', 'mmseg.SegVisualizationHook'):
+        # mmseg's hook draws one image per sample (the first frame only); clips need the clip-aware hook
+        print_log('tools/test.py: default_hooks.visualization is SegVisualizationHook, which draws only the '
+                  'first frame of a clip; using AVSVisualizationHook instead', logger='current',
+                  level=logging.WARNING)
+        visualization_hook['type'] = 'AVSVisualizationHook'
+        visualization_hook.pop('interval', None)  # mmseg's default 50 would skip most clips
+    visualization_hook['draw'] = True
+    if args.show:
+        visualization_hook['show'] = True
+        visualization_hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def setup_cfg(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command-line overrides."""
+    for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
+        if '://' not in path and not osp.isfile(path):  # URLs are fetched by mmengine
+            raise FileNotFoundError(
+                f'{what} file {path!r} does not exist; check the path '
+                '(checkpoints are written to work_dirs/<config>/iter_*.pth or best_*.pth)')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    if args.tta:
+        if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
+            raise RuntimeError(
+                f'{args.config}: --tta needs `tta_pipeline` and `tta_model` '
+                'in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+
+    if args.shuffle_audio is not None:
+        cfg.test_dataloader.dataset = ConfigDict(
+            type='AudioSwapDataset',
+            dataset=cfg.test_dataloader.dataset,
+            seed=args.shuffle_audio)
+
+    if args.out is not None:
+        # mmseg sets test_evaluator.output_dir (IoUMetric writes PNGs); the AVS metrics keep only per-frame counts,
+        # so the clip masks are written by a hook: OUT/<video_id>/<video_id>_<k>.png
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='AVSPredictionSaveHook', out_dir=args.out)
+        ]
+    return cfg
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the process group for ``--launcher pytorch`` on a machine without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, which fails without a GPU; here the
+    group is created first (``env://`` from torchrun) with the ``gloo`` backend (``nccl`` needs CUDA), and the
+    Runner then reuses it; the model is wrapped in ``CPUDistributedDataParallel`` (no ``device_ids``). No-op with
+    CUDA or another launcher.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(f'no CUDA device: using the gloo backend instead of {backend} for CPU DDP', logger='current',
+                  level=logging.WARNING)
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        # mmengine passes device_ids=[LOCAL_RANK] to DDP, which a CPU module rejects
+        cfg.model_wrapper_cfg = dict(
+            type='CPUDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cfg = setup_cfg(args)
+    init_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,178 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Train a CCFormer model (mmsegmentation 1.x ``tools/train.py`` conventions).
+
+Examples::
+
+    python tools/train.py configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py
+    python tools/train.py CONFIG --work-dir work_dirs/exp --resume
+    bash tools/dist_train.sh CONFIG 8 --amp
+
+The repository root is put on ``sys.path`` so ``custom_imports=['projects.ccformer']`` in the configs works
+without setting ``PYTHONPATH``.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line (same flags as mmseg 1.2.2 ``tools/train.py``)."""
+    parser = argparse.ArgumentParser(description='Train a CCFormer segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        default=False,
+        help='resume from the latest checkpoint in the work_dir automatically '
+        '(model, optimizer, scheduler and iteration are restored)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch>=2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def setup_cfg(args: argparse.Namespace) -> Config:
+    """Load the config and apply the command-line overrides."""
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(
+            f'Config file {args.config!r} does not exist; pass a path such as '
+            'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: CLI > config > ./work_dirs/<config stem>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        optim_wrapper = cfg.optim_wrapper.type
+        if optim_wrapper == 'AmpOptimWrapper':
+            print_log(
+                'AMP training is already enabled in your config.',
+                logger='current',
+                level=logging.WARNING)
+        else:
+            assert optim_wrapper == 'OptimWrapper', (
+                '`--amp` is only supported when the optimizer wrapper type is '
+                f'`OptimWrapper` but got {optim_wrapper}.')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    cfg.resume = args.resume
+    if args.resume and cfg.get('load_from') is None:
+        fallback = resume_fallback(cfg.work_dir)
+        if fallback is not None:
+            cfg.load_from = fallback
+    return cfg
+
+
+def _ckpt_number(path: str) -> int:
+    stem = osp.splitext(osp.basename(path))[0]
+    return int(stem.split('_')[-1]) if stem.split('_')[-1].isdigit() else -1
+
+
+def resume_fallback(work_dir: str):
+    """Checkpoint to resume from when ``last_checkpoint`` names a file that no longer exists, else None.
+
+    mmengine's ``CheckpointHook`` deletes the oldest checkpoint *before* writing the new one, so with
+    ``max_keep_ckpts=1`` a run killed while saving leaves ``last_checkpoint`` pointing at a deleted file; then the
+    newest ``epoch_*.pth`` / ``iter_*.pth`` still in the work dir is used.
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        last = f.read().strip()
+    if osp.isfile(last):
+        return None
+    candidates = [
+        osp.join(work_dir, f) for f in os.listdir(work_dir)
+        if (f.startswith('epoch_') or f.startswith('iter_')) and f.endswith('.pth')
+    ]
+    if not candidates:
+        raise FileNotFoundError(
+            f'{record} names {last}, which does not exist, and {work_dir} holds no other epoch_*/iter_*.pth: '
+            'nothing to resume from; start without --resume')
+    best = max(candidates, key=_ckpt_number)
+    print_log(f'{last} (named in {record}) is missing; resuming from {best}', logger='current',
+              level=logging.WARNING)
+    return best
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Start the process group for ``--launcher pytorch`` on a machine without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, which fails without a GPU; here the
+    group is created first (``env://`` from torchrun) with the ``gloo`` backend (``nccl`` needs CUDA), and the
+    Runner then reuses it; the model is wrapped in ``CPUDistributedDataParallel`` (no ``device_ids``). No-op with
+    CUDA or another launcher.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(f'no CUDA device: using the gloo backend instead of {backend} for CPU DDP', logger='current',
+                  level=logging.WARNING)
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        # mmengine passes device_ids=[LOCAL_RANK] to DDP, which a CPU module rejects
+        cfg.model_wrapper_cfg = dict(
+            type='CPUDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = setup_cfg(args)
+    init_cpu_distributed(cfg)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        from mmseg.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
