@@ -98,14 +98,6 @@ def schedule_options(config: str, args: argparse.Namespace):
     key = 'max_epochs' if by_epoch else 'max_iters'
     opts = [f'train_cfg.{key}={total}', f'train_cfg.val_interval={interval}',
             f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=10']
-    audio = cfg.model.get('audio_encoder') or {}
-    if audio.get('type') == 'VGGish' and not audio.get('frozen', True) and audio.get('init_cfg') is None:
-        # A VGGish trained from scratch with PyTorch's default init gives nearly the same embedding for every
-        # sound (the signal fades through 9 ReLU layers: across-clip std 0.6 % of the mean on the toy data) and the
-        # model learns to ignore the audio; a ReLU-aware (Kaiming) init keeps the sounds apart (35 %).
-        print('note: the config trains VGGish from scratch with the default init; adding a Kaiming init for it')
-        opts += ['model.audio_encoder.init_cfg._delete_=True', 'model.audio_encoder.init_cfg.type=Kaiming',
-                 'model.audio_encoder.init_cfg.layer=[Conv2d,Linear]', 'model.audio_encoder.init_cfg.nonlinearity=relu']
     return opts, f'{total} {"epochs" if by_epoch else "iterations"}'
 
 

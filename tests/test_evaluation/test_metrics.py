@@ -211,3 +211,18 @@ def test_legacy_numbers_equal_official_loop_over_dataset_order_batches():
     assert fs[2] == 0.0
     assert res['legacy_mIoU'] == pytest.approx(100 * sum(ious) / 3, rel=1e-6)
     assert res['legacy_Fscore'] == pytest.approx(100 * sum(fs) / 3, rel=1e-6)
+
+
+@pytest.mark.parametrize('as_dicts', [True, False])
+def test_output_dir_writes_predicted_masks(tmp_path, as_dicts):
+    """``output_dir`` (set by mmseg's ``tools/test.py --out``) writes 0/255 PNGs (binary) / class indices (AVSS)."""
+    import cv2
+    metric = AVSBenchMetric(output_dir=str(tmp_path / 'bin'))
+    run_metric(metric, [clip_sample('A', **VIDEO_A), clip_sample('B', **VIDEO_B)], as_dicts=as_dicts)
+    assert cv2.imread(str(tmp_path / 'bin/A/A_1.png'), cv2.IMREAD_UNCHANGED).tolist() == [[255, 0, 0, 0]]
+    assert cv2.imread(str(tmp_path / 'bin/B/B_1.png'), cv2.IMREAD_UNCHANGED).tolist() == [[255, 255, 0, 0]]
+    metric = AVSSMetric(output_dir=str(tmp_path / 'sem'))
+    metric.dataset_meta = dict(classes=AVSS_CLASSES)
+    run_metric(metric, avss_samples(), as_dicts=as_dicts)
+    assert cv2.imread(str(tmp_path / 'sem/v1m/v1m_1.png'), cv2.IMREAD_UNCHANGED).tolist() == [[0, 1, 2, 2]]
+    assert not (tmp_path / 'sem/v1m/v1m_2.png').exists()  # padded frame

@@ -175,8 +175,11 @@ def test_configs_run_under_mmseg_tools(resumed_run, toy_s4_root, tmp_path):
                _data_opts(toy_s4_root, epochs=1), pythonpath=True, cwd=str(tmp_path))
     assert osp.isfile(osp.join(work, 'epoch_1.pth')), out[-3000:]
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
+    masks = tmp_path / 'mmseg_masks'
     out = _run([sys.executable, osp.join(MMSEG_TOOLS, 'test.py'), CONFIG, best, '--work-dir',
-                str(tmp_path / 'mmseg_test'), '--cfg-options'] + _data_opts(toy_s4_root),
+                str(tmp_path / 'mmseg_test'), '--out', str(masks), '--cfg-options'] + _data_opts(toy_s4_root),
                pythonpath=True, cwd=str(tmp_path))
     for key in METRIC_KEYS:
         assert f'{key}: ' in out, out[-2000:]
+    # mmseg's --out sets test_evaluator.output_dir: our metrics write the predicted masks there
+    assert len(glob.glob(str(masks / '*' / '*_1.png'))) > 0, out[-2000:]

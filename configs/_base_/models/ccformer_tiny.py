@@ -16,7 +16,10 @@ model = dict(
         norm_eval=False,
         style='pytorch',
         init_cfg=None),
-    audio_encoder=dict(channels=(8, 16, 32, 32), fc_dims=(64, 64), frozen=False, init_cfg=None),
+    # Trained from scratch: a ReLU-aware init keeps different sounds apart (with PyTorch's default init the 9-layer
+    # network gives nearly one embedding for every sound and the model learns to ignore the audio).
+    audio_encoder=dict(channels=(8, 16, 32, 32), fc_dims=(64, 64), frozen=False,
+                       init_cfg=dict(_delete_=True, type='Kaiming', layer=['Conv2d', 'Linear'], nonlinearity='relu')),
     neck=dict(
         in_channels=[16, 32, 64, 128],
         embed_dims=d,

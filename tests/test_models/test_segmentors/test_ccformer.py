@@ -252,7 +252,8 @@ def _flatten(d, prefix=''):
 def test_tiny_configs(task):
     cfg = Config.fromfile(osp.join(ROOT, f'configs/ccformer/ccformer_tiny_1xb2-toy_{task}-64x64.py'))
     assert cfg.train_dataloader.dataset.data_root.startswith('data/toy/')
-    assert cfg.model.backbone.init_cfg is None and cfg.model.audio_encoder.init_cfg is None
+    assert cfg.model.backbone.init_cfg is None  # no pretrained files: trains from scratch
+    assert cfg.model.audio_encoder.init_cfg.type == 'Kaiming'  # keeps the sounds apart from the first step
     assert cfg.model.decode_head.num_classes == (71 if task == 'avss' else 1)
 
 

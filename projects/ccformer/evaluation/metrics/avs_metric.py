@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 
 from mmseg.registry import METRICS
 from .. import functional as F
+from ...engine.hooks.prediction_save_hook import save_clip_masks
 
 
 def sample_get(sample: Any, key: str, default: Any = None) -> Any:
@@ -90,6 +91,10 @@ class AVSBenchMetric(BaseMetric):
     Args:
         legacy_videos_per_batch: videos per official test batch (4 = official ``test.sh``; AVSegFormer used 2).
         pr_num: number of F-measure thresholds (official 255).
+        output_dir: if set, also write each clip's predicted masks to ``output_dir/<video_id>/<video_id>_<k>.png``
+            (what mmseg's ``tools/test.py --out DIR`` asks of a metric).
+        keep_results: set by mmseg's ``tools/test.py --out``; the masks written to ``output_dir`` are always kept
+            (only ``True`` is accepted).
         collect_device, prefix: see :class:`mmengine.evaluator.BaseMetric`. When used beside mmseg's
             ``IoUMetric`` in one evaluator, give one of them a ``prefix`` (both report ``mIoU``).
     """
@@ -97,6 +102,8 @@ class AVSBenchMetric(BaseMetric):
     def __init__(self,
                  legacy_videos_per_batch: int = 4,
                  pr_num: int = F.PR_NUM,
+                 output_dir: Optional[str] = None,
+                 keep_results: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
@@ -107,10 +114,15 @@ class AVSBenchMetric(BaseMetric):
             raise ValueError(f'pr_num must be >= 1, got {pr_num}.')
         self.legacy_videos_per_batch = int(legacy_videos_per_batch)
         self.pr_num = int(pr_num)
+        if not keep_results:
+            raise ValueError('keep_results=False is not supported: masks written to output_dir are kept.')
+        self.output_dir = output_dir  # also write the predicted masks there (mmseg test.py --out)
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store per-frame counts of every clip (one entry per sample in ``self.results``)."""
         for sample in data_samples:
+            if self.output_dir:
+                save_clip_masks(sample, self.output_dir)
             video_id = str(sample_get(sample, 'video_id', '<unknown>'))
             logits = sample_pixel_data(sample, 'seg_logits')
             gt = sample_pixel_data(sample, 'gt_sem_seg')

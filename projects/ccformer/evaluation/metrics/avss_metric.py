@@ -10,6 +10,7 @@ from prettytable import PrettyTable
 from mmseg.registry import METRICS
 from .. import functional as F
 from .avs_metric import as_clip, frame_flags, order_results, sample_get, sample_pixel_data
+from ...engine.hooks.prediction_save_hook import save_clip_masks
 
 
 @METRICS.register_module()
@@ -30,18 +31,27 @@ class AVSSMetric(BaseMetric):
         force_padded_background: set the prediction of frames with ``frame_valid`` 0 to background before scoring.
             The official models zero the logits of padded frames, so their argmax is class 0; this makes the
             metric follow that rule whatever the model did.
+        output_dir: if set, also write each clip's predicted masks to ``output_dir/<video_id>/<video_id>_<k>.png``
+            (what mmseg's ``tools/test.py --out DIR`` asks of a metric).
+        keep_results: set by mmseg's ``tools/test.py --out``; the masks written to ``output_dir`` are always kept
+            (only ``True`` is accepted).
         collect_device, prefix: see :class:`mmengine.evaluator.BaseMetric`.
     """
 
     def __init__(self,
                  num_classes: int = F.AVSS_NUM_CLASSES,
                  force_padded_background: bool = True,
+                 output_dir: Optional[str] = None,
+                 keep_results: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self._num_classes = int(num_classes)
         self.force_padded_background = force_padded_background
+        if not keep_results:
+            raise ValueError('keep_results=False is not supported: masks written to output_dir are kept.')
+        self.output_dir = output_dir  # also write the predicted masks there (mmseg test.py --out)
 
     @property
     def class_names(self) -> List[str]:
@@ -59,6 +69,8 @@ class AVSSMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store, per clip, the per-class sums of frame IoU / F and the per-class frame counts."""
         for sample in data_samples:
+            if self.output_dir:
+                save_clip_masks(sample, self.output_dir)
             video_id = str(sample_get(sample, 'video_id', '<unknown>'))
             pred = sample_pixel_data(sample, 'pred_sem_seg')
             gt = sample_pixel_data(sample, 'gt_sem_seg')
