@@ -10,8 +10,8 @@
 #
 # Why mmcv is built here: no mmcv wheel exists for current torch. mmcv 2.1.0's setup.py asks for C++14/17, but
 # torch >= 2.14's headers need C++20, so the sdist's -std flags are raised to c++20 before building.
-# On a machine with nvcc and a CUDA torch, the CUDA ops are built too (FORCE_CUDA=1; set TORCH_CUDA_ARCH_LIST
-# to your GPUs, e.g. "8.0;9.0", to save time).
+# On a machine with a visible GPU, nvcc and a CUDA torch, the CUDA ops are built too (set TORCH_CUDA_ARCH_LIST
+# to your GPUs, e.g. "8.0;9.0", to save time); FORCE_CUDA=1 with TORCH_CUDA_ARCH_LIST builds them without a GPU.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,8 +55,14 @@ if have_mmcv_ops; then
     log "mmcv $MMCV_VERSION with compiled ops already installed"
 else
     torch_tag=$("$PY" -c "import torch; print(torch.__version__.replace('+', '_'))")
+    # CUDA ops: when a GPU is visible (with nvcc and a CUDA torch), or when FORCE_CUDA=1 is set by hand (then
+    # TORCH_CUDA_ARCH_LIST must name the target GPUs, as there is no GPU to ask). nvcc alone is not enough: a
+    # CPU-only machine with a CUDA toolkit would spend an hour compiling kernels it cannot run.
     cuda_ops=0
-    if command -v nvcc >/dev/null 2>&1 && "$PY" -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)"; then
+    if [ "${FORCE_CUDA:-0}" = 1 ]; then
+        [ -n "${TORCH_CUDA_ARCH_LIST:-}" ] || { echo "FORCE_CUDA=1 needs TORCH_CUDA_ARCH_LIST, e.g. '8.0;9.0'" >&2; exit 1; }
+        cuda_ops=1
+    elif command -v nvcc >/dev/null 2>&1 && "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
         cuda_ops=1
     fi
     wheel_dir="$CACHE/mmcv-$MMCV_VERSION-torch$torch_tag-cuda$cuda_ops-$("$PY" -c 'import sys; print("py%d%d" % sys.version_info[:2])')"
@@ -69,7 +75,7 @@ else
         src="$build/mmcv-$MMCV_VERSION"
         sed -i 's/-std=c++14/-std=c++20/g; s/-std=c++17/-std=c++20/g' "$src/setup.py"
         export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
-        if [ "$cuda_ops" = 1 ]; then export FORCE_CUDA=1; fi
+        if [ "$cuda_ops" = 1 ]; then export FORCE_CUDA=1; else unset FORCE_CUDA; fi
         "${PIP[@]}" wheel --no-build-isolation --no-deps "$src" -w "$build/wheel" > "$build/build.log" 2>&1 || {
             tail -n 40 "$build/build.log"; echo "mmcv build failed (full log above)" >&2; exit 1; }
         mkdir -p "$wheel_dir"
