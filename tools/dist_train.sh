@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Multi-process (DDP) training over torchrun.
 # Usage: bash tools/dist_train.sh CONFIG NUM_PROCS [train.py options...]
-# Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# Env: PYTHON (python), NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
 # On CPU-only machines add `--cfg-options env_cfg.dist_cfg.backend=gloo`.
 set -e
 CONFIG=$1
@@ -17,7 +17,7 @@ if [ -z "$CONFIG" ] || [ -z "$GPUS" ]; then
 fi
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
+${PYTHON:-python} -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

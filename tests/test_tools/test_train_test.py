@@ -27,6 +27,8 @@ METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore')
 
 def _env(pythonpath: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    # as in an activated environment: `python` in the shell scripts is this interpreter (make test does not activate)
+    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     env.pop('PYTHONPATH', None)
     if pythonpath:
         env['PYTHONPATH'] = ROOT
