@@ -24,6 +24,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line (same flags as mmseg 1.2.2 ``tools/train.py``)."""
@@ -135,31 +137,6 @@ def resume_fallback(work_dir: str):
     print_log(f'{last} (named in {record}) is missing; resuming from {best}', logger='current',
               level=logging.WARNING)
     return best
-
-
-def init_cpu_distributed(cfg: Config) -> None:
-    """Start the process group for ``--launcher pytorch`` on a machine without CUDA.
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` unconditionally, which fails without a GPU; here the
-    group is created first (``env://`` from torchrun) with the ``gloo`` backend (``nccl`` needs CUDA), and the
-    Runner then reuses it; the model is wrapped in ``CPUDistributedDataParallel`` (no ``device_ids``). No-op with
-    CUDA or another launcher.
-    """
-    import torch
-    import torch.distributed as dist
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
-        return
-    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
-    if backend != 'gloo':
-        print_log(f'no CUDA device: using the gloo backend instead of {backend} for CPU DDP', logger='current',
-                  level=logging.WARNING)
-    dist.init_process_group(backend='gloo')
-    if cfg.get('model_wrapper_cfg') is None:
-        # mmengine passes device_ids=[LOCAL_RANK] to DDP, which a CPU module rejects
-        cfg.model_wrapper_cfg = dict(
-            type='CPUDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
 def main(argv=None) -> None:
