@@ -44,18 +44,7 @@ val_dataloader = dict(
         audio_source=audio_source,
         test_mode=True,
         pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        audio_source=audio_source,
-        test_mode=True,
-        pipeline=test_pipeline))
-# Legacy numbers group 4 videos per batch like the official test.sh (AVSegFormer used 2).
+# the test loader is the val loader on the test split
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='AVSBenchMetric', legacy_videos_per_batch=4)
 test_evaluator = dict(type='AVSBenchMetric', legacy_videos_per_batch=4)

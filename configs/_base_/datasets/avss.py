@@ -43,17 +43,7 @@ val_dataloader = dict(
         subsets=subsets,
         test_mode=True,
         pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        subsets=subsets,
-        test_mode=True,
-        pipeline=test_pipeline))
+# the test loader is the val loader on the test split
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='AVSSMetric')
 test_evaluator = dict(type='AVSSMetric')
