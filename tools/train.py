@@ -6,6 +6,7 @@ Examples::
     python tools/train.py configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py
     python tools/train.py CONFIG --work-dir work_dirs/exp --resume
     bash tools/dist_train.sh CONFIG 8 --amp
+    python tools/train.py CONFIG --amp --amp-dtype bfloat16
 
 The repository root is put on ``sys.path`` so ``custom_imports=['projects.ccformer']`` in the configs works
 without setting ``PYTHONPATH``.
@@ -28,7 +29,7 @@ from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line (same flags as mmseg 1.2.2 ``tools/train.py``)."""
+    """Parse the command line (the flags of mmseg 1.2.2 ``tools/train.py``, plus ``--amp-dtype``)."""
     parser = argparse.ArgumentParser(description='Train a CCFormer segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -43,6 +44,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         default=False,
         help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['float16', 'bfloat16'],
+        default=None,
+        help='with --amp: float16 (default; AmpOptimWrapper with dynamic loss scale, as mmseg) or bfloat16 '
+        '(BF16OptimWrapper: bf16 autocast, no loss scaler, no per-step host synchronisation)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -61,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (torch>=2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.amp_dtype is not None and not args.amp:
+        parser.error('--amp-dtype needs --amp')
+    if args.amp_dtype is None:
+        args.amp_dtype = 'float16'
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -86,17 +97,22 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
+        if optim_wrapper in ('AmpOptimWrapper', 'BF16OptimWrapper'):
             print_log(
-                'AMP training is already enabled in your config.',
+                'AMP training is already enabled in your config. '
+                f'Keeping its {optim_wrapper} (--amp-dtype has no effect).',
                 logger='current',
                 level=logging.WARNING)
         else:
             assert optim_wrapper == 'OptimWrapper', (
                 '`--amp` is only supported when the optimizer wrapper type is '
                 f'`OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+            if getattr(args, 'amp_dtype', None) == 'bfloat16':
+                # bf16 needs no loss scale; BF16OptimWrapper runs without GradScaler (no per-step host sync)
+                cfg.optim_wrapper.type = 'BF16OptimWrapper'
+            else:
+                cfg.optim_wrapper.type = 'AmpOptimWrapper'
+                cfg.optim_wrapper.loss_scale = 'dynamic'
 
     cfg.resume = args.resume
     if args.resume and cfg.get('load_from') is None:

@@ -199,8 +199,6 @@ def test_compiled_neck_matches_eager_on_cpu():
     assert eq.max_relative_error(out, ref) < 1e-5
 
 
-@pytest.mark.skipif(os.environ.get('CCFORMER_SLOW_TESTS') != '1',
-                    reason='traces the whole model (30-50 s on 2 cores); set CCFORMER_SLOW_TESTS=1')
 def test_compiled_model_matches_eager_on_cpu():
     """torch.compile tracing of the whole model (dynamo 'eager' backend) changes nothing."""
     _needs_model()

@@ -185,3 +185,43 @@ def test_configs_run_under_mmseg_tools(resumed_run, toy_s4_root, tmp_path):
         assert f'{key}: ' in out, out[-2000:]
     # mmseg's --out sets test_evaluator.output_dir: our metrics write the predicted masks there
     assert len(glob.glob(str(masks / '*' / '*_1.png'))) > 0, out[-2000:]
+
+
+def test_amp_dtype_flag(tmp_path, capsys):
+    """--amp keeps mmseg's fp16 AmpOptimWrapper; --amp --amp-dtype bfloat16 selects BF16OptimWrapper (no
+    loss_scale); --amp-dtype without --amp is a parser error; an AMP wrapper in the config is kept."""
+    tool = _train_tool()
+    base = [CONFIG, '--work-dir', str(tmp_path)]
+    cfg = tool.setup_cfg(tool.parse_args(base))
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    for extra in (['--amp'], ['--amp', '--amp-dtype', 'float16']):
+        cfg = tool.setup_cfg(tool.parse_args(base + extra))
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.loss_scale == 'dynamic'
+    cfg = tool.setup_cfg(tool.parse_args(base + ['--amp', '--amp-dtype', 'bfloat16']))
+    assert cfg.optim_wrapper.type == 'BF16OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    for bad in (['--amp-dtype', 'bfloat16'], ['--amp', '--amp-dtype', 'float32']):
+        with pytest.raises(SystemExit) as exc:
+            tool.parse_args(base + bad)
+        assert exc.value.code == 2
+    assert '--amp-dtype needs --amp' in capsys.readouterr().err
+    for wrapper in ('AmpOptimWrapper', 'BF16OptimWrapper'):
+        cfg = tool.setup_cfg(tool.parse_args(base + ['--amp', '--amp-dtype', 'bfloat16', '--cfg-options',
+                                                     f'optim_wrapper.type={wrapper}']))
+        assert cfg.optim_wrapper.type == wrapper and 'loss_scale' not in cfg.optim_wrapper
+
+
+def test_train_bf16_optim_wrapper(toy_s4_root, tmp_path):
+    """tools/train.py --amp --amp-dtype bfloat16 trains the tiny config on CPU with BF16OptimWrapper: finite losses,
+    and the checkpoint's optimizer state has no loss_scaler (it loads into plain OptimWrapper)."""
+    work = str(tmp_path / 'bf16')
+    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--amp', '--amp-dtype', 'bfloat16',
+                '--cfg-options'] + _data_opts(toy_s4_root, epochs=1))
+    assert "type='BF16OptimWrapper'" in out, out[-3000:]
+    ckpt = _load(osp.join(work, 'epoch_1.pth'))
+    assert ckpt['meta']['iter'] == ITERS_PER_EPOCH
+    assert 'loss_scaler' not in ckpt['optimizer']
+    assert _optimizer_steps(ckpt) == {ITERS_PER_EPOCH}
+    scalars = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
+    losses = [json.loads(line)['loss'] for path in scalars for line in open(path) if '"loss"' in line]
+    assert len(losses) == ITERS_PER_EPOCH and all(torch.isfinite(torch.tensor(losses))), losses

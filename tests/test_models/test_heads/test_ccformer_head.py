@@ -361,7 +361,7 @@ def test_ici_batched_equals_per_frame():
     inputs = neck_out()
     dec = head.decoder
     with torch.no_grad():
-        memory, _, spatial, starts, _ = head._encode(inputs['feats'][1:])
+        memory, _, spatial, starts, _, _ = head._encode(inputs['feats'][1:])
         query, query_pos = head.query_generator(inputs['audio'])
         ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(
             -1, -1, 3, -1)
@@ -378,7 +378,7 @@ def test_ici_batched_equals_per_frame():
                                        rtol=1e-5)
         # encoder: batched frames == one frame at a time
         for i in (0, B * T - 1):
-            one, _, _, _, _ = head._encode([f[i:i + 1]
+            one, _, _, _, _, _ = head._encode([f[i:i + 1]
                                          for f in inputs['feats'][1:]])
             torch.testing.assert_close(memory[i:i + 1], one, atol=1e-5,
                                        rtol=1e-5)
@@ -564,7 +564,7 @@ def test_msda_offset_normalizer_equals_computed():
     inputs = neck_out()
     layer = head.encoder.layers[0].self_attn
     with torch.no_grad():
-        memory, _, spatial, starts, norm = head._encode(inputs['feats'][1:])
+        memory, _, spatial, starts, norm, _ = head._encode(inputs['feats'][1:])
         _, _, ref, _, _, norm2 = head._level_meta(
             tuple((f.shape[-2], f.shape[-1]) for f in inputs['feats'][1:]),
             memory.device)
@@ -634,3 +634,37 @@ def test_fused_projections_dispatch_fewer_ops_than_unfused():
     (new, n_new), (ref, n_ref) = run(lambda: flat(x)), run(lambda: ffn(x))
     torch.testing.assert_close(new, ref)
     assert n_new < n_ref, (n_new, n_ref)
+
+
+def test_msda_python_shapes_path_equals_tensor_path():
+    """spatial_shapes_list (Python ints) gives mmcv's PyTorch path the same
+    result as the (levels, 2) tensor, with fewer dispatched operations (no
+    per-level ``.item()`` of a device tensor)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(0)
+    attn = MSDeformAttn(embed_dims=32, num_heads=4, num_levels=3,
+                        num_points=2, batch_first=True).eval()
+    nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
+    shapes = [(8, 8), (4, 4), (2, 2)]
+    spatial = torch.tensor(shapes)
+    starts = torch.tensor([0, 64, 80])
+    query = torch.randn(2, 84, 32)
+    ref = torch.rand(1, 84, 3, 2)
+    ops = []
+
+    class Count(TorchDispatchMode):
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ops[-1] += 1
+            return func(*args, **(kwargs or {}))
+
+    outs = []
+    for extra in ({}, {'spatial_shapes_list': shapes}):
+        ops.append(0)
+        with torch.no_grad(), Count():
+            outs.append(attn(query, reference_points=ref,
+                             spatial_shapes=spatial,
+                             level_start_index=starts, **extra))
+    assert torch.equal(outs[0], outs[1])
+    assert ops[1] < ops[0]

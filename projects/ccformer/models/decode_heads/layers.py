@@ -21,12 +21,10 @@
 * :class:`ConstCache`, :func:`sine_embed_1d`, :func:`padding_mask`: helpers.
 """
 import math
-from typing import Callable, Dict, Hashable, Optional, Tuple
+from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN
 from mmcv.ops import MultiScaleDeformableAttention
 from mmcv.ops.multi_scale_deform_attn import (
     MultiScaleDeformableAttnFunction, ext_module,
@@ -35,7 +33,7 @@ from mmdet.models.layers.transformer import (
     DeformableDetrTransformerDecoderLayer, DeformableDetrTransformerEncoder,
     DeformableDetrTransformerEncoderLayer)
 from mmengine.model import BaseModule, ModuleList
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmseg.registry import MODELS
 from ..utils.attention import FlatFFN, SDPAttention  # noqa: F401  (re-exported)
@@ -204,6 +202,10 @@ class MSDeformAttn(MultiScaleDeformableAttention):
     float (1, 1, 1, levels, 1, 2), precomputed once per input size by the
     caller (:meth:`CCFormerHead._level_meta`) to save the per-call flip and
     cast; computed from ``spatial_shapes`` when not given.
+    ``spatial_shapes_list`` (keyword, optional): the same (h, w) as Python
+    ints; mmcv's PyTorch path (CPU) then splits and loops over the levels
+    without reading the device tensor (``.item()`` per level), so it costs
+    fewer operations and ``torch.compile`` traces it without graph breaks.
 
     ``use_cuda_kernel`` (class attribute, default True) can be set False to
     run mmcv's PyTorch path on CUDA too (for equivalence checks).
@@ -259,8 +261,11 @@ class MSDeformAttn(MultiScaleDeformableAttention):
                 level_start_index, locations.to(dtype).contiguous(),
                 weights.to(dtype).contiguous(), step)
         else:
+            shapes = kwargs.get('spatial_shapes_list')
             output = multi_scale_deformable_attn_pytorch(
-                value.float(), spatial_shapes, locations.float(),
+                value.float(),
+                spatial_shapes if shapes is None else shapes,
+                locations.float(),
                 weights.float())
         output = self.output_proj(output.to(value.dtype))
         return self.dropout(output) + identity
@@ -297,10 +302,11 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
                 reference_points: Tensor, spatial_shapes: Tensor,
                 level_start_index: Tensor,
                 offset_normalizer: Optional[Tensor] = None,
+                spatial_shapes_list: Optional[Sequence[Tuple[int, int]]] = None,
                 **kwargs) -> Tensor:
         """query (B*T, L, d), query_pos (1, L, d), reference_points
-        (1, L, levels, 2), offset_normalizer (see :class:`MSDeformAttn`)
-        -> memory (B*T, L, d)."""
+        (1, L, levels, 2), offset_normalizer and spatial_shapes_list (see
+        :class:`MSDeformAttn`) -> memory (B*T, L, d)."""
         for layer in self.layers:
             query = layer(
                 query=query,
@@ -309,7 +315,8 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
                 reference_points=reference_points,
                 spatial_shapes=spatial_shapes,
                 level_start_index=level_start_index,
-                offset_normalizer=offset_normalizer)
+                offset_normalizer=offset_normalizer,
+                spatial_shapes_list=spatial_shapes_list)
         return query
 
 

@@ -1,7 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Multi-query Transformer Decoder of CCFormer (Sec. III-C, Eqs. 7-10)."""
 import copy
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import ConfigDict
@@ -131,7 +131,9 @@ class MultiQueryTransformerDecoder(BaseModule):
                 level_start_index: Tensor,
                 num_frames: int,
                 frame_valid: Optional[Tensor] = None,
-                offset_normalizer: Optional[Tensor] = None) -> List[Tensor]:
+                offset_normalizer: Optional[Tensor] = None,
+                spatial_shapes_list: Optional[Sequence[Tuple[int, int]]] = None
+                ) -> List[Tensor]:
         """Run all stages.
 
         Args:
@@ -145,6 +147,8 @@ class MultiQueryTransformerDecoder(BaseModule):
             frame_valid (Tensor | None): (B, T).
             offset_normalizer (Tensor | None): (1, 1, 1, 3, 1, 2) level
                 sizes for the deformable attention (see ``MSDeformAttn``).
+            spatial_shapes_list (sequence | None): the (h, w) of the levels
+                as Python ints (see ``MSDeformAttn``).
 
         Returns:
             list[Tensor]: per stage, combined queries (B*T, N, d).
@@ -177,7 +181,8 @@ class MultiQueryTransformerDecoder(BaseModule):
                     reference_points=ref,
                     spatial_shapes=spatial_shapes,
                     level_start_index=level_start_index,
-                    offset_normalizer=offset_normalizer)
+                    offset_normalizer=offset_normalizer,
+                    spatial_shapes_list=spatial_shapes_list)
             if self.num_iti_layers == 0:
                 outs.append(query)
                 continue
