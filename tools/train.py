@@ -7,6 +7,7 @@ Examples::
     python tools/train.py CONFIG --work-dir work_dirs/exp --resume
     bash tools/dist_train.sh CONFIG 8 --amp
     python tools/train.py CONFIG --amp --amp-dtype bfloat16
+    python tools/train.py CONFIG --cfg-options compile=True    # torch.compile of the model's tensor core
 
 The repository root is put on ``sys.path`` so ``custom_imports=['projects.ccformer']`` in the configs works
 without setting ``PYTHONPATH``.
@@ -114,12 +115,30 @@ def setup_cfg(args: argparse.Namespace) -> Config:
                 cfg.optim_wrapper.type = 'AmpOptimWrapper'
                 cfg.optim_wrapper.loss_scale = 'dynamic'
 
+    move_compile_to_model(cfg)
     cfg.resume = args.resume
     if args.resume and cfg.get('load_from') is None:
         fallback = resume_fallback(cfg.work_dir)
         if fallback is not None:
             cfg.load_from = fallback
     return cfg
+
+
+def move_compile_to_model(cfg: Config) -> None:
+    """mmengine's ``cfg.compile`` -> ``cfg.model.compile_cfg`` for models that have it (CCFormer).
+
+    mmengine compiles the whole ``train_step``: the data preprocessor (padding with data-dependent sizes, deep
+    copies of metainfo) breaks the graph and recompiles whenever a clip's metainfo changes. CCFormer compiles its
+    tensor core instead (encoders, EIM, head), with the same ``torch.compile`` arguments.
+    """
+    compile_cfg = cfg.get('compile', None)
+    if not compile_cfg or cfg.model.get('type') != 'CCFormer':
+        return
+    cfg.model.compile_cfg = compile_cfg if isinstance(compile_cfg, dict) else True
+    cfg.compile = False
+    print_log(f'compile={compile_cfg}: compiling CCFormer\'s tensor core (model.compile_cfg) instead of mmengine\'s '
+              'whole train_step (whose data preprocessing would break the graph and recompile per batch)',
+              logger='current', level=logging.INFO)
 
 
 def _ckpt_number(path: str) -> int:

@@ -60,6 +60,23 @@ def test_checkpoint_roundtrip(model_and_ckpt, clips):
                        _logits(loaded, c['frame_paths'], c['audio_path']))
 
 
+def test_bf16_weights(model_and_ckpt, clips):
+    """dtype='bfloat16' casts the weights; float32 inputs from the pipeline are cast by the model, logits come
+    back float32 and within bf16 rounding of the float32 model's; a bad dtype is refused."""
+    model, path = model_and_ckpt
+    bf16 = init_avs_model(CONFIG, path, device='cpu', dtype='bfloat16')
+    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
+    for c in clips[:2]:
+        ref = _logits(model, c['frame_paths'], c['audio_path'])
+        out = _logits(bf16, c['frame_paths'], c['audio_path'])
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        assert not torch.equal(out, ref)  # really ran in bf16
+        assert ((out - ref).norm() / ref.norm()).item() < 5e-2
+        assert ((out > 0) == (ref > 0)).float().mean().item() > 0.95
+    with pytest.raises(ValueError, match='floating dtype'):
+        init_avs_model(CONFIG, path, device='cpu', dtype='int8')
+
+
 def test_same_result_as_test_pipeline(model, clips):
     """In-memory inference builds exactly the input the config's test pipeline (with file loaders) builds."""
     c = clips[0]
@@ -225,3 +242,36 @@ def test_video_demo_errors(model_and_ckpt, clips, tmp_path):
     with pytest.raises(SystemExit, match='shorter than one window'):
         _demo().main([short, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
 
+
+
+def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
+    """--compile sets model.compile_cfg: the demo runs the compiled core (dynamo, 'eager' backend here instead of
+    inductor, which takes minutes on a CPU) and writes the same masks as the eager demo."""
+    import torch
+
+    from projects.ccformer.models.segmentors import ccformer as segmentor
+
+    _, ckpt = model_and_ckpt
+    path = str(tmp_path / 'in.mp4')
+    _clip_video(path, clips, 10)  # 2 windows: the first runs eagerly (shape constants), the second compiled
+    seen = []
+    real_compile = torch.compile
+
+    def fake_compile(fn, **kwargs):
+        seen.append(kwargs)
+        return real_compile(fn, backend='eager')
+
+    eager = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'eager'), '--device', 'cpu',
+                          '--img-size', '64', '64', '--no-audio'])
+    monkeypatch.setattr(segmentor, '_COMPILED_CORES', {})
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    torch._dynamo.reset()
+    try:
+        compiled = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'compiled'), '--device', 'cpu',
+                                 '--img-size', '64', '64', '--no-audio', '--compile', 'reduce-overhead'])
+    finally:
+        torch._dynamo.reset()
+    assert seen == [dict(mode='reduce-overhead')]
+    assert len(compiled['masks']) == len(eager['masks']) == 10
+    for a, b in zip(eager['masks'], compiled['masks']):
+        assert np.array_equal(cv2.imread(a, cv2.IMREAD_UNCHANGED), cv2.imread(b, cv2.IMREAD_UNCHANGED))

@@ -163,6 +163,30 @@ def test_cpu_path_writes_valid_json(tmp_path):
     assert data['env']['cpu_threads'] == 1
 
 
+def test_bf16_pure_and_compiled_model_paths(tmp_path):
+    """--amp bf16-pure times a bf16 copy of the model (fewer operations than autocast, the model's own weights
+    untouched; refused for training); --compile on the model goes through its compile_cfg and is reset after."""
+    _needs_model()
+    threads = torch.get_num_threads()
+    common = [TINY_CONFIG, '--device', 'cpu', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2',
+              '--warmup', '2', '--threads', '1', '--parts', 'model']
+    try:
+        report = bench.main(common + ['--mode', 'infer', 'train', '--amp', 'bf16', 'bf16-pure', '--count-ops'])
+        compiled = bench.main(common + ['--mode', 'infer', '--amp', 'none', '--compile', '--compile-backend',
+                                        'eager', '--json', str(tmp_path / 'c.json')])
+    finally:
+        torch.set_num_threads(threads)
+    recs = {(r['mode'], r['amp']): r for r in report['results']}
+    assert recs['infer', 'bf16']['status'] == recs['infer', 'bf16-pure']['status'] == 'ok'
+    ops = {amp: recs['infer', amp]['dispatched_ops']['total'] for amp in ('bf16', 'bf16-pure')}
+    assert ops['bf16-pure'] < ops['bf16'], ops
+    assert recs['infer', 'bf16-pure']['param_bytes'] * 2 == recs['infer', 'bf16']['param_bytes']
+    assert recs['train', 'bf16-pure']['status'] == 'error' and 'inference only' in recs['train', 'bf16-pure']['error']
+    assert recs['train', 'bf16']['status'] == 'ok'
+    rec = compiled['results'][0]
+    assert rec['status'] == 'ok' and rec['compile'] and rec['median_s'] > 0
+
+
 def test_autocast_and_train_amp_match_fp32_on_cpu():
     _needs_model()
     eq = _load('check_equivalence')

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import os
@@ -52,6 +53,8 @@ from torch import nn
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'none': None}
+# weights cast instead of autocast (inference only): no per-operation casts
+PURE_DTYPES = {'bf16-pure': torch.bfloat16}
 AUDIO_SHAPE = (1, 96, 64)
 
 
@@ -62,8 +65,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', default=None, help='optional checkpoint (random weights without it)')
     parser.add_argument('--mode', nargs='+', choices=['infer', 'train'], default=['infer'])
     parser.add_argument('--batch-size', nargs='+', type=int, default=[2], help='clips per batch')
-    parser.add_argument('--amp', nargs='+', choices=list(AMP_DTYPES), default=['bf16'],
-                        help='autocast dtype (none = fp32)')
+    parser.add_argument('--amp', nargs='+', choices=list(AMP_DTYPES) + list(PURE_DTYPES), default=['bf16'],
+                        help='autocast dtype (none = fp32); bf16-pure: a copy of the model cast to bf16 and bf16 '
+                             'inputs, no autocast (inference only)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the timed modules')
     parser.add_argument('--compile-mode', default='reduce-overhead',
                         choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'])
@@ -246,8 +250,8 @@ def make_data_samples(batch: int, frames: int, size: int, num_classes: int, gt_v
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``amp`` in ``bf16``/``fp16``; a null context for ``none``."""
-    dtype = AMP_DTYPES[amp]
+    """``torch.autocast`` for ``amp`` in ``bf16``/``fp16``; a null context for ``none`` and ``bf16-pure``."""
+    dtype = AMP_DTYPES.get(amp)
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -420,13 +424,17 @@ def _sum_means(out: Any) -> torch.Tensor:
     return sum(_sum_means(o) for o in out)
 
 
+def _compile_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    kwargs: Dict[str, Any] = dict(backend=args.compile_backend)
+    if args.compile_backend == 'inductor':
+        kwargs['mode'] = args.compile_mode
+    return kwargs
+
+
 def _maybe_compile(module: nn.Module, args: argparse.Namespace) -> Callable:
     if not args.compile:
         return module
-    kwargs = dict(backend=args.compile_backend)
-    if args.compile_backend == 'inductor':
-        kwargs['mode'] = args.compile_mode
-    return torch.compile(module, **kwargs)
+    return torch.compile(module, **_compile_kwargs(args))
 
 
 def _mark_step(args: argparse.Namespace) -> None:
@@ -454,13 +462,13 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
     else:
         module = model
     inputs, audio = data['inputs'], data['audio']
-    if args.compile and part == 'model':
-        # one eager forward first: the model caches its shape-dependent constants (positions, reference points)
-        # outside the graph, so the compiled graph reads them instead of rebuilding them every call
-        model.eval()
-        with torch.no_grad(), autocast(device, amp):
-            model(inputs, data.get('data_samples'), mode='tensor', audio=audio)
-    fn = _maybe_compile(module, args)
+    if args.compile and part == 'model' and hasattr(model, 'compile_cfg'):
+        # the model's own compile switch (CCFormer.compile_cfg): only its tensor core is compiled, the data
+        # samples, losses' targets and post-processing stay eager; its first call per input signature is eager
+        model.compile_cfg = _compile_kwargs(args)
+        fn: Callable = module
+    else:
+        fn = _maybe_compile(module, args)
 
     if mode == 'infer':
         model.eval()
@@ -575,6 +583,13 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
     """Time one (part, mode, amp, batch) combination and return its record."""
     gen = torch.Generator().manual_seed(args.seed)
     data: Dict[str, Any] = make_inputs(batch, frames, args.size, device, gen)
+    if amp in PURE_DTYPES:
+        if mode == 'train':
+            return dict(part=part, mode=mode, amp=amp, batch_size=batch, frames=frames, size=args.size,
+                        compile=args.compile, status='error',
+                        error=f'--amp {amp} casts the weights: inference only (train with --amp bf16)')
+        model = copy.deepcopy(model).to(PURE_DTYPES[amp])
+        data = {k: v.to(PURE_DTYPES[amp]) for k, v in data.items()}
     if part == 'model' and (mode == 'train' or args.forward_mode == 'predict'):
         data['data_samples'] = make_data_samples(batch, frames, args.size, num_classes_of(model),
                                                  args.gt_valid, device, gen)
@@ -604,6 +619,9 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
     finally:
         step = None  # noqa: F841  (drop the optimizer state and graphs before the next phase)
         model.zero_grad(set_to_none=True)
+        if hasattr(model, 'compile_cfg'):
+            model.compile_cfg = None
+            model._core_signatures.clear()
         if args.compile:
             torch._dynamo.reset()
         gc.collect()

@@ -10,6 +10,8 @@ the fp32 eager reference and compared with:
   ``aot_eager`` traces the same graphs without generating code and is quick on a CPU).
 * ``train-amp``: ``mode='loss'`` + ``backward`` under autocast against fp32: the loss, and the relative error of the
   concatenated gradients; both must be finite.
+* ``train-compile``: loss and gradients of ``mode='loss'`` with the model's ``compile_cfg`` (its tensor core through
+  ``torch.compile``) against eager.
 * ``msda`` (CUDA only): mmcv's compiled ``MultiScaleDeformableAttention`` kernel against its PyTorch
   (``grid_sample``) path inside the whole model, forward (logits) and backward (gradients), fp32; then forward +
   backward with the compiled kernel under bf16 autocast. The calls that reach each path are counted, so the record
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
 import os
@@ -52,8 +55,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', default=None)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--checks', nargs='+', default=['autocast', 'train-amp'],
-                        choices=['autocast', 'compile', 'train-amp', 'msda'])
-    parser.add_argument('--amp', nargs='+', default=['bf16'], choices=['bf16', 'fp16'])
+                        choices=['autocast', 'compile', 'train-amp', 'train-compile', 'msda'])
+    parser.add_argument('--amp', nargs='+', default=['bf16'], choices=['bf16', 'fp16', 'bf16-pure'],
+                        help='bf16-pure (autocast check only): a copy of the model cast to bf16, bf16 inputs')
     parser.add_argument('--compile-backend', default='inductor')
     parser.add_argument('--compile-mode', default='default')
     parser.add_argument('--batch-size', type=int, default=2)
@@ -174,9 +178,15 @@ def loss_and_grads(model: nn.Module, data: Dict[str, Any], device: torch.device,
 def check_autocast(model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str,
                    ref: torch.Tensor, ref_neck: List[torch.Tensor]) -> Dict[str, Any]:
     neck: List[torch.Tensor] = []
-    out = forward_tensor(model, data, device, amp, internals=neck)
+    if amp == 'bf16-pure':  # weights cast instead of autocast
+        pure = copy.deepcopy(model).to(torch.bfloat16)
+        cast = dict(data, inputs=data['inputs'].bfloat16(), audio=data['audio'].bfloat16())
+        out = forward_tensor(pure, cast, device, 'none', internals=neck)
+        neck = [n.float() for n in neck]
+    else:
+        out = forward_tensor(model, data, device, amp, internals=neck)
     err, neck_err = relative_error(out, ref), max_relative_error(neck, ref_neck)
-    tol = TOLERANCES[amp]
+    tol = TOLERANCES['bf16' if amp == 'bf16-pure' else amp]
     return dict(check=f'autocast-{amp}', rel_err=err, neck_rel_err=neck_err,
                 agreement=prediction_agreement(out, ref), tol=tol,
                 passed=ok(err, tol) and (not ref_neck or ok(neck_err, tol)))
@@ -206,6 +216,32 @@ def check_train_amp(model: nn.Module, data: Dict[str, Any], device: torch.device
     return dict(check=f'train-{amp}', loss=res['loss'], loss_fp32=ref['loss'], loss_rel_err=loss_err,
                 grad_rel_err=grad_err, terms=res['terms'], tol=tol,
                 passed=finite and loss_err <= TOLERANCES[amp] and ok(grad_err, tol))
+
+
+def check_train_compile(model: nn.Module, data: Dict[str, Any], device: torch.device, backend: str, mode: str,
+                        ref: Dict[str, Any]) -> Dict[str, Any]:
+    """Loss and gradients with the model's ``compile_cfg`` (its tensor core compiled) against eager.
+
+    Three steps: the first runs eagerly (it caches the shape constants), the next two run the compiled graph (the
+    second of them from the cache); the record holds the worst of the compiled ones.
+    """
+    if not hasattr(model, 'compile_cfg'):
+        return dict(check='train-compile', passed=None, error=f'{type(model).__name__} has no compile_cfg')
+    kwargs = dict(backend=backend)
+    if backend == 'inductor':
+        kwargs['mode'] = mode
+    model.compile_cfg = kwargs
+    try:
+        runs = [loss_and_grads(model, data, device) for _ in range(3)][1:]
+    finally:
+        model.compile_cfg = None
+        model._core_signatures.clear()
+        torch._dynamo.reset()
+    loss_err = max(abs(r['loss'] - ref['loss']) / max(abs(ref['loss']), 1e-12) for r in runs)
+    grad_err = max(relative_error(r['grads'], ref['grads']) for r in runs)
+    return dict(check=f'train-compile-{backend}-{mode}', loss=runs[-1]['loss'], loss_fp32=ref['loss'],
+                loss_rel_err=loss_err, grad_rel_err=grad_err, tol=TOLERANCES['compile'],
+                passed=ok(loss_err, TOLERANCES['compile']) and ok(grad_err, TOLERANCES['compile']))
 
 
 class _Counter:
@@ -317,9 +353,12 @@ def run_checks(model: nn.Module, device: torch.device, checks: Sequence[str], am
         records += [check_autocast(model, data, device, amp, ref, ref_neck) for amp in amps]
     if 'compile' in checks:
         records.append(check_compile(model, data, device, ref, compile_backend, compile_mode))
-    if 'train-amp' in checks:
+    if 'train-amp' in checks or 'train-compile' in checks:
         ref_train = loss_and_grads(model, data, device)
+    if 'train-amp' in checks:
         records += [check_train_amp(model, data, device, amp, ref_train) for amp in amps]
+    if 'train-compile' in checks:
+        records.append(check_train_compile(model, data, device, compile_backend, compile_mode, ref_train))
     if 'msda' in checks:
         if device.type != 'cuda':
             records.append(dict(check='msda', passed=None, error='needs CUDA (the compiled kernel is CUDA only)'))

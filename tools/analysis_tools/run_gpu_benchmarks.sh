@@ -3,13 +3,17 @@
 #
 #   bash tools/analysis_tools/run_gpu_benchmarks.sh eager    OUTDIR   # correctness + eager infer/train sweeps
 #   bash tools/analysis_tools/run_gpu_benchmarks.sh compiled OUTDIR   # torch.compile (CUDA graphs) inference
+#   bash tools/analysis_tools/run_gpu_benchmarks.sh train-compiled OUTDIR   # compiled training step, bf16
+#   (also compiled-fp32 and train-compiled-fp32; COMPILE_MODE=default|reduce-overhead|... for the compiled stages)
 #   BUDGET_S=S bash tools/analysis_tools/run_gpu_benchmarks.sh quick OUTDIR  # all in one call (compiled: 16 clips,
 #                                                                            # only if S leaves 200 s for it)
 #
-# CONFIG (env) overrides the config. Each step has its own time limit so one slow step cannot eat the call, and
+# CONFIG (env) overrides the config; BENCH_ARGS / CHECK_ARGS (env) are appended to the compiled stages'
+# benchmark.py / check_equivalence.py commands (a CPU smoke run: BENCH_ARGS="--device cpu --size 64 --iters 2
+# --warmup 1 --compile-backend eager" CHECK_ARGS="--device cpu --size 64 --compile-backend eager"). Each step has its own time limit so one slow step cannot eat the call, and
 # every JSON is rewritten after each record, so what finished comes back even if a later step is killed.
 set -uo pipefail
-stage=${1:?quick, eager or compiled}
+stage=${1:?quick, eager, compiled, compiled-fp32, train-compiled or train-compiled-fp32}
 out=${2:?output folder}
 cfg=${CONFIG:-configs/ccformer/ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py}
 py=${PYTHON:-python3}
@@ -26,22 +30,27 @@ step() {  # step LIMIT_S NAME CMD...
   echo "=== $name: rc ${PIPESTATUS[0]} $(date -u +%T)" | tee -a "$log"
 }
 left() { echo $(( ${BUDGET_S:-100000} - SECONDS )); }  # seconds left of BUDGET_S (env) for this script
-compiled_infer() {  # compiled_infer BATCH_SIZES...: model + backbone per batch size, compiled in parallel
-  rm -rf /tmp/ccformer_barrier
-  local n=$(( 2 * $# )) limit=$(( $(left) - 15 ))
-  echo "=== compiled-infer bs=$* ($n processes, limit ${limit}s) $(date -u +%T)" | tee -a "$log"
-  for bs in "$@"; do
-    for part in model backbone; do
-      timeout "$limit" $py $bench "$cfg" --mode infer --amp bf16 --batch-size $bs --parts $part --iters 100 \
-        --warmup 10 --compile --compile-mode reduce-overhead --barrier /tmp/ccformer_barrier \
-        --barrier-count $n --barrier-timeout $(( limit - 60 )) --json "$out/infer_compiled_${part}_bs${bs}.json" \
-        >"/tmp/compiled_${part}_${bs}.log" 2>&1 &
+compiled_sweep() {  # compiled_sweep MODE AMP "BATCH_SIZES" "PARTS" [EXTRA_ARGS...]: one process per (batch, part),
+  # all compiling in parallel (70-160 s each), then timed one after another (--barrier)
+  local mode=$1 amp=$2 sizes=$3 parts=$4; shift 4
+  local n=0 limit=$(( $(left) - 15 )) iters=100 warmup=10 tag="${mode}_${amp}"
+  [ "$mode" = train ] && iters=30 && warmup=5
+  for bs in $sizes; do for part in $parts; do n=$(( n + 1 )); done; done
+  rm -rf /tmp/ccformer_barrier_$tag /tmp/compiled_${tag}_*.log
+  echo "=== compiled-$tag bs=$sizes parts=$parts ($n processes, limit ${limit}s) $(date -u +%T)" | tee -a "$log"
+  for bs in $sizes; do
+    for part in $parts; do
+      timeout "$limit" $py $bench "$cfg" --mode "$mode" --amp "$amp" --batch-size $bs --parts $part \
+        --iters $iters --warmup $warmup --compile --compile-mode "$CMODE" --barrier /tmp/ccformer_barrier_$tag \
+        --barrier-count $n --barrier-timeout $(( limit - 60 )) "$@" ${BENCH_ARGS:-} \
+        --json "$out/${mode}_compiled_${amp}_${part}_bs${bs}.json" >"/tmp/compiled_${tag}_${part}_${bs}.log" 2>&1 &
     done
   done
   wait
-  for f in /tmp/compiled_*.log; do echo "=== $f" >>"$log"; tail -n 30 "$f" >>"$log"; done
-  grep -h -E 'frames/s|ERROR|OOM' /tmp/compiled_*.log
+  for f in /tmp/compiled_${tag}_*.log; do echo "=== $f" >>"$log"; tail -n 30 "$f" >>"$log"; done
+  grep -h -E 'frames/s|ERROR|OOM' /tmp/compiled_${tag}_*.log
 }
+CMODE=${COMPILE_MODE:-reduce-overhead}
 case $stage in
   quick)  # everything in one call when device time is short: fewer iterations, compiled at 16 clips only
     step 100 infer-eager $py $bench "$cfg" --mode infer --amp bf16 none --batch-size 2 16 \
@@ -50,7 +59,7 @@ case $stage in
       --checks autocast train-amp msda --amp bf16 fp16 --batch-size 2 --json "$out/equivalence.json"
     step 150 train-eager $py $bench "$cfg" --mode train --amp bf16 none --batch-size 2 16 \
       --iters 10 --warmup 3 --json "$out/train_eager.json"
-    if [ "$(left)" -gt 200 ]; then compiled_infer 16
+    if [ "$(left)" -gt 200 ]; then compiled_sweep infer bf16 16 "model backbone"
     else echo "=== compiled skipped: $(left)s left" | tee -a "$log"; fi
     ;;
   eager)
@@ -61,8 +70,21 @@ case $stage in
     step 240 train-eager $py $bench "$cfg" --mode train --amp bf16 none --batch-size 2 16 \
       --iters 20 --warmup 5 --json "$out/train_eager.json"
     ;;
-  compiled)
-    compiled_infer 2 16
+  compiled)  # inference, bf16, CUDA graphs: model and backbone at 2 and 16 clips (~5 min)
+    compiled_sweep infer bf16 "2 16" "model backbone"
     ;;
-  *) echo "unknown stage $stage (quick, eager or compiled)" >&2; exit 2 ;;
+  compiled-fp32)  # inference, fp32, CUDA graphs: model and backbone at 2 and 16 clips (~5 min)
+    compiled_sweep infer none "2 16" "model backbone"
+    ;;
+  train-compiled)  # training step, bf16 (no GradScaler, as BF16OptimWrapper), compiled (COMPILE_MODE, default
+    # reduce-overhead), fused AdamW: model and backbone at 2 and 16 clips, then the check of compiled gradients
+    compiled_sweep train bf16 "2 16" "model backbone" --fused-adamw
+    step 240 train-compile-check $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
+      --checks train-compile --compile-mode "$CMODE" --batch-size 2 ${CHECK_ARGS:-} --json "$out/equivalence_train_compile.json"
+    ;;
+  train-compiled-fp32)  # the fp32 twin of train-compiled (model only), for bf16 / fp32
+    compiled_sweep train none "2 16" "model" --fused-adamw
+    ;;
+  *) echo "unknown stage $stage (quick, eager, compiled, compiled-fp32, train-compiled, train-compiled-fp32)" >&2
+     exit 2 ;;
 esac

@@ -4,6 +4,9 @@ Graph breaks split a compiled forward into pieces that run eagerly in between (a
 the pieces), so this guards the compiled / CUDA-graph speed of issue 5. On the CPU the deformable attention runs
 mmcv's PyTorch path (on CUDA the ``ccformer::ms_deform_attn`` custom op); both trace without breaks.
 """
+import copy
+
+import pytest
 import torch
 
 from test_ccformer import build, samples, toy_clips
@@ -38,3 +41,60 @@ def test_tensor_and_loss_modes_trace_as_one_graph():
     assert ex.graph_break_count == 0, _reasons(ex)
     assert ex.graph_count == 1
     assert ex.op_count > 100  # the losses were traced, not skipped
+
+
+class _CountingBackend:
+    """A torch.compile backend that runs the traced graph as is and counts the graphs it was given."""
+
+    def __init__(self) -> None:
+        self.graphs = 0
+
+    def __call__(self, gm, example_inputs):
+        self.graphs += 1
+        return gm.forward
+
+
+def test_compile_cfg_matches_eager_without_recompiles():
+    """compile_cfg compiles the tensor core only: same logits, losses and gradients as eager, one graph per
+    mode, and no recompile when the clips' metainfo (ids, flips, paths) changes from batch to batch."""
+    backend = _CountingBackend()
+    eager, compiled = build(), build(compile_cfg=dict(backend=backend))
+    compiled.load_state_dict(eager.state_dict())
+    frames, audio, gts = toy_clips(n=2, t=3)
+    torch._dynamo.reset()
+    try:
+        eager.eval(), compiled.eval()
+        with torch.no_grad():
+            ref = eager(frames, None, mode='tensor', audio=audio)
+            for _ in range(3):  # first call eager, then compiled
+                out = compiled(frames, None, mode='tensor', audio=audio)
+                assert torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+        assert backend.graphs == 1
+
+        eager.train(), compiled.train()
+        for step in range(3):
+            batch = samples(gts, video_id=f'clip{step}', flip=bool(step % 2), img_path=f'/data/{step}.png')
+            grads = []
+            for model in (eager, compiled):
+                model.zero_grad()
+                loss, _ = model.parse_losses(model(frames, batch, mode='loss', audio=audio))
+                loss.backward()
+                grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+                if model is eager:
+                    ref_loss = loss.detach()
+            assert torch.allclose(loss.detach(), ref_loss, rtol=1e-5)
+            assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 50
+            for name, g in grads[0].items():
+                assert torch.allclose(grads[1][name], g, rtol=1e-4, atol=1e-6), name
+        assert backend.graphs == 2  # + the training graph, traced once
+    finally:
+        torch._dynamo.reset()
+
+
+def test_compile_cfg_values():
+    assert build(compile_cfg=True).compile_cfg == {}
+    assert build(compile_cfg=False).compile_cfg is None
+    with pytest.raises(TypeError, match='compile_cfg'):
+        build(compile_cfg='reduce-overhead')
+    model = build(compile_cfg=dict(mode='reduce-overhead'))
+    copy.deepcopy(model)  # nothing compiled is stored on the module

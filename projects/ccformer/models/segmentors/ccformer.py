@@ -11,9 +11,14 @@ Data flow (design.md "The model"; B clips, T frames, d = 256):
    ``seg_logits (T, H, W)`` and ``pred = sigmoid > 0.5``; K > 1: ``pred = argmax`` with padded frames forced to 0.
 
 Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM outputs unless ``use_bcl=False``.
+
+Steps 1-4 are one tensor-only function, :meth:`CCFormer._core`, which ``compile_cfg`` hands to ``torch.compile``
+(issue 5): the data samples, the losses' target building and the post-processing stay eager, so the compiled graph
+neither guards on per-clip metainfo nor recompiles per batch (mmengine's ``cfg.compile`` compiles ``train_step``,
+data preprocessing included, and recompiles when metainfo changes).
 """
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import PixelData
@@ -48,6 +53,10 @@ class CCFormer(BaseSegmentor):
         train_cfg, test_cfg (dict, optional): unused (kept for mmseg compatibility).
         data_preprocessor (dict): ``AVSDataPreprocessor``.
         align_corners (bool): for the upsampling of logits. Default False.
+        compile_cfg (bool | dict, optional): ``torch.compile`` the encoders + EIM + head (:meth:`_core`) with these
+            keyword arguments (``True``: defaults), e.g. ``dict(mode='reduce-overhead')`` for CUDA graphs at
+            inference or ``dict(mode='max-autotune-no-cudagraphs')`` for training. The first call per input
+            signature runs eagerly (it caches the head's shape constants outside the graph). Default None (eager).
 
     Shapes:
         inputs ``(N, T, 3, H, W)``; audio ``(N, T, 1, 96, 64)``; ``mode='tensor'`` returns ``(N, T, K, H, W)``.
@@ -64,6 +73,7 @@ class CCFormer(BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  align_corners: bool = False,
+                 compile_cfg: Union[bool, dict, None] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -74,6 +84,8 @@ class CCFormer(BaseSegmentor):
         self.bcl_loss = MODELS.build(bcl_loss) if self.use_bcl else None
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.align_corners = align_corners
+        self.compile_cfg = self._compile_kwargs(compile_cfg)
+        self._core_signatures: set = set()
 
     # ------------------------------------------------------------------ init
     def init_weights(self) -> None:
@@ -131,9 +143,65 @@ class CCFormer(BaseSegmentor):
             audio_feat = audio_feat * frame_valid.reshape(-1, 1).to(audio_feat.dtype)
         return self.neck(list(feats), audio_feat, t, frame_valid)
 
+    # ------------------------------------------------------------------ compiled core
+    @staticmethod
+    def _compile_kwargs(compile_cfg: Union[bool, dict, None]) -> Optional[dict]:
+        if compile_cfg is None or compile_cfg is False:
+            return None
+        if compile_cfg is True:
+            return {}
+        if not isinstance(compile_cfg, dict):
+            raise TypeError(f'CCFormer: compile_cfg must be None, a bool or a dict of torch.compile arguments, '
+                            f'got {type(compile_cfg).__name__}')
+        return dict(compile_cfg)
+
+    def _param_dtype(self) -> torch.dtype:
+        for param in self.backbone.parameters():
+            return param.dtype
+        return torch.float32
+
+    def _core(self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor],
+              all_stages: bool) -> Tuple[Dict, Union[Tensor, List[Tensor]]]:
+        """Encoders + EIM + head (steps 1-4), tensors only.
+
+        Returns:
+            tuple: the EIM output dict and the head's logits at H/4: a list with ``(N*T, K, H/4, W/4)`` per
+            decoder stage when ``all_stages`` (training), else the last stage's ``(N*T, K, H/4, W/4)``.
+        """
+        t = inputs.shape[1]
+        neck_out = self.extract_feat(inputs, audio, frame_valid)
+        if all_stages:
+            return neck_out, self.decode_head.forward(neck_out, t)
+        return neck_out, self.decode_head.predict(neck_out, t)
+
+    def run_core(self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor],
+                 all_stages: bool) -> Tuple[Dict, Union[Tensor, List[Tensor]]]:
+        """:meth:`_core`, compiled when ``compile_cfg`` is set (inputs are checked eagerly first).
+
+        Inputs are cast to the dtype of the model's parameters, so a model cast with ``model.to(torch.bfloat16)``
+        (bf16 weights: no per-op autocast casts) takes the data preprocessor's float32 batches.
+        """
+        self._check_inputs(inputs, audio)
+        dtype = self._param_dtype()
+        if inputs.dtype != dtype:
+            inputs, audio = inputs.to(dtype), audio.to(dtype)
+        if self.compile_cfg is None:
+            return self._core(inputs, audio, frame_valid, all_stages)
+        signature = (tuple(inputs.shape), inputs.dtype, inputs.device, frame_valid is None, all_stages,
+                     torch.is_grad_enabled(), torch.is_autocast_enabled(inputs.device.type))
+        if signature not in self._core_signatures:  # eager once: shape constants are cached outside the graph
+            self._core_signatures.add(signature)
+            return self._core(inputs, audio, frame_valid, all_stages)
+        compiled = _compiled_core(self.compile_cfg)
+        if self.compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune'):
+            torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last replay's outputs are done
+        return compiled(self, inputs, audio, frame_valid, all_stages)
+
     def _resize_logits(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+        """Logits of :meth:`run_core` at ``size``; always a new tensor when the core is compiled (CUDA-graph
+        outputs are overwritten by the next replay)."""
         if tuple(logits.shape[-2:]) == tuple(size):
-            return logits
+            return logits if self.compile_cfg is None else logits.clone()
         return resize(logits, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
 
     # ------------------------------------------------------------------ BaseSegmentor API
@@ -143,8 +211,7 @@ class CCFormer(BaseSegmentor):
         frame_valid = self.frame_valid_from_samples(
             [SegDataSample(metainfo=m) for m in batch_img_metas] if batch_img_metas else None,
             inputs.shape[1], inputs.device)
-        neck_out = self.extract_feat(inputs, audio, frame_valid)
-        logits = self.decode_head.predict(neck_out, inputs.shape[1])
+        _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
         return self._resize_logits(logits, inputs.shape[-2:])
 
     def forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
@@ -164,8 +231,8 @@ class CCFormer(BaseSegmentor):
             raise ValueError('CCFormer.loss needs data_samples with gt_sem_seg')
         t = inputs.shape[1]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
-        neck_out = self.extract_feat(inputs, audio, frame_valid)
-        losses = add_prefix(self.decode_head.loss(neck_out, data_samples, t), 'decode')
+        neck_out, stages = self.run_core(inputs, audio, frame_valid, all_stages=True)
+        losses = add_prefix(self.decode_head.loss_by_logits(stages, data_samples, t), 'decode')
         if self.use_bcl:
             losses[self.bcl_loss.loss_name] = self.bcl_loss(neck_out)
         return losses
@@ -175,8 +242,8 @@ class CCFormer(BaseSegmentor):
         """Per-clip predictions at ``ori_shape`` (see module docstring, step 5)."""
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
-        neck_out = self.extract_feat(inputs, audio, frame_valid)
-        logits = self._resize_logits(self.decode_head.predict(neck_out, t), inputs.shape[-2:])
+        _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
+        logits = self._resize_logits(logits, inputs.shape[-2:])
         return self.postprocess_result(logits.view(n, t, *logits.shape[1:]), data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
@@ -184,10 +251,10 @@ class CCFormer(BaseSegmentor):
         """Final logits ``(N, T, K, H, W)`` at the input size; works without data_samples."""
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
-        neck_out = self.extract_feat(inputs, audio, frame_valid)
-        logits = self.decode_head.predict(neck_out, t)  # last stage only (no masks of the earlier stages)
-        logits = self._resize_logits(logits, inputs.shape[-2:])
-        return logits.view(n, t, *logits.shape[1:])
+        # last stage only (no masks of the earlier stages)
+        _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
+        out = self._resize_logits(logits, inputs.shape[-2:])
+        return out.view(n, t, *out.shape[1:])
 
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
@@ -196,6 +263,7 @@ class CCFormer(BaseSegmentor):
         Per clip: crop the padding (to ``img_shape``), undo the flip, resize to ``ori_shape``.
         """
         n, t, k = seg_logits.shape[:3]
+        seg_logits = seg_logits.float()  # bf16 / fp16 models: metrics and numpy need float32
         if data_samples is None:
             data_samples = [SegDataSample() for _ in range(n)]
         for i, ds in enumerate(data_samples):
@@ -222,3 +290,18 @@ class CCFormer(BaseSegmentor):
                     pred = pred * keep[:, None, None]
                 ds.set_data(dict(pred_sem_seg=PixelData(data=pred)))
         return data_samples
+
+
+_COMPILED_CORES: Dict[str, Callable] = {}
+
+
+def _compiled_core(compile_kwargs: dict) -> Callable:
+    """``torch.compile`` of the unbound :meth:`CCFormer._core`, one per set of compile arguments.
+
+    Compiling the unbound function keeps no reference to a model (dynamo guards on ``self``, so each model gets its
+    own graphs) and leaves the module picklable and deep-copyable.
+    """
+    key = repr(sorted(compile_kwargs.items(), key=lambda kv: kv[0]))
+    if key not in _COMPILED_CORES:
+        _COMPILED_CORES[key] = torch.compile(CCFormer._core, **compile_kwargs)
+    return _COMPILED_CORES[key]
