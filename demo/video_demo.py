@@ -43,9 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in the overlay video')
     parser.add_argument('--codec', default=None, help='video codec (default: libx264 if PyAV has it, else mpeg4)')
     parser.add_argument('--no-audio', action='store_true', help='do not put the soundtrack in the overlay video')
-    parser.add_argument('--compile', default=None, choices=['default', 'reduce-overhead', 'max-autotune'],
-                        help='torch.compile the model (model.compile_cfg); the first windows pay the compile time '
-                             '(minutes), so it pays off on long videos; reduce-overhead = CUDA graphs on a GPU')
+    parser.add_argument('--compile', default=None,
+                        choices=['default', 'reduce-overhead', 'max-autotune', 'cudagraphs'],
+                        help='torch.compile the model (model.compile_cfg): inductor modes (the second window pays '
+                             'minutes of compile time, so they pay off on long videos; reduce-overhead adds CUDA '
+                             'graphs on a GPU), or cudagraphs: CUDA graphs of the eager kernels, seconds to set up '
+                             '(GPU only)')
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
                         help='weights and activations dtype (bfloat16: faster on recent GPUs, masks within bf16 '
                              'rounding of float32)')
@@ -77,7 +80,8 @@ def main(argv=None) -> dict:
     if not osp.isfile(args.video):
         sys.exit(f'error: video file {args.video} does not exist')
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    cfg_options = {'model.compile_cfg': dict(mode=args.compile)} if args.compile else None
+    compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
+    cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
     model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
                            dtype=None if args.dtype == 'float32' else args.dtype)
     num_frames = get_num_frames(model)

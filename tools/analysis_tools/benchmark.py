@@ -439,7 +439,8 @@ def _maybe_compile(module: nn.Module, args: argparse.Namespace) -> Callable:
 
 def _mark_step(args: argparse.Namespace) -> None:
     """Tell the CUDA-graph trees a new iteration starts (outputs of the last replay may be overwritten)."""
-    if args.compile and args.compile_mode in ('reduce-overhead', 'max-autotune'):
+    if args.compile and (args.compile_mode in ('reduce-overhead', 'max-autotune')
+                         or args.compile_backend == 'cudagraphs'):
         mark = getattr(getattr(torch, 'compiler', None), 'cudagraph_mark_step_begin', None)
         if mark is not None:
             mark()
@@ -595,6 +596,7 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
                                                  args.gt_valid, device, gen)
     record: Dict[str, Any] = dict(part=part, mode=mode, amp=amp, batch_size=batch, frames=frames, size=args.size,
                                   compile=args.compile, compile_mode=args.compile_mode if args.compile else None,
+                                  compile_backend=args.compile_backend if args.compile else None,
                                   forward_mode=args.forward_mode if part == 'model' and mode == 'infer' else None)
     timed = model.backbone if part == 'backbone' else model
     record.update(params=count_params(timed), trainable_params=count_params(timed, trainable_only=True),

@@ -4,6 +4,7 @@
 #   bash tools/analysis_tools/run_gpu_benchmarks.sh eager    OUTDIR   # correctness + eager infer/train sweeps
 #   bash tools/analysis_tools/run_gpu_benchmarks.sh compiled OUTDIR   # torch.compile (CUDA graphs) inference
 #   bash tools/analysis_tools/run_gpu_benchmarks.sh train-compiled OUTDIR   # compiled training step, bf16
+#   bash tools/analysis_tools/run_gpu_benchmarks.sh cudagraphs OUTDIR       # CUDA graphs of the eager kernels
 #   (also compiled-fp32 and train-compiled-fp32; COMPILE_MODE=default|reduce-overhead|... for the compiled stages)
 #   BUDGET_S=S bash tools/analysis_tools/run_gpu_benchmarks.sh quick OUTDIR  # all in one call (compiled: 16 clips,
 #                                                                            # only if S leaves 200 s for it)
@@ -13,7 +14,7 @@
 # --warmup 1 --compile-backend eager" CHECK_ARGS="--device cpu --size 64 --compile-backend eager"). Each step has its own time limit so one slow step cannot eat the call, and
 # every JSON is rewritten after each record, so what finished comes back even if a later step is killed.
 set -uo pipefail
-stage=${1:?quick, eager, compiled, compiled-fp32, train-compiled or train-compiled-fp32}
+stage=${1:?quick, eager, compiled, cudagraphs, compiled-fp32, train-compiled or train-compiled-fp32}
 out=${2:?output folder}
 cfg=${CONFIG:-configs/ccformer/ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py}
 py=${PYTHON:-python3}
@@ -33,17 +34,17 @@ left() { echo $(( ${BUDGET_S:-100000} - SECONDS )); }  # seconds left of BUDGET_
 compiled_sweep() {  # compiled_sweep MODE AMP "BATCH_SIZES" "PARTS" [EXTRA_ARGS...]: one process per (batch, part),
   # all compiling in parallel (70-160 s each), then timed one after another (--barrier)
   local mode=$1 amp=$2 sizes=$3 parts=$4; shift 4
-  local n=0 limit=$(( $(left) - 15 )) iters=100 warmup=10 tag="${mode}_${amp}"
+  local n=0 limit=$(( $(left) - 15 )) iters=100 warmup=10 tag="${NAME:-compiled}_${mode}_${amp}"
   [ "$mode" = train ] && iters=30 && warmup=5
   for bs in $sizes; do for part in $parts; do n=$(( n + 1 )); done; done
   rm -rf /tmp/ccformer_barrier_$tag /tmp/compiled_${tag}_*.log
-  echo "=== compiled-$tag bs=$sizes parts=$parts ($n processes, limit ${limit}s) $(date -u +%T)" | tee -a "$log"
+  echo "=== $tag bs=$sizes parts=$parts ($n processes, limit ${limit}s) $(date -u +%T)" | tee -a "$log"
   for bs in $sizes; do
     for part in $parts; do
       timeout "$limit" $py $bench "$cfg" --mode "$mode" --amp "$amp" --batch-size $bs --parts $part \
         --iters $iters --warmup $warmup --compile --compile-mode "$CMODE" --barrier /tmp/ccformer_barrier_$tag \
         --barrier-count $n --barrier-timeout $(( limit - 60 )) "$@" ${BENCH_ARGS:-} \
-        --json "$out/${mode}_compiled_${amp}_${part}_bs${bs}.json" >"/tmp/compiled_${tag}_${part}_${bs}.log" 2>&1 &
+        --json "$out/${mode}_${NAME:-compiled}_${amp}_${part}_bs${bs}.json" >"/tmp/compiled_${tag}_${part}_${bs}.log" 2>&1 &
     done
   done
   wait
@@ -73,6 +74,10 @@ case $stage in
   compiled)  # inference, bf16, CUDA graphs: model and backbone at 2 and 16 clips (~5 min)
     compiled_sweep infer bf16 "2 16" "model backbone"
     ;;
+  cudagraphs)  # inference, bf16, CUDA graphs of the eager kernels (backend cudagraphs: no code generation)
+    NAME=cudagraphs compiled_sweep infer bf16 "2 16" "model backbone" --compile-backend cudagraphs
+    NAME=cudagraphs compiled_sweep infer bf16-pure "2 16" "model backbone" --compile-backend cudagraphs
+    ;;
   compiled-fp32)  # inference, fp32, CUDA graphs: model and backbone at 2 and 16 clips (~5 min)
     compiled_sweep infer none "2 16" "model backbone"
     ;;
@@ -85,6 +90,7 @@ case $stage in
   train-compiled-fp32)  # the fp32 twin of train-compiled (model only), for bf16 / fp32
     compiled_sweep train none "2 16" "model" --fused-adamw
     ;;
-  *) echo "unknown stage $stage (quick, eager, compiled, compiled-fp32, train-compiled, train-compiled-fp32)" >&2
+  *) echo "unknown stage $stage (quick, eager, compiled, cudagraphs, compiled-fp32, train-compiled," \
+       "train-compiled-fp32)" >&2
      exit 2 ;;
 esac

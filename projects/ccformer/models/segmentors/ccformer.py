@@ -54,8 +54,9 @@ class CCFormer(BaseSegmentor):
         data_preprocessor (dict): ``AVSDataPreprocessor``.
         align_corners (bool): for the upsampling of logits. Default False.
         compile_cfg (bool | dict, optional): ``torch.compile`` the encoders + EIM + head (:meth:`_core`) with these
-            keyword arguments (``True``: defaults), e.g. ``dict(mode='reduce-overhead')`` for CUDA graphs at
-            inference or ``dict(mode='max-autotune-no-cudagraphs')`` for training. The first call per input
+            keyword arguments (``True``: defaults), e.g. ``dict(mode='reduce-overhead')`` for inductor + CUDA
+            graphs, ``dict(backend='cudagraphs')`` for CUDA graphs of the eager kernels (no code generation, so
+            it compiles in seconds, not minutes), ``dict(mode='max-autotune-no-cudagraphs')`` for training. The first call per input
             signature runs eagerly (it caches the head's shape constants outside the graph). Default None (eager).
 
     Shapes:
@@ -193,7 +194,8 @@ class CCFormer(BaseSegmentor):
             self._core_signatures.add(signature)
             return self._core(inputs, audio, frame_valid, all_stages)
         compiled = _compiled_core(self.compile_cfg)
-        if self.compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune'):
+        if (self.compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune')
+                or self.compile_cfg.get('backend') == 'cudagraphs'):
             torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last replay's outputs are done
         return compiled(self, inputs, audio, frame_valid, all_stages)
 
