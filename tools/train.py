@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['float16', 'bfloat16'],
         default=None,
         help='with --amp: float16 (default; AmpOptimWrapper with dynamic loss scale, as mmseg) or bfloat16 '
-        '(BF16OptimWrapper: bf16 autocast, no loss scaler, no per-step host synchronisation)')
+        '(BF16OptimWrapper: bf16 autocast, no loss scaler, so no GradScaler host synchronisation)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -109,13 +109,14 @@ def setup_cfg(args: argparse.Namespace) -> Config:
                 '`--amp` is only supported when the optimizer wrapper type is '
                 f'`OptimWrapper` but got {optim_wrapper}.')
             if getattr(args, 'amp_dtype', None) == 'bfloat16':
-                # bf16 needs no loss scale; BF16OptimWrapper runs without GradScaler (no per-step host sync)
+                # bf16 needs no loss scale; BF16OptimWrapper runs without GradScaler (no GradScaler host sync)
                 cfg.optim_wrapper.type = 'BF16OptimWrapper'
             else:
                 cfg.optim_wrapper.type = 'AmpOptimWrapper'
                 cfg.optim_wrapper.loss_scale = 'dynamic'
 
     move_compile_to_model(cfg)
+    check_cuda_graph_accumulation(cfg)
     cfg.resume = args.resume
     if args.resume and cfg.get('load_from') is None:
         fallback = resume_fallback(cfg.work_dir)
@@ -134,11 +135,30 @@ def move_compile_to_model(cfg: Config) -> None:
     compile_cfg = cfg.get('compile', None)
     if not compile_cfg or cfg.model.get('type') != 'CCFormer':
         return
+    if isinstance(compile_cfg, dict):
+        compile_cfg = {k: v for k, v in compile_cfg.items() if k != 'target'}  # mmengine's FlexibleRunner key
     cfg.model.compile_cfg = compile_cfg if isinstance(compile_cfg, dict) else True
     cfg.compile = False
     print_log(f'compile={compile_cfg}: compiling CCFormer\'s tensor core (model.compile_cfg) instead of mmengine\'s '
               'whole train_step (whose data preprocessing would break the graph and recompile per batch)',
               logger='current', level=logging.INFO)
+
+
+def check_cuda_graph_accumulation(cfg: Config) -> None:
+    """Refuse CUDA-graph compile modes together with gradient accumulation.
+
+    With CUDA graphs the backward's gradients live in the graph's memory pool; the next micro-batch's replay
+    overwrites them before the optimizer step, so accumulated gradients would be silently wrong.
+    """
+    from projects.ccformer.models.segmentors.ccformer import CCFormer
+
+    compile_cfg = cfg.model.get('compile_cfg')
+    counts = cfg.get('optim_wrapper', {}).get('accumulative_counts', 1)
+    if isinstance(compile_cfg, dict) and CCFormer.uses_cuda_graphs(compile_cfg) and counts > 1:
+        raise ValueError(
+            f'compile={dict(compile_cfg)} records CUDA graphs, which cannot accumulate gradients over '
+            f'optim_wrapper.accumulative_counts={counts} micro-batches (each replay overwrites the gradients of the '
+            'previous one). Use compile=True (inductor without CUDA graphs) or accumulative_counts=1.')
 
 
 def _ckpt_number(path: str) -> int:

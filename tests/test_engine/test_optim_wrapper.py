@@ -196,6 +196,15 @@ def test_ddp_like_wrapper_unwrapped():
             super().__init__()
             self.module = module
 
+    class ParamlessWrapper(nn.Module):  # the device must come from .module, not from the wrapper
+
+        def __init__(self, module):
+            super().__init__()
+            self.__dict__['module'] = module  # not registered: the wrapper itself has no parameters
+
+    on_meta = _model().to('meta')
+    assert BF16OptimWrapper._device_type(ParamlessWrapper(on_meta)) == 'meta'
+    assert BF16OptimWrapper._device_type(Wrapped(on_meta)) == 'meta'
     model = Wrapped(_model())
     assert BF16OptimWrapper._device_type(model) == 'cpu'
     wrapper = _build(model)

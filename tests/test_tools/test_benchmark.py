@@ -163,10 +163,20 @@ def test_cpu_path_writes_valid_json(tmp_path):
     assert data['env']['cpu_threads'] == 1
 
 
-def test_bf16_pure_and_compiled_model_paths(tmp_path):
-    """--amp bf16-pure times a bf16 copy of the model (fewer operations than autocast, the model's own weights
-    untouched; refused for training); --compile on the model goes through its compile_cfg and is reset after."""
+def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
+    """--amp bf16-pure times a bf16 copy of the model (fewer operations than autocast; refused for training);
+    --compile on the model compiles its tensor core (CCFormer._core, via compile_cfg), on the backbone the module."""
     _needs_model()
+    from projects.ccformer.models.segmentors import ccformer as segmentor
+    compiled_fns = []
+    real_compile = torch.compile
+
+    def spy_compile(fn, **kwargs):
+        compiled_fns.append((getattr(fn, '__qualname__', type(fn).__name__), kwargs))
+        return real_compile(fn, **kwargs)
+
+    monkeypatch.setattr(segmentor, '_COMPILED_CORES', {})
+    monkeypatch.setattr(torch, 'compile', spy_compile)
     threads = torch.get_num_threads()
     common = [TINY_CONFIG, '--device', 'cpu', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2',
               '--warmup', '2', '--threads', '1', '--parts', 'model']
@@ -184,7 +194,8 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path):
     assert recs['train', 'bf16-pure']['status'] == 'error' and 'inference only' in recs['train', 'bf16-pure']['error']
     assert recs['train', 'bf16']['status'] == 'ok'
     rec = compiled['results'][0]
-    assert rec['status'] == 'ok' and rec['compile'] and rec['median_s'] > 0
+    assert rec['status'] == 'ok' and rec['compile'] and rec['compile_backend'] == 'eager' and rec['median_s'] > 0
+    assert compiled_fns == [('CCFormer._core', dict(backend='eager', dynamic=False))], compiled_fns
 
 
 def test_autocast_and_train_amp_match_fp32_on_cpu():

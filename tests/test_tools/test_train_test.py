@@ -243,3 +243,19 @@ def test_compile_option_compiles_the_model_core(toy_s4_root, tmp_path):
     scalars = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
     losses = [json.loads(line)['loss'] for path in scalars for line in open(path) if '"loss"' in line]
     assert len(losses) == ITERS_PER_EPOCH and all(torch.isfinite(torch.tensor(losses))), losses
+
+
+def test_compile_with_cuda_graphs_refuses_gradient_accumulation(tmp_path):
+    """CUDA-graph compile modes cannot accumulate gradients (a replay overwrites them): a clear error; mmengine's
+    FlexibleRunner-only `target` key is not passed on to torch.compile."""
+    tool = _train_tool()
+    base = [CONFIG, '--work-dir', str(tmp_path), '--cfg-options']
+    with pytest.raises(ValueError, match='accumulative_counts=2'):
+        tool.setup_cfg(tool.parse_args(base + ['compile.mode=reduce-overhead',
+                                               'optim_wrapper.accumulative_counts=2']))
+    with pytest.raises(ValueError, match='CUDA graphs'):
+        tool.setup_cfg(tool.parse_args(base + ['model.compile_cfg.backend=cudagraphs',
+                                               'optim_wrapper.accumulative_counts=4']))
+    cfg = tool.setup_cfg(tool.parse_args(base + ['compile.mode=default', 'compile.target=train_step',
+                                                 'optim_wrapper.accumulative_counts=2']))
+    assert cfg.model.compile_cfg == dict(mode='default')

@@ -67,7 +67,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', nargs='+', type=int, default=[2], help='clips per batch')
     parser.add_argument('--amp', nargs='+', choices=list(AMP_DTYPES) + list(PURE_DTYPES), default=['bf16'],
                         help='autocast dtype (none = fp32); bf16-pure: a copy of the model cast to bf16 and bf16 '
-                             'inputs, no autocast (inference only)')
+                             'inputs, no autocast (inference only; the fp32 model stays on the device, so use '
+                             'peak_alone_est_bytes for its memory)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the timed modules')
     parser.add_argument('--compile-mode', default='reduce-overhead',
                         choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'])
@@ -292,6 +293,14 @@ def barrier(directory: Optional[str], count: int, timeout: float) -> Iterator[Di
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _release_barrier(args: argparse.Namespace) -> None:
+    """A process that failed before its barrier counts as ready, so the others do not wait for it."""
+    if args.barrier:
+        os.makedirs(args.barrier, exist_ok=True)
+        with open(os.path.join(args.barrier, f'ready.{os.getpid()}'), 'w'):
+            pass
+
+
 def time_steps(step: Callable[[], Any], iters: int, warmup: int, device: torch.device,
                before_timing: Optional[Callable[[], contextlib.AbstractContextManager]] = None) -> Dict[str, Any]:
     """Run ``step`` ``warmup`` times untimed, then ``iters`` times timed.
@@ -424,11 +433,16 @@ def _sum_means(out: Any) -> torch.Tensor:
     return sum(_sum_means(o) for o in out)
 
 
-def _compile_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = dict(backend=args.compile_backend)
-    if args.compile_backend == 'inductor':
-        kwargs['mode'] = args.compile_mode
+def compile_kwargs(backend: str, mode: str) -> Dict[str, Any]:
+    """``torch.compile`` arguments: ``mode`` only applies to inductor."""
+    kwargs: Dict[str, Any] = dict(backend=backend)
+    if backend == 'inductor':
+        kwargs['mode'] = mode
     return kwargs
+
+
+def _compile_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    return compile_kwargs(args.compile_backend, args.compile_mode)
 
 
 def _maybe_compile(module: nn.Module, args: argparse.Namespace) -> Callable:
@@ -463,10 +477,11 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
     else:
         module = model
     inputs, audio = data['inputs'], data['audio']
-    if args.compile and part == 'model' and hasattr(model, 'compile_cfg'):
+    marks_itself = args.compile and part == 'model' and hasattr(model, 'compile_cfg')
+    if marks_itself:
         # the model's own compile switch (CCFormer.compile_cfg): only its tensor core is compiled, the data
         # samples, losses' targets and post-processing stay eager; its first call per input signature is eager
-        model.compile_cfg = _compile_kwargs(args)
+        model.compile_cfg = model._compile_kwargs(_compile_kwargs(args))
         fn: Callable = module
     else:
         fn = _maybe_compile(module, args)
@@ -482,7 +497,8 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
             return fn(inputs, data['data_samples'], mode='predict', audio=audio)
 
         def infer_step() -> None:
-            _mark_step(args)
+            if not marks_itself:
+                _mark_step(args)
             with torch.no_grad(), autocast(device, amp):
                 forward()
         return infer_step
@@ -503,7 +519,8 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
         return loss
 
     def train_step() -> None:
-        _mark_step(args)
+        if not marks_itself:
+            _mark_step(args)
         with autocast(device, amp):
             loss = loss_of()
         if scaler is not None:
@@ -616,8 +633,10 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
         record['status'] = 'ok'
     except torch.cuda.OutOfMemoryError as err:
         record.update(status='oom', error=str(err).splitlines()[0])
+        _release_barrier(args)
     except Exception as err:  # noqa: BLE001  (record the failure and go on with the sweep)
         record.update(status='error', error=f'{type(err).__name__}: {err}'.splitlines()[0][:500])
+        _release_barrier(args)
     finally:
         step = None  # noqa: F841  (drop the optimizer state and graphs before the next phase)
         model.zero_grad(set_to_none=True)

@@ -34,7 +34,7 @@ left() { echo $(( ${BUDGET_S:-100000} - SECONDS )); }  # seconds left of BUDGET_
 compiled_sweep() {  # compiled_sweep MODE AMP "BATCH_SIZES" "PARTS" [EXTRA_ARGS...]: one process per (batch, part),
   # all compiling in parallel (70-160 s each), then timed one after another (--barrier)
   local mode=$1 amp=$2 sizes=$3 parts=$4; shift 4
-  local n=0 limit=$(( $(left) - 15 )) iters=100 warmup=10 tag="${NAME:-compiled}_${mode}_${amp}"
+  local n=0 limit=$(( $(left) - 15 - ${RESERVE:-0} )) iters=100 warmup=10 tag="${NAME:-compiled}_${mode}_${amp}"
   [ "$mode" = train ] && iters=30 && warmup=5
   for bs in $sizes; do for part in $parts; do n=$(( n + 1 )); done; done
   rm -rf /tmp/ccformer_barrier_$tag /tmp/compiled_${tag}_*.log
@@ -51,7 +51,9 @@ compiled_sweep() {  # compiled_sweep MODE AMP "BATCH_SIZES" "PARTS" [EXTRA_ARGS.
   for f in /tmp/compiled_${tag}_*.log; do echo "=== $f" >>"$log"; tail -n 30 "$f" >>"$log"; done
   grep -h -E 'frames/s|ERROR|OOM' /tmp/compiled_${tag}_*.log
 }
-CMODE=${COMPILE_MODE:-reduce-overhead}
+# inference: inductor + CUDA graphs; training: inductor without CUDA graphs (COMPILE_MODE=reduce-overhead to try
+# CUDA graphs for training: fine here, one optimizer step per forward, but not with gradient accumulation)
+case $stage in train-*) CMODE=${COMPILE_MODE:-default} ;; *) CMODE=${COMPILE_MODE:-reduce-overhead} ;; esac
 case $stage in
   quick)  # everything in one call when device time is short: fewer iterations, compiled at 16 clips only
     step 100 infer-eager $py $bench "$cfg" --mode infer --amp bf16 none --batch-size 2 16 \
@@ -82,9 +84,9 @@ case $stage in
     compiled_sweep infer none "2 16" "model backbone"
     ;;
   train-compiled)  # training step, bf16 (no GradScaler, as BF16OptimWrapper), compiled (COMPILE_MODE, default
-    # reduce-overhead), fused AdamW: model and backbone at 2 and 16 clips, then the check of compiled gradients
-    compiled_sweep train bf16 "2 16" "model backbone" --fused-adamw
-    step 240 train-compile-check $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
+    # 'default': no CUDA graphs), fused AdamW: model and backbone at 2 and 16 clips, then the check of gradients
+    RESERVE=200 compiled_sweep train bf16 "2 16" "model backbone" --fused-adamw
+    step $(( $(left) - 10 )) train-compile-check $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
       --checks train-compile --compile-mode "$CMODE" --batch-size 2 ${CHECK_ARGS:-} --json "$out/equivalence_train_compile.json"
     ;;
   train-compiled-fp32)  # the fp32 twin of train-compiled (model only), for bf16 / fp32

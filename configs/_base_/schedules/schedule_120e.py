@@ -1,7 +1,7 @@
 # 120 epochs (CCFormer ms3), AdamW lr 2e-5 with weight decay 0.01 (PyTorch AdamW default, as AVSegFormer), constant
 # learning rate (no schedule, as AVSegFormer), validation every epoch. fp32 by default (the
 # paper's recipe); bf16 autocast: python tools/train.py CFG --amp --amp-dtype bfloat16 (or --cfg-options
-# optim_wrapper.type=BF16OptimWrapper; no loss scaler, no per-step host sync); plain --amp gives fp16 with dynamic
+# optim_wrapper.type=BF16OptimWrapper; no loss scaler, no GradScaler host sync); plain --amp gives fp16 with dynamic
 # loss scaling (AmpOptimWrapper).
 optim_wrapper = dict(
     type='OptimWrapper',

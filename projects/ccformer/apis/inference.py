@@ -103,6 +103,8 @@ def init_avs_model(config: Union[str, Path, Config],
     model.to(device)
     if dtype is not None:
         model.to(_floating_dtype(dtype))
+        if getattr(model, 'data_preprocessor', None) is not None:
+            model.data_preprocessor.float()  # exact mean/std (bf16 would round 123.675 to 123.5); the model casts
     model.eval()
     return model
 

@@ -5,6 +5,7 @@ the pieces), so this guards the compiled / CUDA-graph speed of issue 5. On the C
 mmcv's PyTorch path (on CUDA the ``ccformer::ms_deform_attn`` custom op); both trace without breaks.
 """
 import copy
+import pickle
 
 import pytest
 import torch
@@ -87,14 +88,37 @@ def test_compile_cfg_matches_eager_without_recompiles():
             for name, g in grads[0].items():
                 assert torch.allclose(grads[1][name], g, rtol=1e-4, atol=1e-6), name
         assert backend.graphs == 2  # + the training graph, traced once
+        # a module that has run compiled still deep-copies and pickles (nothing compiled is stored on it)
+        clone = copy.deepcopy(compiled)
+        assert clone.compile_cfg.keys() == compiled.compile_cfg.keys()
+        pickle.loads(pickle.dumps(compiled.state_dict()))
+        pickle.dumps(compiled)
     finally:
         torch._dynamo.reset()
 
 
 def test_compile_cfg_values():
-    assert build(compile_cfg=True).compile_cfg == {}
+    """Static shapes unless asked otherwise (train and val batch sizes get their own graphs); CUDA-graph modes are
+    recognised (their outputs are cloned, gradient accumulation is refused by tools/train.py)."""
+    from projects.ccformer.models.segmentors.ccformer import CCFormer
+
+    assert build(compile_cfg=True).compile_cfg == dict(dynamic=False)
+    assert build(compile_cfg=dict(dynamic=True)).compile_cfg == dict(dynamic=True)
     assert build(compile_cfg=False).compile_cfg is None
     with pytest.raises(TypeError, match='compile_cfg'):
         build(compile_cfg='reduce-overhead')
-    model = build(compile_cfg=dict(mode='reduce-overhead'))
-    copy.deepcopy(model)  # nothing compiled is stored on the module
+    assert CCFormer.uses_cuda_graphs(dict(mode='reduce-overhead'))
+    assert CCFormer.uses_cuda_graphs(dict(backend='cudagraphs'))
+    assert not CCFormer.uses_cuda_graphs(dict(mode='max-autotune-no-cudagraphs'))
+    assert not CCFormer.uses_cuda_graphs(None)
+
+
+def test_inputs_and_audio_cast_to_the_weights_dtype():
+    """A bf16 model takes float32 frames and audio, and bf16 frames with float32 audio (each is cast)."""
+    model = build().eval().to(torch.bfloat16)
+    frames, audio, _ = toy_clips(n=1, t=3)
+    with torch.no_grad():
+        a = model(frames, None, mode='tensor', audio=audio)
+        b = model(frames.bfloat16(), None, mode='tensor', audio=audio)
+    assert a.dtype == b.dtype == torch.bfloat16
+    assert torch.equal(a, b)

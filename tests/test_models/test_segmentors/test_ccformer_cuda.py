@@ -113,7 +113,8 @@ def test_bf16_weights_with_compiled_msda():
 
 def test_compile_cfg_reduce_overhead_matches_eager():
     """compile_cfg=dict(mode='reduce-overhead') (inductor + CUDA graphs): same logits as eager for two different
-    batches called in turn, compared after all calls (so a later replay must not overwrite earlier outputs)."""
+    batches called in turn (each replay must read its own inputs), compared after all calls (the returned logits are
+    upsampled copies, so later replays must leave them alone)."""
     model = full_model().eval()
     batches = [_clips(), tuple(v.flip(0) for v in _clips())]
     with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):

@@ -17,10 +17,12 @@ Steps 1-4 are one tensor-only function, :meth:`CCFormer._core`, which ``compile_
 neither guards on per-clip metainfo nor recompiles per batch (mmengine's ``cfg.compile`` compiles ``train_step``,
 data preprocessing included, and recompiles when metainfo changes).
 """
+import logging
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -56,7 +58,10 @@ class CCFormer(BaseSegmentor):
         compile_cfg (bool | dict, optional): ``torch.compile`` the encoders + EIM + head (:meth:`_core`) with these
             keyword arguments (``True``: defaults), e.g. ``dict(mode='reduce-overhead')`` for inductor + CUDA
             graphs, ``dict(backend='cudagraphs')`` for CUDA graphs of the eager kernels (no code generation, so
-            it compiles in seconds, not minutes), ``dict(mode='max-autotune-no-cudagraphs')`` for training. The first call per input
+            it compiles in seconds, not minutes); ``dynamic=False`` unless given. For training, CUDA-graph modes
+            need one optimizer step per forward (no gradient accumulation: a replay would overwrite the gradients
+            accumulated so far; ``tools/train.py`` refuses the combination); ``dict()`` (inductor, no CUDA graphs)
+            has no such limit. The first call per input
             signature runs eagerly (it caches the head's shape constants outside the graph). Default None (eager).
 
     Shapes:
@@ -150,11 +155,22 @@ class CCFormer(BaseSegmentor):
         if compile_cfg is None or compile_cfg is False:
             return None
         if compile_cfg is True:
-            return {}
+            compile_cfg = {}
         if not isinstance(compile_cfg, dict):
             raise TypeError(f'CCFormer: compile_cfg must be None, a bool or a dict of torch.compile arguments, '
                             f'got {type(compile_cfg).__name__}')
-        return dict(compile_cfg)
+        kwargs = dict(compile_cfg)
+        # static shapes: train (N=2) and val (N=4, a partial last batch) get their own specialised graphs instead
+        # of dynamo's automatic switch to one dynamic-shape graph (slower kernels, CUDA graphs re-recorded per size)
+        kwargs.setdefault('dynamic', False)
+        return kwargs
+
+    @staticmethod
+    def uses_cuda_graphs(compile_cfg: Optional[dict]) -> bool:
+        """Whether ``compile_cfg`` records CUDA graphs (inductor's reduce-overhead / max-autotune modes or the
+        cudagraphs backend): their outputs live in a memory pool that the next replay overwrites."""
+        return bool(compile_cfg) and (compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune')
+                                      or compile_cfg.get('backend') == 'cudagraphs')
 
     def _param_dtype(self) -> torch.dtype:
         for param in self.backbone.parameters():
@@ -184,26 +200,33 @@ class CCFormer(BaseSegmentor):
         """
         self._check_inputs(inputs, audio)
         dtype = self._param_dtype()
-        if inputs.dtype != dtype:
-            inputs, audio = inputs.to(dtype), audio.to(dtype)
+        inputs, audio = inputs.to(dtype), audio.to(dtype)  # no-ops when the dtypes already match
         if self.compile_cfg is None:
             return self._core(inputs, audio, frame_valid, all_stages)
         signature = (tuple(inputs.shape), inputs.dtype, inputs.device, frame_valid is None, all_stages,
                      torch.is_grad_enabled(), torch.is_autocast_enabled(inputs.device.type))
         if signature not in self._core_signatures:  # eager once: shape constants are cached outside the graph
             self._core_signatures.add(signature)
+            print_log(f'CCFormer: compile_cfg={self.compile_cfg}: input {tuple(inputs.shape)} '
+                      f'({"training" if torch.is_grad_enabled() else "inference"}) runs eagerly once, then '
+                      'compiles on its next call (seconds to minutes)', logger='current', level=logging.INFO)
             return self._core(inputs, audio, frame_valid, all_stages)
         compiled = _compiled_core(self.compile_cfg)
-        if (self.compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune')
-                or self.compile_cfg.get('backend') == 'cudagraphs'):
+        if self.uses_cuda_graphs(self.compile_cfg):
             torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last replay's outputs are done
         return compiled(self, inputs, audio, frame_valid, all_stages)
 
+    def _core_logits_at(self, logits: Tensor, size: Sequence[int]) -> Tensor:
+        """Logits returned by :meth:`run_core` resized to ``size``: a new tensor also when no resize is needed
+        and CUDA graphs are used (their outputs are overwritten by the next replay)."""
+        out = self._resize_logits(logits, size)
+        if out is logits and self.uses_cuda_graphs(self.compile_cfg):
+            out = out.clone()
+        return out
+
     def _resize_logits(self, logits: Tensor, size: Sequence[int]) -> Tensor:
-        """Logits of :meth:`run_core` at ``size``; always a new tensor when the core is compiled (CUDA-graph
-        outputs are overwritten by the next replay)."""
         if tuple(logits.shape[-2:]) == tuple(size):
-            return logits if self.compile_cfg is None else logits.clone()
+            return logits
         return resize(logits, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
 
     # ------------------------------------------------------------------ BaseSegmentor API
@@ -214,7 +237,7 @@ class CCFormer(BaseSegmentor):
             [SegDataSample(metainfo=m) for m in batch_img_metas] if batch_img_metas else None,
             inputs.shape[1], inputs.device)
         _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
-        return self._resize_logits(logits, inputs.shape[-2:])
+        return self._core_logits_at(logits, inputs.shape[-2:])
 
     def forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
                 mode: str = 'tensor', audio: Optional[Tensor] = None):
@@ -245,7 +268,7 @@ class CCFormer(BaseSegmentor):
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
         _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
-        logits = self._resize_logits(logits, inputs.shape[-2:])
+        logits = self._core_logits_at(logits, inputs.shape[-2:])
         return self.postprocess_result(logits.view(n, t, *logits.shape[1:]), data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
@@ -255,7 +278,7 @@ class CCFormer(BaseSegmentor):
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
         # last stage only (no masks of the earlier stages)
         _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
-        out = self._resize_logits(logits, inputs.shape[-2:])
+        out = self._core_logits_at(logits, inputs.shape[-2:])
         return out.view(n, t, *out.shape[1:])
 
     def postprocess_result(self, seg_logits: Tensor,
@@ -300,8 +323,9 @@ _COMPILED_CORES: Dict[str, Callable] = {}
 def _compiled_core(compile_kwargs: dict) -> Callable:
     """``torch.compile`` of the unbound :meth:`CCFormer._core`, one per set of compile arguments.
 
-    Compiling the unbound function keeps no reference to a model (dynamo guards on ``self``, so each model gets its
-    own graphs) and leaves the module picklable and deep-copyable.
+    Compiling the unbound function keeps no reference to a model and leaves the module picklable and deep-copyable.
+    Models of the same structure share the compiled graphs (their parameters are graph inputs), and also dynamo's
+    recompile limit (``torch._dynamo.config.recompile_limit``, 8 input signatures).
     """
     key = repr(sorted(compile_kwargs.items(), key=lambda kv: kv[0]))
     if key not in _COMPILED_CORES:
