@@ -264,3 +264,19 @@ def test_msda_path_switch_counts_and_restores():
     assert torch.isfinite(out).all()
     assert (msda.ext_module.ms_deform_attn_forward, msda.multi_scale_deformable_attn_pytorch) == before
     assert all('use_cuda_kernel' not in m.__dict__ for m in model.modules())
+
+
+def test_failing_process_releases_the_barrier(tmp_path):
+    """A record that fails before its timing (here: bf16-pure training, refused) still counts as ready at the
+    barrier, so the other processes of a compiled sweep do not wait for it until their time limit."""
+    _needs_model()
+    barrier_dir = tmp_path / 'barrier'
+    threads = torch.get_num_threads()
+    try:
+        report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'train', '--amp', 'bf16-pure', '--parts',
+                             'model', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '1', '--warmup', '1',
+                             '--threads', '1', '--barrier', str(barrier_dir), '--barrier-count', '2'])
+    finally:
+        torch.set_num_threads(threads)
+    assert report['results'][0]['status'] == 'error'
+    assert [p.name for p in barrier_dir.iterdir()] == [f'ready.{os.getpid()}']

@@ -603,6 +603,7 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
     data: Dict[str, Any] = make_inputs(batch, frames, args.size, device, gen)
     if amp in PURE_DTYPES:
         if mode == 'train':
+            _release_barrier(args)
             return dict(part=part, mode=mode, amp=amp, batch_size=batch, frames=frames, size=args.size,
                         compile=args.compile, status='error',
                         error=f'--amp {amp} casts the weights: inference only (train with --amp bf16)')
