@@ -453,11 +453,10 @@ def _maybe_compile(module: nn.Module, args: argparse.Namespace) -> Callable:
 
 def _mark_step(args: argparse.Namespace) -> None:
     """Tell the CUDA-graph trees a new iteration starts (outputs of the last replay may be overwritten)."""
-    if args.compile and (args.compile_mode in ('reduce-overhead', 'max-autotune')
-                         or args.compile_backend == 'cudagraphs'):
-        mark = getattr(getattr(torch, 'compiler', None), 'cudagraph_mark_step_begin', None)
-        if mark is not None:
-            mark()
+    from projects.ccformer.models.segmentors.ccformer import CCFormer  # the model's own rule for CUDA graphs
+
+    if args.compile and CCFormer.uses_cuda_graphs(_compile_kwargs(args)):
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def _make_optimizer(params: List[nn.Parameter], device: torch.device, fused: bool) -> torch.optim.Optimizer:
@@ -481,7 +480,7 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
     if marks_itself:
         # the model's own compile switch (CCFormer.compile_cfg): only its tensor core is compiled, the data
         # samples, losses' targets and post-processing stay eager; its first call per input signature is eager
-        model.compile_cfg = model._compile_kwargs(_compile_kwargs(args))
+        model.compile_cfg = _compile_kwargs(args)
         fn: Callable = module
     else:
         fn = _maybe_compile(module, args)
@@ -643,7 +642,6 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
         model.zero_grad(set_to_none=True)
         if hasattr(model, 'compile_cfg'):
             model.compile_cfg = None
-            model._core_signatures.clear()
         if args.compile:
             torch._dynamo.reset()
         gc.collect()

@@ -228,12 +228,11 @@ def check_train_compile(model: nn.Module, data: Dict[str, Any], device: torch.de
         return dict(check='train-compile', passed=None, error=f'{type(model).__name__} has no compile_cfg')
     other = dict(data, inputs=-data['inputs'], audio=data['audio'].flip(-1).contiguous())
     batches = [(data, ref), (other, loss_and_grads(model, other, device))]
-    model.compile_cfg = model._compile_kwargs(compile_kwargs(backend, mode))
+    model.compile_cfg = compile_kwargs(backend, mode)
     try:
         runs = [(loss_and_grads(model, batches[i % 2][0], device), batches[i % 2][1]) for i in range(6)][1:]
     finally:
         model.compile_cfg = None
-        model._core_signatures.clear()
         torch._dynamo.reset()
     loss_err = max(abs(r['loss'] - e['loss']) / max(abs(e['loss']), 1e-12) for r, e in runs)
     grad_err = max(relative_error(r['grads'], e['grads']) for r, e in runs)

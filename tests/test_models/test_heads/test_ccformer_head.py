@@ -361,7 +361,8 @@ def test_ici_batched_equals_per_frame():
     inputs = neck_out()
     dec = head.decoder
     with torch.no_grad():
-        memory, _, spatial, starts, _, _ = head._encode(inputs['feats'][1:])
+        memory, _, levels = head._encode(inputs['feats'][1:])
+        spatial, starts = levels['spatial_shapes'], levels['level_start_index']
         query, query_pos = head.query_generator(inputs['audio'])
         ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(
             -1, -1, 3, -1)
@@ -378,8 +379,8 @@ def test_ici_batched_equals_per_frame():
                                        rtol=1e-5)
         # encoder: batched frames == one frame at a time
         for i in (0, B * T - 1):
-            one, _, _, _, _, _ = head._encode([f[i:i + 1]
-                                         for f in inputs['feats'][1:]])
+            one, _, _ = head._encode([f[i:i + 1]
+                                      for f in inputs['feats'][1:]])
             torch.testing.assert_close(memory[i:i + 1], one, atol=1e-5,
                                        rtol=1e-5)
 
@@ -564,7 +565,9 @@ def test_msda_offset_normalizer_equals_computed():
     inputs = neck_out()
     layer = head.encoder.layers[0].self_attn
     with torch.no_grad():
-        memory, _, spatial, starts, norm, _ = head._encode(inputs['feats'][1:])
+        memory, _, levels = head._encode(inputs['feats'][1:])
+        spatial, starts = levels['spatial_shapes'], levels['level_start_index']
+        norm = levels['offset_normalizer']
         _, _, ref, _, _, norm2 = head._level_meta(
             tuple((f.shape[-2], f.shape[-1]) for f in inputs['feats'][1:]),
             memory.device)

@@ -231,22 +231,25 @@ class CCFormerHead(BaseModule):
         """Deformable encoder over strides 8/16/32.
 
         Returns:
-            tuple: memory (B*T, L, d), its maps [3 x (B*T, d, h, w)],
-            spatial_shapes (3, 2), level_start_index (3,), offset
-            normalizer (1, 1, 1, 3, 1, 2), the level shapes as Python ints.
+            tuple: memory (B*T, L, d), its maps [3 x (B*T, d, h, w)], and
+            the levels as the deformable attention's keyword arguments:
+            dict(spatial_shapes (3, 2), level_start_index (3,),
+            offset_normalizer (1, 1, 1, 3, 1, 2), spatial_shapes_list (the
+            (h, w) as Python ints)).
         """
         shapes = tuple((f.shape[-2], f.shape[-1]) for f in feats)
         spatial, starts, ref, pos, ids, norm = self._level_meta(
             shapes, feats[0].device)
+        levels = dict(spatial_shapes=spatial, level_start_index=starts,
+                      offset_normalizer=norm, spatial_shapes_list=shapes)
         tokens = torch.cat([f.flatten(2) for f in feats], 2).transpose(1, 2)
         pos = (pos + self.level_embed[ids][None]).to(tokens.dtype)
-        memory = self.encoder(tokens, pos, ref, spatial, starts, norm,
-                              spatial_shapes_list=shapes)
+        memory = self.encoder(tokens, pos, ref, **levels)
         maps = [
             m.transpose(1, 2).reshape(m.shape[0], -1, h, w) for m, (h, w) in
             zip(memory.split([h * w for h, w in shapes], dim=1), shapes)
         ]
-        return memory, maps, spatial, starts, norm, shapes
+        return memory, maps, levels
 
     # ------------------------------------------------------------- forward
     def _run(self, neck_out: dict, num_frames: int,
@@ -255,13 +258,11 @@ class CCFormerHead(BaseModule):
         self._check_inputs(neck_out, num_frames)
         feats = neck_out['feats']
         frame_valid = neck_out.get('frame_valid')
-        memory, maps, spatial, starts, norm, shapes = self._encode(feats[1:])
+        memory, maps, levels = self._encode(feats[1:])
         query, query_pos = self.query_generator(neck_out['audio'],
                                                 frame_valid)
-        stages = self.decoder(query, query_pos, memory, spatial, starts,
-                              num_frames, frame_valid,
-                              offset_normalizer=norm,
-                              spatial_shapes_list=shapes)
+        stages = self.decoder(query, query_pos, memory, num_frames,
+                              frame_valid, **levels)
         if not all_stages:
             stages = stages[-1:]
         mask_feat = self.seg_head.forward_pixel(

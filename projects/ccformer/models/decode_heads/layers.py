@@ -21,7 +21,7 @@
 * :class:`ConstCache`, :func:`sine_embed_1d`, :func:`padding_mask`: helpers.
 """
 import math
-from typing import Callable, Dict, Hashable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -299,24 +299,19 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
         self.embed_dims = self.layers[0].embed_dims
 
     def forward(self, query: Tensor, query_pos: Tensor,
-                reference_points: Tensor, spatial_shapes: Tensor,
-                level_start_index: Tensor,
-                offset_normalizer: Optional[Tensor] = None,
-                spatial_shapes_list: Optional[Sequence[Tuple[int, int]]] = None,
-                **kwargs) -> Tensor:
+                reference_points: Tensor, **levels) -> Tensor:
         """query (B*T, L, d), query_pos (1, L, d), reference_points
-        (1, L, levels, 2), offset_normalizer and spatial_shapes_list (see
-        :class:`MSDeformAttn`) -> memory (B*T, L, d)."""
+        (1, L, levels, 2), ``**levels``: ``spatial_shapes``,
+        ``level_start_index`` and optionally ``offset_normalizer`` and
+        ``spatial_shapes_list`` (see :class:`MSDeformAttn`) -> memory
+        (B*T, L, d)."""
         for layer in self.layers:
             query = layer(
                 query=query,
                 query_pos=query_pos,
                 key_padding_mask=None,
                 reference_points=reference_points,
-                spatial_shapes=spatial_shapes,
-                level_start_index=level_start_index,
-                offset_normalizer=offset_normalizer,
-                spatial_shapes_list=spatial_shapes_list)
+                **levels)
         return query
 
 

@@ -1,7 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Multi-query Transformer Decoder of CCFormer (Sec. III-C, Eqs. 7-10)."""
 import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional
 
 import torch
 from mmengine.config import ConfigDict
@@ -127,13 +127,9 @@ class MultiQueryTransformerDecoder(BaseModule):
                 query: Tensor,
                 query_pos: Tensor,
                 memory: Tensor,
-                spatial_shapes: Tensor,
-                level_start_index: Tensor,
                 num_frames: int,
                 frame_valid: Optional[Tensor] = None,
-                offset_normalizer: Optional[Tensor] = None,
-                spatial_shapes_list: Optional[Sequence[Tuple[int, int]]] = None
-                ) -> List[Tensor]:
+                **levels) -> List[Tensor]:
         """Run all stages.
 
         Args:
@@ -141,14 +137,13 @@ class MultiQueryTransformerDecoder(BaseModule):
             query_pos (Tensor): their positions (B*T, N, d).
             memory (Tensor): encoder memory (B*T, L, d), L over strides
                 8/16/32.
-            spatial_shapes (Tensor): (3, 2) long (h, w) of those levels.
-            level_start_index (Tensor): (3,).
             num_frames (int): T.
             frame_valid (Tensor | None): (B, T).
-            offset_normalizer (Tensor | None): (1, 1, 1, 3, 1, 2) level
-                sizes for the deformable attention (see ``MSDeformAttn``).
-            spatial_shapes_list (sequence | None): the (h, w) of the levels
-                as Python ints (see ``MSDeformAttn``).
+            **levels: the memory's level description for the deformable
+                attention (``CCFormerHead._encode``): ``spatial_shapes``
+                (3, 2) long (h, w), ``level_start_index`` (3,), and
+                optionally ``offset_normalizer`` and ``spatial_shapes_list``
+                (see ``MSDeformAttn``).
 
         Returns:
             list[Tensor]: per stage, combined queries (B*T, N, d).
@@ -157,9 +152,9 @@ class MultiQueryTransformerDecoder(BaseModule):
         b = bt // num_frames
         outs = []
         if self.num_ici_layers > 0:
-            levels = spatial_shapes.shape[0]
+            num_levels = levels['spatial_shapes'].shape[0]
             ref = self.ref_point_head(query_pos).sigmoid()
-            ref = ref[:, :, None, :].expand(-1, -1, levels, -1)
+            ref = ref[:, :, None, :].expand(-1, -1, num_levels, -1)
         if self.num_iti_layers > 0:
             t_pos = self._const(
                 ('t', num_frames, query.device),
@@ -179,10 +174,7 @@ class MultiQueryTransformerDecoder(BaseModule):
                     value=memory,
                     key_padding_mask=None,
                     reference_points=ref,
-                    spatial_shapes=spatial_shapes,
-                    level_start_index=level_start_index,
-                    offset_normalizer=offset_normalizer,
-                    spatial_shapes_list=spatial_shapes_list)
+                    **levels)
             if self.num_iti_layers == 0:
                 outs.append(query)
                 continue

@@ -90,8 +90,7 @@ class CCFormer(BaseSegmentor):
         self.bcl_loss = MODELS.build(bcl_loss) if self.use_bcl else None
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.align_corners = align_corners
-        self.compile_cfg = self._compile_kwargs(compile_cfg)
-        self._core_signatures: set = set()
+        self.compile_cfg = compile_cfg
 
     # ------------------------------------------------------------------ init
     def init_weights(self) -> None:
@@ -150,6 +149,17 @@ class CCFormer(BaseSegmentor):
         return self.neck(list(feats), audio_feat, t, frame_valid)
 
     # ------------------------------------------------------------------ compiled core
+    @property
+    def compile_cfg(self) -> Optional[dict]:
+        """The ``torch.compile`` arguments of the tensor core (None: eager). Setting it (also to None) normalises
+        the value and forgets which input signatures already ran, so the next call per signature runs eagerly."""
+        return self._compile_cfg
+
+    @compile_cfg.setter
+    def compile_cfg(self, value: Union[bool, dict, None]) -> None:
+        self._compile_cfg = self._compile_kwargs(value)
+        self._core_signatures: set = set()
+
     @staticmethod
     def _compile_kwargs(compile_cfg: Union[bool, dict, None]) -> Optional[dict]:
         if compile_cfg is None or compile_cfg is False:
