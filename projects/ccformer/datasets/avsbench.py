@@ -117,8 +117,26 @@ class _AVSBaseDataset(BaseSegDataset):
         return chosen
 
 
+class _AVSBenchObjectDataset(_AVSBaseDataset):
+    """S4 / MS3: audio from the official log-mel ``.pkl`` files or from the ``.wav`` files.
+
+    Args:
+        audio_source: ``'pkl'`` (``<subset>/audio_log_mel/...pkl``) or ``'wav'`` (``<subset>/audio_wav/...wav``).
+    """
+
+    def __init__(self, audio_source: str = 'pkl', **kwargs) -> None:
+        if audio_source not in ('pkl', 'wav'):
+            raise ValueError(f"audio_source must be 'pkl' or 'wav', got {audio_source!r}")
+        self.audio_source = audio_source
+        super().__init__(**kwargs)
+
+    def _audio_path(self, subset: str, *rel: str, name: str) -> str:
+        sub = 'audio_log_mel' if self.audio_source == 'pkl' else 'audio_wav'
+        return self._path(subset, sub, *rel, f'{name}.{self.audio_source}')
+
+
 @DATASETS.register_module()
-class AVSBenchS4Dataset(_AVSBaseDataset):
+class AVSBenchS4Dataset(_AVSBenchObjectDataset):
     """AVSBench-object Single-source (S4).
 
     Layout under ``data_root`` (``data/AVSBench/Single-source``)::
@@ -137,10 +155,7 @@ class AVSBenchS4Dataset(_AVSBaseDataset):
 
     def __init__(self, ann_file: str = 's4_meta_data.csv', audio_source: str = 'pkl',
                  **kwargs) -> None:
-        if audio_source not in ('pkl', 'wav'):
-            raise ValueError(f"audio_source must be 'pkl' or 'wav', got {audio_source!r}")
-        self.audio_source = audio_source
-        super().__init__(ann_file=ann_file, **kwargs)
+        super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         rows = read_csv_rows(self.ann_file)
@@ -159,8 +174,7 @@ class AVSBenchS4Dataset(_AVSBaseDataset):
             n_masks = 1 if self.split == 'train' else 5
             masks = [self._path('s4_data', 'gt_masks', *rel, name, f'{name}_{k}.png')
                      if k <= n_masks else None for k in range(1, 6)]
-            sub = 'audio_log_mel' if self.audio_source == 'pkl' else 'audio_wav'
-            audio = self._path('s4_data', sub, *rel, f'{name}.{self.audio_source}')
+            audio = self._audio_path('s4_data', *rel, name=name)
             entries.append(self._entry(video_id=name, category=category, frame_paths=frames,
                                        mask_paths=masks, audio_path=audio))
         self._check_entries(entries)
@@ -168,7 +182,7 @@ class AVSBenchS4Dataset(_AVSBaseDataset):
 
 
 @DATASETS.register_module()
-class AVSBenchMS3Dataset(_AVSBaseDataset):
+class AVSBenchMS3Dataset(_AVSBenchObjectDataset):
     """AVSBench-object Multi-sources (MS3); all five frames are labelled in every split.
 
     Layout under ``data_root`` (``data/AVSBench/Multi-sources``)::
@@ -182,10 +196,7 @@ class AVSBenchMS3Dataset(_AVSBaseDataset):
 
     def __init__(self, ann_file: str = 'ms3_meta_data.csv', audio_source: str = 'pkl',
                  **kwargs) -> None:
-        if audio_source not in ('pkl', 'wav'):
-            raise ValueError(f"audio_source must be 'pkl' or 'wav', got {audio_source!r}")
-        self.audio_source = audio_source
-        super().__init__(ann_file=ann_file, **kwargs)
+        super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         rows = self._select(self.ann_file, read_csv_rows(self.ann_file))
@@ -196,8 +207,7 @@ class AVSBenchMS3Dataset(_AVSBaseDataset):
                       for k in range(1, 6)]
             masks = [self._path('ms3_data', 'gt_masks', self.split, name, f'{name}_{k}.png')
                      for k in range(1, 6)]
-            sub = 'audio_log_mel' if self.audio_source == 'pkl' else 'audio_wav'
-            audio = self._path('ms3_data', sub, self.split, f'{name}.{self.audio_source}')
+            audio = self._audio_path('ms3_data', self.split, name=name)
             entries.append(self._entry(video_id=name, category='', frame_paths=frames,
                                        mask_paths=masks, audio_path=audio))
         self._check_entries(entries)
