@@ -18,7 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
 
 import projects.ccformer  # noqa: E402,F401
-from projects.ccformer.engine import AudioSwapDataset, derangement  # noqa: E402
+from projects.ccformer.datasets import AudioSwapDataset, derangement  # noqa: E402
 from projects.ccformer.engine.hooks import (AVSPredictionSaveHook, AVSVisualizationHook,  # noqa: E402
                                             draw_clip)
 

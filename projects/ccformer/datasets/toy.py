@@ -18,6 +18,10 @@ Layouts written (see ``docs/avsbench.md`` section 1)::
           <v1s|v1m|v2>/<uid>/frames/<i>.jpg, labels_rgb/<i>.png (VOC palette colours),
           labels_semantic/<i>.png (class indices), audio.wav
 
+Every layout also gets ``clip_kinds.json`` in its root, ``{video id: {"visible": [kind names],
+"audible": [[kind names heard in second 1], ...]}}``, which off-screen sound
+(``audio_conditions.py``) reads to pick donor seconds.
+
 The ``.pkl`` files are written like the official preprocessing: ``pickle.dump`` (protocol 4) of a
 ``torch.Tensor [5, 1, 96, 64]`` with ``requires_grad=True``, computed from the written 16 kHz wav.
 Everything is deterministic from ``seed``.
@@ -34,6 +38,7 @@ import cv2
 import numpy as np
 
 from .audio import SAMPLE_RATE, pad_examples_repeat, wav_to_logmel
+from .audio_conditions import KINDS_FILE
 from .palette import AVSS_NUM_CLASSES, voc_palette
 
 ImgSize = Union[int, Tuple[int, int]]
@@ -168,6 +173,13 @@ class _Clip:
     labels: List[np.ndarray]
     audio: np.ndarray
     target_kinds: List[int]
+    visible_kinds: List[int]
+    audible_kinds: List[List[int]]  # per second
+
+    def kinds_entry(self) -> dict:
+        """This clip's entry of ``clip_kinds.json``: the kinds seen, and the kinds heard in each second."""
+        return dict(visible=sorted(OBJECT_KINDS[k].name for k in self.visible_kinds),
+                    audible=[sorted(OBJECT_KINDS[k].name for k in now) for now in self.audible_kinds])
 
 
 def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool,
@@ -175,8 +187,10 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
     """Build a clip with 2-3 visible kinds.
 
     ``multi=False`` (S4, v1s): one visible kind sounds all clip long. ``multi=True`` (MS3, v1m, v2):
-    each second 1-2 visible kinds sound. With ``allow_empty`` some seconds are silent or play an
-    off-screen kind (empty ground truth).
+    each second 1-2 visible kinds sound (the sources switch from second to second), and in about one
+    second in five an off-screen kind sounds with them (a mixture whose target is the visible kinds
+    only). With ``allow_empty`` some seconds are silent or play an off-screen kind alone (empty
+    ground truth).
     """
     n_vis = int(rng.integers(2, 4))
     kinds = rng.permutation(len(OBJECT_KINDS))
@@ -188,6 +202,8 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
         if multi:
             size = int(rng.integers(1, 3))
             now = [int(k) for k in rng.choice(visible, size=size, replace=False)]
+            if hidden and rng.random() < 0.2:
+                now.append(hidden[int(rng.integers(len(hidden)))])  # on- and off-screen mixture
         else:
             now = [target]
         mute = False
@@ -205,7 +221,8 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
         frames.append(img)
         labels.append(lab)
     audio = _soundtrack(rng, schedule, silent)
-    return _Clip(frames, labels, audio, sorted({k for now in on_screen for k in now}))
+    return _Clip(frames, labels, audio, sorted({k for now in on_screen for k in now}), sorted(visible),
+                 [[] if mute else sorted(now) for now, mute in zip(schedule, silent)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,7 +265,7 @@ def _binary(label: np.ndarray) -> np.ndarray:
 def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
               size_hw: Tuple[int, int]) -> List[dict]:
     base = osp.join(root, 's4_data')
-    rows = []
+    rows, kinds = [], {}
     for split in SPLITS:
         for _ in range(num_videos.get(split, 0)):
             clip = _make_clip(rng, 5, *size_hw, multi=False, allow_empty=True)
@@ -266,15 +283,17 @@ def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
             _write_wav(wav, clip.audio)
             _write_pkl(osp.join(base, 'audio_log_mel', rel, f'{name}.pkl'), wav)
             rows.append(dict(name=name, start_time=start, category=category, split=split))
+            kinds[name] = clip.kinds_entry()
     _write_csv(osp.join(root, 's4_meta_data.csv'), ['name', 'start_time', 'category', 'split'],
                rows)
+    _write_kinds(root, kinds)
     return rows
 
 
 def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
                size_hw: Tuple[int, int]) -> List[dict]:
     base = osp.join(root, 'ms3_data')
-    rows = []
+    rows, kinds = [], {}
     for split in SPLITS:
         for _ in range(num_videos.get(split, 0)):
             clip = _make_clip(rng, 5, *size_hw, multi=True, allow_empty=True)
@@ -288,14 +307,16 @@ def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
             _write_wav(wav, clip.audio)
             _write_pkl(osp.join(base, 'audio_log_mel', split, f'{name}.pkl'), wav)
             rows.append(dict(video_id=name, split=split))
+            kinds[name] = clip.kinds_entry()
     _write_csv(osp.join(root, 'ms3_meta_data.csv'), ['video_id', 'split'], rows)
+    _write_kinds(root, kinds)
     return rows
 
 
 def _write_avss(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
                 size_hw: Tuple[int, int], subsets: Sequence[str]) -> List[dict]:
     palette = np.array(voc_palette(AVSS_NUM_CLASSES), np.uint8)
-    rows = []
+    rows, kinds = [], {}
     for subset in subsets:
         if subset not in ('v1s', 'v1m', 'v2'):
             raise ValueError(f'unknown AVSS subset {subset!r}; use v1s, v1m or v2')
@@ -323,12 +344,21 @@ def _write_avss(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
                 rows.append(dict(vid=vid, uid=uid, s_min=start // 60000,
                                  s_sec=(start // 1000) % 60, a_obj=a_obj, split=split,
                                  label=subset))
+                kinds[uid] = clip.kinds_entry()
+    _write_kinds(root, kinds)
     _write_csv(osp.join(root, 'metadata.csv'),
                ['vid', 'uid', 's_min', 's_sec', 'a_obj', 'split', 'label'], rows)
     names = avss_class_names()
     with open(osp.join(root, 'label2idx.json'), 'w') as f:
         json.dump({name: i + 1 for i, name in enumerate(names)}, f, indent=1)
     return rows
+
+
+def _write_kinds(root: str, kinds: Dict[str, dict]) -> None:
+    """``clip_kinds.json``: the kinds each clip shows and plays (read for off-screen sound donors)."""
+    os.makedirs(root, exist_ok=True)
+    with open(osp.join(root, KINDS_FILE), 'w') as f:
+        json.dump(kinds, f, indent=1, sort_keys=True)
 
 
 def _write_csv(path: str, fields: List[str], rows: List[dict]) -> None:

@@ -1,4 +1,3 @@
 from . import hooks  # noqa: F401
-from .audio_swap import AudioSwapDataset, derangement  # noqa: F401
 from .cpu_ddp import CPUDistributedDataParallel  # noqa: F401
 from .optim_wrapper import BF16OptimWrapper  # noqa: F401

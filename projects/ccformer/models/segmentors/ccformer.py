@@ -10,7 +10,8 @@ Data flow (design.md "The model"; B clips, T frames, d = 256):
 5. ``predict`` upsamples to the input size, crops padding, undoes flips, resizes to ``ori_shape``; K = 1:
    ``seg_logits (T, H, W)`` and ``pred = sigmoid > 0.5``; K > 1: ``pred = argmax`` with padded frames forced to 0.
 
-Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM outputs unless ``use_bcl=False``.
+Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM outputs unless ``use_bcl=False``; frames whose
+audio a negative-audio wrapper replaced (metainfo ``audio_replaced``) are left out of BCL.
 
 Steps 1-4 are one tensor-only function, :meth:`CCFormer._core`, which ``compile_cfg`` hands to ``torch.compile``
 (issue 5): the data samples, the losses' target building and the post-processing stay eager, so the compiled graph
@@ -269,8 +270,22 @@ class CCFormer(BaseSegmentor):
         neck_out, stages = self.run_core(inputs, audio, frame_valid, all_stages=True)
         losses = add_prefix(self.decode_head.loss_by_logits(stages, data_samples, t), 'decode')
         if self.use_bcl:
-            losses[self.bcl_loss.loss_name] = self.bcl_loss(neck_out)
+            losses[self.bcl_loss.loss_name] = self.bcl_loss(self._bcl_input(neck_out, data_samples))
         return losses
+
+    @staticmethod
+    def _bcl_input(neck_out: Dict, data_samples: Sequence[SegDataSample]) -> Dict:
+        """The EIM output for BCL, with frames whose audio was replaced (metainfo ``audio_replaced``, negative-audio
+        training) masked out like padded frames: their sound is not their frame's, and silence or noise is
+        the same sound in every clip, so as anchors or keys they would only be false pairs."""
+        rows = [ds.metainfo.get('audio_replaced') for ds in data_samples]
+        if not any(r is not None and any(r) for r in rows):
+            return neck_out
+        b, t = neck_out['audio_orig'].shape[:2]
+        keep = torch.tensor([[not v for v in (r or [0] * t)] for r in rows], dtype=torch.bool)
+        keep = keep.to(neck_out['audio_orig'].device)
+        valid = neck_out.get('frame_valid')
+        return dict(neck_out, frame_valid=keep if valid is None else keep & valid.bool())
 
     def predict(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
                 audio: Optional[Tensor] = None) -> List[SegDataSample]:
