@@ -1,10 +1,8 @@
-# Tiny CCFormer on the toy MS3 data (projects/ccformer/datasets/toy.py) at 64 x 64: trains on CPU in minutes.
-# Make the data (64 x 64 frames, as `make demo` does):
-#   python tools/dataset_converters/generate_toy_avsbench.py data/toy/ms3 --layout ms3 --img-size 64
-# Same model, pipelines and schedule as the tiny S4 config; only the dataset differs (all 5 frames labelled).
-_base_ = ['./ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py']
-data_root = 'data/toy/ms3'
-_dataset = dict(type='AVSBenchMS3Dataset', data_root=data_root)
-train_dataloader = dict(dataset=_dataset)
-val_dataloader = dict(dataset=_dataset)
-test_dataloader = dict(dataset=_dataset)
+# The tiny CCFormer of ccformer_tiny-paper_1xb2-toy_avsbench-ms3-64x64.py (the paper's recipe) trained to segment only what
+# sounds (configs/_base_/robust.py, docs/robustness.md): the tiny configs of the demo and the tests.
+_base_ = ['./ccformer_tiny-paper_1xb2-toy_avsbench-ms3-64x64.py', '../_base_/robust.py']
+model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_decode_head}})
+custom_hooks = {{_base_.robust_hooks}}
+train_dataloader = dict(
+    persistent_workers=False,
+    dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))

@@ -1,38 +1,8 @@
-# Tiny CCFormer on the toy AVSS data (projects/ccformer/datasets/toy.py) at 64 x 64: trains on CPU in minutes.
-# Make the data (64 x 64 frames, as `make demo` does):
-#   python tools/dataset_converters/generate_toy_avsbench.py data/toy/avss --layout avss --img-size 64
-# AVSS geometry as the official code, at 64: train short side 64 + centre crop, val/test resize to 64 x 64.
-# No pretrained weights. lr 1e-3 (from scratch, few iterations) instead of the paper's 2e-5.
-_base_ = [
-    '../_base_/models/ccformer_tiny.py', '../_base_/datasets/avss.py',
-    '../_base_/schedules/schedule_60e.py', '../_base_/default_runtime.py'
-]
-data_root = 'data/toy/avss'
-model = dict(decode_head=dict(num_classes=71))
-train_pipeline = [
-    dict(type='LoadAVSFrames'),
-    dict(type='LoadAVSMasks', label_type='palette'),
-    dict(type='AVSSResize', size=64, mode='short_side_crop'),
-    dict(type='LoadAVSAudio', pad_mode='zeros'),
-    dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=0.5, direction='horizontal')]),
-    dict(type='PackAVSInputs'),
-]
-test_pipeline = [
-    dict(type='LoadAVSFrames'),
-    dict(type='LoadAVSMasks', label_type='palette'),
-    dict(type='AVSSResize', size=64, mode='resize'),
-    dict(type='LoadAVSAudio', pad_mode='zeros'),
-    dict(type='PackAVSInputs'),
-]
+# The tiny CCFormer of ccformer_tiny-paper_1xb2-toy_avss-64x64.py (the paper's recipe) trained to segment only what
+# sounds (configs/_base_/robust.py, docs/robustness.md): the tiny configs of the demo and the tests.
+_base_ = ['./ccformer_tiny-paper_1xb2-toy_avss-64x64.py', '../_base_/robust.py']
+model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_semantic_head}})
+custom_hooks = {{_base_.robust_hooks}}
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_epochs=20, val_interval=5)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=5))
+    persistent_workers=False,
+    dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from .layers import CCFormerEncoder, ConstCache
+from .presence import AudioVisualPresence  # noqa: F401 (registers it)
 
 ConfigType = Union[dict, ConfigDict]
 
@@ -91,6 +92,14 @@ class CCFormerHead(BaseModule):
         ignore_index (int): GT value to ignore (padding, 255).
         align_corners (bool): for resizing (False).
         threshold (float): sigmoid threshold the segmentor uses for K = 1.
+        presence_head (dict | None): e.g. ``dict(type='AudioVisualPresence',
+            loss_weight=1.0)``: a presence logit per frame (does anything
+            visible make the frame's sound?) from the original audio and the
+            EIM's visual tokens. Trained with a binary cross-entropy whose
+            target is 1 when the frame's ground truth has any foreground
+            (``loss_presence``, supervised frames only); at inference it
+            gates the masks (:meth:`gate`), so a frame in which nothing on
+            screen sounds comes out empty. None (default, the paper): none.
     """
 
     def __init__(self,
@@ -108,6 +117,7 @@ class CCFormerHead(BaseModule):
                  ignore_index: int = 255,
                  align_corners: bool = False,
                  threshold: float = 0.5,
+                 presence_head: Optional[ConfigType] = None,
                  init_cfg: Optional[ConfigType] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
@@ -161,6 +171,14 @@ class CCFormerHead(BaseModule):
             [MODELS.build(copy.deepcopy(cfg)) for cfg in loss_decode])
         self.loss_names = [self._loss_name(cfg, m)
                            for cfg, m in zip(loss_decode, self.loss_decode)]
+        self.presence_head = None
+        if presence_head is not None:
+            presence_head = dict(presence_head)
+            self.presence_loss_weight = float(
+                presence_head.pop('loss_weight', 1.0))
+            self.presence_head = MODELS.build(_with_dims(
+                presence_head, dict(), type='AudioVisualPresence',
+                embed_dims=embed_dims))
         self._const = ConstCache()
 
     @staticmethod
@@ -268,7 +286,31 @@ class CCFormerHead(BaseModule):
         mask_feat = self.seg_head.forward_pixel(
             [feats[0]] + maps, neck_out['audio_orig'], num_frames,
             frame_valid)
-        return self.seg_head.forward_masks(mask_feat, torch.stack(stages))
+        logits = self.seg_head.forward_masks(mask_feat, torch.stack(stages))
+        if self.presence_head is None:
+            return logits
+        # the frame's presence logit as channel K of every stage
+        presence = self.presence_head(neck_out['audio_orig'],
+                                      neck_out.get('feats_orig', feats))
+        presence = presence.to(logits.dtype)[None, :, None, None, None]
+        return torch.cat([logits, presence.expand(
+            logits.shape[0], -1, 1, *logits.shape[-2:])], 2)
+
+    @staticmethod
+    def gate(logits: Tensor, presence: Tensor) -> Tensor:
+        """Masks gated by the presence logit (nothing sounds -> empty).
+
+        logits (M, K, h, w), presence (M, 1, 1, 1) -> (M, K, h, w). K = 1:
+        ``min(logit, presence)``, so a pixel is foreground only when both
+        are positive. K > 1: the background logit is raised to at least
+        ``max_foreground - presence``, so background wins wherever the
+        presence logit is negative and nothing changes where it is positive.
+        """
+        if logits.shape[1] == 1:
+            return torch.minimum(logits, presence)
+        bg = torch.maximum(logits[:, :1],
+                           logits[:, 1:].amax(1, keepdim=True) - presence)
+        return torch.cat([bg, logits[:, 1:]], 1)
 
     def forward(self, neck_out: dict, num_frames: int) -> List[Tensor]:
         """Logits of every decoder stage.
@@ -281,14 +323,21 @@ class CCFormerHead(BaseModule):
             num_frames (int): T.
 
         Returns:
-            list[Tensor]: S x (B*T, K, H/4, W/4); the last is the prediction.
+            list[Tensor]: S x (B*T, K, H/4, W/4), ungated mask logits (the
+            input of :meth:`loss_by_logits`); with ``presence_head`` a
+            channel K+1 holds the frame's presence logit (constant over the
+            map). :meth:`predict` returns the gated final logits.
         """
         return list(self._run(neck_out, num_frames, True).unbind(0))
 
     def predict(self, neck_out: dict, num_frames: int) -> Tensor:
         """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
         only)."""
-        return self._run(neck_out, num_frames, False)[0]
+        out = self._run(neck_out, num_frames, False)[0]
+        if self.presence_head is None:
+            return out
+        k = self.num_classes
+        return self.gate(out[:, :k], out[:, k:, :1, :1])
 
     # ---------------------------------------------------------------- loss
     def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int,
@@ -350,7 +399,11 @@ class CCFormerHead(BaseModule):
         """Losses from precomputed stage logits (see :meth:`loss`)."""
         if not self.deep_supervision:
             stage_logits = stage_logits[-1:]
-        logits = torch.stack(stage_logits)  # (S, B*T, K, h, w)
+        logits = torch.stack(stage_logits)  # (S, B*T, K (+1), h, w)
+        presence = None
+        if self.presence_head is not None:
+            presence = logits[:, :, self.num_classes, 0, 0].float()
+            logits = logits[:, :, :self.num_classes]
         s, bt = logits.shape[:2]
         gt, weight = self._gt(data_samples, num_frames, logits.device)
         if gt.shape[0] != bt:
@@ -370,6 +423,13 @@ class CCFormerHead(BaseModule):
                 for i in range(s):
                     key = name if i == s - 1 else f'd{i}.{name}'
                     losses[key] = per_stage[i]
+            if presence is not None:
+                target = ((gt == 1) if self.num_classes == 1 else
+                          (gt > 0) & (gt != self.ignore_index)).flatten(1)
+                value = F.binary_cross_entropy_with_logits(
+                    presence[-1], target.any(1).float(), reduction='none')
+                losses['loss_presence'] = (self.presence_loss_weight *
+                                           (value * weight).sum() / denom)
         return losses
 
     def loss(self, neck_out: dict, data_samples: Sequence[SegDataSample],

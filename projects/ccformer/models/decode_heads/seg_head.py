@@ -11,6 +11,7 @@ from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
+from ..utils import audio_window_mask, frame_distance_mask
 from .layers import (ConstCache, FlatFFN, SDPAttention, padding_mask,
                      sine_embed_1d)
 
@@ -73,10 +74,13 @@ class AudioSRAFusionBlock(BaseModule):
 
     def forward(self, x: Tensor, pos: Tensor, pos_r: Tensor, audio: Tensor,
                 audio_pos: Tensor, frame_mask_r: Optional[Tensor],
-                audio_mask: Optional[Tensor], num_frames: int) -> Tensor:
+                audio_mask: Optional[Tensor], num_frames: int,
+                audio_attn_mask: Optional[Tensor] = None) -> Tensor:
         """x (B*T, d, H, W); pos (1, T*H*W, d); pos_r (1, T*h*w, d) of the
         reduced grid; audio (B, T, d); audio_pos (1, T, d); masks (B, T*h*w)
-        and (B, T) or None. Returns (B*T, d, H, W)."""
+        and (B, T) or None; audio_attn_mask (T*H*W, T) or (B, T*H*W, T)
+        (True = not attended; replaces audio_mask) or None. Returns
+        (B*T, d, H, W)."""
         bt, d, h, w = x.shape
         b = bt // num_frames
         kv = self.reduce(x).flatten(2).transpose(1, 2).reshape(b, -1, d)
@@ -86,7 +90,9 @@ class AudioSRAFusionBlock(BaseModule):
             key_padding_mask=frame_mask_r))
         v = self.norms[1](self.cross_attn(
             v, key=audio, value=audio, query_pos=pos, key_pos=audio_pos,
-            key_padding_mask=audio_mask))
+            attn_mask=audio_attn_mask,
+            key_padding_mask=None if audio_attn_mask is not None else
+            audio_mask))
         if self.ffn is not None:
             v = self.norms[2](self.ffn(v))
         return v.reshape(bt, h * w, d).transpose(1, 2).reshape(bt, d, h, w)
@@ -116,15 +122,19 @@ class AudioCrossAttnBlock(BaseModule):
 
     def forward(self, x: Tensor, pos: Tensor, audio: Tensor,
                 audio_pos: Tensor, audio_mask: Optional[Tensor],
-                num_frames: int) -> Tensor:
+                num_frames: int,
+                audio_attn_mask: Optional[Tensor] = None) -> Tensor:
         """x (B*T, c, H, W); pos (1, T*H*W, c); audio (B, T, d); audio_pos
-        (1, T, c); audio_mask (B, T) or None. Returns (B*T, c, H, W)."""
+        (1, T, c); audio_mask (B, T) or None; audio_attn_mask as in
+        :class:`AudioSRAFusionBlock`. Returns (B*T, c, H, W)."""
         bt, c, h, w = x.shape
         v = x.flatten(2).transpose(1, 2).reshape(bt // num_frames, -1, c)
         a = self.audio_proj(audio)
-        v = self.norm(self.attn(v, key=a, value=a, query_pos=pos,
-                                key_pos=audio_pos,
-                                key_padding_mask=audio_mask))
+        v = self.norm(self.attn(
+            v, key=a, value=a, query_pos=pos, key_pos=audio_pos,
+            attn_mask=audio_attn_mask,
+            key_padding_mask=None if audio_attn_mask is not None else
+            audio_mask))
         return v.reshape(bt, h * w, c).transpose(1, 2).reshape(bt, c, h, w)
 
 
@@ -179,6 +189,9 @@ class CrossModalFPNHead(BaseModule):
         fine_num_heads (int | None): heads of its audio attention (None:
             ``num_heads // 2``, at least 1).
         fine_audio (bool): audio cross-attention at the light level.
+        audio_window (int | None): a visual token attends only to the audio
+            of frames at most this many frames from its own (0: its own
+            frame's audio). None (default): all T audio tokens of the clip.
         mask_dim (int): channels of the mask feature (8 as ReferFormer).
         dyn_channels (int): hidden channels of the dynamic convs.
         dyn_layers (int): dynamic conv layers (3).
@@ -204,6 +217,7 @@ class CrossModalFPNHead(BaseModule):
                  fine_dims: Optional[int] = None,
                  fine_num_heads: Optional[int] = None,
                  fine_audio: bool = True,
+                 audio_window: Optional[int] = None,
                  mask_dim: int = 8,
                  dyn_channels: int = 8,
                  dyn_layers: int = 3,
@@ -230,6 +244,7 @@ class CrossModalFPNHead(BaseModule):
         self.embed_dims = embed_dims
         self.num_queries = num_queries
         self.num_classes = num_classes
+        self.audio_window = audio_window
         self.fine_level = fine_level
         light = fine_level == 'light'
         if not light and fine_dims not in (None, embed_dims):
@@ -323,16 +338,20 @@ class CrossModalFPNHead(BaseModule):
             fusion = self.fusions[lvl]
             x = self.lateral_convs[lvl](feats[lvl])
             c, h, w = x.shape[-3:]
+            window = audio_window_mask(frame_distance_mask(
+                t, self.audio_window, [h * w], 1, x.device), a_mask)
             if isinstance(fusion, AudioSRAFusionBlock):
                 r = fusion.sr_ratio
                 hr, wr = -(-h // r), -(-w // r)
                 x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
                            self._pos(hr, wr, t, c, x.device).to(dtype),
                            audio, self._audio_pos(t, c, audio),
-                           padding_mask(frame_valid, hr * wr), a_mask, t)
+                           padding_mask(frame_valid, hr * wr), a_mask, t,
+                           window)
             elif isinstance(fusion, AudioCrossAttnBlock):
                 x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
-                           audio, self._audio_pos(t, c, audio), a_mask, t)
+                           audio, self._audio_pos(t, c, audio), a_mask, t,
+                           window)
             if y is not None:
                 if lvl == 0 and self.fine_level == 'light':
                     y = self.fine_reduce(y)

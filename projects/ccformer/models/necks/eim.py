@@ -38,7 +38,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..utils import PostNormAttentionLayer
+from ..utils import PostNormAttentionLayer, frame_distance_mask
 
 
 def maps_to_clip_tokens(x: Tensor, num_frames: int) -> Tensor:
@@ -73,6 +73,8 @@ class EIM(BaseModule):
         num_iters (int): repetitions of the (parallel) AVE + VAE step, weights shared. Default 1.
         share_weights (bool): one AVE / one VAE layer for all scales (default) or one per scale.
         max_frames (int): size of the temporal position table (AVSS: 10).
+        audio_window (int | None): AVE / VAE attend only across frames at most this many frames apart (0: a
+            frame's visual tokens and its own audio token only). None (default): the whole clip.
         norm_cfg (dict): norm of the visual projections. Default GN(32).
 
     Shapes (B clips, T frames):
@@ -96,9 +98,13 @@ class EIM(BaseModule):
                  num_iters: int = 1,
                  share_weights: bool = True,
                  max_frames: int = 10,
+                 audio_window: Optional[int] = None,
                  norm_cfg: dict = dict(type='GN', num_groups=32, requires_grad=True),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if audio_window is not None and audio_window < 0:
+            raise ValueError(f'EIM: audio_window must be None or >= 0, got {audio_window}')
+        self.audio_window = audio_window
         n = len(in_channels)
         for name, scales in (('ave_scales', ave_scales), ('vae_scales', vae_scales)):
             if any(not 0 <= s < n for s in scales):
@@ -153,11 +159,13 @@ class EIM(BaseModule):
         if self.share_weights:                         # one attention call for all AVE scales
             q = torch.cat(tokens, 1) if len(tokens) > 1 else tokens[0]
             qp = torch.cat(pos, 1) if len(pos) > 1 else pos[0]
-            enhanced = self.ave_layers[0](q, audio, qp, a_pos, frame_valid)
+            mask = frame_distance_mask(num_frames, self.audio_window, [h * w for h, w in hws], 1, audio.device)
+            enhanced = self.ave_layers[0](q, audio, qp, a_pos, frame_valid, mask)
             enhanced = enhanced.split([tk.shape[1] for tk in tokens], dim=1)
         else:
-            enhanced = [layer(tk, audio, p, a_pos, frame_valid)
-                        for layer, tk, p in zip(self.ave_layers, tokens, pos)]
+            enhanced = [layer(tk, audio, p, a_pos, frame_valid,
+                              frame_distance_mask(num_frames, self.audio_window, [hw[0] * hw[1]], 1, audio.device))
+                        for layer, tk, p, hw in zip(self.ave_layers, tokens, pos, hws)]
         for s, hw, e in zip(self.ave_scales, hws, enhanced):
             out[s] = clip_tokens_to_maps(e, num_frames, hw)
         return out
@@ -174,7 +182,8 @@ class EIM(BaseModule):
             hw = tuple(vis[s].shape[-2:])
             layer = self.vae_layers[0 if self.share_weights else j]
             a = layer(a, maps_to_clip_tokens(vis[s], num_frames), a_pos, self._token_pos(num_frames, hw),
-                      self._token_valid(frame_valid, hw))
+                      self._token_valid(frame_valid, hw),
+                      frame_distance_mask(num_frames, self.audio_window, [1], hw[0] * hw[1], a.device))
         return a
 
     # ------------------------------------------------------------------ forward

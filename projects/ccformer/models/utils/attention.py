@@ -8,7 +8,7 @@
 * :class:`PostNormAttentionLayer`: the post-norm residual block of the EIM (ccformer.md section 2):
   ``x' = LN(x + MHA(x + pos_q, y + pos_k, y)); out = LN(x' + FFN(x'))``.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -175,8 +175,37 @@ class PostNormAttentionLayer(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, key_value: Tensor, query_pos: Optional[Tensor] = None,
-                key_pos: Optional[Tensor] = None, key_valid: Optional[Tensor] = None) -> Tensor:
+                key_pos: Optional[Tensor] = None, key_valid: Optional[Tensor] = None,
+                attn_mask: Optional[Tensor] = None) -> Tensor:
+        """``attn_mask`` (Lq, Lk) or (B, Lq, Lk) bool, True = not attended (see :func:`audio_window_mask`)."""
         padding = None if key_valid is None else ~key_valid
+        if attn_mask is not None:
+            attn_mask, padding = audio_window_mask(attn_mask, padding), None
         x = self.norm1(self.attn(query, key_value, key_value, query_pos=query_pos, key_pos=key_pos,
-                                 key_padding_mask=padding))
+                                 attn_mask=attn_mask, key_padding_mask=padding))
         return self.norm2(self.ffn(x))
+
+
+def frame_distance_mask(num_frames: int, window: Optional[int], query_per_frame: Sequence[int],
+                        key_per_frame: int, device: torch.device) -> Optional[Tensor]:
+    """Bool ``(Lq, Lk)``, True where a query token's frame and a key token's frame are more than ``window`` frames
+    apart (not attended); None when ``window`` is None or spans the clip.
+
+    Tokens are frame-major; the query tokens may be several groups concatenated (e.g. the AVE scales), each with
+    ``query_per_frame[g]`` tokens per frame; keys have ``key_per_frame`` tokens per frame.
+    """
+    if window is None or window >= num_frames - 1:
+        return None
+    t = torch.arange(num_frames, device=device)
+    far = (t[:, None] - t[None, :]).abs() > window                      # (T, T)
+    far = far.repeat_interleave(key_per_frame, dim=1)
+    return torch.cat([far.repeat_interleave(q, dim=0) for q in query_per_frame], dim=0)
+
+
+def audio_window_mask(attn_mask: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Optional[Tensor]:
+    """Merge a ``(Lq, Lk)`` window mask with a ``(B, Lk)`` key padding mask into ``(B, Lq, Lk)``; a query left
+    with no key (its frames' keys all padded) attends to every key instead, so no softmax runs over nothing."""
+    if attn_mask is None or key_padding_mask is None:
+        return attn_mask
+    mask = attn_mask[None] | key_padding_mask[:, None, :]
+    return mask & ~mask.all(dim=-1, keepdim=True)

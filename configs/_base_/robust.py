@@ -1,0 +1,32 @@
+# Training that segments only what sounds (docs/robustness.md). A config takes it as a further base and writes
+# (the *-robust configs in configs/ccformer/ and the tiny configs do):
+#   model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_decode_head}})
+#   custom_hooks = {{_base_.robust_hooks}}
+#   train_dataloader = dict(persistent_workers=False, dataset=dict(
+#       _delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))
+# AVSS configs take robust_semantic_head instead (no BCE: their per-pixel cross-entropy covers empty frames).
+#
+# * Frame-local audio: the EIM's AVE / VAE and the FPN's audio attention see only their own frame's audio
+#   (audio_window=0) and the query generator reads only its frame's audio (audio_context='frame'); with clip-wide
+#   attention the model segments what sounds anywhere in the clip.
+# * Presence: AudioVisualPresence scores per frame whether a visible object matches the sound and gates the masks.
+# * BCE next to Dice (binary heads): Dice is constant on frames with empty targets, BCE is not.
+# * NegativeAudioDataset defaults: half of the clips get negative audio, half of those in every second, the others
+#   in 1 to T-1 random seconds; silence, noise (-45 to -10 dBFS, white or pink) and off-screen sound in equal
+#   parts; replaced frames get empty, supervised targets and stay out of BCL. DatasetEpochHook gives it the epoch,
+#   so it draws anew each epoch (and identically on resume); worker copies see a new epoch only without
+#   persistent workers.
+robust_hooks = [dict(type='DatasetEpochHook')]
+robust_neck = dict(audio_window=0)
+robust_semantic_head = dict(
+    query_generator=dict(audio_context='frame'),
+    seg_head=dict(audio_window=0),
+    presence_head=dict(type='AudioVisualPresence', loss_weight=1.0))
+robust_decode_head = dict(
+    robust_semantic_head,
+    loss_decode=[
+        dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=False, eps=1e-3, reduction='mean',
+             loss_weight=1.0),
+        dict(type='mmseg.CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True, loss_weight=1.0,
+             loss_name='loss_bce'),
+    ])

@@ -1,0 +1,2 @@
+# Short name for configs/ccformer/ccformer_pvtv2-b5-robust_1xb2-60e_avsbench-s4-224x224.py
+_base_ = ['./ccformer/ccformer_pvtv2-b5-robust_1xb2-60e_avsbench-s4-224x224.py']

@@ -1,0 +1,126 @@
+"""NegativeAudioDataset (negative-audio training) and DatasetEpochHook."""
+import json
+import os.path as osp
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from projects.ccformer.datasets import NegativeAudioDataset
+from projects.ccformer.datasets.audio import load_logmel_pkl
+from projects.ccformer.datasets.audio_conditions import silence_logmel
+from projects.ccformer.engine.hooks import DatasetEpochHook
+
+PIPELINE = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSMasks', label_type='binary'),
+    dict(type='LoadAVSAudio', pad_mode='repeat'),
+    dict(type='PackAVSInputs'),
+]
+
+
+def _ms3(root, split='train'):
+    return dict(type='AVSBenchMS3Dataset', data_root=root, split=split, pipeline=PIPELINE)
+
+
+def _all_replaced(root, **kw):
+    return NegativeAudioDataset(_ms3(root), prob=1.0, whole_clip_prob=1.0, **kw)
+
+
+def test_silence_replaces_audio_and_empties_supervised_targets(toy_ms3_root):
+    ds = _all_replaced(toy_ms3_root, conditions=dict(silence=1.0))
+    out = ds[0]
+    sample = out['data_samples']
+    assert torch.equal(out['audio'], torch.from_numpy(silence_logmel(5)))
+    assert sample.gt_sem_seg.data.sum() == 0
+    assert sample.metainfo['audio_replaced'] == [1] * 5
+    assert sample.metainfo['audio_condition'] == ['silence'] * 5
+    assert sample.metainfo['gt_valid'] == [1] * 5
+
+
+def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
+    ds = NegativeAudioDataset(_ms3(toy_ms3_root), prob=1.0, whole_clip_prob=0.0, conditions=dict(silence=1.0))
+    plain = ds.dataset[1]
+    out = ds[1]
+    replaced = out['data_samples'].metainfo['audio_replaced']
+    assert 1 <= sum(replaced) <= 4
+    for t, r in enumerate(replaced):
+        gt, gt_plain = out['data_samples'].gt_sem_seg.data[t], plain['data_samples'].gt_sem_seg.data[t]
+        if r:
+            assert gt.sum() == 0 and torch.equal(out['audio'][t], torch.from_numpy(silence_logmel(1)[0]))
+        else:
+            assert torch.equal(gt, gt_plain) and torch.equal(out['audio'][t], plain['audio'][t])
+
+
+def test_s4_train_replaced_frames_become_supervised(toy_s4_root):
+    ds = NegativeAudioDataset(dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train',
+                                   pipeline=PIPELINE), prob=1.0, whole_clip_prob=1.0, conditions=dict(noise=1.0))
+    meta = ds[0]['data_samples'].metainfo
+    assert ds.dataset.get_data_info(0)['gt_valid'] == [1, 0, 0, 0, 0]
+    assert meta['gt_valid'] == [1] * 5 and meta['audio_condition'] == ['noise'] * 5
+
+
+def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):
+    ds = _all_replaced(toy_ms3_root, conditions=dict(offscreen=1.0))
+    kinds = json.load(open(osp.join(toy_ms3_root, 'clip_kinds.json')))
+    infos = [ds.dataset.get_data_info(i) for i in range(len(ds))]
+    # every log-mel example of the split, to find where each replaced second came from
+    bank = {(j, s): load_logmel_pkl(info['audio_path'])[s] for j, info in enumerate(infos) for s in range(5)}
+    for i in range(len(ds)):
+        out = ds[i]
+        visible = set(kinds[infos[i]['video_id']]['visible'])
+        assert out['data_samples'].metainfo['audio_condition'] == ['offscreen'] * 5
+        for t in range(5):
+            source = [k for k, v in bank.items() if np.array_equal(v, out['audio'][t].numpy())]
+            assert source, 'the off-screen second is not a second of the dataset'
+            for j, s in source:
+                heard = set(kinds[infos[j]['video_id']]['audible'][s])
+                assert j != i and heard and not heard & visible
+
+
+def test_draws_are_a_function_of_seed_epoch_and_index(toy_ms3_root):
+    ds = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.5, whole_clip_prob=0.5, seed=3)
+    plans = {e: [ds.plan(i, 5, epoch=e) for i in range(len(ds))] for e in range(6)}
+    again = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.5, whole_clip_prob=0.5, seed=3)
+    assert plans[2] == [again.plan(i, 5, epoch=2) for i in range(len(ds))]
+    assert any(plans[0] != plans[e] for e in range(1, 6))          # new draws every epoch
+    ds.set_epoch(4)
+    first = ds[0]
+    second = ds[0]
+    assert torch.equal(first['audio'], second['audio'])
+    assert first['data_samples'].metainfo.get('audio_condition') == second['data_samples'].metainfo.get(
+        'audio_condition')
+
+
+def test_share_of_changed_clips_follows_prob(toy_ms3_root):
+    ds = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.3, whole_clip_prob=0.5)
+    changed = [any(ds.plan(i, 5, epoch=e)) for e in range(400) for i in range(len(ds))]
+    assert abs(np.mean(changed) - 0.3) < 0.05
+
+
+def test_offscreen_dropped_without_kinds(make_toy_root):
+    import os
+    root = make_toy_root('ms3', num_videos={'train': 2, 'val': 1, 'test': 1})
+    os.remove(osp.join(root, 'clip_kinds.json'))
+    ds = NegativeAudioDataset(_ms3(root), prob=1.0, whole_clip_prob=1.0)
+    for e in range(10):
+        assert 'offscreen' not in ds.plan(0, 5, epoch=e)
+
+
+@pytest.mark.parametrize('kw', [dict(prob=1.5), dict(conditions=dict(music=1.0)),
+                                dict(conditions=dict(silence=0.0))])
+def test_bad_arguments(toy_ms3_root, kw):
+    with pytest.raises(ValueError, match='NegativeAudioDataset'):
+        NegativeAudioDataset(_ms3(toy_ms3_root), **kw)
+
+
+def test_epoch_hook_reaches_wrapped_dataset(toy_ms3_root):
+    ds = NegativeAudioDataset(_ms3(toy_ms3_root))
+    loader = SimpleNamespace(dataset=ds, persistent_workers=False, num_workers=0)
+    runner = SimpleNamespace(train_dataloader=loader, epoch=7, logger=None)
+    DatasetEpochHook().before_train_epoch(runner)
+    assert ds.epoch == 7
+    loader.persistent_workers, loader.num_workers = True, 2
+    with pytest.raises(RuntimeError, match='persistent_workers=False'):
+        DatasetEpochHook().before_train_epoch(runner)
