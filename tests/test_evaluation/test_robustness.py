@@ -84,19 +84,35 @@ def test_check_conditions():
         type='AudioConditionDataset', dataset='ds', condition='noise', seed=3, noise_dbfs=-30.0)
 
 
+class _FakeLoop:
+
+    def __init__(self, runner, dataset):
+        self.runner, self.dataset = runner, dataset
+
+    def run(self):
+        self.runner.calls.append('run')
+        self.runner.tested.append(self.dataset)
+        empty = isinstance(self.dataset, AudioConditionDataset) and self.dataset.condition != 'shuffled'
+        return dict(mIoU=0.0 if empty else 50.0, empty_fp_rate=100.0, num_empty_frames=10 if empty else 2)
+
+
 class _FakeRunner:
-    """What evaluate_audio_conditions uses of a Runner: ``cfg`` and ``test()`` over ``_test_loop``."""
+    """What evaluate_audio_conditions uses of a Runner: ``cfg``, hooks, ``load_or_resume`` and ``test_loop``."""
 
     def __init__(self, cfg):
         self.cfg = cfg
         self._test_loop = None
-        self.tested = []
+        self.tested, self.calls = [], []
 
-    def test(self):
-        dataset = self._test_loop
-        self.tested.append(dataset)
-        empty = isinstance(dataset, AudioConditionDataset) and dataset.condition in ('silence', 'noise', 'offscreen')
-        return dict(mIoU=0.0 if empty else 50.0, empty_fp_rate=100.0, num_empty_frames=10 if empty else 2)
+    def call_hook(self, name):
+        self.calls.append(name)
+
+    def load_or_resume(self):
+        self.calls.append('load')
+
+    @property
+    def test_loop(self):
+        return self._test_loop
 
 
 def test_evaluate_audio_conditions_builds_the_test_set_once(make_toy_root, monkeypatch):
@@ -108,11 +124,13 @@ def test_evaluate_audio_conditions_builds_the_test_set_once(make_toy_root, monke
     cfg = Config(dict(test_dataloader=dict(dataset=dict(
         type='AVSBenchMS3Dataset', data_root=root, split='test', test_mode=True,
         pipeline=[dict(type='LoadAVSAudio'), dict(type='PackAVSInputs')]))))
-    monkeypatch.setattr(R, '_test_loop', lambda runner, dataset: dataset)
+    monkeypatch.setattr(R, '_test_loop', _FakeLoop)
     runner = _FakeRunner(cfg)
     results = R.evaluate_audio_conditions(runner, ['offscreen', 'noise', 'original', 'shuffled'], seed=7,
                                           noise_dbfs=-33)
     assert list(results) == ['original', 'shuffled', 'noise', 'offscreen']
+    # one before_run / checkpoint load / after_run around the three test loops (off-screen could not be built)
+    assert runner.calls == ['before_run', 'load', 'run', 'run', 'run', 'after_run']
     base = runner.tested[0]
     assert type(base).__name__ == 'AVSBenchMS3Dataset'
     assert [(d.condition, d.seed, d.dataset is base) for d in runner.tested[1:]] == [('shuffled', 7, True),

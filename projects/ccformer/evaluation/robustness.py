@@ -95,8 +95,9 @@ def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIO
                               noise_dbfs: float = EVAL_NOISE_DBFS) -> Dict[str, dict]:
     """Test ``runner``'s model on its test set under each audio condition, in one process.
 
-    The test dataset is built once and wrapped per condition; the checkpoint (``load_from``) is loaded once, by the
-    first ``runner.test()``. ``offscreen`` is reported as not available, with the reason, when the clips' kinds
+    What ``Runner.test()`` does, with one test loop per condition between one ``before_run`` (then the checkpoint,
+    ``load_from``, is loaded) and one ``after_run`` (which closes the visualizer). The test dataset is built once
+    and wrapped per condition. ``offscreen`` is reported as not available, with the reason, when the clips' kinds
     are unknown (:func:`~projects.ccformer.datasets.audio_conditions.dataset_clip_kinds`).
 
     Args:
@@ -112,22 +113,28 @@ def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIO
     conditions = check_conditions(conditions)
     base = DATASETS.build(copy.deepcopy(runner.cfg.test_dataloader.dataset))
     results: Dict[str, dict] = {}
-    for condition in conditions:
-        try:
-            dataset = DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs)) \
-                if condition != 'original' else base
-        except ValueError as err:
-            if condition != 'offscreen':
-                raise
-            print_log(f'audio condition offscreen: n/a ({err})', logger='current', level=logging.WARNING)
-            results[condition] = dict(status='n/a', reason=str(err))
-            continue
-        print_log(f'audio condition {condition}: testing {len(dataset)} clips', logger='current')
-        runner._test_loop = _test_loop(runner, dataset)  # Runner.test() runs the loop it holds
-        metrics = runner.test()
-        results[condition] = dict(status='ok', ground_truth='empty' if condition in NEGATIVE_CONDITIONS else 'kept',
-                                  metrics={k: float(v) for k, v in metrics.items()
-                                           if isinstance(v, (int, float, np.number))})
+    runner.call_hook('before_run')
+    runner.load_or_resume()
+    try:
+        for condition in conditions:
+            try:
+                dataset = DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs)) \
+                    if condition != 'original' else base
+            except ValueError as err:
+                if condition != 'offscreen':
+                    raise
+                print_log(f'audio condition offscreen: n/a ({err})', logger='current', level=logging.WARNING)
+                results[condition] = dict(status='n/a', reason=str(err))
+                continue
+            print_log(f'audio condition {condition}: testing {len(dataset)} clips', logger='current')
+            # the runner's test loop is what its hooks and log processor read (runner.test_loop / test_dataloader)
+            runner._test_loop = _test_loop(runner, dataset)
+            metrics = runner.test_loop.run()
+            results[condition] = dict(
+                status='ok', ground_truth='empty' if condition in NEGATIVE_CONDITIONS else 'kept',
+                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))})
+    finally:
+        runner.call_hook('after_run')
     return results
 
 
