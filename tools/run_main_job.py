@@ -289,7 +289,7 @@ def _silent_line(s: Dict) -> str:
     if not f['num_frames']:
         return 'Silent / off-screen frames (empty ground truth, true audio): none in the test split.'
     return (f'Silent / off-screen frames (empty ground truth, true audio): {f["num_frames"]}; the model puts a mask on '
-            f'{f["masked_percent"]:.0f}% of them (empty_fp_rate) and stays empty on {f["empty_percent"]:.0f}%; '
+            f'{f["masked_percent"]:.1f}% of them (empty_fp_rate) and stays empty on {f["empty_percent"]:.1f}%; '
             f'{f["pixel_percent"]:.2f}% of their pixels are predicted foreground.')
 
 

@@ -52,13 +52,17 @@ def test_empty_output_summary_words():
     assert s['stays_empty'] is False                                      # 50% > 20%, 20% > 5%, 40% > 10%
     assert s['masked_percent'] == dict(original=50.0, silence=20.0, noise=40.0)
     assert 'stay empty when nothing on screen sounds? no' in s['text']
-    assert 'stays empty on 50% of the 4 silent or off-screen frames (a mask on 2 of them)' in s['text']
-    assert '20% with silence, 40% with noise' in s['text']
+    assert 'stays empty on 50.0% of the 4 silent or off-screen frames (a mask on 2 of them)' in s['text']
+    assert '20.0% with silence, 40.0% with noise' in s['text']
     assert 'Off-screen sound: not measured (what clip x shows is unknown)' in s['text']
+    assert s['text'].endswith('Where something on screen sounds (true audio) it scores mIoU 60.0, F 70.0.')
     good = {c: ok(empty_fp_rate=r, num_empty_frames=10) for c, r in
             dict(original=10.0, silence=5.0, noise=0.0, offscreen=20.0).items()}
     s = R.empty_output_summary(good)
     assert s['stays_empty'] is True and 'sounds? yes' in s['text']
+    # a model that never predicts a mask stays empty too: the text says it also misses the sounding objects
+    blind = dict(good, original=ok(mIoU=12.5, Fscore=0.0, empty_fp_rate=0.0, num_empty_frames=5))
+    assert R.empty_output_summary(blind)['text'].endswith('mIoU 12.5, F 0.0: it segments nothing there either.')
     # no frame with empty ground truth: nothing to judge
     assert R.empty_output_summary(dict(original=ok(mIoU=1.0, empty_fp_rate=0.0, num_empty_frames=0)))[
         'stays_empty'] is None

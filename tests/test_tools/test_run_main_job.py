@@ -52,7 +52,7 @@ def test_summary_fields(job):
     assert combined['G_mIoU'] == pytest.approx(2 * 62 * 97 / (62 + 97))
     # 70% of silent frames masked (goal 20%), off-screen 30% (goal 20%): it does not stay empty
     assert s['stays_empty'] is False
-    assert 'stays empty on 30% of the 10 silent or off-screen frames (a mask on 7 of them)' in s['stays_empty_text']
+    assert 'stays empty on 30.0% of the 10 silent or off-screen frames (a mask on 7 of them)' in s['stays_empty_text']
 
 
 def test_summary_says_yes_when_the_model_stays_empty(job):
@@ -70,8 +70,8 @@ def test_summary_printed_and_markdown(job, capsys):
     printed = capsys.readouterr().out
     md = job.summary_markdown(s)
     for text in (printed, md):
-        assert ('Silent / off-screen frames (empty ground truth, true audio): 10; the model puts a mask on 70% of '
-                'them (empty_fp_rate) and stays empty on 30%') in text
+        assert ('Silent / off-screen frames (empty ground truth, true audio): 10; the model puts a mask on 70.0% of '
+                'them (empty_fp_rate) and stays empty on 30.0%') in text
         assert '| silence | empty | - | - | 40 | 2.5 | 1.00 |' in text
         assert '| off-screen sound | empty | - | - | 40 | 30.0 | 5.00 |' in text
         assert 'G-mIoU 75.6' in text

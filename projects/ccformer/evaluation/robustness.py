@@ -176,7 +176,8 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
     """Whether the model stays empty when nothing on screen sounds, in numbers and in words.
 
     Reads ``empty_fp_rate`` of ``original`` (frames whose ground truth is empty with the true audio: silent or
-    off-screen seconds) and of each negative condition, and compares them with :data:`EMPTY_GOALS`.
+    off-screen seconds) and of each negative condition, and compares them with :data:`EMPTY_GOALS`. The text also
+    gives the true-audio mIoU and F, since a model that never predicts anything stays empty too.
 
     Returns:
         dict with ``stays_empty`` (True / False, None when nothing was measured), ``masked_percent``
@@ -193,11 +194,11 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
     sentences: List[str] = []
     if 'original' in masked:
         rate, num = masked['original'], counts['original']
-        sentences.append(f'With the true audio the model stays empty on {100 - rate:.0f}% of the {num} silent or '
+        sentences.append(f'With the true audio the model stays empty on {100 - rate:.1f}% of the {num} silent or '
                          f'off-screen frames (a mask on {round(rate * num / 100)} of them).')
     negative = [c for c in NEGATIVE_CONDITIONS if c in masked]
     if negative:
-        listing = ', '.join(f'{masked[c]:.0f}% with {CONDITION_NAMES[c]}' for c in negative)
+        listing = ', '.join(f'{masked[c]:.1f}% with {CONDITION_NAMES[c]}' for c in negative)
         sentences.append(f'With negative audio (nothing on screen sounds) it puts a mask on {listing}.')
     for c in NEGATIVE_CONDITIONS:
         if results.get(c, {}).get('status') == 'n/a':
@@ -209,6 +210,12 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
         verdict = 'yes' if stays_empty else 'no'
         sentences.insert(0, f'Does the model stay empty when nothing on screen sounds? {verdict} (at most this share '
                             f'of frames may get a mask: {goals}).')
+    original = results.get('original', {}).get('metrics')
+    if original and _metric(original, 'mIoU') is not None and _metric(original, 'Fscore') is not None:
+        # staying empty is only worth something next to segmenting what does sound
+        miou, f_score = _metric(original, 'mIoU'), _metric(original, 'Fscore')
+        sentences.append(f'Where something on screen sounds (true audio) it scores mIoU {miou:.1f}, F {f_score:.1f}'
+                         + (': it segments nothing there either.' if f_score == 0 else '.'))
     return dict(stays_empty=stays_empty, masked_percent=masked, goals={c: EMPTY_GOALS[c] for c in masked},
                 text=' '.join(sentences))
 
