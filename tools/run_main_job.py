@@ -9,9 +9,13 @@ Every step runs the user-facing command in a subprocess (exactly what a user typ
    ``AVSBenchMetric`` and keeping the best checkpoint by val mIoU;
 3. ``tools/test.py`` evaluates the best checkpoint on the toy test split with ``--show-dir`` (one overlay image per
    clip), then again with ``--shuffle-audio 0`` (every clip hears another clip's sound);
-4. a small mp4 (H.264 + AAC, written with PyAV) is made from toy test clips and ``demo/video_demo.py`` segments it;
-5. a summary is printed and written to ``<work-dir>/summary.json`` / ``summary.md``: the gap between the true-audio
-   and the shuffled-audio mIoU shows that the model uses the sound.
+4. ``tools/analysis_tools/robustness.py`` tests it under every audio condition (original, shuffled, silence, noise,
+   off-screen sound) and writes ``<work-dir>/robustness.json``;
+5. a small mp4 (H.264 + AAC, written with PyAV) is made from toy test clips and ``demo/video_demo.py`` segments it;
+6. a summary is printed and written to ``<work-dir>/summary.json`` / ``summary.md``: the gap between the true-audio
+   and the shuffled-audio mIoU shows that the model uses the sound; the silent-frame false-positive rate (true
+   audio, frames whose ground truth is empty) and the negative-audio table show whether it stays empty when nothing
+   on screen sounds.
 """
 import argparse
 import glob
@@ -29,8 +33,11 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from projects.ccformer.evaluation.robustness import format_table  # noqa: E402
+
 DEFAULT_CONFIG = 'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'
-METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore', 'empty_fp_rate')
+METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore', 'empty_fp_rate', 'empty_fp_pixel_rate',
+               'num_empty_frames')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,10 +106,6 @@ def schedule_options(config: str, args: argparse.Namespace):
     opts = [f'train_cfg.{key}={total}', f'train_cfg.val_interval={interval}',
             f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=10']
     return opts, f'{total} {"epochs" if by_epoch else "iterations"}'
-
-
-def data_root_options(root: str) -> List[str]:
-    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
 
 
 def latest_metrics(work_dir: str) -> Dict[str, float]:
@@ -199,25 +202,34 @@ def main(argv=None) -> Dict:
     timings['data'] = time.time() - start
 
     train_dir = osp.join(work, 'train')
-    common = data_root_options(data_root) + list(args.cfg_options)
+    common = ['--data-root', data_root]
+    extra = ['--cfg-options'] + list(args.cfg_options) if args.cfg_options else []
     schedule, length = schedule_options(config, args)
     if not args.skip_train:
-        train_opts = schedule + [f'randomness.seed={args.seed}']
-        timings['train'] = run([py, 'tools/train.py', config, '--work-dir', train_dir, '--cfg-options'] +
-                               train_opts + common, osp.join(work, 'train.log'), 'train (tools/train.py, CPU)')
+        train_opts = schedule + [f'randomness.seed={args.seed}'] + list(args.cfg_options)
+        timings['train'] = run([py, 'tools/train.py', config, '--work-dir', train_dir] + common + ['--cfg-options'] +
+                               train_opts, osp.join(work, 'train.log'), 'train (tools/train.py, CPU)')
     ckpt = best_checkpoint(train_dir)
 
     test_dir = osp.join(work, 'test')
     vis_dir = osp.join(work, 'vis')
-    timings['test'] = run([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir, '--show-dir', vis_dir,
-                           '--cfg-options'] + common, osp.join(work, 'test.log'), 'test, true audio (tools/test.py)')
+    timings['test'] = run([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir, '--show-dir', vis_dir] +
+                          common + extra, osp.join(work, 'test.log'), 'test, true audio (tools/test.py)')
     true_metrics = latest_metrics(test_dir)
 
     shuf_dir = osp.join(work, 'test_shuffled_audio')
     timings['test_shuffled'] = run([py, 'tools/test.py', config, ckpt, '--work-dir', shuf_dir, '--shuffle-audio',
-                                    '0', '--cfg-options'] + common, osp.join(work, 'test_shuffled.log'),
+                                    '0'] + common + extra, osp.join(work, 'test_shuffled.log'),
                                    'test, shuffled audio (tools/test.py --shuffle-audio 0)')
     shuf_metrics = latest_metrics(shuf_dir)
+
+    robustness_json = osp.join(work, 'robustness.json')
+    timings['test_negative_audio'] = run(
+        [py, 'tools/analysis_tools/robustness.py', config, ckpt, '--work-dir', osp.join(work, 'test_robustness'),
+         '--out', robustness_json] + common + extra, osp.join(work, 'test_robustness.log'),
+        'test under every audio condition (tools/analysis_tools/robustness.py)')
+    with open(robustness_json) as f:
+        robustness = json.load(f)
 
     demo_dir = osp.join(work, 'video_demo')
     os.makedirs(demo_dir, exist_ok=True)
@@ -236,6 +248,7 @@ def main(argv=None) -> Dict:
         test_true_audio={k: true_metrics[k] for k in METRIC_KEYS if k in true_metrics},
         test_shuffled_audio={k: shuf_metrics[k] for k in METRIC_KEYS if k in shuf_metrics},
         mIoU_gap=true_metrics.get('mIoU', float('nan')) - shuf_metrics.get('mIoU', float('nan')),
+        **negative_audio_summary(true_metrics, robustness, robustness_json),
         video_demo=dict(video=video, masks=osp.join(demo_dir, 'masks'), overlay=osp.join(demo_dir,
                                                                                          'toy_demo_overlay.mp4'),
                         mIoU_vs_gt=video_iou),
@@ -249,6 +262,35 @@ def main(argv=None) -> Dict:
         f.write(summary_markdown(summary))
     print_summary(summary)
     return summary
+
+
+def negative_audio_summary(true_metrics: Dict[str, float], robustness: Dict, report_path: str) -> Dict:
+    """The summary's negative-audio fields.
+
+    * ``silent_frames``: the frames of the true-audio test whose ground truth is empty (silent or off-screen
+      seconds): how many, and the percent with a mask (``empty_fp_rate``) or empty;
+    * ``negative_audio``: the per-condition report of ``tools/analysis_tools/robustness.py`` and its combined scores;
+    * ``stays_empty`` / ``stays_empty_text``: its verdict, in words, on whether the model stays empty when nothing
+      on screen sounds.
+    """
+    rate, num = true_metrics.get('empty_fp_rate'), true_metrics.get('num_empty_frames')
+    silent = dict(num_frames=None if num is None else int(num), masked_percent=rate,
+                  empty_percent=None if rate is None else 100 - rate,
+                  pixel_percent=true_metrics.get('empty_fp_pixel_rate'))
+    return dict(silent_frames=silent,
+                negative_audio=dict(conditions=robustness['conditions'], combined=robustness['combined'],
+                                    report=report_path),
+                stays_empty=robustness['empty_output']['stays_empty'],
+                stays_empty_text=robustness['empty_output']['text'])
+
+
+def _silent_line(s: Dict) -> str:
+    f = s['silent_frames']
+    if not f['num_frames']:
+        return 'Silent / off-screen frames (empty ground truth, true audio): none in the test split.'
+    return (f'Silent / off-screen frames (empty ground truth, true audio): {f["num_frames"]}; the model puts a mask on '
+            f'{f["masked_percent"]:.1f}% of them (empty_fp_rate) and stays empty on {f["empty_percent"]:.1f}%; '
+            f'{f["pixel_percent"]:.2f}% of their pixels are predicted foreground.')
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -267,7 +309,11 @@ def summary_markdown(s: Dict) -> str:
         lines.append(f'| {name} | ' + ' | '.join(f'{m.get(k, float("nan")):.2f}' for k in
                                                     ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore',
                                                      'empty_fp_rate')) + ' |')
-    lines += ['', f'mIoU gap (true - shuffled audio): **{s["mIoU_gap"]:.2f}** points.', '',
+    neg = s['negative_audio']
+    lines += ['', f'mIoU gap (true - shuffled audio): **{s["mIoU_gap"]:.2f}** points.', '', _silent_line(s), '',
+              'Negative audio (`tools/analysis_tools/robustness.py`; silence, noise and off-screen sound: every '
+              'frame\'s ground truth is empty):', '', format_table(neg['conditions'], neg['combined']), '',
+              f'**{s["stays_empty_text"]}**', '',
               f'Video demo (`demo/video_demo.py` on an mp4 made of 2 toy test clips with their audio): mIoU of its '
               f'masks against the toy ground truth: {_fmt(s["video_demo"]["mIoU_vs_gt"])}.', '',
               f'Time: {s["total_s"]:.0f} s ({", ".join(f"{k} {v:.0f} s" for k, v in s["timings_s"].items())}).', '']
@@ -287,6 +333,8 @@ def print_summary(s: Dict) -> None:
         f'{"test, shuffled audio":24s}{u.get("mIoU", float("nan")):8.2f}{u.get("Fscore", float("nan")):8.2f}'
         f'{u.get("maxFscore", float("nan")):8.2f}{u.get("legacy_mIoU", float("nan")):13.2f}',
         f'mIoU gap (true - shuffled audio): {s["mIoU_gap"]:.2f} points',
+        _silent_line(s), 'negative audio (every frame\'s ground truth empty under silence / noise / off-screen):',
+        format_table(s['negative_audio']['conditions'], s['negative_audio']['combined']), s['stays_empty_text'],
         f'overlays: {s["overlay_images"]} images in {s["overlay_dir"]}',
         f'video demo: {s["video_demo"]["overlay"]} (masks in {s["video_demo"]["masks"]}); '
         f'mIoU of its masks vs toy GT: {_fmt(s["video_demo"]["mIoU_vs_gt"])}',

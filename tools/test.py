@@ -7,9 +7,14 @@ Examples::
     python tools/test.py CONFIG CHECKPOINT --show-dir vis        # one image per clip (prediction / GT rows)
     python tools/test.py CONFIG CHECKPOINT --out preds           # keep raw predictions for offline evaluation
     python tools/test.py CONFIG CHECKPOINT --shuffle-audio 0     # every clip gets another clip's audio
+    python tools/test.py CONFIG CHECKPOINT --audio-condition silence --data-root data/AVSBench/Multi-sources
 
-``--shuffle-audio SEED`` (not in mmseg) wraps the test set in ``AudioSwapDataset``: a seeded derangement gives each
-clip the audio of a different clip, which measures how much the model relies on the sound.
+``--audio-condition`` (not in mmseg) wraps the test set in ``AudioConditionDataset``: ``shuffled`` (a seeded
+derangement gives each clip the audio of a different clip, which measures how much the model relies on the sound;
+``--shuffle-audio SEED`` is ``--audio-condition shuffled --audio-seed SEED``), or the negative conditions
+``silence``, ``noise`` (white, ``--noise-dbfs``) and ``offscreen``, under which every frame's ground truth is empty
+and the metric's ``empty_fp_rate`` / ``empty_fp_pixel_rate`` are the figures to read (docs/robustness.md).
+``--data-root DIR`` points every dataloader's dataset (wrapped ones included) at DIR.
 """
 import argparse
 import logging
@@ -25,11 +30,14 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS  # noqa: E402
+from projects.ccformer.engine import set_data_root  # noqa: E402
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
+from projects.ccformer.evaluation.robustness import audio_condition_dataset  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line (mmseg 1.2.2 ``tools/test.py`` flags plus ``--shuffle-audio``)."""
+    """Parse the command line (mmseg 1.2.2 ``tools/test.py`` flags plus the audio conditions and ``--data-root``)."""
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a CCFormer segmentor')
     parser.add_argument('config', help='test config file path')
@@ -77,9 +85,32 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         metavar='SEED',
         help='give every test clip the audio of another clip (seeded '
-        'derangement) to measure how much the model listens')
+        'derangement) to measure how much the model listens; same as '
+        '--audio-condition shuffled --audio-seed SEED')
+    parser.add_argument(
+        '--audio-condition',
+        choices=AUDIO_CONDITIONS,
+        default=None,
+        help='test with the clips\' own audio (original), another clip\'s '
+        '(shuffled), or negative audio (silence, noise, offscreen: every '
+        'frame\'s ground truth becomes empty)')
+    parser.add_argument(
+        '--audio-seed', type=int, default=0,
+        help='seed of the shuffled / noise / off-screen audio')
+    parser.add_argument(
+        '--noise-dbfs', type=float, default=EVAL_NOISE_DBFS,
+        help='RMS level of the noise condition in dB re full scale')
+    parser.add_argument(
+        '--data-root',
+        help='dataset directory: sets data_root of every dataloader\'s '
+        'dataset (wrapped datasets included)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.shuffle_audio is not None:
+        if args.audio_condition not in (None, 'shuffled'):
+            parser.error('--shuffle-audio means --audio-condition shuffled; '
+                         f'it cannot be combined with --audio-condition {args.audio_condition}')
+        args.audio_condition, args.audio_seed = 'shuffled', args.shuffle_audio
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -121,6 +152,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    set_data_root(cfg, args.data_root)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -142,11 +174,9 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
 
-    if args.shuffle_audio is not None:
-        cfg.test_dataloader.dataset = ConfigDict(
-            type='AudioSwapDataset',
-            dataset=cfg.test_dataloader.dataset,
-            seed=args.shuffle_audio)
+    if args.audio_condition not in (None, 'original'):
+        cfg.test_dataloader.dataset = ConfigDict(audio_condition_dataset(
+            cfg.test_dataloader.dataset, args.audio_condition, args.audio_seed, args.noise_dbfs))
 
     if args.out is not None:
         # mmseg sets test_evaluator.output_dir (IoUMetric writes PNGs); the AVS metrics keep only per-frame counts,

@@ -8,6 +8,7 @@ Examples::
     bash tools/dist_train.sh CONFIG 8 --amp
     python tools/train.py CONFIG --amp --amp-dtype bfloat16
     python tools/train.py CONFIG --cfg-options compile=True    # torch.compile of the model's tensor core
+    python tools/train.py CONFIG --data-root /data/AVSBench/Multi-sources   # every dataloader reads from there
 
 The repository root is put on ``sys.path`` so ``custom_imports=['projects.ccformer']`` in the configs works
 without setting ``PYTHONPATH``.
@@ -26,11 +27,12 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from projects.ccformer.engine import set_data_root  # noqa: E402
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line (the flags of mmseg 1.2.2 ``tools/train.py``, plus ``--amp-dtype``)."""
+    """Parse the command line (mmseg 1.2.2 ``tools/train.py`` flags, plus ``--amp-dtype`` and ``--data-root``)."""
     parser = argparse.ArgumentParser(description='Train a CCFormer segmentor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -51,6 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help='with --amp: float16 (default; AmpOptimWrapper with dynamic loss scale, as mmseg) or bfloat16 '
         '(BF16OptimWrapper: bf16 autocast, no loss scaler, so no GradScaler host synchronisation)')
+    parser.add_argument(
+        '--data-root',
+        help='dataset directory: sets data_root of every dataloader\'s dataset (wrapped datasets included)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -88,6 +93,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    set_data_root(cfg, args.data_root)
 
     # work_dir priority: CLI > config > ./work_dirs/<config stem>
     if args.work_dir is not None:

@@ -195,6 +195,50 @@ def test_avss_metric_default_71_classes_and_bad_labels():
         metric.process({}, [bad])
 
 
+def test_binary_metric_under_negative_audio():
+    """Negative audio (silence / noise / off-screen): every frame's ground truth is empty, so the metric's
+    empty-frame rates are the false positives. 1x4 frames; a frame with gt_valid 0 is not scored."""
+    hi, lo = 200, -200
+    samples = [
+        clip_sample('a', gt=[[[0, 0, 0, 0]]] * 3, gt_valid=[1, 1, 0],
+                    logits=[[[hi, lo, lo, lo]], [[lo, lo, lo, lo]], [[hi, hi, hi, hi]]]),
+        clip_sample('b', gt=[[[0, 0, 0, 0]]] * 2, logits=[[[hi, hi, hi, hi]], [[hi, hi, lo, lo]]]),
+    ]
+    res = run_metric(AVSBenchMetric(), samples)
+    # scored frames predict 1, 0, 4 and 2 of 4 pixels: 3 of 4 frames get a mask, mean pixel share 7/16
+    assert res['num_empty_frames'] == 4
+    assert res['empty_fp_rate'] == pytest.approx(100 * 3 / 4)
+    assert res['empty_fp_pixel_rate'] == pytest.approx(100 * (1 / 4 + 0 + 1 + 2 / 4) / 4)
+    # IoU of an empty frame is its background accuracy (1 - pixel share); F is undefined on every frame -> 0
+    assert res['mIoU'] == pytest.approx(100 * (3 / 4 + 1 + 0 + 2 / 4) / 4, rel=1e-6)
+    assert res['Fscore'] == 0.0
+
+
+@pytest.mark.parametrize('force', [True, False])
+def test_avss_metric_empty_frame_false_positives(force):
+    """AVSSMetric reports the same keys on real frames whose ground truth is all background; padded frames
+    (frame_valid 0) never count, whatever the model predicted there."""
+    samples = [
+        clip_sample('neg', gt=[[[0, 0, 0, 0]]] * 3, frame_valid=[1, 1, 0],
+                    pred=[[[0, 3, 3, 0]], [[0, 0, 0, 0]], [[2, 2, 2, 2]]]),
+        clip_sample('mix', gt=[[[0, 0, 1, 1]], [[0, 0, 0, 0]]], pred=[[[1, 1, 1, 1]], [[0, 0, 0, 2]]]),
+    ]
+    metric = AVSSMetric(force_padded_background=force)
+    metric.dataset_meta = dict(classes=AVSS_CLASSES)
+    res = run_metric(metric, samples)
+    # empty real frames: 'neg' 1 (2 of 4 pixels non-background), 'neg' 2 (clean), 'mix' 2 (1 of 4)
+    assert res['num_empty_frames'] == 3
+    assert res['empty_fp_rate'] == pytest.approx(100 * 2 / 3)
+    assert res['empty_fp_pixel_rate'] == pytest.approx(100 * (2 / 4 + 0 + 1 / 4) / 3)
+
+
+def test_avss_metric_without_empty_frames():
+    metric = AVSSMetric()
+    metric.dataset_meta = dict(classes=AVSS_CLASSES)
+    res = run_metric(metric, [clip_sample('v', gt=[[[1, 1, 0, 0]]], pred=[[[1, 1, 1, 1]]])])
+    assert res['num_empty_frames'] == 0 and res['empty_fp_rate'] == 0.0 and res['empty_fp_pixel_rate'] == 0.0
+
+
 def test_legacy_numbers_equal_official_loop_over_dataset_order_batches():
     """5 clips x 5 frames, 2 videos per batch (last batch partial): per-batch official functions, mean of batches."""
     from projects.ccformer.evaluation import functional as F

@@ -1,5 +1,5 @@
-"""In-process tests of the clip visualization hook, AudioSwapDataset, the prediction-saving hook, the dataset
-converter for raw videos, publish_model and the pretrained-weights checker."""
+"""In-process tests of the clip visualization hook, AudioSwapDataset, the tools' option handling, the
+prediction-saving hook, the dataset converter for raw videos, publish_model and the pretrained-weights checker."""
 import csv
 import glob
 import hashlib
@@ -207,7 +207,8 @@ def test_test_py_options(tmp_path):
                             str(tmp_path / 's')])
     cfg = tool.setup_cfg(args)
     ds = cfg.test_dataloader.dataset
-    assert ds.type == 'AudioSwapDataset' and ds.seed == 3 and ds.dataset.type == 'AVSBenchS4Dataset'
+    assert ds.type == 'AudioConditionDataset' and ds.condition == 'shuffled' and ds.seed == 3
+    assert ds.dataset.type == 'AVSBenchS4Dataset'
     assert dict(type='AVSPredictionSaveHook', out_dir=str(tmp_path / 'o')) in cfg.custom_hooks
     assert cfg.default_hooks.visualization.type == 'AVSVisualizationHook'
     assert cfg.default_hooks.visualization.draw is True
@@ -217,6 +218,37 @@ def test_test_py_options(tmp_path):
         tool.setup_cfg(tool.parse_args([CONFIG, str(tmp_path / 'missing.pth')]))
     with pytest.raises(RuntimeError, match='tta_pipeline'):
         tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--tta']))
+
+
+def test_test_py_audio_condition_and_data_root(tmp_path):
+    """--audio-condition wraps the test set (seed, noise level), --data-root reaches the wrapped dataset."""
+    tool = _load_tool('tools/test.py')
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'')
+    cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'noise', '--audio-seed', '4',
+                                          '--noise-dbfs', '-30', '--data-root', str(tmp_path / 'd')]))
+    ds = cfg.test_dataloader.dataset
+    assert (ds.type, ds.condition, ds.seed, ds.noise_dbfs) == ('AudioConditionDataset', 'noise', 4, -30.0)
+    assert ds.dataset.data_root == str(tmp_path / 'd') and ds.dataset.type == 'AVSBenchS4Dataset'
+    assert cfg.train_dataloader.dataset.data_root == cfg.val_dataloader.dataset.data_root == str(tmp_path / 'd')
+    cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'original']))
+    assert cfg.test_dataloader.dataset.type == 'AVSBenchS4Dataset'
+    assert cfg.test_dataloader.dataset.data_root == 'data/toy/s4'          # the config's own root
+    # the default noise level is the documented -20 dBFS
+    assert tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'noise']).noise_dbfs == -20.0
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, str(ckpt), '--shuffle-audio', '0', '--audio-condition', 'silence'])
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'music'])
+
+
+def test_train_py_data_root(tmp_path):
+    tool = _load_tool('tools/train.py')
+    cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--data-root', str(tmp_path / 'd')]))
+    for key in ('train', 'val', 'test'):
+        assert cfg[f'{key}_dataloader'].dataset.data_root == str(tmp_path / 'd')
+    cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path)]))
+    assert cfg.train_dataloader.dataset.data_root == 'data/toy/s4'
 
 
 def test_publish_model(tmp_path):

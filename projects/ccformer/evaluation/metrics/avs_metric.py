@@ -54,6 +54,19 @@ def frame_flags(sample: Any, key: str, num_frames: int, video_id: str) -> np.nda
     return flags.astype(bool)
 
 
+def empty_frame_metrics(stats: F.BinaryStats) -> Dict[str, float]:
+    """The reported empty-ground-truth keys (percent) from per-frame ``gt_fg`` / ``pred_fg`` / ``num_pixels``.
+
+    ``empty_fp_rate``: share of empty-ground-truth frames with any predicted foreground pixel;
+    ``empty_fp_pixel_rate``: mean share of pixels predicted foreground on them; ``num_empty_frames``: their number,
+    as a float (mmengine's JSON log of the metrics drops integers, which its log buffers turn into numpy integers).
+    See :func:`functional.empty_gt_false_positives`.
+    """
+    empty = F.empty_gt_false_positives(stats)
+    return dict(empty_fp_rate=100 * empty['fp_frame_rate'], empty_fp_pixel_rate=100 * empty['fp_pixel_rate'],
+                num_empty_frames=float(empty['num_empty']))
+
+
 def order_results(results: List[dict]) -> List[dict]:
     """Results in dataset order: sorted by ``sample_idx`` when every result has one, else as collected.
 
@@ -152,10 +165,10 @@ class AVSBenchMetric(BaseMetric):
         batch_ids = video_index // self.legacy_videos_per_batch
         legacy_miou, legacy_f, num_batches = F.legacy_scores(stats, batch_ids)
         scores = F.batch_independent_scores(stats)
-        empty = F.empty_gt_false_positives(stats)
+        empty = empty_frame_metrics(stats)
         print_log(
             f'AVSBenchMetric: {len(results)} videos, {scores["num_frames"]} scored frames '
-            f'({empty["num_empty"]} with empty ground truth); legacy numbers use '
+            f'({int(empty["num_empty_frames"])} with empty ground truth); legacy numbers use '
             f'{self.legacy_videos_per_batch} videos per batch ({num_batches} batches).',
             logger='current')
         return dict(
@@ -164,6 +177,4 @@ class AVSBenchMetric(BaseMetric):
             maxFscore=100 * scores['max_fscore'],
             legacy_mIoU=100 * legacy_miou,
             legacy_Fscore=100 * legacy_f,
-            empty_fp_rate=100 * empty['fp_frame_rate'],
-            empty_fp_pixel_rate=100 * empty['fp_pixel_rate'],
-            num_empty_frames=empty['num_empty'])
+            **empty)

@@ -9,7 +9,7 @@ from prettytable import PrettyTable
 
 from mmseg.registry import METRICS
 from .. import functional as F
-from .avs_metric import as_clip, frame_flags, order_results, sample_get, sample_pixel_data
+from .avs_metric import as_clip, empty_frame_metrics, frame_flags, order_results, sample_get, sample_pixel_data
 from ...engine.hooks.prediction_save_hook import save_clip_masks
 
 
@@ -24,7 +24,11 @@ class AVSSMetric(BaseMetric):
     incremented where the class is in the prediction or the ground truth; the per-class mean (0 for a class never
     seen) is averaged over **all** C classes. See :mod:`..functional` (semantic part).
 
-    Reported keys (percent): ``mIoU``, ``Fscore``. A per-class table (IoU, F, number of frames counted) is logged.
+    Reported keys (percent, except the count): ``mIoU``, ``Fscore``; and, as :class:`AVSBenchMetric` does, on the
+    real frames (``frame_valid`` 1) whose ground truth is all background: ``empty_fp_rate`` (share of them with any
+    pixel predicted non-background), ``empty_fp_pixel_rate`` (mean share of their pixels predicted
+    non-background) and ``num_empty_frames`` (their number). A per-class table (IoU, F, number of frames counted)
+    is logged.
 
     Args:
         num_classes: C when ``dataset_meta`` has no ``classes`` (default 71); ``dataset_meta['classes']`` wins.
@@ -79,17 +83,20 @@ class AVSSMetric(BaseMetric):
                 raise KeyError(f'AVSSMetric needs {missing!r} in the data sample of video {video_id!r}.')
             pred = as_clip(pred, 'pred_sem_seg', video_id).clone()
             gt = as_clip(gt, 'gt_sem_seg', video_id)
+            valid = frame_flags(sample, 'frame_valid', pred.shape[0], video_id)
             if self.force_padded_background:
-                valid = torch.from_numpy(frame_flags(sample, 'frame_valid', pred.shape[0], video_id))
-                pred[~valid.to(pred.device)] = 0
+                pred[~torch.from_numpy(valid).to(pred.device)] = 0
             try:
                 counts = F.semantic_frame_counts(pred, gt, self.num_classes)
             except (ValueError, TypeError) as err:
                 raise type(err)(f'video {video_id!r}: {err}') from err
             sums = F.accumulate_semantic(counts)
+            # non-background pixels per real frame, for the empty-ground-truth false positives
+            foreground = dict(gt_fg=counts['gt_area'][valid, 1:].sum(1), pred_fg=counts['pred_area'][valid, 1:].sum(1),
+                              num_pixels=counts['pred_area'][valid].sum(1))
             self.results.append(
                 dict(video_id=video_id, sample_idx=sample_get(sample, 'sample_idx'), num_frames=pred.shape[0],
-                     **sums))
+                     foreground=foreground, **sums))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Sum the per-clip statistics over the split and average over all classes."""
@@ -106,7 +113,8 @@ class AVSSMetric(BaseMetric):
             f'AVSSMetric: {len(results)} videos, {num_frames} frames (padded frames included); mIoU and F are '
             f'means over all {self.num_classes} classes ({int((count > 0).sum())} seen).',
             logger='current')
-        return dict(mIoU=100 * final['miou'], Fscore=100 * final['fscore'])
+        foreground = {key: np.concatenate([r['foreground'][key] for r in results]) for key in results[0]['foreground']}
+        return dict(mIoU=100 * final['miou'], Fscore=100 * final['fscore'], **empty_frame_metrics(foreground))
 
     def _log_table(self, class_iou: np.ndarray, class_f: np.ndarray, count: np.ndarray) -> None:
         table = PrettyTable()
