@@ -64,3 +64,30 @@ def test_iter_seed_hook_draws_depend_on_seed_and_iteration_only():
     hook.before_train_iter(_runner(seed=124, it=3), 0)
     assert not torch.equal(torch.rand(3), draws[3][0])
     assert MODEL_STREAM > 2**32  # never equal to an epoch number of the samplers' streams
+
+
+def test_strict_checkpoint_hook_checks_before_mmengine_loads():
+    """tools/test.py's hook raises on a checkpoint that does not fit (mmengine loads with strict=False); with
+    allow_partial it lets the load go on; a model under test-time augmentation is checked as its inner module."""
+    from mmengine.model import BaseTTAModel
+
+    from projects.ccformer.engine.hooks import StrictCheckpointHook
+    from projects.ccformer.engine.safe_checkpoint import CheckpointMismatchError
+
+    class TTA(BaseTTAModel):
+        def merge_preds(self, data_samples_list):
+            return data_samples_list[0]
+
+    class Net(torch.nn.Linear):
+        def test_step(self, data):
+            return data
+
+    model = Net(2, 2)
+    good = dict(state_dict={f'module.{k}': v for k, v in model.state_dict().items()})
+    bad = dict(state_dict={'fc.weight': torch.zeros(2, 2)})
+    hook = StrictCheckpointHook(checkpoint='x.pth', config='cfg.py')
+    for runner_model in (model, TTA(module=model)):
+        hook.after_load_checkpoint(_runner(runner_model), good)
+        with pytest.raises(CheckpointMismatchError, match='x.pth does not fit the model built from cfg.py'):
+            hook.after_load_checkpoint(_runner(runner_model), bad)
+    StrictCheckpointHook('x.pth', allow_partial=True).after_load_checkpoint(_runner(model), bad)

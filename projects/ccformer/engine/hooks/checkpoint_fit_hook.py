@@ -1,6 +1,6 @@
 """Refuse a checkpoint that does not fit the model when ``Runner.load_checkpoint`` loads it (``tools/test.py``)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from mmseg.registry import HOOKS
 from ..safe_checkpoint import check_state_dict_fits, checkpoint_state_dict, init_exempt_modules
@@ -30,7 +30,9 @@ class StrictCheckpointHook(Hook):
         self.allow_partial = allow_partial
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # DDP, test-time augmentation
+            model = model.module
         exempt = check_state_dict_fits(model, checkpoint_state_dict(checkpoint, self.checkpoint), self.checkpoint,
                                        self.config, allow_partial=self.allow_partial)
         init_exempt_modules(model, exempt)
