@@ -49,6 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'minutes of compile time, so they pay off on long videos; reduce-overhead adds CUDA '
                              'graphs on a GPU), or cudagraphs: CUDA graphs of the eager kernels, seconds to set up '
                              '(GPU only)')
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load only the matching part of a checkpoint whose keys do not fit the model (by '
+                             'default such a checkpoint is refused)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load CHECKPOINT with full unpickling; only for files from a trusted source (by '
+                             'default checkpoints are read weights-only and never execute code)')
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
                         help='weights and activations dtype (bfloat16: faster on recent GPUs, masks within bf16 '
                              'rounding of float32)')
@@ -76,14 +82,27 @@ def main(argv=None) -> dict:
     from projects.ccformer.apis import (get_num_frames, init_avs_model, num_video_windows, read_video_audio,
                                         segment_video, write_video)
     from projects.ccformer.engine.hooks.visualization_hook import overlay_mask, resolve_palette
+    from projects.ccformer.engine.run_checks import check_output_dir
+    from projects.ccformer.engine.safe_checkpoint import (CheckpointMismatchError, CorruptCheckpointError,
+                                                          UnsafeCheckpointError, trust_checkpoint)
 
     if not osp.isfile(args.video):
         sys.exit(f'error: video file {args.video} does not exist')
+    try:
+        check_output_dir(args.out, '--out')
+    except FileExistsError as err:
+        sys.exit(f'error: {err}')
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
     cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
-    model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
-                           dtype=None if args.dtype == 'float32' else args.dtype)
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    try:
+        model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
+                               dtype=None if args.dtype == 'float32' else args.dtype,
+                               strict=not args.allow_partial_checkpoint)
+    except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
+        sys.exit(f'error: {err}')
     num_frames = get_num_frames(model)
     try:
         total = num_video_windows(args.video, num_frames, args.fps)
@@ -111,9 +130,12 @@ def main(argv=None) -> dict:
     fg = [float((m > 0).mean()) for m in masks]
     print(f'{len(masks)} frames in {len(result["windows"])} windows of T={num_frames}; '
           f'mean foreground fraction {np.mean(fg):.3f}')
+    if result['audio_padded_seconds']:
+        print(f'the audio track is {result["audio_padded_seconds"]:.2f} s shorter than the picture: the last '
+              f'{result["audio_padded_seconds"]:.2f} s were segmented as silence')
     print(f'overlay video: {video_out}')
     print(f'masks: {osp.dirname(mask_paths[0])}/ ({len(mask_paths)} PNG files)')
-    return dict(video=video_out, masks=mask_paths, foreground=fg)
+    return dict(video=video_out, masks=mask_paths, foreground=fg, audio_padded_seconds=result['audio_padded_seconds'])
 
 
 if __name__ == '__main__':

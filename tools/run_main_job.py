@@ -206,6 +206,10 @@ def main(argv=None) -> Dict:
     extra = ['--cfg-options'] + list(args.cfg_options) if args.cfg_options else []
     schedule, length = schedule_options(config, args)
     if not args.skip_train:
+        from projects.ccformer.engine.run_checks import earlier_run_files
+        if earlier_run_files(train_dir):  # tools/train.py would refuse too; say what to do for the main job
+            raise FileExistsError(f'{train_dir} holds the checkpoints of an earlier run: pass --skip-train to test '
+                                  f'and demo that model again, --work-dir NEW_DIR for a new run, or delete {train_dir}')
         train_opts = schedule + [f'randomness.seed={args.seed}'] + list(args.cfg_options)
         timings['train'] = run([py, 'tools/train.py', config, '--work-dir', train_dir] + common + ['--cfg-options'] +
                                train_opts, osp.join(work, 'train.log'), 'train (tools/train.py, CPU)')

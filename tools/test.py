@@ -33,6 +33,8 @@ from mmengine.runner import Runner  # noqa: E402
 from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS  # noqa: E402
 from projects.ccformer.engine import set_data_root  # noqa: E402
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
+from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir  # noqa: E402
+from projects.ccformer.engine.safe_checkpoint import trust_checkpoint  # noqa: E402
 from projects.ccformer.evaluation.robustness import audio_condition_dataset  # noqa: E402
 
 
@@ -104,6 +106,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--data-root',
         help='dataset directory: sets data_root of every dataloader\'s '
         'dataset (wrapped datasets included)')
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='load only the matching part of a checkpoint whose keys or shapes do not fit the model (by default '
+        'such a checkpoint is refused, naming the keys)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='load CHECKPOINT with full unpickling. Only for files from a trusted source: by default '
+        'checkpoints are read weights-only and never execute code')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.shuffle_audio is not None:
@@ -147,10 +159,12 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         if '://' not in path and not osp.isfile(path):  # URLs are fetched by mmengine
             raise FileNotFoundError(
                 f'{what} file {path!r} does not exist; check the path '
-                '(checkpoints are written to work_dirs/<config>/iter_*.pth or best_*.pth)')
+                '(tools/train.py writes work_dirs/<config>/epoch_*.pth and best_*.pth)')
+    check_output_dir(args.out, '--out')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root)
 
@@ -161,6 +175,13 @@ def setup_cfg(args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
+    if getattr(args, 'trust_checkpoint', False):
+        trust_checkpoint(args.checkpoint)
+    # the checkpoint must fit the model (frozen parts with their own pretrained file excepted)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='StrictCheckpointHook', checkpoint=args.checkpoint, config=args.config,
+             allow_partial=getattr(args, 'allow_partial_checkpoint', False))
+    ]
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

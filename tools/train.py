@@ -25,10 +25,12 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
 from projects.ccformer.engine import set_data_root  # noqa: E402
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
+from projects.ccformer.engine.run_checks import check_cfg_options, check_fresh_work_dir  # noqa: E402
+from projects.ccformer.engine.safe_checkpoint import trust_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,6 +44,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=False,
         help='resume from the latest checkpoint in the work_dir automatically '
         '(model, optimizer, scheduler and iteration are restored)')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='train into a work dir that holds an earlier run: delete its checkpoints (epoch_*/iter_*/best_*.pth, '
+        'last_checkpoint) first. Without it such a work dir is refused (use --resume or a new --work-dir)')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='load the checkpoint this run starts from (load_from, or the one --resume picks) with full '
+        'unpickling. Only for files from a trusted source: by default checkpoints are read weights-only and '
+        'never execute code')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -92,6 +105,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root)
 
@@ -101,6 +115,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    check_fresh_work_dir(cfg.work_dir, args.resume, getattr(args, 'overwrite', False))
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
@@ -128,6 +143,10 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         fallback = resume_fallback(cfg.work_dir)
         if fallback is not None:
             cfg.load_from = fallback
+    if getattr(args, 'trust_checkpoint', False):
+        source = cfg.get('load_from') or (find_latest_checkpoint(cfg.work_dir) if args.resume else None)
+        if source:
+            trust_checkpoint(source)
     return cfg
 
 

@@ -21,3 +21,6 @@ default_hooks = dict(
                     save_best='mIoU', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='AVSVisualizationHook'))  # clip-aware; draws only with --show / --show-dir
+# stop at the first non-finite loss (naming the clips) and never save a non-finite model; seed the model's random
+# layers from (seed, iteration) so a resumed run is bit-exact (the train sampler seeds augmentation the same way)
+custom_hooks = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]

@@ -1,8 +1,7 @@
 # Training that segments only what sounds (docs/robustness.md). A config takes it as a further base and writes
 # (the *-robust configs in configs/ccformer/ and the tiny configs do):
 #   model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_decode_head}})
-#   custom_hooks = {{_base_.robust_hooks}}
-#   train_dataloader = dict(persistent_workers=False, dataset=dict(
+#   train_dataloader = dict(dataset=dict(
 #       _delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))
 # AVSS configs take robust_semantic_head instead (no BCE: their per-pixel cross-entropy covers empty frames).
 #
@@ -13,10 +12,8 @@
 # * BCE next to Dice (binary heads): Dice is constant on frames with empty targets, BCE is not.
 # * NegativeAudioDataset defaults: half of the clips get negative audio, half of those in every second, the others
 #   in 1 to T-1 random seconds; silence, noise (-45 to -10 dBFS, white or pink) and off-screen sound in equal
-#   parts; replaced frames get empty, supervised targets and stay out of BCL. DatasetEpochHook gives it the epoch,
-#   so it draws anew each epoch (and identically on resume); worker copies see a new epoch only without
-#   persistent workers.
-robust_hooks = [dict(type='DatasetEpochHook')]
+#   parts; replaced frames get empty, supervised targets and stay out of BCL. It draws from the per-sample seeds
+#   of the train sampler (SeededSampler): anew each epoch, identically after a resume.
 robust_neck = dict(audio_window=0)
 robust_semantic_head = dict(
     query_generator=dict(audio_context='frame'),

@@ -2,7 +2,5 @@
 # sounds (configs/_base_/robust.py, docs/robustness.md): the tiny configs of the demo and the tests.
 _base_ = ['./ccformer_tiny-paper_1xb2-toy_avss-64x64.py', '../_base_/robust.py']
 model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_semantic_head}})
-custom_hooks = {{_base_.robust_hooks}}
 train_dataloader = dict(
-    persistent_workers=False,
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))

@@ -276,3 +276,121 @@ def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
     assert len(compiled['masks']) == len(eager['masks']) == 10
     for a, b in zip(eager['masks'], compiled['masks']):
         assert np.array_equal(cv2.imread(a, cv2.IMREAD_UNCHANGED), cv2.imread(b, cv2.IMREAD_UNCHANGED))
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+def test_init_refuses_foreign_and_unsafe_checkpoints(model_and_ckpt, tmp_path):
+    """init_avs_model is strict by default (naming keys and the config), strict=False loads the matching part; a
+    checkpoint with a pickled payload is refused without running it."""
+    import os
+
+    from projects.ccformer.engine.safe_checkpoint import CheckpointMismatchError, UnsafeCheckpointError
+    model, path = model_and_ckpt
+    state = model.state_dict()
+    foreign = str(tmp_path / 'foreign.pth')
+    partial = {k: v for k, v in state.items() if not k.startswith('decode_head.')}
+    torch.save(dict(state_dict=dict(partial, **{'classifier.weight': torch.zeros(2)})), foreign)
+    with pytest.raises(CheckpointMismatchError) as exc:
+        init_avs_model(CONFIG, foreign)
+    msg = str(exc.value)
+    assert foreign in msg and CONFIG in msg and 'decode_head.' in msg and 'classifier.weight' in msg
+    loaded = init_avs_model(CONFIG, foreign, strict=False)
+    assert torch.equal(loaded.backbone.conv1.weight, model.backbone.conv1.weight)
+    marker = str(tmp_path / 'PWNED')
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {marker}', )
+
+    evil = str(tmp_path / 'evil.pth')
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=Payload())), evil)
+    with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+        init_avs_model(CONFIG, evil)
+    with pytest.raises(SystemExit, match=f'refused to load checkpoint {evil}'):
+        _demo().main([evil, CONFIG, evil, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
+    assert not osp.exists(marker)
+
+
+def _float_audio_video(path, seconds, wave):
+    """An mkv with a grey picture and a float32 PCM soundtrack (which can carry NaN)."""
+    import av
+    with av.open(path, 'w') as container:
+        vstream = container.add_stream('mpeg4', rate=1)
+        vstream.width, vstream.height, vstream.pix_fmt = 32, 32, 'yuv420p'
+        astream = container.add_stream('pcm_f32le', rate=16000)
+        astream.layout = 'mono'
+        for i in range(seconds):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format='rgb24')
+            for packet in vstream.encode(frame):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        wave = np.asarray(wave, np.float32)
+        for start in range(0, len(wave), 1024):
+            aframe = av.AudioFrame.from_ndarray(wave[None, start:start + 1024].copy(), format='flt', layout='mono')
+            aframe.sample_rate = 16000
+            for packet in astream.encode(aframe):
+                container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+
+
+def test_non_finite_video_audio_names_file_and_time_span(model_and_ckpt, tmp_path):
+    from projects.ccformer.apis import audio_to_examples
+    _, ckpt = model_and_ckpt
+    wave = 0.1 * np.sin(np.arange(6 * 16000) / 10)
+    wave[int(2.5 * 16000):int(3.1 * 16000)] = np.nan
+    path = str(tmp_path / 'nan.mkv')
+    _float_audio_video(path, 6, wave)
+    span = r'non-finite \(NaN / inf\) audio values between 2.50 s and 3.10 s'
+    with pytest.raises(ValueError, match=span):
+        read_video_audio(path)
+    with pytest.raises(ValueError, match='nan.mkv'):
+        audio_to_examples(path, 5)
+    with pytest.raises(SystemExit, match=r'nan.mkv \(audio track\): .*' + span):
+        _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu', '--img-size', '32', '32'])
+    with pytest.raises(ValueError, match=r'audio waveform: 1 non-finite .* between 0.50 s and 0.50 s'):
+        wave = np.zeros(16000 * 5)
+        wave[8000] = np.inf
+        audio_to_examples((wave, 16000), 5)
+
+
+def test_short_video_audio_is_silence(model, model_and_ckpt, clips, tmp_path):
+    """Audio that ends before the picture: the missing seconds are silence (log(0.01) log-mels), not a repeat of the
+    last second, and the padding is reported."""
+    from projects.ccformer.apis import audio_to_examples
+    from projects.ccformer.datasets.audio import LOG_OFFSET
+    wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(3.5 * 16000)) / 16000)
+    path = str(tmp_path / 'short_audio.mkv')
+    _float_audio_video(path, 7, wave)
+    ex = audio_to_examples(path, 5)
+    np.testing.assert_allclose(ex[4], np.log(LOG_OFFSET), rtol=1e-6)     # 3.84-4.8 s: nothing left of the tone
+    assert np.abs(ex[2] - np.log(LOG_OFFSET)).max() > 1                   # 1.92-2.88 s: the tone
+    res = segment_video(model, path, fps=1, img_size=(32, 32))
+    need = 6 * 15360 + 15600
+    assert res['audio_padded_seconds'] == pytest.approx((need - len(wave)) / 16000)
+    padded = np.concatenate([read_video_audio(path), np.zeros(need - len(wave))])
+    silent = frame_audio_examples(padded, res['timestamps'], 1)
+    np.testing.assert_allclose(silent[5:, 0], np.log(LOG_OFFSET), rtol=1e-6)
+    second = inference_avs_model(model, res['frames'][2:7], silent[2:7], img_size=(32, 32))
+    np.testing.assert_array_equal(np.stack(res['masks'][5:7]), second[3:5])
+    _, ckpt = model_and_ckpt
+    out = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu', '--img-size', '32', '32'])
+    assert out['audio_padded_seconds'] == pytest.approx(res['audio_padded_seconds'])
+
+
+def test_demo_out_naming_a_file_fails_before_any_work(model_and_ckpt, clips, tmp_path, monkeypatch):
+    import projects.ccformer.apis as apis
+    _, ckpt = model_and_ckpt
+    video = str(tmp_path / 'v.mp4')
+    _clip_video(video, clips, 6)
+    out = tmp_path / 'out.png'
+    out.write_bytes(b'keep')
+
+    def fail(*args, **kwargs):
+        raise AssertionError('the model was built')
+
+    monkeypatch.setattr(apis, 'init_avs_model', fail)
+    with pytest.raises(SystemExit, match='--out .*out.png: this is an existing file'):
+        _demo().main([video, CONFIG, ckpt, '--out', str(out), '--device', 'cpu'])
+    assert out.read_bytes() == b'keep'

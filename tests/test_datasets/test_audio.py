@@ -247,3 +247,32 @@ def test_corrupt_and_missing_pkl(tmp_path):
         A.load_logmel_pkl(str(p))
     with pytest.raises(FileNotFoundError, match='nothere.pkl'):
         A.load_logmel_pkl(str(tmp_path / 'nothere.pkl'))
+
+
+# -------------------------------------------------------------------------------------------
+# non-finite audio
+
+
+def test_non_finite_wav_names_file_and_time_span(tmp_path):
+    x = _sine(440, 3.0).astype(np.float32)
+    x[int(1.5 * SR):int(1.75 * SR)] = np.nan
+    x[int(2.0 * SR)] = np.inf
+    p = str(tmp_path / 'nan.wav')
+    sf.write(p, x, SR, subtype='FLOAT')
+    with pytest.raises(ValueError, match=r'nan.wav: 4001 non-finite \(NaN / inf\) audio values between 1.50 s and '
+                                         r'2.00 s'):
+        A.load_wav(p)
+    with pytest.raises(ValueError, match='nan.wav'):
+        A.wav_to_logmel(p)
+
+
+def test_non_finite_pkl_names_file(tmp_path):
+    t = torch.zeros(5, 1, 96, 64)
+    t[3, 0, 10, 5] = float('nan')
+    with pytest.raises(ValueError, match=r'x.pkl: 1 non-finite .* in log-mel examples 3..3 \(seconds 2.88 to 3.84\)'):
+        A.load_logmel_pkl(_dump(tmp_path / 'x.pkl', t))
+
+
+def test_finite_audio_passes_check():
+    A.check_finite_audio(_sine(440, 1.0), 'x', SR)
+    A.check_finite_audio(np.zeros((0, 2)), 'empty', SR)

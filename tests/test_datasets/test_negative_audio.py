@@ -1,16 +1,14 @@
-"""NegativeAudioDataset (negative-audio training) and DatasetEpochHook."""
+"""NegativeAudioDataset (negative-audio training)."""
 import json
 import os.path as osp
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
-from projects.ccformer.datasets import NegativeAudioDataset
+from projects.ccformer.datasets import NegativeAudioDataset, SeededIndex
 from projects.ccformer.datasets.audio import load_logmel_pkl
 from projects.ccformer.datasets.audio_conditions import silence_logmel
-from projects.ccformer.engine.hooks import DatasetEpochHook
+from projects.ccformer.datasets.samplers import derive_seed
 
 PIPELINE = [
     dict(type='LoadAVSFrames'),
@@ -36,7 +34,7 @@ def test_silence_replaces_audio_and_empties_supervised_targets(toy_ms3_root):
     assert sample.gt_sem_seg.data.sum() == 0
     assert sample.metainfo['audio_replaced'] == [1] * 5
     assert sample.metainfo['audio_condition'] == ['silence'] * 5
-    assert sample.metainfo['gt_valid'] == [1] * 5
+    assert sample.metainfo['gt_valid'] == [1] * 5                      # MS3: every frame is labelled
 
 
 def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
@@ -53,12 +51,16 @@ def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
             assert torch.equal(gt, gt_plain) and torch.equal(out['audio'][t], plain['audio'][t])
 
 
-def test_s4_train_replaced_frames_become_supervised(toy_s4_root):
+@pytest.mark.parametrize('supervise_unlabelled', [False, True])
+def test_s4_train_unlabelled_replaced_frames(toy_s4_root, supervise_unlabelled):
     ds = NegativeAudioDataset(dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train',
-                                   pipeline=PIPELINE), prob=1.0, whole_clip_prob=1.0, conditions=dict(noise=1.0))
-    meta = ds[0]['data_samples'].metainfo
+                                   pipeline=PIPELINE), prob=1.0, whole_clip_prob=1.0, conditions=dict(noise=1.0),
+                              supervise_unlabelled=supervise_unlabelled)
+    out = ds[0]
+    meta = out['data_samples'].metainfo
     assert ds.dataset.get_data_info(0)['gt_valid'] == [1, 0, 0, 0, 0]
-    assert meta['gt_valid'] == [1] * 5 and meta['audio_condition'] == ['noise'] * 5
+    assert meta['gt_valid'] == ([1] * 5 if supervise_unlabelled else [1, 0, 0, 0, 0])
+    assert meta['audio_condition'] == ['noise'] * 5 and out['data_samples'].gt_sem_seg.data.sum() == 0
 
 
 def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):
@@ -79,15 +81,19 @@ def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):
                 assert j != i and heard and not heard & visible
 
 
-def test_draws_are_a_function_of_seed_epoch_and_index(toy_ms3_root):
+def test_draws_follow_the_samplers_per_sample_seed(toy_ms3_root):
     ds = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.5, whole_clip_prob=0.5, seed=3)
-    plans = {e: [ds.plan(i, 5, epoch=e) for i in range(len(ds))] for e in range(6)}
+    n = len(ds)
+
+    def plans(epoch):
+        return [ds.plan(SeededIndex(i, derive_seed(0, epoch, i)), 5) for i in range(n)]
+
     again = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.5, whole_clip_prob=0.5, seed=3)
-    assert plans[2] == [again.plan(i, 5, epoch=2) for i in range(len(ds))]
-    assert any(plans[0] != plans[e] for e in range(1, 6))          # new draws every epoch
-    ds.set_epoch(4)
-    first = ds[0]
-    second = ds[0]
+    assert plans(2) == [again.plan(SeededIndex(i, derive_seed(0, 2, i)), 5) for i in range(n)]
+    assert any(plans(0) != plans(e) for e in range(1, 6))                 # new draws every epoch
+    assert [ds.plan(i, 5) for i in range(n)] == [ds.plan(i, 5) for i in range(n)]  # plain ints: fixed draws
+    idx = SeededIndex(0, derive_seed(0, 4, 0))
+    first, second = ds[idx], ds[idx]
     assert torch.equal(first['audio'], second['audio'])
     assert first['data_samples'].metainfo.get('audio_condition') == second['data_samples'].metainfo.get(
         'audio_condition')
@@ -95,7 +101,7 @@ def test_draws_are_a_function_of_seed_epoch_and_index(toy_ms3_root):
 
 def test_share_of_changed_clips_follows_prob(toy_ms3_root):
     ds = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.3, whole_clip_prob=0.5)
-    changed = [any(ds.plan(i, 5, epoch=e)) for e in range(400) for i in range(len(ds))]
+    changed = [any(ds.plan(SeededIndex(i, derive_seed(0, e, i)), 5)) for e in range(400) for i in range(len(ds))]
     assert abs(np.mean(changed) - 0.3) < 0.05
 
 
@@ -105,7 +111,7 @@ def test_offscreen_dropped_without_kinds(make_toy_root):
     os.remove(osp.join(root, 'clip_kinds.json'))
     ds = NegativeAudioDataset(_ms3(root), prob=1.0, whole_clip_prob=1.0)
     for e in range(10):
-        assert 'offscreen' not in ds.plan(0, 5, epoch=e)
+        assert 'offscreen' not in ds.plan(SeededIndex(0, e), 5)
 
 
 @pytest.mark.parametrize('kw', [dict(prob=1.5), dict(conditions=dict(music=1.0)),
@@ -113,14 +119,3 @@ def test_offscreen_dropped_without_kinds(make_toy_root):
 def test_bad_arguments(toy_ms3_root, kw):
     with pytest.raises(ValueError, match='NegativeAudioDataset'):
         NegativeAudioDataset(_ms3(toy_ms3_root), **kw)
-
-
-def test_epoch_hook_reaches_wrapped_dataset(toy_ms3_root):
-    ds = NegativeAudioDataset(_ms3(toy_ms3_root))
-    loader = SimpleNamespace(dataset=ds, persistent_workers=False, num_workers=0)
-    runner = SimpleNamespace(train_dataloader=loader, epoch=7, logger=None)
-    DatasetEpochHook().before_train_epoch(runner)
-    assert ds.epoch == 7
-    loader.persistent_workers, loader.num_workers = True, 2
-    with pytest.raises(RuntimeError, match='persistent_workers=False'):
-        DatasetEpochHook().before_train_epoch(runner)

@@ -270,3 +270,14 @@ def test_output_dir_writes_predicted_masks(tmp_path, as_dicts):
     run_metric(metric, avss_samples(), as_dicts=as_dicts)
     assert cv2.imread(str(tmp_path / 'sem/v1m/v1m_1.png'), cv2.IMREAD_UNCHANGED).tolist() == [[0, 1, 2, 2]]
     assert not (tmp_path / 'sem/v1m/v1m_2.png').exists()  # padded frame
+
+
+def test_frame_count_mismatch_names_the_video():
+    """A prediction with another number of frames than the ground truth is a clear error naming the video (both
+    metrics), not an IndexError."""
+    short = clip_sample('vid_07', gt=[[[0, 1]], [[1, 1]], [[0, 0]]], logits=[[[1.0, 2.0]], [[1.0, 1.0]]])
+    with pytest.raises(ValueError, match="video 'vid_07': seg_logits has 2 frames but gt_sem_seg has 3"):
+        AVSBenchMetric().process({}, [short.to_dict()])
+    semantic = clip_sample('uid_3', gt=[[[0, 1]], [[1, 1]]], pred=[[[0, 1]]])
+    with pytest.raises(ValueError, match="video 'uid_3': pred_sem_seg has 1 frames but gt_sem_seg has 2"):
+        METRICS.build(dict(type='AVSSMetric')).process({}, [semantic])

@@ -280,3 +280,79 @@ def test_check_pretrained_vggish(tmp_path, capsys):
     assert checker.main(['--config', CONFIG, '--vggish', bad]) == 1
     assert 'missing' in capsys.readouterr().err
 
+
+
+def test_videos_to_avsbench_pads_short_audio_with_silence(tmp_path, capsys):
+    """A video whose sound stops before its picture: the wav is padded with zeros to the clip length (so the
+    log-mels of the missing seconds are silence, not a repeat of the last second) and the padding is reported."""
+    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    from projects.ccformer.apis import write_video
+    from projects.ccformer.datasets.audio import LOG_OFFSET, load_logmel_pkl, load_wav
+    vids = tmp_path / 'videos'
+    vids.mkdir()
+    frames = [np.full((32, 32, 3), 40 * i, np.uint8) for i in range(6)]
+    wave = 0.4 * np.sin(2 * np.pi * 440 * np.arange(int(2.5 * 16000)) / 16000)
+    write_video(str(vids / 'quiet.mkv'), frames, 1, wave, sample_rate=16000)
+    out = tmp_path / 'out'
+    assert conv.main([str(vids), str(out), '--img-size', '32']) == 0
+    printed = capsys.readouterr().out
+    assert 'note: quiet: the audio is' in printed and 's of silence' in printed
+    padded = float(printed.split('padded with ')[1].split(' s')[0])
+    assert 2.3 < padded < 2.6
+    base = out / 's4_data'
+    wav, _ = load_wav(str(base / 'audio_wav' / 'test' / 'unknown' / 'quiet.wav'))
+    assert len(wav) == 5 * 16000 and not wav[int(2.7 * 16000):].any()
+    pkl = load_logmel_pkl(str(base / 'audio_log_mel' / 'test' / 'unknown' / 'quiet.pkl'))
+    np.testing.assert_allclose(pkl[3:], np.log(LOG_OFFSET), rtol=1e-6)
+    assert np.abs(pkl[1] - np.log(LOG_OFFSET)).max() > 1
+
+
+def test_videos_to_avsbench_removes_the_files_of_a_failed_video(tmp_path, monkeypatch):
+    """A failure while a video's files are written leaves none of them behind; other videos are converted."""
+    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    vids = tmp_path / 'videos'
+    vids.mkdir()
+    _gray_video(str(vids / 'good.mp4'), 6, 10)
+    _gray_video(str(vids / 'bad.mp4'), 6, 10)
+    real = conv.write_logmel_pkl
+
+    def failing(path, waveform, num):
+        if 'bad' in osp.basename(path):
+            raise OSError(f'disk full while writing {path}')
+        return real(path, waveform, num)
+
+    monkeypatch.setattr(conv, 'write_logmel_pkl', failing)
+    out = tmp_path / 'out'
+    assert conv.main([str(vids), str(out), '--img-size', '32']) == 0
+    files = sorted(osp.relpath(p, out) for p in glob.glob(str(out / '**' / '*'), recursive=True) if osp.isfile(p))
+    assert not [f for f in files if 'bad' in f], files
+    assert len([f for f in files if 'good' in f]) == 5 + 2
+    assert not (out / 's4_data' / 'visual_frames' / 'test' / 'unknown' / 'bad').exists()
+
+
+def test_tools_refuse_checkpoints_with_payloads(tmp_path, capsys):
+    """publish_model, the pretrained checker and the Pretrained init of VGGish read weights-only: a payload is
+    refused (naming the file) and never runs."""
+    import os
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from projects.ccformer.engine.safe_checkpoint import UnsafeCheckpointError
+    marker = str(tmp_path / 'PWNED')
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {marker}', )
+
+    audio_cfg = Config.fromfile(CONFIG).model.audio_encoder
+    evil = str(tmp_path / 'evil.pth')
+    torch.save(dict(MODELS.build(audio_cfg).state_dict(), extra=Payload()), evil)
+    pub = _load_tool('tools/misc/publish_model.py')
+    with pytest.raises(UnsafeCheckpointError, match=f'refused to load checkpoint {evil}'):
+        pub.process_checkpoint(evil, str(tmp_path / 'released.pth'))
+    checker = _load_tool('tools/model_converters/check_pretrained.py')
+    assert checker.main(['--config', CONFIG, '--vggish', evil]) == 1
+    assert f'FAIL VGGish: refused to load checkpoint {evil}' in capsys.readouterr().err
+    vggish = MODELS.build(dict(audio_cfg, init_cfg=dict(type='Pretrained', checkpoint=evil)))
+    with pytest.raises(UnsafeCheckpointError):
+        vggish.init_weights()
+    assert not osp.exists(marker)

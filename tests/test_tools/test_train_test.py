@@ -259,3 +259,164 @@ def test_compile_with_cuda_graphs_refuses_gradient_accumulation(tmp_path):
     cfg = tool.setup_cfg(tool.parse_args(base + ['compile.mode=default', 'compile.target=train_step',
                                                  'optim_wrapper.accumulative_counts=2']))
     assert cfg.model.compile_cfg == dict(mode='default')
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+def test_checkpoints_written_load_on_the_safe_path(resumed_run):
+    """Every file tools/train.py writes (resume included) needs no global outside the safe loader's allowlist."""
+    from projects.ccformer.engine.safe_checkpoint import checkpoint_safe_globals, load_checkpoint_file
+    paths = glob.glob(osp.join(resumed_run['work'], '*.pth'))
+    assert len(paths) >= 2
+    for path in paths:
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [], path
+        assert 'message_hub' in load_checkpoint_file(path)
+
+
+def _resume_opts(root: str, epochs: int) -> list:
+    # random flip (the config's ClipConsistentTransform), dropout in the query generator, 2 persistent workers
+    return _data_opts(root, epochs=epochs) + [
+        'default_hooks.checkpoint.max_keep_ckpts=-1', 'train_dataloader.num_workers=2',
+        'train_dataloader.persistent_workers=True', 'model.decode_head.query_generator.ffn_drop=0.2']
+
+
+def test_resume_is_bit_exact(toy_s4_root, tmp_path):
+    """An uninterrupted 2-epoch run and a run resumed from its epoch-1 checkpoint end with identical weights, with
+    random augmentation, dropout and 2 persistent data-loader workers (augmentation seeded by (seed, epoch, index),
+    random layers by (seed, iteration))."""
+    full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
+    _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', full, '--cfg-options'] + _resume_opts(toy_s4_root, 2))
+    os.makedirs(resumed)
+    src = osp.join(resumed, 'epoch_1.pth')
+    with open(osp.join(full, 'epoch_1.pth'), 'rb') as f_in, open(src, 'wb') as f_out:
+        f_out.write(f_in.read())
+    with open(osp.join(resumed, 'last_checkpoint'), 'w') as f:
+        f.write(src)                                       # the state of a run killed right after epoch 1
+    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', resumed, '--resume', '--cfg-options'] +
+               _resume_opts(toy_s4_root, 2))
+    assert 'resumed epoch: 1' in out, out[-3000:]
+    a, b = (_load(osp.join(d, 'epoch_2.pth'))['state_dict'] for d in (full, resumed))
+    assert a.keys() == b.keys()
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not changed, f'{len(changed)} tensors differ, e.g. {changed[:3]}'
+    first = _load(src)['state_dict']
+    assert any(not torch.equal(first[k], a[k]) for k in a)  # epoch 2 did train
+
+
+def test_non_finite_loss_stops_training_without_saving(toy_s4_root, tmp_path):
+    """Epoch 1 trains normally; at epoch 2 the learning rate jumps to 1e30 and the loss turns NaN: training stops at
+    that iteration naming the batch's clips, no checkpoint of the NaN model is written and last_checkpoint still
+    names epoch_1.pth."""
+    cfg = tmp_path / 'diverging.py'
+    cfg.write_text(f"_base_ = ['{CONFIG}']\n"
+                   "param_scheduler = [dict(type='MultiStepLR', milestones=[1], gamma=1e33, by_epoch=True)]\n")
+    work = str(tmp_path / 'work')
+    proc = subprocess.run([sys.executable, 'tools/train.py', str(cfg), '--work-dir', work, '--cfg-options'] +
+                          _data_opts(toy_s4_root, epochs=3), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert 'FloatingPointError: non-finite loss at iteration 4 (epoch 2)' in proc.stdout, proc.stdout[-3000:]
+    ids = [row.split(',')[0] for row in open(osp.join(toy_s4_root, 's4_meta_data.csv')).read().split()[1:]
+           if row.endswith(',train')]
+    assert any(video in proc.stdout.split('FloatingPointError')[-1] for video in ids)
+    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == ['best_mIoU_epoch_1.pth', 'epoch_1.pth']
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().strip() == osp.join(work, 'epoch_1.pth')
+    state = _load(osp.join(work, 'epoch_1.pth'))['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_rerun_into_a_finished_work_dir_is_refused(tmp_path):
+    """tools/train.py without --resume into a work dir holding checkpoints stops before touching them; --resume
+    continues; --overwrite deletes the earlier checkpoints first."""
+    tool = _train_tool()
+    files = {'epoch_5.pth': b'5', 'best_mIoU_epoch_4.pth': b'4', 'last_checkpoint': str(tmp_path / 'epoch_5.pth')}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    (tmp_path / '20260101_000000').mkdir()  # logs of the earlier run
+    stamps = {name: os.stat(tmp_path / name).st_mtime_ns for name in files}
+    with pytest.raises(FileExistsError) as exc:
+        tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path)]))
+    msg = str(exc.value)
+    assert str(tmp_path) in msg and 'epoch_5.pth' in msg
+    assert '--resume' in msg and '--work-dir' in msg and '--overwrite' in msg
+    assert {name: os.stat(tmp_path / name).st_mtime_ns for name in files} == stamps
+    assert (tmp_path / 'epoch_5.pth').read_bytes() == b'5'
+    assert tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--resume'])).resume
+    tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--overwrite']))
+    assert sorted(os.listdir(tmp_path)) == ['20260101_000000']
+
+
+def test_cfg_options_typo_is_refused(tmp_path):
+    """A top-level --cfg-options key that is neither in the config nor read by the Runner is a typo (train and
+    test); nested keys and Runner keys the config does not set (compile, ...) are accepted."""
+    train, test = _train_tool(), _test_tool()
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'')
+    for parse, setup in ((lambda o: train.parse_args([CONFIG, '--work-dir', str(tmp_path), '--cfg-options', o]),
+                          train.setup_cfg),
+                         (lambda o: test.parse_args([CONFIG, str(ckpt), '--cfg-options', o]), test.setup_cfg)):
+        with pytest.raises(KeyError, match="unknown top-level key 'trian_dataloader'.*'train_dataloader'"):
+            setup(parse('trian_dataloader.batch_size=4'))
+        assert setup(parse('train_dataloader.batch_size=4')).train_dataloader.batch_size == 4
+        setup(parse('randomness.seed=3'))
+
+
+def test_test_py_out_naming_a_file_fails_first(tmp_path):
+    tool = _test_tool()
+    ckpt, out = tmp_path / 'c.pth', tmp_path / 'masks.txt'
+    ckpt.write_bytes(b'')
+    out.write_text('keep me')
+    with pytest.raises(FileExistsError, match='--out .*masks.txt: this is an existing file'):
+        tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--out', str(out)]))
+    assert out.read_text() == 'keep me'
+    with pytest.raises(FileNotFoundError, match=r'epoch_\*.pth and best_\*.pth'):
+        tool.setup_cfg(tool.parse_args([CONFIG, str(tmp_path / 'missing.pth')]))
+
+
+def _test_tool():
+    spec = importlib.util.spec_from_file_location('ccformer_test_tool', osp.join(ROOT, 'tools', 'test.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_py_refuses_unsafe_foreign_and_truncated_checkpoints(resumed_run, toy_s4_root, tmp_path):
+    """tools/test.py: a checkpoint with a pickled payload is refused without running it (the user's command line:
+    nonzero exit, no metrics), one of another model is refused naming keys (scored only with
+    --allow-partial-checkpoint), a truncated one names the file."""
+    from projects.ccformer.engine.safe_checkpoint import CheckpointMismatchError, CorruptCheckpointError
+    best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
+    good = _load(best)
+    marker = str(tmp_path / 'PWNED')
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {marker}', )
+
+    evil, foreign, truncated = (str(tmp_path / n) for n in ('evil.pth', 'foreign.pth', 'truncated.pth'))
+    torch.save(dict(good, meta=dict(good['meta'], note=Payload())), evil)
+    torch.save(dict(state_dict={'backbone.stem.weight': torch.zeros(3), 'cls.weight': torch.zeros(2)},
+                    meta=good['meta']), foreign)
+    data = open(best, 'rb').read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 3])
+    opts = ['--work-dir', str(tmp_path / 'w'), '--cfg-options'] + _data_opts(toy_s4_root)
+
+    proc = subprocess.run([sys.executable, 'tools/test.py', CONFIG, evil] + opts, cwd=ROOT, env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
+    assert proc.returncode != 0 and 'mIoU: ' not in proc.stdout
+    assert f'UnsafeCheckpointError: refused to load checkpoint {evil}' in proc.stdout, proc.stdout[-2000:]
+    assert 'posix.system' in proc.stdout and '--trust-checkpoint' in proc.stdout
+    assert not osp.exists(marker)
+
+    tool = _test_tool()
+    with pytest.raises(CheckpointMismatchError) as exc:
+        tool.main([CONFIG, foreign] + opts)
+    msg = str(exc.value)
+    assert f'checkpoint {foreign} does not fit the model built from {CONFIG}' in msg
+    assert 'cls.weight' in msg and '--allow-partial-checkpoint' in msg
+    metrics = tool.main([CONFIG, foreign, '--allow-partial-checkpoint'] + opts)
+    assert 'mIoU' in metrics
+    with pytest.raises(CorruptCheckpointError, match=f'checkpoint {truncated} .*truncated or corrupt'):
+        tool.main([CONFIG, truncated] + opts)

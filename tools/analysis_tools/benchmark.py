@@ -193,9 +193,9 @@ def build_model(cfg: 'mmengine.Config', checkpoint: Optional[str] = None) -> nn.
             model.init_weights()
         finally:
             logger.setLevel(level)
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu')
+    if checkpoint:  # read without executing code; a checkpoint of another model is refused
+        from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
+        load_model_checkpoint(model, checkpoint, config=str(cfg.filename or ''))
     if not hasattr(model, 'backbone'):
         raise AttributeError(f'benchmark: {type(model).__name__} has no `backbone` attribute; '
                              'use --parts model to time the whole model only')

@@ -20,7 +20,10 @@ Frames follow the official ``preprocess_s4.py``: with ``fps = round(video fps)``
 ``int((k - 1) * fps + 15/16 * fps)`` (clamped to the last frame), resized to 224x224 with ``cv2.resize`` (bilinear,
 aspect ratio not kept). The wav is the clip's audio at 16 kHz (channels averaged; resampled with ``resampy``, the
 VGGish resampler, where the official script let moviepy/ffmpeg resample); the ``.pkl`` is the VGGish log-mel of
-that wav, repeat-padded to 5 examples, written with ``pickle.dump`` (protocol 4) as the official script does.
+that wav, written with ``pickle.dump`` (protocol 4) as the official script does. Audio shorter than the picture is
+padded with silence (zeros) to the clip length and reported ("note: ... padded with X s of silence"); the official
+script repeated the last 0.96 s example instead, and the dataset loaders keep that repeat for the official files.
+A video whose conversion fails leaves no files behind (what was written for it is removed).
 
 Your own videos get category ``unknown`` (``--category``) and split ``test`` (``--split``). Without ground-truth
 masks they can be segmented with ``demo/video_demo.py`` / the Python API; to evaluate or train on them, add masks
@@ -133,13 +136,21 @@ def clip_paths(out_root: str, split: str, category: str, name: str, num_frames: 
 
 
 def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int = 224, segments: bool = False,
-                  overwrite: bool = False) -> Tuple[List[Dict], Optional[str]]:
-    """Convert one video into one or more clips. Returns ``(csv rows, error message or None)``."""
+                  overwrite: bool = False) -> Tuple[List[Dict], Optional[str], List[str]]:
+    """Convert one video into one or more clips.
+
+    Audio shorter than the picture is padded with silence (zeros) and reported. If the conversion fails, every
+    file written for this video is removed again, so no half-converted clip is left behind.
+
+    Returns:
+        ``(csv rows, error message or None, notes)``.
+    """
     from projects.ccformer.apis.inference import read_video_audio, read_video_frames, video_info
+    written: List[str] = []
     try:
         info = video_info(job['path'])
         if not info['has_audio']:
-            return [], f'{job["path"]}: no audio track; AVSBench clips need sound (skipped)'
+            return [], f'{job["path"]}: no audio track; AVSBench clips need sound (skipped)', []
         if job['official']:
             # official clip length (preprocess_s4.py); frames beyond it are clamped like past-the-end indices
             n_clips, clip_names, starts = 1, [job['name']], [0]
@@ -150,30 +161,51 @@ def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int =
             starts = [i * num_frames for i in range(n_clips)]
             if whole < num_frames:
                 return [], (f'{job["path"]}: {info["duration"]:.2f} s is shorter than one clip of {num_frames} s '
-                            f'(skipped)')
+                            f'(skipped)'), []
         todo = [i for i, name in enumerate(clip_names)
                 if overwrite or not all(osp.isfile(p) for p in
                                         _flat(clip_paths(out_root, job['split'], job['category'], name, num_frames)))]
         rows = [dict(name=name, start_time=job['start_time'] if job['official'] else starts[i],
                      category=job['category'], split=job['split']) for i, name in enumerate(clip_names)]
         if not todo:
-            return rows, None
+            return rows, None, []
         frames, _, _ = read_video_frames(job['path'], 1, num_seconds=n_clips * num_frames)
         waveform = read_video_audio(job['path'])
+        notes = []
         for i in todo:
             paths = clip_paths(out_root, job['split'], job['category'], clip_names[i], num_frames)
             for k, path in enumerate(paths['frames']):
                 img = cv2.resize(frames[i * num_frames + k], (img_size, img_size))  # bilinear, as official
                 os.makedirs(osp.dirname(path), exist_ok=True)
+                written.append(path)
                 if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
                     raise OSError(f'cannot write {path}')
             s0 = starts[i] * AUDIO_RATE
             wave = waveform[s0:s0 + num_frames * AUDIO_RATE]
+            missing = num_frames * AUDIO_RATE - len(wave)
+            if missing > 0:  # the sound stopped before the picture: the rest of the clip is silent
+                wave = np.concatenate([wave, np.zeros(missing, dtype=wave.dtype)])
+                notes.append(f'{clip_names[i]}: the audio is {missing / AUDIO_RATE:.2f} s shorter than the picture; '
+                             f'padded with {missing / AUDIO_RATE:.2f} s of silence')
+            written += [paths['wav'], paths['pkl']]
             write_wav(paths['wav'], wave)
             write_logmel_pkl(paths['pkl'], _read_back(paths['wav']), num_frames)
-        return rows, None
-    except (ValueError, OSError, FileNotFoundError) as err:
-        return [], f'{job["path"]}: {err}'
+        return rows, None, notes
+    except BaseException as err:
+        _remove_files(written)
+        if isinstance(err, (ValueError, OSError)):
+            return [], f'{job["path"]}: {err} (its partly written files were removed)', []
+        raise
+
+
+def _remove_files(paths: List[str]) -> None:
+    """Delete the files a failed conversion wrote, and the clip folders that are left empty."""
+    for path in paths:
+        if osp.isfile(path):
+            os.remove(path)
+    for folder in sorted({osp.dirname(p) for p in paths}, key=len, reverse=True):
+        if osp.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 def _flat(paths: Dict) -> List[str]:
@@ -215,27 +247,31 @@ def main(argv=None) -> int:
         return 2
     kwargs = dict(out_root=args.out_root, num_frames=args.num_frames, img_size=args.img_size,
                   segments=args.segments, overwrite=args.overwrite)
-    rows, errors = [], []
+    rows, errors, notes = [], [], []
     with tqdm(total=len(jobs), desc='videos -> AVSBench S4', unit='video') as pbar:
         if args.workers > 1:
             with ProcessPoolExecutor(args.workers) as pool:
                 futures = [pool.submit(convert_video, job, **kwargs) for job in jobs]
                 for fut in futures:
-                    r, e = fut.result()
+                    r, e, n = fut.result()
                     rows += r
                     errors += [e] if e else []
+                    notes += n
                     pbar.update(1)
         else:
             for job in jobs:
-                r, e = convert_video(job, **kwargs)
+                r, e, n = convert_video(job, **kwargs)
                 rows += r
                 errors += [e] if e else []
+                notes += n
                 pbar.update(1)
     csv_path = osp.join(args.out_root, 's4_meta_data.csv')
     if rows:
         write_csv(csv_path, rows)
     print(f'{len(rows)} clips from {len(jobs) - len(errors)}/{len(jobs)} videos written to {args.out_root} '
           f'(CSV: {csv_path})')
+    for note in notes:
+        print(f'  note: {note}')
     for err in errors:
         print(f'  failed: {err}', file=sys.stderr)
     return 0 if rows else 1

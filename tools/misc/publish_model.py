@@ -5,14 +5,21 @@
 
 The training state (``optimizer``, ``param_schedulers``, ``message_hub``) is removed; ``state_dict`` and ``meta``
 (with ``dataset_meta``, which ``init_avs_model`` reads) are kept. Unlike mmseg's script the hash is taken of the
-file actually published, so ``sha256sum`` of the released file starts with the suffix in its name.
+file actually published, so ``sha256sum`` of the released file starts with the suffix in its name. The input is read
+without executing code (``projects/ccformer/engine/safe_checkpoint.py``; ``CCFORMER_TRUSTED_CHECKPOINTS=FILE`` opts a
+trusted legacy file in to full unpickling).
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from hashlib import sha256
 
 import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
 
 BLOCK_SIZE = 128 * 1024
 TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
@@ -40,10 +47,10 @@ def sha256sum(filename: str) -> str:
 
 def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = False) -> str:
     """Strip the training state, save, and rename to ``<out stem>-<sha256[:8]>.pth``. Returns the final path."""
-    from mmengine.runner.checkpoint import CheckpointLoader
+    from projects.ccformer.engine.safe_checkpoint import load_checkpoint_file
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'checkpoint {in_file} does not exist')
-    checkpoint = CheckpointLoader.load_checkpoint(in_file, map_location='cpu')
+    checkpoint = load_checkpoint_file(in_file, map_location='cpu')
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise ValueError(f'{in_file} is not an mmengine checkpoint (no "state_dict" key)')
     if not keep_training_state:

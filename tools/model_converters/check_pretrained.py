@@ -14,11 +14,13 @@ Why a checker and not a converter:
   ``TimmPyramidBackbone`` runs timm's ``checkpoint_filter_fn``. Both raise if a tensor is left unloaded.
 
 The script builds each module with ``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` and calls
-``init_weights()``; it exits non-zero with the loader's message when a file does not fit.
+``init_weights()``; it exits non-zero with the loader's message when a file does not fit. Files are read without
+executing code (``projects/ccformer/engine/safe_checkpoint.py``); one that needs full unpickling is refused.
 """
 import argparse
 import copy
 import os.path as osp
+import pickle
 import sys
 from typing import Optional
 
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
     for cfg, path, what in jobs:
         try:
             check_module(cfg, path, what)
-        except (KeyError, ValueError, FileNotFoundError, RuntimeError) as err:
+        except (KeyError, ValueError, FileNotFoundError, RuntimeError, pickle.UnpicklingError) as err:
             ok = False
             print(f'FAIL {what}: {err}', file=sys.stderr)
     return 0 if ok else 1

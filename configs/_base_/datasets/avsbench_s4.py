@@ -25,7 +25,7 @@ train_dataloader = dict(
     batch_size=4,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededSampler', shuffle=True),  # augmentation seeded by (seed, epoch, index)
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -8,6 +8,7 @@
   sampling (frame k of second k is taken 1/16 s before the end of that second) and 16 kHz audio.
 * :func:`segment_video` - a whole video file cut into T-frame windows and segmented.
 """
+import logging
 import math
 import os.path as osp
 from fractions import Fraction
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -39,9 +40,10 @@ LOADER_TYPES = ('LoadAVSFrames', 'LoadAVSMasks', 'LoadAVSAudio', 'LoadAnnotation
 
 # ------------------------------------------------------------------------------------------------ model
 def _clear_init_cfg(cfg: dict) -> None:
-    """Drop every ``init_cfg`` (pretrained downloads) in a model config, recursively."""
+    """Drop every ``init_cfg`` (pretrained downloads) in a model config, recursively, except that of frozen modules
+    (``frozen=True``, e.g. VGGish), which may be left out of a checkpoint and then load their own file."""
     if isinstance(cfg, dict):
-        if 'init_cfg' in cfg:
+        if 'init_cfg' in cfg and not cfg.get('frozen', False):
             cfg['init_cfg'] = None
         for value in cfg.values():
             _clear_init_cfg(value)
@@ -54,7 +56,8 @@ def init_avs_model(config: Union[str, Path, Config],
                    checkpoint: Optional[str] = None,
                    device: str = 'cpu',
                    cfg_options: Optional[dict] = None,
-                   dtype: Union[str, torch.dtype, None] = None) -> torch.nn.Module:
+                   dtype: Union[str, torch.dtype, None] = None,
+                   strict: bool = True) -> torch.nn.Module:
     """Build a CCFormer from a config file and (optionally) load a checkpoint.
 
     Args:
@@ -67,6 +70,11 @@ def init_avs_model(config: Union[str, Path, Config],
         dtype (str | torch.dtype, optional): cast the weights, e.g. ``'bfloat16'`` (bf16 inference without
             autocast: fewer operations per forward than autocast, masks within bf16 rounding of float32). Inputs
             are cast by the model and the returned logits are float32. Default None (keep float32).
+        strict (bool): refuse a checkpoint whose keys or shapes do not fit the model (``CheckpointMismatchError``
+            naming some keys and the config); only frozen modules with their own ``Pretrained`` file (VGGish) may
+            be absent. False loads the matching part with a warning. The file itself is always read without
+            executing code (``projects/ccformer/engine/safe_checkpoint.py``; ``trust_checkpoint(path)`` opts a
+            trusted legacy file in to full unpickling).
 
     Returns:
         The model in eval mode with ``model.cfg`` and ``model.dataset_meta`` set.
@@ -89,7 +97,9 @@ def init_avs_model(config: Union[str, Path, Config],
         if '://' not in checkpoint and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; train one with tools/train.py '
                                     f'or pass the path of a downloaded checkpoint')
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
+        ckpt = load_model_checkpoint(model, checkpoint, config=str(config.filename or 'the given config'),
+                                     strict=strict)
         model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
     if model.dataset_meta is None:
         dataset_cfg = config.get('test_dataloader', {}).get('dataset', {})
@@ -176,10 +186,15 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
         audio: ``(waveform, sample_rate)`` (waveform ``[samples]`` or ``[samples, channels]`` in [-1, 1]);
             log-mel examples ``(n, 96, 64)`` / ``(n, 1, 96, 64)``; or a path to a ``.wav``, an official ``.pkl``
             or a video/audio file decoded with PyAV.
-        num_frames: T. Extra examples are dropped; missing ones repeat the last (as the official ``.pkl``).
+        num_frames: T. Extra examples are dropped. A video file whose audio track is shorter than T examples is
+            padded with silence (reported); for ``.wav`` / ``.pkl`` / arrays missing examples repeat the last (the
+            official ``.pkl`` padding).
+
+    Raises:
+        ValueError: NaN / inf in the audio (naming the file and where), or a wrong shape.
     """
-    from projects.ccformer.datasets.audio import (load_logmel_pkl, pad_examples_repeat, wav_to_logmel,
-                                                  waveform_to_logmel)
+    from projects.ccformer.datasets.audio import (check_finite_audio, load_logmel_pkl, pad_examples_repeat,
+                                                  wav_to_logmel, waveform_to_logmel)
     name = 'audio'
     if isinstance(audio, (str, Path)):
         name = str(audio)
@@ -191,10 +206,12 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
         elif ext == '.wav':
             examples = wav_to_logmel(name)
         else:
-            examples = waveform_to_logmel(read_video_audio(name), AUDIO_RATE)
+            waveform, _ = pad_with_silence(read_video_audio(name), examples_samples(num_frames), name)
+            examples = waveform_to_logmel(waveform, AUDIO_RATE)
     elif isinstance(audio, tuple):
         if len(audio) != 2:
             raise ValueError('audio given as a tuple must be (waveform, sample_rate)')
+        check_finite_audio(audio[0], 'audio waveform', int(audio[1]))
         examples = waveform_to_logmel(np.asarray(audio[0]), int(audio[1]))
     else:
         examples = np.asarray(audio, dtype=np.float32)
@@ -206,6 +223,7 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
         examples = examples[:, None]
     if examples.ndim != 4 or examples.shape[1:] != (1, 96, 64):
         raise ValueError(f'{name}: log-mel examples must be (n, 96, 64) or (n, 1, 96, 64), got {examples.shape}')
+    check_finite_audio(examples, name)
     return pad_examples_repeat(examples, num_frames, name)
 
 
@@ -402,9 +420,10 @@ def read_video_audio(path: str, target_rate: int = AUDIO_RATE) -> np.ndarray:
     quantised to 16-bit like the official 16 kHz wav (value / 32768).
 
     Raises:
-        ValueError: the file has no audio track (with the hint to add one).
+        ValueError: the file has no audio track (with the hint to add one), or the track holds NaN / inf samples
+            (naming the file and the time span).
     """
-    from projects.ccformer.datasets.audio import resample, to_mono
+    from projects.ccformer.datasets.audio import check_finite_audio, resample, to_mono
     with _open(path) as container:
         if not container.streams.audio:
             raise ValueError(f'{path} has no audio track: audio-visual segmentation needs the sound. Use a '
@@ -424,8 +443,39 @@ def read_video_audio(path: str, target_rate: int = AUDIO_RATE) -> np.ndarray:
             chunks.append(arr.astype(np.float64))
     if not chunks:
         raise ValueError(f'{path}: the audio track is empty')
-    wave = resample(to_mono(np.concatenate(chunks, axis=0)), rate, target_rate)
+    wave = np.concatenate(chunks, axis=0)
+    check_finite_audio(wave, f'{path} (audio track)', rate)
+    wave = resample(to_mono(wave), rate, target_rate)
     return np.clip(np.round(wave * 32768.0), -32768, 32767) / 32768.0
+
+
+def examples_samples(num_examples: int) -> int:
+    """16 kHz samples that give ``num_examples`` complete 0.96-s log-mel examples (0.96 s each + 15 ms)."""
+    return (num_examples - 1) * EXAMPLE_HOP_SAMPLES + EXAMPLE_SAMPLES
+
+
+def frame_audio_samples(timestamps: Sequence[float], sample_fps: int = 1) -> int:
+    """16 kHz samples :func:`frame_audio_examples` reads for frames at ``timestamps`` (the picture's audio)."""
+    if sample_fps == 1:
+        return examples_samples(len(timestamps))
+    return max([EXAMPLE_SAMPLES] + [int(round(t * AUDIO_RATE)) for t in timestamps])
+
+
+def pad_with_silence(waveform: np.ndarray, num_samples: int, source: str) -> Tuple[np.ndarray, float]:
+    """Pad a 16 kHz waveform with zeros (silence) to ``num_samples``; report how much in the log.
+
+    For segmenting what sounds, audio missing at the end of a video is silence (not a repeat of its last second).
+
+    Returns:
+        ``(waveform, padded seconds)``.
+    """
+    missing = int(num_samples) - len(waveform)
+    if missing <= 0:
+        return waveform, 0.0
+    seconds = missing / AUDIO_RATE
+    print_log(f'{source}: the audio is {len(waveform) / AUDIO_RATE:.2f} s, {seconds:.2f} s shorter than the '
+              f'picture; the missing {seconds:.2f} s are taken as silence', logger='current', level=logging.WARNING)
+    return np.concatenate([waveform, np.zeros(missing, dtype=waveform.dtype)]), seconds
 
 
 def frame_audio_examples(waveform: np.ndarray, timestamps: Sequence[float], sample_fps: int = 1) -> np.ndarray:
@@ -480,7 +530,8 @@ def segment_video(model: torch.nn.Module,
 
     Returns:
         dict with ``frames`` (RGB uint8 list), ``masks`` (list of ``(H, W)`` uint8), ``timestamps`` (s),
-        ``windows`` (start index of each window), ``info`` (:func:`video_info`).
+        ``windows`` (start index of each window), ``info`` (:func:`video_info`), ``audio_padded_seconds`` (audio
+        shorter than the picture is padded with that much silence, :func:`pad_with_silence`; 0.0 if none).
 
     Raises:
         ValueError: no audio track, or the video is shorter than one window (T / fps seconds).
@@ -501,7 +552,8 @@ def segment_video(model: torch.nn.Module,
     if not starts:
         raise ValueError(f'{video_path}: only {len(frames)} frames could be sampled, fewer than one window of '
                          f'T={num_frames} frames; use a longer video or a higher --fps')
-    waveform = read_video_audio(video_path)
+    waveform, padded = pad_with_silence(read_video_audio(video_path), frame_audio_samples(timestamps, fps),
+                                        video_path)
     examples = frame_audio_examples(waveform, timestamps, fps)
     masks: List[Optional[np.ndarray]] = [None] * len(frames)
     for b in range(0, len(starts), batch_size):
@@ -515,7 +567,8 @@ def segment_video(model: torch.nn.Module,
                     masks[s + t] = out[t]
         if progress is not None:
             progress(len(batch))
-    return dict(frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info)
+    return dict(frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info,
+                audio_padded_seconds=padded)
 
 
 def num_video_windows(video_path: str, num_frames: int, fps: int = 1) -> int:
@@ -605,5 +658,5 @@ def write_video(path: str,
 __all__ = [
     'init_avs_model', 'inference_avs_model', 'segment_video', 'read_video_frames', 'read_video_audio',
     'audio_to_examples', 'frame_audio_examples', 'sample_frame_indices', 'video_info', 'window_starts',
-    'num_video_windows', 'get_num_frames', 'write_video', 'pick_video_codec'
+    'num_video_windows', 'get_num_frames', 'write_video', 'pick_video_codec', 'pad_with_silence'
 ]

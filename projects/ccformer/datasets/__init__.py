@@ -5,10 +5,12 @@ from .audio_conditions import (AUDIO_CONDITIONS, NEGATIVE_CONDITIONS, AudioCondi
                                NegativeAudioDataset, derangement)
 from .avsbench import AVSBenchMS3Dataset, AVSBenchS4Dataset, AVSSDataset
 from .palette import BINARY_CLASSES, BINARY_PALETTE, voc_palette
+from .samplers import SeededIndex, SeededSampler
 from .toy import generate_toy_avsbench
 
 __all__ = [
     'AVSBenchS4Dataset', 'AVSBenchMS3Dataset', 'AVSSDataset', 'waveform_to_logmel', 'load_wav',
     'load_logmel_pkl', 'voc_palette', 'AUDIO_CONDITIONS', 'NEGATIVE_CONDITIONS', 'AudioConditionDataset',
-    'AudioSwapDataset', 'NegativeAudioDataset', 'derangement', 'BINARY_CLASSES', 'BINARY_PALETTE', 'generate_toy_avsbench'
+    'AudioSwapDataset', 'NegativeAudioDataset', 'derangement', 'BINARY_CLASSES', 'BINARY_PALETTE',
+    'generate_toy_avsbench', 'SeededIndex', 'SeededSampler'
 ]

@@ -12,12 +12,14 @@ preprocessing):
 * :func:`pad_examples_repeat` / :func:`pad_examples_zeros` give the official S4/MS3 and AVSS padding.
 * :func:`load_logmel_pkl` reads the official ``.pkl`` log-mels (plain ``pickle.dump`` of a torch
   tensor) with a restricted unpickler that refuses every global a tensor does not need.
+* :func:`check_finite_audio`: NaN / inf samples or log-mel values stop with an error naming the file
+  and where in it they are (they would otherwise give NaN logits that metrics score as background).
 """
 import collections
 import io
 import os
 import pickle
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -136,6 +138,29 @@ def waveform_to_logmel(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
     return examples.reshape(-1, EXAMPLE_FRAMES, NUM_MEL_BINS).astype(np.float32)
 
 
+def check_finite_audio(values: np.ndarray, source: str, sample_rate: Optional[int] = None) -> None:
+    """Raise ``ValueError`` if ``values`` holds NaN or inf, naming ``source`` and where the bad values are.
+
+    Args:
+        values: a waveform ``[samples(, channels)]`` (give ``sample_rate``: the span is reported in seconds) or
+            log-mel examples ``[n, ...]`` (the span is reported as example indices, 0.96 s each).
+        source: the file (or other origin) named in the message.
+        sample_rate: rate of a waveform in Hz.
+    """
+    values = np.asarray(values)
+    if values.size == 0 or np.isfinite(values).all():
+        return
+    rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    count = int((~np.isfinite(values)).sum())
+    if sample_rate:
+        where = f'between {rows[0] / sample_rate:.2f} s and {(rows[-1] + 1) / sample_rate:.2f} s'
+    else:
+        where = (f'in log-mel examples {rows[0]}..{rows[-1]} (seconds {rows[0] * EXAMPLE_HOP_SECONDS:.2f} to '
+                 f'{(rows[-1] + 1) * EXAMPLE_HOP_SECONDS:.2f})')
+    raise ValueError(f'{source}: {count} non-finite (NaN / inf) audio values {where}. The model cannot use such '
+                     f'sound (its masks would be meaningless); re-extract or regenerate the audio of this file.')
+
+
 def load_wav(path: str) -> Tuple[np.ndarray, int]:
     """Read a wav file like the official loader.
 
@@ -147,7 +172,7 @@ def load_wav(path: str) -> Tuple[np.ndarray, int]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: soundfile cannot decode it.
+        ValueError: soundfile cannot decode it, or a float file holds NaN / inf samples.
     """
     import soundfile as sf
     if not os.path.isfile(path):
@@ -162,6 +187,7 @@ def load_wav(path: str) -> Tuple[np.ndarray, int]:
     except (RuntimeError, sf.LibsndfileError) as err:  # LibsndfileError subclasses RuntimeError
         raise ValueError(f'cannot decode audio file {path}: {err}. Re-extract it as a 16 kHz '
                          f'PCM wav (e.g. `ffmpeg -i video.mp4 -ar 16000 {path}`).') from err
+    check_finite_audio(data, path, int(rate))
     return np.asarray(data, dtype=np.float64), int(rate)
 
 
@@ -247,7 +273,7 @@ def load_logmel_pkl(path: str) -> np.ndarray:
     Raises:
         FileNotFoundError: missing file.
         pickle.UnpicklingError: any other global (e.g. ``os.system``) or a corrupt pickle.
-        ValueError: the object is not a tensor, or its shape is not ``[n, 1, 96, 64]``.
+        ValueError: the object is not a tensor, its shape is not ``[n, 1, 96, 64]``, or it holds NaN / inf.
     """
     import torch
     if not os.path.isfile(path):
@@ -269,4 +295,6 @@ def load_logmel_pkl(path: str) -> np.ndarray:
                          f'[n, 1, 96, 64] (VGGish examples); regenerate it from the wav.')
     if not obj.is_floating_point():
         raise ValueError(f'{path}: log-mel tensor has dtype {obj.dtype}, expected a float type')
-    return obj.detach().to(torch.float32).cpu().numpy()
+    examples = obj.detach().to(torch.float32).cpu().numpy()
+    check_finite_audio(examples, path)
+    return examples

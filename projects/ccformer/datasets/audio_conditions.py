@@ -289,8 +289,8 @@ class _AudioWrapper:
                supervise: bool) -> dict:
         """Put the ``replacement`` audio ``{t: (1, 96, 64)}`` into a packed clip and empty those frames' targets.
 
-        Padded frames (``frame_valid`` 0) are left alone. ``supervise``: replaced frames become supervised
-        (``gt_valid`` 1), since their target, empty, is known.
+        Padded frames (``frame_valid`` 0) are left alone. ``supervise``: replaced frames without a label (``gt_valid``
+        0, e.g. S4 training frames 2-5) become supervised too, since their target, empty, is known.
         """
         sample = packed['data_samples']
         meta = sample.metainfo
@@ -394,21 +394,26 @@ class AudioSwapDataset(AudioConditionDataset):
 @DATASETS.register_module()
 class NegativeAudioDataset(_AudioWrapper):
     """Negative-audio training: some clips, or some seconds of them, are heard with silence, noise or off-screen
-    sound, and those frames' targets become empty (AVSS: background) and supervised.
+    sound, and those frames' targets become empty (AVSS: background).
 
-    For clip ``idx`` in epoch ``e`` the draw is seeded by ``(seed, e, idx)``:
+    Each draw is seeded by ``(seed, s)``, where ``s`` is the sample seed that
+    :class:`~projects.ccformer.datasets.samplers.SeededSampler` (the configs' train sampler) derives from (sampler
+    seed, epoch, index): new draws every epoch, the same draws after a resume, in any worker. With a sampler that
+    yields plain indices the draw is seeded by ``(seed, idx)`` and repeats every epoch.
 
     * with probability ``prob`` the clip is changed, else it is left as it is;
     * a changed clip has all its real frames replaced with probability ``whole_clip_prob``, else a random
       non-empty proper subset of its seconds (1 to T - 1 of them);
+    * replaced frames get empty targets; those that had a label stay supervised, unlabelled ones become
+      supervised only with ``supervise_unlabelled``;
     * each replaced second draws its condition from ``conditions`` (relative weights): silence; noise (white or
       pink, RMS uniform in ``noise_dbfs`` dB re full scale); or off-screen sound, a second of another clip in which
       only kinds not visible in this clip are audible (:class:`OffscreenPool`). Off-screen is dropped (with a
       warning) when the kinds are unknown (:func:`dataset_clip_kinds`), and for a clip without any donor second.
 
     The replaced frames are flagged in the metainfo ``audio_replaced`` (T flags); ``CCFormer`` leaves them out of
-    BCL (their audio does not belong to their frame). ``set_epoch`` is called by
-    :class:`~projects.ccformer.engine.hooks.DatasetEpochHook`.
+    BCL (their audio does not belong to their frame). The wrapped dataset loads the clip (``dataset[idx]``, so its
+    own seeded augmentation applies) before the audio is replaced.
 
     Args:
         dataset (BaseDataset | dict): the wrapped training dataset.
@@ -416,13 +421,17 @@ class NegativeAudioDataset(_AudioWrapper):
         whole_clip_prob (float): share of those whose every second is replaced. Defaults to 0.5.
         conditions (dict): relative weights of ``silence``, ``noise``, ``offscreen``. Defaults to equal weights.
         noise_dbfs (tuple[float, float]): range of the noise RMS level. Defaults to (-45, -10).
+        supervise_unlabelled (bool): also supervise replaced frames that have no label (S4 training labels frame 1
+            only). Off by default: on S4 the empty targets of frames 2-5 would outnumber the labelled positives
+            about 3 to 1 and the model learns to predict nothing (docs/robustness.md).
         seed (int): seed of all draws. Defaults to 0.
         lazy_init (bool): defer loading the annotations. Defaults to False.
     """
 
     def __init__(self, dataset: Union[BaseDataset, dict], prob: float = 0.5, whole_clip_prob: float = 0.5,
                  conditions: Optional[Dict[str, float]] = None,
-                 noise_dbfs: Tuple[float, float] = (-45.0, -10.0), seed: int = 0, lazy_init: bool = False) -> None:
+                 noise_dbfs: Tuple[float, float] = (-45.0, -10.0), supervise_unlabelled: bool = False,
+                 seed: int = 0, lazy_init: bool = False) -> None:
         conditions = dict(silence=1.0, noise=1.0, offscreen=1.0) if conditions is None else dict(conditions)
         unknown = set(conditions) - set(NEGATIVE_CONDITIONS)
         if unknown:
@@ -437,12 +446,9 @@ class NegativeAudioDataset(_AudioWrapper):
         self.prob, self.whole_clip_prob, self.seed = float(prob), float(whole_clip_prob), int(seed)
         self.conditions = conditions
         self.noise_dbfs = (float(noise_dbfs[0]), float(noise_dbfs[1]))
-        self.epoch = 0
+        self.supervise_unlabelled = bool(supervise_unlabelled)
         self._has_donor: List[bool] = []
         super().__init__(dataset, lazy_init=lazy_init)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def _init(self) -> None:
         n = len(self.dataset)
@@ -456,9 +462,14 @@ class NegativeAudioDataset(_AudioWrapper):
                 self._pool = OffscreenPool(kinds)
                 self._has_donor = [any(self._pool.candidates(i)) for i in range(n)]
 
-    def plan(self, idx: int, num_frames: int, epoch: Optional[int] = None) -> List[Optional[str]]:
-        """Condition of each second of clip ``idx`` (None = its own audio), a function of (seed, epoch, idx)."""
-        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, idx])
+    def _entropy(self, idx: int) -> List[int]:
+        """Seed material of sample ``idx``: the sampler's per-sample seed when it gives one."""
+        seed = getattr(idx, 'seed', None)
+        return [self.seed, 1, int(seed)] if seed is not None else [self.seed, 0, int(idx)]
+
+    def plan(self, idx: int, num_frames: int) -> List[Optional[str]]:
+        """Condition of each second of clip ``idx`` (None = its own audio); a function of the seeds only."""
+        rng = np.random.default_rng(self._entropy(idx))
         if rng.random() >= self.prob:
             return [None] * num_frames
         if num_frames == 1 or rng.random() < self.whole_clip_prob:
@@ -467,7 +478,7 @@ class NegativeAudioDataset(_AudioWrapper):
             size = int(rng.integers(1, num_frames))
             seconds = sorted(int(s) for s in rng.choice(num_frames, size=size, replace=False))
         names = [c for c in NEGATIVE_CONDITIONS if self.conditions.get(c, 0) > 0
-                 and (c != 'offscreen' or self._has_donor[idx])] or ['silence']
+                 and (c != 'offscreen' or self._has_donor[int(idx)])] or ['silence']
         weights = np.array([self.conditions.get(c, 1.0) for c in names], dtype=np.float64)
         drawn = rng.choice(len(names), size=len(seconds), p=weights / weights.sum())
         out: List[Optional[str]] = [None] * num_frames
@@ -476,12 +487,13 @@ class NegativeAudioDataset(_AudioWrapper):
         return out
 
     def __getitem__(self, idx: int) -> dict:
-        packed = self.dataset.pipeline(self.get_data_info(idx))
+        self.full_init()
+        packed = self.dataset[idx]
         num = packed['audio'].shape[0]
         plan = self.plan(idx, num)
         if not any(plan):
             return packed
-        rng = np.random.default_rng([self.seed, self.epoch, idx, 1])
+        rng = np.random.default_rng(self._entropy(idx) + [1])
         replacement = {}
         for t, cond in enumerate(plan):
             if cond == 'silence':
@@ -491,5 +503,5 @@ class NegativeAudioDataset(_AudioWrapper):
                 replacement[t] = noise_logmel(rng, 1, rng.uniform(*self.noise_dbfs), color)[0]
         offscreen = [t for t, cond in enumerate(plan) if cond == 'offscreen']
         if offscreen:
-            replacement.update(self._offscreen_audio(rng, idx, offscreen, num))
-        return self._apply(packed, replacement, [c or 'original' for c in plan], supervise=True)
+            replacement.update(self._offscreen_audio(rng, int(idx), offscreen, num))
+        return self._apply(packed, replacement, [c or 'original' for c in plan], supervise=self.supervise_unlabelled)

@@ -14,6 +14,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .palette import AVSS_NUM_CLASSES, BINARY_CLASSES, BINARY_PALETTE, voc_palette
+from .transforms.processing import seeded_rng
 
 SPLITS = ('train', 'val', 'test')
 AVSS_SUBSETS = ('v1s', 'v1m', 'v2')
@@ -78,6 +79,16 @@ class _AVSBaseDataset(BaseSegDataset):
         self.split = split
         self.check_files = check_files
         super().__init__(**kwargs)
+
+    def prepare_data(self, idx: int):
+        """Run the pipeline on sample ``idx``; a :class:`~.samplers.SeededIndex` (training with
+        ``SeededSampler``) seeds the global RNGs for it, so its random augmentation depends only on the seed the
+        sampler derived from (seed, epoch, index)."""
+        seed = getattr(idx, 'seed', None)
+        if seed is None:
+            return super().prepare_data(idx)
+        with seeded_rng(seed):
+            return super().prepare_data(int(idx))
 
     def _path(self, *parts: str) -> str:
         return osp.join(self.data_root or '', *parts)

@@ -167,11 +167,14 @@ class LoadAVSAudio(BaseTransform):
     through :func:`~projects.ccformer.datasets.audio.waveform_to_logmel` (mono mix, resampling of
     other rates to 16 kHz). Then the examples are cut/padded to T = ``num_frames``:
 
-    * ``pad_mode='repeat'`` (S4/MS3, official preprocessing): repeat the last example;
+    * ``pad_mode='repeat'`` (S4/MS3, official preprocessing): repeat the last example. Kept so the official
+      files load exactly as the official loaders read them; audio of a video that is shorter than its picture is
+      padded with silence where this project cuts videos (``videos_to_avsbench.py``, the demo and
+      ``segment_video``), so files it writes are already full length;
     * ``pad_mode='zeros'`` (AVSS): zero examples; ``audio_valid`` (T,) flags the real ones.
 
     Silence loads fine (``log(0.01)`` everywhere). Audio shorter than one example (0.975 s) is an
-    error with ``'repeat'`` and all zeros with ``'zeros'``.
+    error with ``'repeat'`` and all zeros with ``'zeros'``. NaN / inf in a file stops with an error naming it.
 
     Required keys: ``audio_path``, ``num_frames``. Added keys: ``audio``, ``audio_valid``.
     """

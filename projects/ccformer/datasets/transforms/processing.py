@@ -1,6 +1,7 @@
 """Clip-level processing: the official AVSS resize and clip-consistent augmentation."""
+import contextlib
 import random
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -91,6 +92,24 @@ def _set_rng_state(state: tuple) -> None:
     np.random.set_state(state[0])
     random.setstate(state[1])
     torch.random.set_rng_state(state[2])
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Run the body with the numpy, Python and torch (CPU) global RNGs seeded by ``seed``; restore them after.
+
+    Transforms that draw from the global RNGs (mmcv / mmseg random transforms) then draw a function of ``seed``
+    only, whatever ran before in the process or data-loader worker.
+    """
+    saved = _rng_state()
+    seed = int(seed) % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.random.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        _set_rng_state(saved)
 
 
 def _same_rng_state(a: tuple, b: tuple) -> bool:

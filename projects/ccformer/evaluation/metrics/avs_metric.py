@@ -42,6 +42,14 @@ def as_clip(data: torch.Tensor, name: str, video_id: str) -> torch.Tensor:
     return data
 
 
+def check_same_frames(pred: torch.Tensor, gt: torch.Tensor, pred_name: str, video_id: str) -> None:
+    """Raise ``ValueError`` naming the video when prediction and ground truth have different frame counts."""
+    if pred.shape[0] != gt.shape[0]:
+        raise ValueError(f'video {video_id!r}: {pred_name} has {pred.shape[0]} frames but gt_sem_seg has '
+                         f'{gt.shape[0]}; a clip must be predicted and labelled frame by frame (check num_frames of '
+                         f'the model / dataset and that the ground truth of every frame was loaded).')
+
+
 def frame_flags(sample: Any, key: str, num_frames: int, video_id: str) -> np.ndarray:
     """A per-frame 0/1 metainfo list (``gt_valid`` / ``frame_valid``) as a bool array; all True when absent."""
     flags = sample_get(sample, key)
@@ -146,6 +154,7 @@ class AVSBenchMetric(BaseMetric):
                                'step 5) and the test pipeline must load the masks.')
             logits = as_clip(logits, 'seg_logits', video_id)
             gt = as_clip(gt, 'gt_sem_seg', video_id)
+            check_same_frames(logits, gt, 'seg_logits', video_id)
             keep = torch.from_numpy(frame_flags(sample, 'gt_valid', gt.shape[0], video_id))
             try:
                 stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)],

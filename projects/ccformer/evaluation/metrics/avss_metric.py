@@ -9,7 +9,8 @@ from prettytable import PrettyTable
 
 from mmseg.registry import METRICS
 from .. import functional as F
-from .avs_metric import as_clip, empty_frame_metrics, frame_flags, order_results, sample_get, sample_pixel_data
+from .avs_metric import (as_clip, check_same_frames, empty_frame_metrics, frame_flags, order_results, sample_get,
+                         sample_pixel_data)
 from ...engine.hooks.prediction_save_hook import save_clip_masks
 
 
@@ -83,6 +84,7 @@ class AVSSMetric(BaseMetric):
                 raise KeyError(f'AVSSMetric needs {missing!r} in the data sample of video {video_id!r}.')
             pred = as_clip(pred, 'pred_sem_seg', video_id).clone()
             gt = as_clip(gt, 'gt_sem_seg', video_id)
+            check_same_frames(pred, gt, 'pred_sem_seg', video_id)
             valid = frame_flags(sample, 'frame_valid', pred.shape[0], video_id)
             if self.force_padded_background:
                 pred[~torch.from_numpy(valid).to(pred.device)] = 0

@@ -14,10 +14,10 @@ from typing import List, Optional, Sequence
 import timm
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ...engine.safe_checkpoint import load_checkpoint_file
 from .vggish import check_pretrained_file
 
 PVT_V2_URL = 'https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b5.pth'
@@ -61,7 +61,7 @@ class TimmPyramidBackbone(BaseModule):
         path = cfg['checkpoint']
         check_pretrained_file(path, f'TimmPyramidBackbone({self.model_name})',
                               PVT_V2_URL if self.model_name == 'pvt_v2_b5' else '')
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        ckpt = load_checkpoint_file(path, map_location='cpu')  # weights-only: never runs code
         state = ckpt
         for key in ('state_dict', 'model'):
             if isinstance(state, dict) and key in state:

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ...engine.safe_checkpoint import load_checkpoint_file
 
 VGGISH_URL = 'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth'
 
@@ -93,7 +93,7 @@ class VGGish(BaseModule):
             return
         path = cfg['checkpoint']
         check_pretrained_file(path, 'VGGish', VGGISH_URL)
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+        ckpt = load_checkpoint_file(path, map_location='cpu')  # weights-only: never runs code
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
         state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
         own = self.state_dict()

@@ -1,0 +1,201 @@
+"""Checkpoint loading never executes code (projects/ccformer/engine/safe_checkpoint.py), and strict key checks."""
+import argparse
+import collections
+import os
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+import projects.ccformer  # noqa: F401  (installs the safe loaders)
+from projects.ccformer.engine.safe_checkpoint import (TRUST_ENV, CheckpointMismatchError, CorruptCheckpointError,
+                                                      UnsafeCheckpointError, check_state_dict_fits,
+                                                      install_safe_loaders, load_checkpoint_file,
+                                                      load_model_checkpoint, trust_checkpoint)
+
+
+class _Payload:
+    """Unpickling calls ``os.system('touch MARKER')``: the marker file shows whether code ran."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def _mmengine_checkpoint(path: str) -> dict:
+    """What mmengine 0.11's Runner.save_checkpoint writes: meta with the config text, a message hub with
+    HistoryBuffers (numpy arrays) and numpy scalars, optimizer and scheduler states."""
+    hub = MessageHub.get_instance('safe_checkpoint_test')
+    for v in (0.5, 0.25):
+        hub.update_scalar('train/loss', v)
+    hub.update_info('eta', np.float64(12.5))
+    hub.update_info('best_score', 42.0)
+    ckpt = dict(meta=dict(epoch=2, iter=6, cfg="model = dict(type='CCFormer')\n", seed=123,
+                          dataset_meta=dict(classes=('background', 'sounding object'), palette=[[0, 0, 0]])),
+                state_dict=collections.OrderedDict(w=torch.arange(4.0)),
+                message_hub=hub.state_dict(),
+                optimizer=dict(state={0: dict(step=torch.tensor(6.0))}, param_groups=[dict(lr=1e-3, params=[0])]),
+                param_schedulers=[dict(last_epoch=2, base_values=[1e-3])])
+    torch.save(ckpt, path)
+    return ckpt
+
+
+def test_mmengine_checkpoint_loads_on_the_safe_path(tmp_path):
+    """The allowlist covers what mmengine writes; without it weights_only refuses the same file."""
+    path = str(tmp_path / 'epoch_2.pth')
+    _mmengine_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    ckpt = load_checkpoint_file(path)
+    assert torch.equal(ckpt['state_dict']['w'], torch.arange(4.0))
+    loss = ckpt['message_hub']['log_scalars']['train/loss']
+    assert isinstance(loss, HistoryBuffer) and loss.mean() == pytest.approx(0.375) and loss.current() == 0.25
+    assert ckpt['message_hub']['runtime_info']['eta'] == 12.5
+    assert ckpt['meta']['dataset_meta']['classes'] == ('background', 'sounding object')
+    # mmengine's own entry points go through the same loader
+    assert torch.equal(_load_checkpoint(path, map_location='cpu')['state_dict']['w'], torch.arange(4.0))
+
+
+@pytest.mark.parametrize('writer', ['torch.save', 'pickle.dump'])
+def test_payload_is_refused_and_never_runs(tmp_path, writer):
+    path, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'PWNED')
+    obj = dict(state_dict=dict(w=torch.zeros(2)), meta=_Payload(marker))
+    if writer == 'torch.save':
+        torch.save(obj, path)
+    else:
+        with open(path, 'wb') as f:
+            pickle.dump(obj, f)
+    for load in (load_checkpoint_file, lambda p: _load_checkpoint(p, map_location='cpu'),
+                 lambda p: CheckpointLoader.load_checkpoint(p)):
+        with pytest.raises(UnsafeCheckpointError) as exc:
+            load(path)
+        msg = str(exc.value)
+        assert path in msg and 'posix.system' in msg and '--trust-checkpoint' in msg and TRUST_ENV in msg
+    assert not osp.exists(marker)
+
+
+def test_getattr_is_admitted_only_for_history_buffer_methods(tmp_path):
+    class _Lookup:
+        def __reduce__(self):
+            return getattr, (HistoryBuffer, '__init__')
+
+    path = str(tmp_path / 'lookup.pth')
+    torch.save(dict(x=_Lookup()), path)
+    with pytest.raises(UnsafeCheckpointError, match='builtins.getattr'):
+        load_checkpoint_file(path)
+
+
+def test_trusted_file_opt_in(tmp_path, monkeypatch):
+    """A file needing full unpickling loads only when opted in (env var or trust_checkpoint), one file at a time."""
+    path, other = str(tmp_path / 'legacy.pth'), str(tmp_path / 'other.pth')
+    for p in (path, other):
+        torch.save(dict(state_dict=dict(w=torch.ones(1)), args=argparse.Namespace(lr=0.1)), p)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UnsafeCheckpointError, match='argparse.Namespace'):
+        load_checkpoint_file(path)
+    monkeypatch.setenv(TRUST_ENV, path)
+    assert load_checkpoint_file(path)['args'].lr == 0.1
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint_file(other)
+    monkeypatch.delenv(TRUST_ENV)
+    trust_checkpoint(other)
+    assert os.environ[TRUST_ENV] == osp.realpath(other)
+    assert load_checkpoint_file(other)['args'].lr == 0.1
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty', 'garbage'])
+def test_truncated_or_corrupt_checkpoint(tmp_path, damage):
+    good = str(tmp_path / 'good.pth')
+    _mmengine_checkpoint(good)
+    data = open(good, 'rb').read()
+    bad = str(tmp_path / f'{damage}.pth')
+    with open(bad, 'wb') as f:
+        f.write({'truncated': data[:len(data) // 2], 'empty': b'',
+                 'garbage': np.random.default_rng(0).bytes(4096)}[damage])
+    with pytest.raises(CorruptCheckpointError, match=f'checkpoint {bad}.*truncated or corrupt'):
+        load_checkpoint_file(bad)
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        load_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_remote_schemes_are_weights_only(tmp_path):
+    """Schemes other than local files (http, torchvision://, ...) run their loader with torch.load forced to
+    weights-only, even where the loader asks for weights_only=False."""
+    path, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'PWNED')
+    torch.save(dict(meta=_Payload(marker)), path)
+
+    def load_from_fake(filename, map_location=None):
+        return torch.load(path, map_location=map_location, weights_only=False)
+
+    CheckpointLoader.register_scheme('fake://', load_from_fake)
+    try:
+        install_safe_loaders()
+        with pytest.raises(UnsafeCheckpointError, match='fake://model.pth'):
+            CheckpointLoader.load_checkpoint('fake://model.pth')
+        assert not osp.exists(marker)
+        torch.save(dict(state_dict=dict(w=torch.ones(1))), path)
+        assert torch.equal(load_checkpoint_file('fake://model.pth')['state_dict']['w'], torch.ones(1))
+    finally:
+        CheckpointLoader._schemes.pop('fake://', None)
+    assert os.environ.get('TORCH_FORCE_WEIGHTS_ONLY_LOAD') is None
+
+
+class _Frozen(torch.nn.Module):
+    def __init__(self, checkpoint=None):
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+        self.frozen = True
+        self.init_cfg = dict(type='Pretrained', checkpoint=checkpoint) if checkpoint else None
+        self.loaded = False
+
+    def init_weights(self):
+        state = load_checkpoint_file(self.init_cfg['checkpoint'])
+        self.load_state_dict(state)
+        self.loaded = True
+
+
+class _Model(torch.nn.Module):
+    def __init__(self, pretrained=None):
+        super().__init__()
+        self.head = torch.nn.Linear(2, 3)
+        self.audio_encoder = _Frozen(pretrained)
+
+
+def test_state_dict_must_fit(tmp_path):
+    model = _Model()
+    own = model.state_dict()
+    assert check_state_dict_fits(model, own, 'ok.pth', 'cfg.py') == []
+    other = {'backbone.conv.weight': torch.zeros(1), 'head.weight': torch.zeros(3, 2)}
+    with pytest.raises(CheckpointMismatchError) as exc:
+        check_state_dict_fits(model, other, 'other.pth', 'configs/x.py')
+    msg = str(exc.value)
+    assert 'other.pth' in msg and 'configs/x.py' in msg and 'backbone.conv.weight' in msg and 'head.bias' in msg
+    assert '--allow-partial-checkpoint' in msg
+    wrong_shape = dict(own, **{'head.weight': torch.zeros(4, 2)})
+    with pytest.raises(CheckpointMismatchError, match=r'head.weight \(4, 2\) vs \(3, 2\)'):
+        check_state_dict_fits(model, wrong_shape, 'shape.pth')
+    assert check_state_dict_fits(model, other, 'other.pth', allow_partial=True) == []  # warns only
+
+
+def test_frozen_pretrained_part_may_be_absent(tmp_path):
+    """A frozen module with its own Pretrained file (the frozen VGGish) may be left out of a checkpoint; it is then
+    loaded from that file. Without such a file the missing keys are refused."""
+    vggish = str(tmp_path / 'vggish.pth')
+    ref = _Frozen()
+    torch.save(ref.state_dict(), vggish)
+    trained = _Model()
+    ckpt = str(tmp_path / 'published.pth')
+    torch.save(dict(state_dict={k: v for k, v in trained.state_dict().items() if k.startswith('head.')}), ckpt)
+    model = _Model(pretrained=vggish)
+    load_model_checkpoint(model, ckpt)
+    assert model.audio_encoder.loaded
+    assert torch.equal(model.audio_encoder.fc.weight, ref.fc.weight)
+    assert torch.equal(model.head.weight, trained.head.weight)
+    with pytest.raises(CheckpointMismatchError, match='audio_encoder.fc.weight'):
+        load_model_checkpoint(_Model(), ckpt)
