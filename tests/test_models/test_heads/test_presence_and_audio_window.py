@@ -97,6 +97,15 @@ def test_presence_head_loss_and_gated_predict(num_classes):
     torch.testing.assert_close(final, gated)
 
 
+def test_presence_margin_shifts_the_gate():
+    head = build(presence_head=dict(loss_weight=1.0), presence_margin=2.5).eval()
+    inputs = neck_out()
+    with torch.no_grad():
+        last = head(inputs, T)[-1]
+        final = head.predict(inputs, T)
+    torch.testing.assert_close(final, CCFormerHead.gate(last[:, :1], last[:, 1:, :1, :1] + 2.5))
+
+
 def test_presence_head_bad_config():
     with pytest.raises(TypeError, match='hidden'):
         build(presence_head=dict(loss_weight=1.0, hidden=3))

@@ -7,7 +7,6 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.losses import DiceLoss
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
@@ -101,13 +100,6 @@ class CCFormerHead(BaseModule):
             (``loss_presence``, supervised frames only); at inference it
             gates the masks (:meth:`gate`), so a frame in which nothing on
             screen sounds comes out empty. None (default, the paper): none.
-        dice_skip_empty (bool): binary Dice losses average over the
-            supervised frames whose target has foreground only. Dice is the
-            constant 1 on an empty target, so counting those frames only
-            shrinks the positive frames' gradient by the share of empty ones
-            (large with negative-audio training on S4, where one frame per
-            training clip is labelled). False (default): every supervised
-            frame, as the official AVSegFormer Dice.
     """
 
     def __init__(self,
@@ -126,7 +118,7 @@ class CCFormerHead(BaseModule):
                  align_corners: bool = False,
                  threshold: float = 0.5,
                  presence_head: Optional[ConfigType] = None,
-                 dice_skip_empty: bool = False,
+                 presence_margin: float = 0.0,
                  init_cfg: Optional[ConfigType] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
@@ -180,7 +172,7 @@ class CCFormerHead(BaseModule):
             [MODELS.build(copy.deepcopy(cfg)) for cfg in loss_decode])
         self.loss_names = [self._loss_name(cfg, m)
                            for cfg, m in zip(loss_decode, self.loss_decode)]
-        self.dice_skip_empty = dice_skip_empty
+        self.presence_margin = float(presence_margin)
         self.presence_head = None
         if presence_head is not None:
             presence_head = dict(presence_head)
@@ -347,7 +339,7 @@ class CCFormerHead(BaseModule):
         if self.presence_head is None:
             return out
         k = self.num_classes
-        return self.gate(out[:, :k], out[:, k:, :1, :1])
+        return self.gate(out[:, :k], out[:, k:, :1, :1] + self.presence_margin)
 
     # ---------------------------------------------------------------- loss
     def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int,
@@ -427,14 +419,9 @@ class CCFormerHead(BaseModule):
             gt_s = gt[None].expand(s, -1, -1, -1).flatten(0, 1)
             denom = weight.sum().clamp(min=1.0)
             losses = {}
-            for loss, name, value in zip(self.loss_decode, self.loss_names,
-                                         self._frame_losses(logits, gt_s)):
-                w, d = weight, denom
-                if (self.dice_skip_empty and self.num_classes == 1
-                        and isinstance(loss, DiceLoss)):
-                    w = weight * (gt == 1).flatten(1).any(1).float()
-                    d = w.sum().clamp(min=1.0)
-                per_stage = (value.view(s, bt) * w).sum(1) / d
+            for name, value in zip(self.loss_names,
+                                   self._frame_losses(logits, gt_s)):
+                per_stage = (value.view(s, bt) * weight).sum(1) / denom
                 for i in range(s):
                     key = name if i == s - 1 else f'd{i}.{name}'
                     losses[key] = per_stage[i]
