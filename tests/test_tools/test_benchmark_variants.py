@@ -26,18 +26,21 @@ def test_variants_are_interleaved_checked_and_summarised(tmp_path):
         report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'infer', '--amp', 'none', '--batch-size', '2',
                              '--size', '32', '--iters', '2', '--warmup', '1', '--threads', '1', '--parts', 'model',
                              '--backend', 'pytorch', 'onnxruntime', '--memory-format', 'contiguous', 'channels_last',
-                             '--ort-opt-level', 'disable', 'all', '--rounds', '2', '--json', str(out)])
+                             '--ort-opt-level', 'disable', 'all', '--ort-precision', 'fp32', 'int8', '--rounds', '2',
+                             '--json', str(out)])
     finally:
         torch.set_num_threads(threads)
     recs = report['results']
-    variants = ['pytorch', 'channels_last', 'ort-disable', 'ort-all']
+    variants = ['pytorch', 'channels_last', 'ort-disable', 'ort-disable-int8', 'ort-all', 'ort-all-int8']
     assert [(r['round'], bench._variant(r)) for r in recs] == [(k, v) for k in range(2) for v in variants]
     for r in recs:
         assert r['status'] == 'ok', r
         assert r['threads'] == 1 and r['batch_size'] == 2 and r['frames_per_s'] == pytest.approx(10 / r['median_s'])
-        if bench._variant(r) != 'pytorch':  # same logits as the eager model on the timed inputs
-            assert r['max_abs_diff'] < 1e-4
-    assert report['onnx_bytes'] > 0 and report['export_s'] > 0   # exported once, in the process
+        if bench._variant(r).endswith('int8'):  # quantised weights: other logits, recorded
+            assert 1e-4 < r['max_abs_diff'] and 0 < r['mask_agreement'] <= 1
+        elif bench._variant(r) != 'pytorch':  # same logits as the eager model on the timed inputs
+            assert r['max_abs_diff'] < 1e-4 and r['mask_agreement'] == 1
+    assert report['onnx_bytes'] > 0 and report['onnx_int8_bytes'] > 0 and report['export_s'] > 0  # once, here
     summary = {bench._variant(e): e for e in report['summary']}
     assert set(summary) == set(variants)
     for name, entry in summary.items():
@@ -79,15 +82,16 @@ def test_benchmark_table_merges_reports_steps_and_failures(tmp_path):
     b.write_text(json.dumps(dict(env=env, results=[_record('backbone', 2, 0.01)])))
     broken.write_text('{"results": [')   # a step killed while writing: listed, not fatal
     steps = tmp_path / 'steps.tsv'
-    steps.write_text('cuda-tests\t0\t95\t300\ninfer_compiled_bf16_model_bs2\t124\t290\t290\n')
+    steps.write_text('cuda-tests\t0\t95\t300\ninfer_compiled_bf16_model_bs2\t124\t290\t290\ntotal\t0\t410\t480\n')
     merged = benchmark_table.main([str(a), str(b), str(broken), '--steps', str(steps), '--budget', '480',
                                    '--json', str(tmp_path / 'all.json'), '--markdown', str(tmp_path / 'all.md')])
     assert json.loads((tmp_path / 'all.json').read_text()) == merged
     model = [r for r in merged['results'] if r['part'] == 'model' and r['status'] == 'ok'][0]
     assert model['model_over_backbone'] == pytest.approx(0.5) and model['source'] == 'model.json'
     assert [s.get('error', '')[:15] for s in merged['sources']] == ['', '', 'JSONDecodeError']
-    assert [(s['name'], s['status']) for s in merged['steps']] == [('cuda-tests', 'ok'),
-                                                                   ('infer_compiled_bf16_model_bs2', 'timeout')]
+    assert [(s['name'], s['status']) for s in merged['steps']] == [
+        ('cuda-tests', 'ok'), ('infer_compiled_bf16_model_bs2', 'timeout'), ('total', 'ok')]
     md = (tmp_path / 'all.md').read_text()
     assert 'NVIDIA H200' in md and '| model | infer | bf16 | 2 | eager | 20.0 (18.0-22.0) | 500 | 100.0 | 0.50 |' in md
-    assert '**oom**: CUDA out of memory' in md and '1.00 GiB (CUDA)' in md and 'budget 480 s' in md
+    assert '**oom**: CUDA out of memory' in md and '1.00 GiB (CUDA)' in md
+    assert '410 s in all before this summary, budget 480 s' in md

@@ -17,9 +17,11 @@ For every requested (mode, amp, batch size) the same process times, one after th
 
 ``--backend onnxruntime`` (inference, fp32, CPU) also times the model's tensor core exported to ONNX
 (``projects.ccformer.deployment``; exported in-process from the same weights unless ``--onnx FILE`` is given) and run
-by ONNX Runtime (``--ort-opt-level``: its graph optimisation levels), on the same inputs; ``--memory-format
-channels_last`` times a channels-last copy of the PyTorch model. Each such record carries ``max_abs_diff``: the
-largest logit difference from the eager (contiguous) PyTorch model on the timed inputs. ``--threads 1 2`` sweeps the
+by ONNX Runtime (``--ort-opt-level``: its graph optimisation levels; ``--ort-precision int8``: the export with
+its MatMul / Gemm weights quantised to int8 by ``onnxruntime.quantization.quantize_dynamic``, which does NOT keep
+the outputs equal), on the same inputs; ``--memory-format channels_last`` times a channels-last copy of the PyTorch
+model. Each such record carries ``max_abs_diff`` (the largest logit difference from the eager, contiguous PyTorch
+model on the timed inputs) and ``mask_agreement`` (fraction of pixels whose ``logit > 0`` agrees). ``--threads 1 2`` sweeps the
 intra-op threads (PyTorch and ONNX Runtime). ``--rounds R`` repeats the whole sweep R times, one record of each
 variant after the other (A, B, A, B ...: on a shared machine a load change then hits every variant alike), and the
 ``summary`` gives the median over the rounds and the speed-up over eager PyTorch.
@@ -114,6 +116,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              'here into a temporary folder, random weights included)')
     parser.add_argument('--ort-opt-level', nargs='+', choices=['disable', 'basic', 'extended', 'all'],
                         default=['all'], help='ONNX Runtime graph optimisation levels to time')
+    parser.add_argument('--ort-precision', nargs='+', choices=['fp32', 'int8'], default=['fp32'],
+                        help='int8: MatMul/Gemm weights quantised (dynamic quantisation; outputs change)')
     parser.add_argument('--memory-format', nargs='+', choices=['contiguous', 'channels_last'],
                         default=['contiguous'], help='PyTorch weights and activations layout (CPU: oneDNN)')
     parser.add_argument('--rounds', type=int, default=1,
@@ -694,8 +698,9 @@ class Variants:
         self._channels_last: Optional[nn.Module] = None
         self._sessions: Dict[Any, Any] = {}
         self._refs: Dict[int, torch.Tensor] = {}
-        self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self._tmp = tempfile.TemporaryDirectory(prefix='ccformer_onnx_')
         self.onnx_file = args.onnx
+        self.int8_file: Optional[str] = None
         self.export: Dict[str, Any] = {}
 
     def pytorch(self, memory_format: str) -> nn.Module:
@@ -705,23 +710,32 @@ class Variants:
             self._channels_last = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
         return self._channels_last
 
-    def session(self, level: str, threads: Optional[int]) -> Any:
-        """An ONNX Runtime session of the model's export (exported here at the first call unless ``--onnx``)."""
+    def session(self, level: str, threads: Optional[int], precision: str = 'fp32') -> Any:
+        """An ONNX Runtime session of the model's export (exported here at the first call unless ``--onnx``;
+        ``precision='int8'``: its dynamically quantised copy, made at the first call)."""
         from projects.ccformer.deployment import ORTSegmentor
 
         if self.onnx_file is None:
             from projects.ccformer.deployment.onnx_export import export_onnx
 
-            self._tmp = tempfile.TemporaryDirectory(prefix='ccformer_onnx_')
             path = os.path.join(self._tmp.name, 'model.onnx')
             t0 = time.perf_counter()
             export_onnx(self.model, path, self.frames, (self.args.size, self.args.size))
-            self.export = dict(export_s=time.perf_counter() - t0, onnx_bytes=os.path.getsize(path))
+            self.export.update(export_s=time.perf_counter() - t0, onnx_bytes=os.path.getsize(path))
             self.onnx_file = path
-        if (level, threads) not in self._sessions:
-            self._sessions[level, threads] = ORTSegmentor(self.onnx_file, num_threads=threads,
-                                                          graph_optimization_level=level).session
-        return self._sessions[level, threads]
+        if precision == 'int8' and self.int8_file is None:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            path = os.path.join(self._tmp.name, 'model_int8.onnx')
+            t0 = time.perf_counter()
+            quantize_dynamic(self.onnx_file, path, weight_type=QuantType.QInt8, op_types_to_quantize=['MatMul', 'Gemm'])
+            self.export.update(quantize_s=time.perf_counter() - t0, onnx_int8_bytes=os.path.getsize(path))
+            self.int8_file = path
+        key = (level, threads, precision)
+        if key not in self._sessions:
+            self._sessions[key] = ORTSegmentor(self.int8_file if precision == 'int8' else self.onnx_file,
+                                               num_threads=threads, graph_optimization_level=level).session
+        return self._sessions[key]
 
     @torch.no_grad()
     def reference(self, data: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -731,28 +745,32 @@ class Variants:
             self._refs[batch] = TensorForward(self.model.eval())(data['inputs'], data['audio']).float()
         return self._refs[batch]
 
+    def compare(self, out: torch.Tensor, data: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """``max_abs_diff`` and ``mask_agreement`` (``logit > 0``) of ``out`` against :meth:`reference`."""
+        ref = self.reference(data)
+        return dict(max_abs_diff=float((out - ref).abs().max()),
+                    mask_agreement=float(((out > 0) == (ref > 0)).float().mean()))
+
     def close(self) -> None:
         self._sessions.clear()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        self._tmp.cleanup()
 
 
-def run_onnxruntime(variants: Variants, level: str, threads: Optional[int], batch: int, frames: int,
+def run_onnxruntime(variants: Variants, level: str, precision: str, threads: Optional[int], batch: int, frames: int,
                     device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
     """Time ONNX Runtime on the tensor core's inputs (the ``model`` part, ``--forward-mode tensor``)."""
     data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
     record: Dict[str, Any] = dict(part='model', mode='infer', amp='none', batch_size=batch, frames=frames,
                                   size=args.size, compile=False, compile_mode=None, compile_backend=None,
                                   forward_mode='tensor', backend='onnxruntime', ort_opt_level=level,
-                                  memory_format=None, params=count_params(variants.model),
+                                  ort_precision=precision, memory_format=None, params=count_params(variants.model),
                                   trainable_params=count_params(variants.model, trainable_only=True))
     try:
-        session = variants.session(level, threads)
+        session = variants.session(level, threads, precision)
         feeds = dict(frames=data['inputs'].numpy(), audio=data['audio'].numpy())
         record.update(summarize(time_steps(lambda: session.run(['logits'], feeds), args.iters, args.warmup,
                                            device), batch, frames))
-        out = torch.from_numpy(session.run(['logits'], feeds)[0])
-        record['max_abs_diff'] = float((out - variants.reference(data)).abs().max())
+        record.update(variants.compare(torch.from_numpy(session.run(['logits'], feeds)[0]), data))
         record['max_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         record['status'] = 'ok'
     except Exception as err:  # noqa: BLE001  (record the failure and go on with the sweep)
@@ -764,12 +782,13 @@ def sweep(mode: str, amp: str, args: argparse.Namespace) -> List[Dict[str, Any]]
     """The variants timed for one (mode, amp): each part per memory format, then ONNX Runtime per level."""
     out = [dict(backend='pytorch', part=part, memory_format=fmt) for part in args.parts for fmt in args.memory_format]
     if 'onnxruntime' in args.backend and mode == 'infer' and amp == 'none':
-        out += [dict(backend='onnxruntime', part='model', ort_opt_level=level) for level in args.ort_opt_level]
+        out += [dict(backend='onnxruntime', part='model', ort_opt_level=level, ort_precision=precision)
+                for level in args.ort_opt_level for precision in args.ort_precision]
     return out
 
 
 SUMMARY_KEYS = ('part', 'mode', 'amp', 'batch_size', 'compile', 'backend', 'memory_format', 'ort_opt_level',
-                'threads', 'forward_mode')
+                'ort_precision', 'threads', 'forward_mode')
 
 
 def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -785,9 +804,9 @@ def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         entry = dict(zip(SUMMARY_KEYS, key), rounds=len(recs), median_s=statistics.median(medians),
                      per_round_median_s=medians)
         entry['s_per_clip'] = entry['median_s'] / entry['batch_size']
-        diffs = [r['max_abs_diff'] for r in recs if 'max_abs_diff' in r]
-        if diffs:
-            entry['max_abs_diff'] = max(diffs)
+        if any('max_abs_diff' in r for r in recs):
+            entry['max_abs_diff'] = max(r['max_abs_diff'] for r in recs)
+            entry['mask_agreement'] = min(r['mask_agreement'] for r in recs)
         summary.append(entry)
     for entry in summary:
         for ref in summary:
@@ -799,7 +818,7 @@ def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def _variant(rec: Dict[str, Any]) -> str:
     if rec.get('backend') == 'onnxruntime':
-        return f"ort-{rec['ort_opt_level']}"
+        return f"ort-{rec['ort_opt_level']}" + ('-int8' if rec.get('ort_precision') == 'int8' else '')
     return 'channels_last' if rec.get('memory_format') == 'channels_last' else 'pytorch'
 
 
@@ -877,7 +896,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         report['summary'] = summarize_rounds(report['results'])
         for entry in report['summary']:
             speedup = f"  {entry['speedup_vs_eager']:.2f}x eager" if 'speedup_vs_eager' in entry else ''
-            diff = f"  max|diff| {entry['max_abs_diff']:.2g}" if 'max_abs_diff' in entry else ''
+            diff = (f"  max|diff| {entry['max_abs_diff']:.2g}, masks agree {100 * entry['mask_agreement']:.3f}%"
+                    if 'max_abs_diff' in entry else '')
             print(f"summary {entry['part']:8s} {entry['mode']} {entry['amp']} bs={entry['batch_size']} "
                   f"{_variant(entry):13s} threads={entry['threads']}: {entry['s_per_clip']:.4f} s/clip "
                   f"(median of {entry['rounds']} rounds){speedup}{diff}")
@@ -889,16 +909,17 @@ def _run_variant(variants: Variants, var: Dict[str, Any], mode: str, amp: str, b
                  frames: int, device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
     """One record of :func:`sweep`'s variant ``var``."""
     if var['backend'] == 'onnxruntime':
-        return run_onnxruntime(variants, var['ort_opt_level'], threads, batch, frames, device, args)
+        return run_onnxruntime(variants, var['ort_opt_level'], var['ort_precision'], threads, batch, frames, device,
+                               args)
     model = variants.pytorch(var['memory_format'])
     rec = run_one(model, var['part'], mode, amp, batch, frames, device, args)
-    rec.update(backend='pytorch', memory_format=var['memory_format'], ort_opt_level=None)
+    rec.update(backend='pytorch', memory_format=var['memory_format'], ort_opt_level=None, ort_precision=None)
     if var['memory_format'] != 'contiguous' and rec['status'] == 'ok' and var['part'] == 'model' \
             and mode == 'infer' and amp == 'none' and args.forward_mode == 'tensor':
         data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
         with torch.no_grad():
             out = TensorForward(model.eval())(data['inputs'], data['audio']).float()
-        rec['max_abs_diff'] = float((out - variants.reference(data)).abs().max())
+        rec.update(variants.compare(out, data))
     return rec
 
 

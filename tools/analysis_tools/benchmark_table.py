@@ -99,9 +99,10 @@ def markdown(records: List[Dict[str, Any]], steps: List[Dict[str, Any]], env: Di
         lines.append(f"{head} {r['median_s'] * 1e3:.1f} ({r['p10_s'] * 1e3:.1f}-{r['p90_s'] * 1e3:.1f}) | "
                      f"{r['frames_per_s']:.0f} | {r['clips_per_s']:.1f} | {ratio} | {_memory(r)} | {r['source']} |")
     if steps:
-        total = sum(s['seconds'] for s in steps if not s['name'].startswith(('infer_compiled', 'train_compiled')))
-        lines += ['', f"Steps ({total} s of the sequential steps" + (f', budget {budget:.0f} s' if budget else '')
-                  + '):', '', '| step | status | seconds | limit |', '|---|---|---|---|']
+        total = [s['seconds'] for s in steps if s['name'] == 'total']
+        lines += ['', 'Steps' + (f' ({total[-1]} s in all before this summary' if total else ' (')
+                  + (f', budget {budget:.0f} s' if budget else '') + '; background steps count from the start of '
+                  'their group):', '', '| step | status | seconds | limit |', '|---|---|---|---|']
         lines += [f"| {s['name']} | {s['status']} (rc {s['rc']}) | {s['seconds']} | {s['limit_s']} |" for s in steps]
     return '\n'.join(lines) + '\n'
 

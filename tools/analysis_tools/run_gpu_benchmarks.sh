@@ -135,6 +135,7 @@ case $stage in
       --batch-size 2 16 --iters 30 --warmup 5 ${BENCH_ARGS:-} --json "$out/infer_eager_bf16.json"
     step $(( $(left) - 25 > 15 ? $(left) - 25 : 15 )) train-eager $py $bench "$cfg" --mode train --amp bf16 \
       --batch-size 2 --parts model --iters 10 --warmup 3 ${BENCH_ARGS:-} --json "$out/train_eager_bf16.json"
+    printf 'total\t0\t%s\t%s\n' "$SECONDS" "$BUDGET_S" >>"$out/steps.tsv"  # wall seconds of the stage so far
     # 4. one JSON and one markdown table (peak memory per record included)
     step 20 summary $py tools/analysis_tools/benchmark_table.py "$out"/infer_*.json "$out"/train_*.json \
       --steps "$out/steps.tsv" --budget "$BUDGET_S" --json "$out/gpu_check.json" --markdown "$out/gpu_check.md"
