@@ -32,12 +32,32 @@ def _load(path, name):
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
+def clips(toy_s4_root):
+    from projects.ccformer.datasets import AVSBenchS4Dataset
+    ds = AVSBenchS4Dataset(data_root=toy_s4_root, split='test', pipeline=[], test_mode=True)
+    return [ds.get_data_info(i) for i in range(len(ds))]
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory, clips):
     """The tiny model (random weights from the config's init: ReLU-aware for VGGish, so the sound changes the
-    output), its checkpoint and its export at 64 x 64 by the tool, with the tool's report."""
+    output), its checkpoint and its export at 64 x 64 by the tool, with the tool's report.
+
+    The random model's logits are tiny (about 0.015) and of one sign; its last 1x1 convolution is rescaled so that on
+    the toy clips they spread around 0 with a std of 0.5, which makes the 1e-4 tolerance and the mask agreement
+    meaningful. (The spread is a small deviation of nearly equal random features, so fp32 rounding is amplified: a
+    relative difference of about 1e-5 of the largest logit here, 1e-7 before the rescaling.)
+    """
     torch.manual_seed(0)
     model = init_avs_model(CONFIG, None, device='cpu')
     model.init_weights()
+    ref = torch.cat([inference_avs_model(model, c['frame_paths'], c['audio_path'], return_datasample=True)
+                     .seg_logits.data.flatten() for c in clips])
+    fc = model.decode_head.seg_head.fc
+    with torch.no_grad():
+        scale = 0.5 / ref.std()
+        fc.weight.mul_(scale)
+        fc.bias.copy_(scale * (fc.bias - ref.median()))
     tmp = tmp_path_factory.mktemp('onnx')
     ckpt = str(tmp / 'tiny.pth')
     torch.save(dict(state_dict=model.state_dict(),
@@ -54,13 +74,6 @@ def ort_model(exported):
     return ORTSegmentor(exported['onnx'], num_threads=1)
 
 
-@pytest.fixture(scope='module')
-def clips(toy_s4_root):
-    from projects.ccformer.datasets import AVSBenchS4Dataset
-    ds = AVSBenchS4Dataset(data_root=toy_s4_root, split='test', pipeline=[], test_mode=True)
-    return [ds.get_data_info(i) for i in range(len(ds))]
-
-
 def _rgb(paths, size=None):
     frames = [cv2.imread(p)[..., ::-1].copy() for p in paths]
     return [cv2.resize(f, size) for f in frames] if size else frames
@@ -71,7 +84,7 @@ def test_tool_exports_dynamic_batch_and_checks_against_pytorch(exported, ort_mod
     report = exported['report']
     assert report['passed'] and set(report['checks']) == {'batch_1', 'batch_3'}  # N = 3 was not traced
     for res in report['checks'].values():   # fp32: rounding-level differences only
-        assert res['max_abs_diff'] < 1e-4 and res['max_rel_diff'] < 1e-5 and res['mask_agreement'] >= 0.999
+        assert res['max_abs_diff'] < 1e-4 and res['max_rel_diff'] < 1e-4 and res['mask_agreement'] >= 0.999
     meta = report['meta']
     assert meta['num_frames'] == 5 and meta['input_size'] == [64, 64] and meta['num_classes'] == 1
     assert meta['mean'] == pytest.approx([123.675, 116.28, 103.53]) and meta['bgr_to_rgb'] is True
@@ -137,7 +150,7 @@ def test_logits_and_masks_match_pytorch_on_toy_clips(exported, ort_model, clips)
     for i, (f, a) in enumerate(zip(frames, audio)):
         ref = inference_avs_model(model, f, a, return_datasample=True).seg_logits.data.numpy()
         diff = np.abs(logits[i, :, 0] - ref).max()
-        assert diff < 1e-4 and diff < 1e-5 * np.abs(ref).max()
+        assert diff < 1e-4
         assert (masks[i] == (ref > 0)).mean() >= 0.999
     # the same through inference_avs_model with the ONNX Runtime model, batched, and with audio given as a wav
     ort_masks = inference_avs_model(ort_model, frames, audio)
@@ -145,7 +158,7 @@ def test_logits_and_masks_match_pytorch_on_toy_clips(exported, ort_model, clips)
     assert len(ort_masks) == len(clips)
     for a, b in zip(ort_masks, pt_masks):
         assert a.shape == (5, 64, 64) and a.dtype == np.uint8
-        assert (a == b).mean() >= 0.999 and b.any()   # the random model does segment something
+        assert (a == b).mean() >= 0.999 and 0.2 < b.mean() < 0.8   # masks that are not trivially constant
     wav = audio[0].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
     assert (inference_avs_model(ort_model, frames[0], wav) == pt_masks[0]).mean() >= 0.999
 
