@@ -272,3 +272,41 @@ runpy.run_path('demo/video_demo.py', run_name='__main__')
 assert not {'mmcv', 'mmseg'} & set(sys.modules)
 ''', exported['onnx'], video, str(tmp_path / 'demo'))
     assert len(glob.glob(str(tmp_path / 'demo' / 'masks' / 'v_*.png'))) == 5
+
+
+def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
+    """AVSS (K = 71, T = 10, the test pipeline resizes with PIL as AVSSResize): the numpy pre-processing equals the
+    pipeline + preprocessor bit for bit, logits within 1e-4, label maps equal on >= 99.9% of the pixels; an export
+    size other than the pipeline's is refused."""
+    from mmengine.dataset import Compose, pseudo_collate
+
+    from projects.ccformer.datasets import AVSSDataset
+    config = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
+    torch.manual_seed(0)
+    model = init_avs_model(config, None, device='cpu')
+    ds = AVSSDataset(data_root=toy_avss_root, split='test', pipeline=[], test_mode=True)
+    clips = [c for c in (ds.get_data_info(i) for i in range(len(ds))) if all(c['frame_paths'])]
+    assert clips, 'the toy AVSS test split has a 10-frame (v2) clip'
+    c = clips[0]
+    frames = _rgb(c['frame_paths'])
+    assert frames[0].shape[:2] != (64, 64)   # 80 x 60: the resize is exercised
+    data = model.data_preprocessor(pseudo_collate([Compose(model.cfg.test_dataloader.dataset.pipeline)(dict(c))]))
+    fc = model.decode_head.seg_head.fc
+    with torch.no_grad():   # random logits: one class wins everywhere; centre each class so the argmax varies
+        ref = model(data['inputs'], mode='tensor', audio=data['audio'])
+        scale = 0.5 / ref.std()
+        fc.weight.mul_(scale)
+        fc.bias.copy_(scale * (fc.bias - ref.mean(dim=(0, 1, 3, 4))))
+        ref = model(data['inputs'], mode='tensor', audio=data['audio']).numpy()
+    with pytest.raises(ValueError, match='resizes frames to 64 x 64 .AVSSResize.; export with --shape 64 64'):
+        export_onnx(model, str(tmp_path / 'x.onnx'), 10, (96, 96))
+    export_onnx(model, str(tmp_path / 'avss.onnx'), 10, (64, 64))
+    ort_model = ORTSegmentor(str(tmp_path / 'avss.onnx'), num_threads=1)
+    assert (ort_model.num_frames, ort_model.num_classes, ort_model.meta['resize']) == (10, 71, 'pil')
+    np.testing.assert_array_equal(ort_model.preprocess([frames]), data['inputs'].numpy())
+    _, logits = ort_model.predict([frames], [data['audio'][0].numpy()], return_logits=True)
+    assert logits.shape == ref.shape == (1, 10, 71, 64, 64) and np.abs(logits - ref).max() < 1e-4
+    ort_masks = inference_avs_model(ort_model, frames, c['audio_path'])
+    pt_masks = inference_avs_model(model, frames, c['audio_path'])
+    assert ort_masks.shape == pt_masks.shape == (10, 60, 80)
+    assert (ort_masks == pt_masks).mean() >= 0.999 and len(np.unique(pt_masks)) > 5

@@ -39,6 +39,34 @@ class TensorCore(nn.Module):
         return self.model(frames, None, mode='tensor', audio=audio)
 
 
+def frame_resize(model: nn.Module, input_size: Tuple[int, int]) -> str:
+    """How the config's test pipeline (``model.cfg``, as ``init_avs_model`` sets it) resizes frames, for
+    :class:`ORTSegmentor`: ``'pil'`` for ``AVSSResize(mode='resize')`` (PIL bilinear, the official AVSS
+    geometry), ``'opencv'`` when the pipeline does not resize (``inference_avs_model``'s ``img_size`` resize).
+
+    Raises:
+        ValueError: a resize the ONNX Runtime pre-processing does not reproduce, or one to another size.
+    """
+    cfg = getattr(model, 'cfg', None)
+    pipeline = []
+    if cfg is not None and 'test_dataloader' in cfg and 'pipeline' in cfg.test_dataloader.dataset:
+        pipeline = cfg.test_dataloader.dataset.pipeline
+    elif cfg is not None and 'test_pipeline' in cfg:
+        pipeline = cfg.test_pipeline
+    resizes = [t for t in pipeline if 'Resize' in t['type'] or 'Crop' in t['type']]
+    if not resizes:
+        return 'opencv'
+    t = resizes[0]
+    if len(resizes) == 1 and t['type'].split('.')[-1] == 'AVSSResize' and t.get('mode', 'resize') == 'resize':
+        if tuple(input_size) != (t.get('size', 224), ) * 2:
+            raise ValueError(f'ONNX export: the test pipeline resizes frames to {t.get("size", 224)} x '
+                             f'{t.get("size", 224)} (AVSSResize); export with --shape {t.get("size", 224)} '
+                             f'{t.get("size", 224)}')
+        return 'pil'
+    raise ValueError(f'ONNX export: the ONNX Runtime pre-processing does not reproduce the test pipeline\'s '
+                     f'{[r["type"] for r in resizes]}; only AVSSResize(mode="resize") or no resize')
+
+
 def export_metadata(model: nn.Module, num_frames: int, input_size: Tuple[int, int], opset: int,
                     source: Optional[Dict[str, str]] = None) -> dict:
     """The pre- and post-processing parameters :class:`ORTSegmentor` reads (``META_KEY`` of the file)."""
@@ -51,6 +79,7 @@ def export_metadata(model: nn.Module, num_frames: int, input_size: Tuple[int, in
         mean=[float(v) for v in pre.mean.flatten()],
         std=[float(v) for v in pre.std.flatten()],
         bgr_to_rgb=bool(pre.bgr_to_rgb),
+        resize=frame_resize(model, input_size),
         num_classes=int(head.num_classes),
         align_corners=bool(getattr(model, 'align_corners', False)),
         opset=int(opset),
@@ -119,6 +148,7 @@ def export_onnx(model: nn.Module,
     if opset < 16:
         raise ValueError(f'ONNX export: opset {opset} has no GridSample (the deformable attention); use >= 16')
     check_input_size(model, input_size)
+    frame_resize(model, input_size)  # refuse a pipeline the runtime cannot reproduce before the slow export
     model.eval().cpu()
     saved_compile = getattr(model, 'compile_cfg', None)
     if saved_compile is not None:

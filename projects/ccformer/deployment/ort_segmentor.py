@@ -6,8 +6,9 @@ and log-mel audio ``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)`` at t
 dynamic N. What the PyTorch path does around it is done here in numpy, with the parameters the exporter wrote into
 the file's metadata (key ``ccformer``, JSON), so no config is needed:
 
-* pre-processing (``AVSDataPreprocessor``): frames resized to ``(H, W)`` (bilinear, as ``inference_avs_model`` with
-  ``img_size``), BGR -> RGB, ``(x - mean) / std``;
+* pre-processing (the test pipeline and ``AVSDataPreprocessor``): frames resized to ``(H, W)`` (bilinear: OpenCV as
+  ``inference_avs_model``'s ``img_size``, or PIL as ``AVSSResize`` for configs whose test pipeline has it), BGR ->
+  RGB, ``(x - mean) / std``;
 * post-processing (``CCFormer.postprocess_result`` and ``inference_avs_model``): logits resized bilinearly to the
   frame size, then ``logit > 0`` (K = 1) or ``argmax`` over the K classes (the label map resized nearest).
 """
@@ -75,7 +76,8 @@ def parse_metadata(custom: Dict[str, str], source: str) -> dict:
     if meta.get('version') != META_VERSION:
         raise ValueError(f'{source}: metadata layout version {meta.get("version")!r}, this code reads version '
                          f'{META_VERSION}; re-export the model with this checkout\'s tools/deployment/pytorch2onnx.py')
-    missing = [k for k in ('num_frames', 'input_size', 'mean', 'std', 'bgr_to_rgb', 'num_classes') if k not in meta]
+    missing = [k for k in ('num_frames', 'input_size', 'mean', 'std', 'bgr_to_rgb', 'num_classes', 'resize')
+               if k not in meta]
     if missing:
         raise ValueError(f'{source}: metadata lacks {missing}; re-export the model with '
                          'tools/deployment/pytorch2onnx.py')
@@ -154,7 +156,8 @@ class ORTSegmentor:
     def preprocess(self, clips: Sequence[Sequence[np.ndarray]], channel_order: str = 'rgb') -> np.ndarray:
         """Clips of T uint8 ``(h, w, 3)`` frames -> ``(N, T, 3, H, W)`` float32 normalised model input.
 
-        Frames not at ``input_size`` are resized (bilinear, OpenCV, as ``inference_avs_model``'s ``img_size``).
+        Frames not at ``input_size`` are resized bilinearly as the config's test pipeline does (``meta['resize']``:
+        OpenCV as ``inference_avs_model``'s ``img_size``, or PIL as ``AVSSResize``).
         """
         if channel_order not in ('rgb', 'bgr'):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
@@ -169,7 +172,7 @@ class ORTSegmentor:
                     raise ValueError(f'clip {i}, frame {j}: frames must be (H, W, 3) uint8 arrays, got '
                                      f'{img.shape} {img.dtype}')
                 if img.shape[:2] != (h, w):
-                    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+                    img = _resize(img, (w, h), self.meta['resize'])
                 # the model takes RGB when its preprocessor converted BGR to RGB, else the loaded (BGR) order
                 if (channel_order == 'bgr') == bool(self.meta['bgr_to_rgb']):
                     img = img[..., ::-1]
@@ -236,11 +239,21 @@ class ORTSegmentor:
         masks = [self.postprocess(x, shape) for x, shape in zip(logits, out_shapes)]
         return (masks, logits) if return_logits else masks
 
-    def resolve_img_size(self, img_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
-        """The frame size the model is fed: its exported ``input_size``; an ``img_size`` that differs is refused
-        (the ONNX file runs at one size: export another with ``pytorch2onnx.py --shape H W``)."""
+    def resolve_img_size(self, img_size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+        """``img_size`` for ``inference_avs_model``: None (:meth:`preprocess` resizes to ``input_size`` as the test
+        pipeline does) or ``input_size``; another size is refused (the ONNX file runs at one size: export another
+        with ``pytorch2onnx.py --shape H W``)."""
         if img_size is not None and tuple(img_size) != self.input_size:
             raise ValueError(f'{self.onnx_file} was exported for {self.input_size[0]} x {self.input_size[1]} '
                              f'frames, not {img_size[0]} x {img_size[1]}: leave the size unset or export the model '
                              f'again with tools/deployment/pytorch2onnx.py --shape {img_size[0]} {img_size[1]}')
-        return self.input_size
+        return img_size
+
+
+def _resize(img: np.ndarray, size_wh: Tuple[int, int], method: str) -> np.ndarray:
+    """Bilinear resize of a uint8 ``(h, w, 3)`` frame: ``'opencv'`` (``cv2.INTER_LINEAR``) or ``'pil'``
+    (``PIL.Image.BILINEAR``, antialiased when shrinking, as ``AVSSResize``)."""
+    if method == 'pil':
+        from PIL import Image
+        return np.asarray(Image.fromarray(img).resize(size_wh, Image.BILINEAR))
+    return cv2.resize(img, size_wh, interpolation=cv2.INTER_LINEAR)
