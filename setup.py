@@ -36,7 +36,8 @@ setup(
     packages=find_packages(include=['projects', 'projects.*']),
     include_package_data=True,
     install_requires=read_requirements('runtime'),
-    extras_require={'tests': read_requirements('tests'), 'mim': read_requirements('mminstall')},
+    extras_require={'tests': read_requirements('tests'), 'mim': read_requirements('mminstall'),
+                    'deploy': read_requirements('deploy')},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

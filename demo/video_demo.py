@@ -3,6 +3,7 @@
 Usage::
 
     python demo/video_demo.py VIDEO CONFIG CHECKPOINT --out OUT [--fps 1] [--device cpu]
+    python demo/video_demo.py VIDEO --backend onnxruntime --onnx model.onnx --out OUT [--threads N]
 
 The video (mp4, mkv, webm, ... with an audio track; decoded with PyAV, no system ffmpeg needed) is sampled like
 AVSBench (one frame per second, 1/16 s before the end of each second; ``--fps N`` samples N frames a second), cut
@@ -12,6 +13,9 @@ into T-frame windows with their 0.96-s VGGish log-mel examples, and segmented. W
   the (16 kHz) soundtrack;
 * ``masks/<name>_<k>.png``: one mask per sampled frame (k = 1, 2, ...; 0/255 for S4/MS3 models like the AVSBench
   ground truth, class indices 0..70 for AVSS models).
+
+``--backend onnxruntime`` runs a file written by ``tools/deployment/pytorch2onnx.py`` with ONNX Runtime
+(``projects.ccformer.deployment.ORTSegmentor``): no config, checkpoint, mmcv or mmseg needed (``docs/deployment.md``).
 """
 import argparse
 import os
@@ -30,15 +34,22 @@ if REPO_ROOT not in sys.path:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='CCFormer video demo (audio-visual segmentation)')
     parser.add_argument('video', help='video file with an audio track (mp4, mkv, webm, ...)')
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('config', nargs='?', help='model config file (PyTorch backend)')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (PyTorch backend)')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                        help='pytorch (config + checkpoint) or onnxruntime (--onnx, from tools/deployment/'
+                             'pytorch2onnx.py)')
+    parser.add_argument('--onnx', default=None, help='ONNX file for --backend onnxruntime')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='onnxruntime: intra-op threads (default: one per core)')
     parser.add_argument('--out', required=True, help='output directory (overlay video + per-frame masks)')
     parser.add_argument('--fps', type=int, default=1,
                         help='frames sampled per second (1 = AVSBench, default; higher = denser masks)')
     parser.add_argument('--device', default=None, help="device, e.g. 'cpu' or 'cuda:0' (default: cuda:0 if "
                         'available, else cpu)')
-    parser.add_argument('--img-size', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='frame size fed to the model (AVSBench: 224 224)')
+    parser.add_argument('--img-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                        help='frame size fed to the model (default: 224 224 as AVSBench; onnxruntime: the size '
+                             'the file was exported at)')
     parser.add_argument('--batch-size', type=int, default=1, help='T-frame windows per forward pass')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in the overlay video')
     parser.add_argument('--codec', default=None, help='video codec (default: libx264 if PyAV has it, else mpeg4)')
@@ -58,7 +69,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
                         help='weights and activations dtype (bfloat16: faster on recent GPUs, masks within bf16 '
                              'rounding of float32)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.backend == 'pytorch' and not (args.config and args.checkpoint):
+        parser.error('the PyTorch backend needs CONFIG and CHECKPOINT (or --backend onnxruntime --onnx FILE)')
+    if args.backend == 'onnxruntime':
+        if not args.onnx:
+            parser.error('--backend onnxruntime needs --onnx FILE (written by tools/deployment/pytorch2onnx.py)')
+        unused = [name for name, value in (('CONFIG/CHECKPOINT', args.config), ('--compile', args.compile),
+                                           ('--dtype', args.dtype != 'float32'), ('--device', args.device))
+                  if value]
+        if unused:
+            parser.error(f'--backend onnxruntime runs the ONNX file on the CPU: {", ".join(unused)} apply to the '
+                         'PyTorch backend only')
+    elif args.onnx or args.threads:
+        parser.error('--onnx and --threads apply to --backend onnxruntime only')
+    return args
 
 
 def save_masks(out_dir: str, stem: str, masks: Sequence[np.ndarray], binary: bool) -> List[str]:
@@ -81,7 +106,7 @@ def main(argv=None) -> dict:
 
     from projects.ccformer.apis import (get_num_frames, init_avs_model, num_video_windows, read_video_audio,
                                         segment_video, write_video)
-    from projects.ccformer.engine.hooks.visualization_hook import overlay_mask, resolve_palette
+    from projects.ccformer.datasets.palette import overlay_mask, resolve_palette
     from projects.ccformer.engine.run_checks import check_output_dir
     from projects.ccformer.engine.safe_checkpoint import (CheckpointMismatchError, CorruptCheckpointError,
                                                           UnsafeCheckpointError, trust_checkpoint)
@@ -95,19 +120,28 @@ def main(argv=None) -> dict:
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
     cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
-    if args.trust_checkpoint:
-        trust_checkpoint(args.checkpoint)
-    try:
-        model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
-                               dtype=None if args.dtype == 'float32' else args.dtype,
-                               strict=not args.allow_partial_checkpoint)
-    except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
-        sys.exit(f'error: {err}')
+    if args.backend == 'onnxruntime':
+        from projects.ccformer.deployment import ORTSegmentor
+        try:
+            model = ORTSegmentor(args.onnx, num_threads=args.threads)
+        except (FileNotFoundError, ValueError) as err:
+            sys.exit(f'error: {err}')
+    else:
+        if args.trust_checkpoint:
+            trust_checkpoint(args.checkpoint)
+        try:
+            model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
+                                   dtype=None if args.dtype == 'float32' else args.dtype,
+                                   strict=not args.allow_partial_checkpoint)
+        except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
+            sys.exit(f'error: {err}')
+    img_size = tuple(args.img_size) if args.img_size else (
+        model.input_size if args.backend == 'onnxruntime' else (224, 224))
     num_frames = get_num_frames(model)
     try:
         total = num_video_windows(args.video, num_frames, args.fps)
         with tqdm(total=total, desc=f'segmenting {osp.basename(args.video)}', unit='window') as pbar:
-            result = segment_video(model, args.video, fps=args.fps, img_size=tuple(args.img_size),
+            result = segment_video(model, args.video, fps=args.fps, img_size=img_size,
                                    batch_size=args.batch_size, progress=pbar.update)
     except ValueError as err:
         sys.exit(f'error: {err}')

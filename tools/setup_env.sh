@@ -5,7 +5,8 @@
 #   VENV=/path/to/venv bash tools/setup_env.sh
 #
 # Steps: torch -> build tools -> mmcv 2.1.0 with compiled ops (built once from the PyPI sdist, the wheel kept in
-# $CCFORMER_WHEEL_CACHE) -> mmengine / mmseg / mmdet / runtime deps -> this project (editable) -> a self-check
+# $CCFORMER_WHEEL_CACHE) -> mmengine / mmseg / mmdet / runtime deps / onnx + onnxruntime (requirements/deploy.txt)
+# -> this project (editable) -> a self-check
 # that fails loudly if mmcv._ext is missing or a MultiScaleDeformableAttention forward fails.
 #
 # Why mmcv is built here: no mmcv wheel exists for current torch. mmcv 2.1.0's setup.py asks for C++14/17, but
@@ -86,8 +87,9 @@ else
     "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel_dir"/mmcv-*.whl
 fi
 
-log "installing mmengine, mmsegmentation, mmdet and the runtime/test requirements"
-"${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" "mmengine==0.11.0rc3"
+log "installing mmengine, mmsegmentation, mmdet and the runtime/deploy/test requirements"
+"${PIP[@]}" install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/deploy.txt" \
+    -r "$ROOT/requirements/tests.txt" "mmengine==0.11.0rc3"
 # --no-deps: their metadata would make pip try to resolve (and rebuild) mmcv.
 "${PIP[@]}" install -q --no-deps "mmsegmentation==1.2.2" "mmdet==3.3.0"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"

@@ -15,6 +15,17 @@ For every requested (mode, amp, batch size) the same process times, one after th
 * ``backbone``: ``model.backbone(frames.flatten(0, 1))`` in the same mode, precision and compile setting; in ``train``
   mode the loss is the sum of the means of its output maps and the step is ``AdamW`` over the backbone's parameters.
 
+``--backend onnxruntime`` (inference, fp32, CPU) also times the model's tensor core exported to ONNX
+(``projects.ccformer.deployment``; exported in-process from the same weights unless ``--onnx FILE`` is given) and run
+by ONNX Runtime (``--ort-opt-level``: its graph optimisation levels; ``--ort-precision int8``: the export with
+its MatMul / Gemm weights quantised to int8 by ``onnxruntime.quantization.quantize_dynamic``, which does NOT keep
+the outputs equal), on the same inputs; ``--memory-format channels_last`` times a channels-last copy of the PyTorch
+model. Each such record carries ``max_abs_diff`` (the largest logit difference from the eager, contiguous PyTorch
+model on the timed inputs) and ``mask_agreement`` (fraction of pixels whose ``logit > 0`` agrees). ``--threads 1 2`` sweeps the
+intra-op threads (PyTorch and ONNX Runtime). ``--rounds R`` repeats the whole sweep R times, one record of each
+variant after the other (A, B, A, B ...: on a shared machine a load change then hits every variant alike), and the
+``summary`` gives the median over the rounds and the speed-up over eager PyTorch.
+
 Timing: ``--warmup`` untimed iterations (the first one, which includes ``torch.compile``, is reported as
 ``first_call_s``), then ``--iters`` iterations, each bracketed by CUDA events (or ``time.perf_counter`` on CPU). The
 JSON gives the median, p10, p90 and mean seconds per iteration, clips/s and frames/s from the median, the wall-clock
@@ -32,6 +43,9 @@ Examples::
     # CPU latency of the demo: seconds per 5-frame clip
     python tools/analysis_tools/benchmark.py CONFIG --device cpu --mode infer --amp none --batch-size 1 \
         --iters 3 --warmup 1 --forward-mode predict
+    # CPU: eager PyTorch vs channels-last vs ONNX Runtime, 1 and 2 threads, interleaved over 3 rounds
+    python tools/analysis_tools/benchmark.py CONFIG --device cpu --mode infer --amp none --batch-size 1 --parts model \
+        --backend pytorch onnxruntime --memory-format contiguous channels_last --threads 1 2 --rounds 3
 """
 from __future__ import annotations
 
@@ -45,6 +59,7 @@ import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -91,7 +106,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='infer mode: also count the ATen operations one forward dispatches, per sub-module '
                              '(what bounds an eager run that waits on the host)')
     parser.add_argument('--tf32', action='store_true', help='allow TF32 matmuls/convs in fp32 runs')
-    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads on CPU')
+    parser.add_argument('--threads', type=int, nargs='+', default=None,
+                        help='intra-op threads on CPU (torch.set_num_threads and ONNX Runtime); several for a sweep')
+    parser.add_argument('--backend', nargs='+', choices=['pytorch', 'onnxruntime'], default=['pytorch'],
+                        help='onnxruntime: also time the ONNX export of the model run by ONNX Runtime (infer, '
+                             '--amp none, CPU, part model)')
+    parser.add_argument('--onnx', default=None,
+                        help='ONNX file of the same weights (tools/deployment/pytorch2onnx.py; default: exported '
+                             'here into a temporary folder, random weights included)')
+    parser.add_argument('--ort-opt-level', nargs='+', choices=['disable', 'basic', 'extended', 'all'],
+                        default=['all'], help='ONNX Runtime graph optimisation levels to time')
+    parser.add_argument('--ort-precision', nargs='+', choices=['fp32', 'int8'], default=['fp32'],
+                        help='int8: MatMul/Gemm weights quantised (dynamic quantisation; outputs change)')
+    parser.add_argument('--memory-format', nargs='+', choices=['contiguous', 'channels_last'],
+                        default=['contiguous'], help='PyTorch weights and activations layout (CPU: oneDNN)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='repeat the sweep, interleaving the variants, and summarise medians over rounds')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, help='write the results here (JSON; rewritten after each record)')
     parser.add_argument('--barrier', default=None, metavar='DIR',
@@ -111,6 +141,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--batch-size must be positive')
     if args.barrier and len(args.mode) * len(args.amp) * len(args.batch_size) * len(args.parts) != 1:
         parser.error('--barrier needs exactly one record per process (one --mode, --amp, --batch-size, --parts)')
+    if args.rounds < 1 or any(t < 1 for t in args.threads or []):
+        parser.error('--rounds and --threads must be positive')
+    if 'onnxruntime' in args.backend:
+        if args.device != 'cpu' or 'infer' not in args.mode or 'none' not in args.amp or 'model' not in args.parts \
+                or args.compile or args.forward_mode != 'tensor':
+            parser.error('--backend onnxruntime times fp32 CPU inference of the whole model: it needs --device cpu, '
+                         "--mode infer, --amp none, --parts model and --forward-mode tensor, without --compile")
+    if 'channels_last' in args.memory_format and (args.compile or args.barrier):
+        parser.error('--memory-format channels_last is an eager variant: not with --compile / --barrier')
     return args
 
 
@@ -650,9 +689,145 @@ def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames
     return record
 
 
+class Variants:
+    """What the sweep times besides the eager model: its channels-last copy and ONNX Runtime sessions of its
+    export, built on first use and shared by every record (one export, one session per threads and level)."""
+
+    def __init__(self, model: nn.Module, frames: int, args: argparse.Namespace) -> None:
+        self.model, self.frames, self.args = model, frames, args
+        self._channels_last: Optional[nn.Module] = None
+        self._sessions: Dict[Any, Any] = {}
+        self._refs: Dict[int, torch.Tensor] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix='ccformer_onnx_')
+        self.onnx_file = args.onnx
+        self.int8_file: Optional[str] = None
+        self.export: Dict[str, Any] = {}
+
+    def pytorch(self, memory_format: str) -> nn.Module:
+        if memory_format == 'contiguous':
+            return self.model
+        if self._channels_last is None:
+            self._channels_last = copy.deepcopy(self.model).to(memory_format=torch.channels_last)
+        return self._channels_last
+
+    def session(self, level: str, threads: Optional[int], precision: str = 'fp32') -> Any:
+        """An ONNX Runtime session of the model's export (exported here at the first call unless ``--onnx``;
+        ``precision='int8'``: its dynamically quantised copy, made at the first call)."""
+        from projects.ccformer.deployment import ORTSegmentor
+
+        if self.onnx_file is None:
+            from projects.ccformer.deployment.onnx_export import export_onnx
+
+            path = os.path.join(self._tmp.name, 'model.onnx')
+            t0 = time.perf_counter()
+            export_onnx(self.model, path, self.frames, (self.args.size, self.args.size))
+            self.export.update(export_s=time.perf_counter() - t0, onnx_bytes=os.path.getsize(path))
+            self.onnx_file = path
+        if precision == 'int8' and self.int8_file is None:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            path = os.path.join(self._tmp.name, 'model_int8.onnx')
+            t0 = time.perf_counter()
+            quantize_dynamic(self.onnx_file, path, weight_type=QuantType.QInt8, op_types_to_quantize=['MatMul', 'Gemm'])
+            self.export.update(quantize_s=time.perf_counter() - t0, onnx_int8_bytes=os.path.getsize(path))
+            self.int8_file = path
+        key = (level, threads, precision)
+        if key not in self._sessions:
+            self._sessions[key] = ORTSegmentor(self.int8_file if precision == 'int8' else self.onnx_file,
+                                               num_threads=threads, graph_optimization_level=level).session
+        return self._sessions[key]
+
+    @torch.no_grad()
+    def reference(self, data: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of the eager fp32 model on ``data`` (one forward per batch size)."""
+        batch = data['inputs'].shape[0]
+        if batch not in self._refs:
+            self._refs[batch] = TensorForward(self.model.eval())(data['inputs'], data['audio']).float()
+        return self._refs[batch]
+
+    def compare(self, out: torch.Tensor, data: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """``max_abs_diff`` and ``mask_agreement`` (``logit > 0``) of ``out`` against :meth:`reference`."""
+        ref = self.reference(data)
+        return dict(max_abs_diff=float((out - ref).abs().max()),
+                    mask_agreement=float(((out > 0) == (ref > 0)).float().mean()))
+
+    def close(self) -> None:
+        self._sessions.clear()
+        self._tmp.cleanup()
+
+
+def run_onnxruntime(variants: Variants, level: str, precision: str, threads: Optional[int], batch: int, frames: int,
+                    device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
+    """Time ONNX Runtime on the tensor core's inputs (the ``model`` part, ``--forward-mode tensor``)."""
+    data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
+    record: Dict[str, Any] = dict(part='model', mode='infer', amp='none', batch_size=batch, frames=frames,
+                                  size=args.size, compile=False, compile_mode=None, compile_backend=None,
+                                  forward_mode='tensor', backend='onnxruntime', ort_opt_level=level,
+                                  ort_precision=precision, memory_format=None, params=count_params(variants.model),
+                                  trainable_params=count_params(variants.model, trainable_only=True))
+    try:
+        session = variants.session(level, threads, precision)
+        feeds = dict(frames=data['inputs'].numpy(), audio=data['audio'].numpy())
+        record.update(summarize(time_steps(lambda: session.run(['logits'], feeds), args.iters, args.warmup,
+                                           device), batch, frames))
+        record.update(variants.compare(torch.from_numpy(session.run(['logits'], feeds)[0]), data))
+        record['max_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        record['status'] = 'ok'
+    except Exception as err:  # noqa: BLE001  (record the failure and go on with the sweep)
+        record.update(status='error', error=f'{type(err).__name__}: {err}'.splitlines()[0][:500])
+    return record
+
+
+def sweep(mode: str, amp: str, args: argparse.Namespace) -> List[Dict[str, Any]]:
+    """The variants timed for one (mode, amp): each part per memory format, then ONNX Runtime per level."""
+    out = [dict(backend='pytorch', part=part, memory_format=fmt) for part in args.parts for fmt in args.memory_format]
+    if 'onnxruntime' in args.backend and mode == 'infer' and amp == 'none':
+        out += [dict(backend='onnxruntime', part='model', ort_opt_level=level, ort_precision=precision)
+                for level in args.ort_opt_level for precision in args.ort_precision]
+    return out
+
+
+SUMMARY_KEYS = ('part', 'mode', 'amp', 'batch_size', 'compile', 'backend', 'memory_format', 'ort_opt_level',
+                'ort_precision', 'threads', 'forward_mode')
+
+
+def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per variant: the median over rounds of the per-round medians, and ``speedup_vs_eager``: the eager
+    (contiguous, not compiled) PyTorch model's median over this one, same part, mode, precision, batch and threads."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for rec in results:
+        if rec.get('status') == 'ok':
+            groups.setdefault(tuple(rec.get(k) for k in SUMMARY_KEYS), []).append(rec)
+    summary = []
+    for key, recs in groups.items():
+        medians = [r['median_s'] for r in recs]
+        entry = dict(zip(SUMMARY_KEYS, key), rounds=len(recs), median_s=statistics.median(medians),
+                     per_round_median_s=medians)
+        entry['s_per_clip'] = entry['median_s'] / entry['batch_size']
+        if any('max_abs_diff' in r for r in recs):
+            entry['max_abs_diff'] = max(r['max_abs_diff'] for r in recs)
+            entry['mask_agreement'] = min(r['mask_agreement'] for r in recs)
+        summary.append(entry)
+    for entry in summary:
+        for ref in summary:
+            if (ref['backend'] == 'pytorch' and ref['memory_format'] == 'contiguous' and not ref['compile']
+                    and all(ref[k] == entry[k] for k in ('part', 'mode', 'amp', 'batch_size', 'threads'))):
+                entry['speedup_vs_eager'] = ref['median_s'] / entry['median_s']
+    return summary
+
+
+def _variant(rec: Dict[str, Any]) -> str:
+    if rec.get('backend') == 'onnxruntime':
+        return f"ort-{rec['ort_opt_level']}" + ('-int8' if rec.get('ort_precision') == 'int8' else '')
+    return 'channels_last' if rec.get('memory_format') == 'channels_last' else 'pytorch'
+
+
 def _line(rec: Dict[str, Any]) -> str:
     head = (f"{rec['part']:8s} {rec['mode']:5s} {rec['amp']:4s} bs={rec['batch_size']:<3d} "
             f"compile={'y' if rec['compile'] else 'n'}")
+    if rec.get('threads') is not None or rec.get('backend', 'pytorch') != 'pytorch' \
+            or rec.get('memory_format') not in (None, 'contiguous'):
+        head += f" {_variant(rec):13s} threads={rec.get('threads')}"
     if rec['status'] != 'ok':
         return f"{head}  {rec['status'].upper()}: {rec.get('error', '')}"
     mem = f"  peak {rec['peak_mem_bytes'] / 1e9:6.2f} GB" if 'peak_mem_bytes' in rec else ''
@@ -668,7 +843,8 @@ def add_ratios(results: List[Dict[str, Any]]) -> None:
             continue
         for other in results:
             if (other['part'] == 'backbone' and other['status'] == 'ok'
-                    and all(other[k] == rec[k] for k in ('mode', 'amp', 'batch_size', 'compile'))):
+                    and all(other.get(k) == rec.get(k) for k in ('mode', 'amp', 'batch_size', 'compile', 'backend',
+                                                                 'memory_format', 'threads', 'round'))):
                 rec['model_over_backbone'] = rec['frames_per_s'] / other['frames_per_s']
 
 
@@ -680,7 +856,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         raise RuntimeError('benchmark: --device cuda asked for but torch.cuda.is_available() is False; '
                            'use --device cpu')
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads[0])
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -692,21 +868,59 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     model = build_model(cfg, args.checkpoint).to(device)
     report: Dict[str, Any] = dict(config=args.config, argv=list(sys.argv if argv is None else argv),
                                   env=environment(device), tf32=args.tf32, results=[])
-    for mode in args.mode:
-        for amp in args.amp:
-            for batch in args.batch_size:
-                for part in args.parts:
-                    rec = run_one(model, part, mode, amp, batch, frames, device, args)
-                    report['results'].append(rec)
-                    print(_line(rec), flush=True)
-                    write_json(report, args.json)  # keep what is done if a later record is killed
+    variants = Variants(model, frames, args)
+    try:
+        for rnd in range(args.rounds):
+            for mode in args.mode:
+                for amp in args.amp:
+                    for batch in args.batch_size:
+                        for threads in args.threads or [None]:
+                            for var in sweep(mode, amp, args):
+                                if threads:
+                                    torch.set_num_threads(threads)
+                                rec = _run_variant(variants, var, mode, amp, batch, threads, frames, device, args)
+                                rec.update(round=rnd, threads=threads)
+                                report['results'].append(rec)
+                                report.update(variants.export)
+                                print(_line(rec), flush=True)
+                                write_json(report, args.json)  # keep what is done if a later record is killed
+    finally:
+        variants.close()
     add_ratios(report['results'])
     for rec in report['results']:
         if 'model_over_backbone' in rec:
             print(f"model/backbone frames/s  {rec['mode']} {rec['amp']} bs={rec['batch_size']} "
                   f"compile={'y' if rec['compile'] else 'n'}: {rec['model_over_backbone']:.3f}")
+    if args.rounds > 1 or len(report['results']) > len(args.parts) * len(args.mode) * len(args.amp) * len(
+            args.batch_size):
+        report['summary'] = summarize_rounds(report['results'])
+        for entry in report['summary']:
+            speedup = f"  {entry['speedup_vs_eager']:.2f}x eager" if 'speedup_vs_eager' in entry else ''
+            diff = (f"  max|diff| {entry['max_abs_diff']:.2g}, masks agree {100 * entry['mask_agreement']:.3f}%"
+                    if 'max_abs_diff' in entry else '')
+            print(f"summary {entry['part']:8s} {entry['mode']} {entry['amp']} bs={entry['batch_size']} "
+                  f"{_variant(entry):13s} threads={entry['threads']}: {entry['s_per_clip']:.4f} s/clip "
+                  f"(median of {entry['rounds']} rounds){speedup}{diff}")
     write_json(report, args.json)
     return report
+
+
+def _run_variant(variants: Variants, var: Dict[str, Any], mode: str, amp: str, batch: int, threads: Optional[int],
+                 frames: int, device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
+    """One record of :func:`sweep`'s variant ``var``."""
+    if var['backend'] == 'onnxruntime':
+        return run_onnxruntime(variants, var['ort_opt_level'], var['ort_precision'], threads, batch, frames, device,
+                               args)
+    model = variants.pytorch(var['memory_format'])
+    rec = run_one(model, var['part'], mode, amp, batch, frames, device, args)
+    rec.update(backend='pytorch', memory_format=var['memory_format'], ort_opt_level=None, ort_precision=None)
+    if var['memory_format'] != 'contiguous' and rec['status'] == 'ok' and var['part'] == 'model' \
+            and mode == 'infer' and amp == 'none' and args.forward_mode == 'tensor':
+        data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
+        with torch.no_grad():
+            out = TensorForward(model.eval())(data['inputs'], data['audio']).float()
+        rec.update(variants.compare(out, data))
+    return rec
 
 
 def write_json(report: Dict[str, Any], path: Optional[str]) -> None:

@@ -8,12 +8,14 @@
   sampling (frame k of second k is taken 1/16 s before the end of that second) and 16 kHz audio.
 * :func:`segment_video` - a whole video file cut into T-frame windows and segmented.
 """
+from __future__ import annotations
+
 import logging
 import math
 import os.path as osp
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -23,8 +25,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
+if TYPE_CHECKING:  # mmseg is imported where a PyTorch model is built: the ONNX Runtime backend runs without it
+    from mmseg.structures import SegDataSample
 
 FrameType = Union[str, np.ndarray]
 # (waveform, sample_rate) | log-mel examples (n, 96, 64) or (n, 1, 96, 64) | path to .wav / .pkl / video file
@@ -88,6 +90,7 @@ def init_avs_model(config: Union[str, Path, Config],
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
     import projects.ccformer  # noqa: F401  (registers the modules even without custom_imports)
+    from mmseg.registry import MODELS
     if checkpoint is not None:
         _clear_init_cfg(config.model)
     init_default_scope(config.get('default_scope', 'mmseg'))
@@ -133,6 +136,8 @@ def _floating_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
 def _num_frames(model: torch.nn.Module) -> int:
     """Frames per clip T: ``num_frames`` of the model / config / test dataset config, else the test dataset class's
     ``NUM_FRAMES`` (5 for S4/MS3, 10 for AVSS)."""
+    if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor
+        return model.num_frames
     cfg = model.cfg
     for getter in (lambda: cfg.model.get('num_frames'), lambda: cfg.get('num_frames'),
                    lambda: cfg.test_dataloader.dataset.get('num_frames')):
@@ -309,6 +314,16 @@ def inference_avs_model(model: torch.nn.Module,
     if len(audios) != len(clips):
         raise ValueError(f'got {len(clips)} clips but {len(audios)} audio inputs')
     num_frames = _num_frames(model)
+    if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor: numpy pre-/post-processing
+        if return_datasample:
+            raise ValueError('return_datasample needs a PyTorch model; ORTSegmentor.predict(..., '
+                             'return_logits=True) returns the logits')
+        size = model.resolve_img_size(img_size)
+        prepared = [_prepare_clip(c, a, num_frames, channel_order, size, f'clip_{i}')
+                    for i, (c, a) in enumerate(zip(clips, audios))]
+        masks = model.predict([p['imgs'] for p in prepared], [p['audio'] for p in prepared], channel_order='bgr',
+                              out_shapes=[p['orig_frame_shape'] for p in prepared])
+        return masks if batched else masks[0]
     pipeline = _build_pipeline(model)
     data = []
     orig_shapes = []

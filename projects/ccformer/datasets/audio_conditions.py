@@ -33,6 +33,7 @@ from mmengine.logging import print_log
 
 from mmseg.registry import DATASETS
 from .audio import (EXAMPLE_FRAMES, HOP_LENGTH, SAMPLE_RATE, WINDOW_LENGTH, waveform_to_logmel)
+from .toy import KINDS_FILE  # noqa: F401 (re-exported: the file name)
 
 AUDIO_CONDITIONS = ('original', 'shuffled', 'silence', 'noise', 'offscreen')
 NEGATIVE_CONDITIONS = ('silence', 'noise', 'offscreen')

@@ -38,7 +38,6 @@ import cv2
 import numpy as np
 
 from .audio import SAMPLE_RATE, pad_examples_repeat, wav_to_logmel
-from .audio_conditions import KINDS_FILE
 from .palette import AVSS_NUM_CLASSES, voc_palette
 
 ImgSize = Union[int, Tuple[int, int]]
@@ -63,6 +62,8 @@ OBJECT_KINDS: Tuple[ObjectKind, ...] = (
 #: AVSS class index of each kind (index 0 is background); the other classes stay unused.
 KIND_CLASS = {kind.name: i + 1 for i, kind in enumerate(OBJECT_KINDS)}
 SPLITS = ('train', 'val', 'test')
+#: File in a dataset's root naming what each clip shows and sounds (read for off-screen sound donors).
+KINDS_FILE = 'clip_kinds.json'
 DEFAULT_NUM_VIDEOS = {'train': 6, 'val': 3, 'test': 3}
 _ID_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-'
 
