@@ -38,8 +38,6 @@ from .toy import KINDS_FILE  # noqa: F401 (re-exported: the file name)
 AUDIO_CONDITIONS = ('original', 'shuffled', 'silence', 'noise', 'offscreen')
 NEGATIVE_CONDITIONS = ('silence', 'noise', 'offscreen')
 EVAL_NOISE_DBFS = -20.0
-#: Optional file in a dataset's ``data_root``: ``{video_id: {"visible": [kinds], "audible": [kinds]}}``.
-KINDS_FILE = 'clip_kinds.json'
 
 Kinds = Tuple[FrozenSet[str], Tuple[FrozenSet[str], ...]]  # (visible, audible in each second)
 
@@ -166,8 +164,9 @@ def dataset_clip_kinds(dataset) -> List[Optional[Kinds]]:
     """
     from .avsbench import AVSBenchS4Dataset, AVSSDataset
     base = _base_dataset(dataset)
-    path = osp.join(getattr(base, 'data_root', None) or '', KINDS_FILE)
-    table = load_kinds_file(path) if osp.isfile(path) else None
+    root = getattr(base, 'data_root', None)
+    path = osp.join(root, KINDS_FILE) if root else None
+    table = load_kinds_file(path) if path and osp.isfile(path) else None
     out: List[Optional[Kinds]] = []
     for idx in range(len(base)):
         info = base.get_data_info(idx)
