@@ -107,16 +107,12 @@ def main(argv=None) -> dict:
     from projects.ccformer.apis import (get_num_frames, init_avs_model, num_video_windows, read_video_audio,
                                         segment_video, write_video)
     from projects.ccformer.datasets.palette import overlay_mask, resolve_palette
-    from projects.ccformer.engine.run_checks import check_output_dir
-    from projects.ccformer.engine.safe_checkpoint import (CheckpointMismatchError, CorruptCheckpointError,
-                                                          UnsafeCheckpointError, trust_checkpoint)
 
     if not osp.isfile(args.video):
         sys.exit(f'error: video file {args.video} does not exist')
-    try:
-        check_output_dir(args.out, '--out')
-    except FileExistsError as err:
-        sys.exit(f'error: {err}')
+    if osp.exists(args.out) and not osp.isdir(args.out):  # before any work (engine.run_checks needs mmseg)
+        sys.exit(f'error: --out {args.out}: this is an existing file, but --out takes a folder (overlay video and '
+                 f'masks are written into it). Pass a new or existing folder.')
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
     cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
@@ -127,6 +123,8 @@ def main(argv=None) -> dict:
         except (FileNotFoundError, ValueError) as err:
             sys.exit(f'error: {err}')
     else:
+        from projects.ccformer.engine.safe_checkpoint import (CheckpointMismatchError, CorruptCheckpointError,
+                                                              UnsafeCheckpointError, trust_checkpoint)
         if args.trust_checkpoint:
             trust_checkpoint(args.checkpoint)
         try:

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from projects.ccformer.engine import set_data_root
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py')  # unwrapped
 
 
 def test_plain_config():
@@ -19,6 +19,14 @@ def test_plain_config():
         assert cfg[f'{key}_dataloader'].dataset.data_root == '/data/s4'
     assert cfg.data_root == '/data/s4'
     assert cfg.test_dataloader.dataset.type == 'AVSBenchS4Dataset'
+
+
+def test_robust_tiny_config_sets_the_wrapped_root():
+    cfg = Config.fromfile(CONFIG.replace('tiny-paper', 'tiny'))
+    changed = set_data_root(cfg, '/data/s4')
+    assert changed == ['train_dataloader.dataset.dataset', 'val_dataloader.dataset', 'test_dataloader.dataset']
+    assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'
+    assert cfg.train_dataloader.dataset.dataset.data_root == '/data/s4'
 
 
 def test_none_leaves_the_config_alone():

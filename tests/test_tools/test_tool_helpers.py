@@ -230,7 +230,8 @@ def test_test_py_audio_condition_and_data_root(tmp_path):
     ds = cfg.test_dataloader.dataset
     assert (ds.type, ds.condition, ds.seed, ds.noise_dbfs) == ('AudioConditionDataset', 'noise', 4, -30.0)
     assert ds.dataset.data_root == str(tmp_path / 'd') and ds.dataset.type == 'AVSBenchS4Dataset'
-    assert cfg.train_dataloader.dataset.data_root == cfg.val_dataloader.dataset.data_root == str(tmp_path / 'd')
+    assert cfg.train_dataloader.dataset.dataset.data_root == cfg.val_dataloader.dataset.data_root == str(
+        tmp_path / 'd')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'original']))
     assert cfg.test_dataloader.dataset.type == 'AVSBenchS4Dataset'
     assert cfg.test_dataloader.dataset.data_root == 'data/toy/s4'          # the config's own root
@@ -245,10 +246,12 @@ def test_test_py_audio_condition_and_data_root(tmp_path):
 def test_train_py_data_root(tmp_path):
     tool = _load_tool('tools/train.py')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--data-root', str(tmp_path / 'd')]))
-    for key in ('train', 'val', 'test'):
+    assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'     # wrapped: the root is set inside
+    assert cfg.train_dataloader.dataset.dataset.data_root == str(tmp_path / 'd')
+    for key in ('val', 'test'):
         assert cfg[f'{key}_dataloader'].dataset.data_root == str(tmp_path / 'd')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path)]))
-    assert cfg.train_dataloader.dataset.data_root == 'data/toy/s4'
+    assert cfg.train_dataloader.dataset.dataset.data_root == 'data/toy/s4'
 
 
 def test_publish_model(tmp_path):

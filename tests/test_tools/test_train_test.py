@@ -36,7 +36,9 @@ def _env(pythonpath: bool = False) -> dict:
 
 
 def _data_opts(root: str, epochs: int = 1, interval: int = 1) -> list:
-    opts = [f'{s}_dataloader.dataset.data_root={root}' for s in ('train', 'val', 'test')]
+    # the tiny config wraps its training set in NegativeAudioDataset (configs/_base_/robust.py)
+    opts = [f'train_dataloader.dataset.dataset.data_root={root}'] + [
+        f'{s}_dataloader.dataset.data_root={root}' for s in ('val', 'test')]
     return opts + [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={interval}',
                    f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=1']
 

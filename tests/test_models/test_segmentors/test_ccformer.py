@@ -32,6 +32,8 @@ def tiny_model_cfg(num_classes: int = 1) -> ConfigDict:
     init_default_scope('mmseg')
     model = copy.deepcopy(cfg.model)
     model.decode_head.num_classes = num_classes
+    if num_classes > 1:  # the binary config's Dice + BCE do not apply: per-pixel cross-entropy, as the AVSS configs
+        model.decode_head.loss_decode = None
     return model
 
 
@@ -249,9 +251,18 @@ def _flatten(d, prefix=''):
 
 
 @pytest.mark.parametrize('task', ['avsbench-s4', 'avsbench-ms3', 'avss'])
-def test_tiny_configs(task):
-    cfg = Config.fromfile(osp.join(ROOT, f'configs/ccformer/ccformer_tiny_1xb2-toy_{task}-64x64.py'))
-    assert cfg.train_dataloader.dataset.data_root.startswith('data/toy/')
+@pytest.mark.parametrize('recipe', ['tiny', 'tiny-paper'])
+def test_tiny_configs(task, recipe):
+    cfg = Config.fromfile(osp.join(ROOT, f'configs/ccformer/ccformer_{recipe}_1xb2-toy_{task}-64x64.py'))
+    train = cfg.train_dataloader.dataset
+    if recipe == 'tiny':  # trained to segment only what sounds (configs/_base_/robust.py)
+        assert train.type == 'NegativeAudioDataset' and cfg.model.neck.audio_window == 0
+        assert cfg.model.decode_head.presence_head.type == 'AudioVisualPresence'
+        assert (cfg.model.decode_head.get('loss_decode') is None) == (task == 'avss')
+        train = train.dataset
+    else:
+        assert 'presence_head' not in cfg.model.decode_head
+    assert train.data_root.startswith('data/toy/')
     assert cfg.model.backbone.init_cfg is None  # no pretrained files: trains from scratch
     assert cfg.model.audio_encoder.init_cfg.type == 'Kaiming'  # keeps the sounds apart from the first step
     assert cfg.model.decode_head.num_classes == (71 if task == 'avss' else 1)
