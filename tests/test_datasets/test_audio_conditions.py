@@ -263,8 +263,26 @@ def test_offscreen_without_any_donor_is_an_error(make_toy_root):
         table[base.get_data_info(i)['video_id']] = dict(visible=['a', 'b'], audible=[['a'], ['b'], [], ['a'], []])
     with open(osp.join(root, KINDS_FILE), 'w') as f:
         json.dump(table, f)
-    with pytest.raises(ValueError, match='no second of another clip sounds only off screen'):
+    with pytest.raises(ValueError, match='no second of any other clip sounds only off screen'):
         AudioConditionDataset(_cfg('ms3', root), condition='offscreen')
+
+
+def test_offscreen_leaves_out_clips_without_donors(make_toy_root):
+    """A clip that shows every kind heard elsewhere is left out; the others are tested."""
+    root = make_toy_root('ms3', {'train': 1, 'val': 1, 'test': 3})
+    base = _base('ms3', root)
+    with open(osp.join(root, KINDS_FILE)) as f:
+        table = json.load(f)
+    ids = [base.get_data_info(i)['video_id'] for i in range(len(base))]
+    table[ids[0]] = dict(visible=['a', 'b'], audible=[['a']] * 5)
+    table[ids[1]] = dict(visible=['c'], audible=[['b']] * 5)
+    table[ids[2]] = dict(visible=['a', 'b', 'c'], audible=[['c']] * 5)     # sees every kind heard elsewhere
+    with open(osp.join(root, KINDS_FILE), 'w') as f:
+        json.dump(table, f)
+    ds = AudioConditionDataset(_cfg('ms3', root), condition='offscreen')
+    assert len(ds) == 2
+    assert [ds.get_data_info(i)['video_id'] for i in range(2)] == ids[:2]
+    assert ds[1]['data_samples'].metainfo['video_id'] == ids[1]
 
 
 def test_bad_kinds_file_is_an_error(make_toy_root):

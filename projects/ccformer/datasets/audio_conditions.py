@@ -340,7 +340,15 @@ class AudioConditionDataset(_AudioWrapper):
             raise ValueError(f'audio condition {condition!r} is unknown; use one of {AUDIO_CONDITIONS}')
         self.condition, self.seed, self.noise_dbfs = condition, seed, float(noise_dbfs)
         self._perm: List[int] = []
+        self._indices: List[int] = []  # offscreen: the clips that have donor seconds
         super().__init__(dataset, lazy_init=lazy_init)
+
+    def __len__(self) -> int:
+        self.full_init()
+        return len(self._indices) if self.condition == 'offscreen' else len(self.dataset)
+
+    def _clip(self, idx: int) -> int:
+        return self._indices[idx] if self.condition == 'offscreen' else int(idx)
 
     def _init(self) -> None:
         n = len(self.dataset)
@@ -348,16 +356,27 @@ class AudioConditionDataset(_AudioWrapper):
             self._perm = derangement(n, self.seed)
         elif self.condition == 'offscreen':
             self._pool = OffscreenPool(dataset_clip_kinds(self.dataset))
+            skipped = []
             for idx in range(n):
                 vid = self.dataset.get_data_info(idx)['video_id']
                 if self._pool.kinds[idx] is None:
                     raise _kinds_error(_base_dataset(self.dataset), f'what clip {vid!r} shows is unknown')
-                if not any(self._pool.candidates(idx)):
-                    raise _kinds_error(_base_dataset(self.dataset),
-                                       f'no second of another clip sounds only off screen for clip {vid!r}')
+                if any(self._pool.candidates(idx)):
+                    self._indices.append(idx)
+                else:
+                    skipped.append(vid)
+            if not self._indices:
+                raise _kinds_error(_base_dataset(self.dataset),
+                                   'no second of any other clip sounds only off screen for any clip')
+            if skipped:
+                print_log(f'AudioConditionDataset: off-screen sound leaves out {len(skipped)} of {n} clips whose '
+                          f'visible kinds cover every sound of the other clips (first: {skipped[0]!r})',
+                          logger='current', level=logging.WARNING)
 
     def get_data_info(self, idx: int) -> dict:
         """Data info of clip ``idx``; ``audio_path`` is the donor's for ``shuffled``."""
+        self.full_init()
+        idx = self._clip(idx)
         info = super().get_data_info(idx)
         if self._perm:
             donor = self.dataset.get_data_info(self._perm[idx])
@@ -376,7 +395,7 @@ class AudioConditionDataset(_AudioWrapper):
         elif self.condition == 'noise':
             replacement = dict(enumerate(noise_logmel(rng, num, self.noise_dbfs)))
         else:
-            replacement = self._offscreen_audio(rng, idx, range(num), num)
+            replacement = self._offscreen_audio(rng, self._clip(idx), range(num), num)
         return self._apply(packed, replacement, [self.condition] * num, supervise=False)
 
 
