@@ -280,6 +280,8 @@ def test_offscreen_leaves_out_clips_without_donors(make_toy_root):
     with open(osp.join(root, KINDS_FILE), 'w') as f:
         json.dump(table, f)
     ds = AudioConditionDataset(_cfg('ms3', root), condition='offscreen')
+    pool = ds._pool
+    assert [pool.has_donor(i) for i in range(3)] == [any(pool.candidates(i)) for i in range(3)] == [True, True, False]
     assert len(ds) == 2
     assert [ds.get_data_info(i)['video_id'] for i in range(2)] == ids[:2]
     assert ds[1]['data_samples'].metainfo['video_id'] == ids[1]

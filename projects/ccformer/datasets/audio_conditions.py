@@ -200,6 +200,15 @@ class OffscreenPool:
                 if audible:
                     groups.setdefault(audible, []).append((j, s))
         self.groups = groups
+        self._clips = {audible: {j for j, _ in members} for audible, members in groups.items()}
+
+    def has_donor(self, idx: int) -> bool:
+        """Whether clip ``idx`` has any donor second; O(number of groups), not of donor seconds."""
+        if self.kinds[idx] is None:
+            return False
+        visible = self.kinds[idx][0]
+        return any(not (audible & visible) and (len(clips) > 1 or idx not in clips)
+                   for audible, clips in self._clips.items())
 
     def candidates(self, idx: int) -> List[List[Tuple[int, int]]]:
         """Groups of donor seconds for clip ``idx`` (empty when its kinds are unknown or nothing qualifies)."""
@@ -361,7 +370,7 @@ class AudioConditionDataset(_AudioWrapper):
                 vid = self.dataset.get_data_info(idx)['video_id']
                 if self._pool.kinds[idx] is None:
                     raise _kinds_error(_base_dataset(self.dataset), f'what clip {vid!r} shows is unknown')
-                if any(self._pool.candidates(idx)):
+                if self._pool.has_donor(idx):
                     self._indices.append(idx)
                 else:
                     skipped.append(vid)
@@ -479,7 +488,7 @@ class NegativeAudioDataset(_AudioWrapper):
                           f' Training without off-screen sound.', logger='current', level=logging.WARNING)
             else:
                 self._pool = OffscreenPool(kinds)
-                self._has_donor = [any(self._pool.candidates(i)) for i in range(n)]
+                self._has_donor = [self._pool.has_donor(i) for i in range(n)]
 
     def _entropy(self, idx: int) -> List[int]:
         """Seed material of sample ``idx``: the sampler's per-sample seed when it gives one."""
