@@ -43,6 +43,7 @@ def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
     out = ds[1]
     replaced = out['data_samples'].metainfo['audio_replaced']
     assert 1 <= sum(replaced) <= 4
+    assert out['data_samples'].metainfo['sounding'] == [0 if r else -1 for r in replaced]
     for t, r in enumerate(replaced):
         gt, gt_plain = out['data_samples'].gt_sem_seg.data[t], plain['data_samples'].gt_sem_seg.data[t]
         if r:
@@ -61,6 +62,7 @@ def test_s4_train_unlabelled_replaced_frames(toy_s4_root, supervise_unlabelled):
     assert ds.dataset.get_data_info(0)['gt_valid'] == [1, 0, 0, 0, 0]
     assert meta['gt_valid'] == ([1] * 5 if supervise_unlabelled else [1, 0, 0, 0, 0])
     assert meta['audio_condition'] == ['noise'] * 5 and out['data_samples'].gt_sem_seg.data.sum() == 0
+    assert meta['sounding'] == [0] * 5           # presence target known on every replaced frame, labelled or not
 
 
 def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):

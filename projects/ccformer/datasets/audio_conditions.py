@@ -298,8 +298,10 @@ class _AudioWrapper:
                supervise: bool) -> dict:
         """Put the ``replacement`` audio ``{t: (1, 96, 64)}`` into a packed clip and empty those frames' targets.
 
-        Padded frames (``frame_valid`` 0) are left alone. ``supervise``: replaced frames without a label (``gt_valid``
-        0, e.g. S4 training frames 2-5) become supervised too, since their target, empty, is known.
+        Padded frames (``frame_valid`` 0) are left alone. Replaced frames get metainfo ``sounding`` 0 (nothing
+        visible sounds: the presence target, also where the mask is not supervised). ``supervise``: replaced frames
+        without a label (``gt_valid`` 0, e.g. S4 training frames 2-5) get their mask supervised too, since their
+        target, empty, is known.
         """
         sample = packed['data_samples']
         meta = sample.metainfo
@@ -309,11 +311,13 @@ class _AudioWrapper:
         audio = packed['audio'].clone()
         gt = sample.gt_sem_seg.data.clone() if 'gt_sem_seg' in sample else None
         gt_valid = list(meta.get('gt_valid', [1] * num))
+        sounding = list(meta.get('sounding', [-1] * num))
         for t, example in replacement.items():
             if not frame_valid[t]:
                 continue
             audio[t] = torch.as_tensor(example, dtype=audio.dtype)
             replaced[t] = 1
+            sounding[t] = 0
             if gt is not None:
                 gt[t] = 0
                 if supervise:
@@ -321,7 +325,8 @@ class _AudioWrapper:
         packed['audio'] = audio
         if gt is not None:
             sample.gt_sem_seg.data = gt
-        sample.set_metainfo(dict(audio_condition=list(condition), audio_replaced=replaced, gt_valid=gt_valid))
+        sample.set_metainfo(dict(audio_condition=list(condition), audio_replaced=replaced, gt_valid=gt_valid,
+                                 sounding=sounding))
         return packed
 
 

@@ -97,6 +97,30 @@ def test_presence_head_loss_and_gated_predict(num_classes):
     torch.testing.assert_close(final, gated)
 
 
+@pytest.mark.parametrize('balanced', [False, True])
+def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
+    head = build(presence_head=dict(loss_weight=1.0, balanced=balanced)).eval()
+    gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
+    gt[:, 0, 4:12, 4:12] = 1                                                  # labelled frames 0 sound
+    data = samples(gt, [[1, 0, 0], [1, 0, 0]])
+    data[0].set_metainfo(dict(sounding=[-1, 0, 1]))                        # clip 0: frame 1 silent, 2 sounds
+    with torch.no_grad():
+        stages = head(neck_out(), T)
+        losses = head.loss_by_logits(stages, data, T)
+    p = stages[-1][:, 1, 0, 0]
+    target = torch.tensor([1.0, 0, 1, 1, 0, 0])
+    w = torch.tensor([1.0, 1, 1, 1, 0, 0])                                    # clip 1 gives no sounding
+    value = F.binary_cross_entropy_with_logits(p, target, reduction='none') * w
+    if balanced:
+        expected = 0.5 * ((value * target).sum() / 3 + (value * (1 - target)).sum() / 1)
+    else:
+        expected = value.sum() / w.sum()
+    torch.testing.assert_close(losses['loss_presence'], expected)
+    data[0].set_metainfo(dict(sounding=[1, 1]))
+    with pytest.raises(ValueError, match='sounding'):
+        head.loss_by_logits(stages, data, T)
+
+
 def test_presence_margin_shifts_the_gate():
     head = build(presence_head=dict(loss_weight=1.0), presence_margin=2.5).eval()
     inputs = neck_out()

@@ -22,7 +22,7 @@ class PackAVSInputs(BaseTransform):
 
     DEFAULT_META_KEYS = ('video_id', 'category', 'frame_paths', 'img_path', 'audio_path',
                          'ori_shape', 'frame_shape', 'img_shape', 'pad_shape', 'num_frames',
-                         'frame_valid', 'gt_valid', 'flip', 'flip_direction', 'scale_factor',
+                         'frame_valid', 'gt_valid', 'sounding', 'flip', 'flip_direction', 'scale_factor',
                          'split', 'reduce_zero_label', 'sample_idx')
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:

@@ -93,13 +93,17 @@ class CCFormerHead(BaseModule):
         align_corners (bool): for resizing (False).
         threshold (float): sigmoid threshold the segmentor uses for K = 1.
         presence_head (dict | None): e.g. ``dict(type='AudioVisualPresence',
-            loss_weight=1.0)``: a presence logit per frame (does anything
-            visible make the frame's sound?) from the original audio and the
-            EIM's visual tokens. Trained with a binary cross-entropy whose
-            target is 1 when the frame's ground truth has any foreground
-            (``loss_presence``, supervised frames only); at inference it
-            gates the masks (:meth:`gate`), so a frame in which nothing on
-            screen sounds comes out empty. None (default, the paper): none.
+            loss_weight=1.0, balanced=False)``: a presence logit per frame
+            (does anything visible make the frame's sound?) from the original
+            audio and the EIM's visual tokens (``balanced``: positive and
+            negative frames weigh half each in the loss). Trained with a binary cross-entropy
+            (``loss_presence``) whose target is 1 when the frame's ground
+            truth has any foreground; a frame without a label (``gt_valid``
+            0) takes its target from metainfo ``sounding`` (1 / 0; -1 or
+            absent: not supervised), which negative audio sets to 0 on the
+            frames it replaces. At inference it gates the masks
+            (:meth:`gate`), so a frame in which nothing on screen sounds
+            comes out empty. None (default, the paper): none.
     """
 
     def __init__(self,
@@ -178,6 +182,7 @@ class CCFormerHead(BaseModule):
             presence_head = dict(presence_head)
             self.presence_loss_weight = float(
                 presence_head.pop('loss_weight', 1.0))
+            self.presence_balanced = bool(presence_head.pop('balanced', False))
             self.presence_head = MODELS.build(_with_dims(
                 presence_head, dict(), type='AudioVisualPresence',
                 embed_dims=embed_dims))
@@ -426,13 +431,51 @@ class CCFormerHead(BaseModule):
                     key = name if i == s - 1 else f'd{i}.{name}'
                     losses[key] = per_stage[i]
             if presence is not None:
-                target = ((gt == 1) if self.num_classes == 1 else
-                          (gt > 0) & (gt != self.ignore_index)).flatten(1)
+                target, p_weight = self._presence_target(
+                    gt, weight, data_samples, num_frames)
                 value = F.binary_cross_entropy_with_logits(
-                    presence[-1], target.any(1).float(), reduction='none')
-                losses['loss_presence'] = (self.presence_loss_weight *
-                                           (value * weight).sum() / denom)
+                    presence[-1], target, reduction='none') * p_weight
+                if self.presence_balanced:
+                    # positives and negatives weigh half each
+                    pos = target * p_weight
+                    neg = (1 - target) * p_weight
+                    value = 0.5 * (
+                        (value * target).sum() / pos.sum().clamp(min=1.0) +
+                        (value * (1 - target)).sum() / neg.sum().clamp(min=1.0))
+                else:
+                    value = value.sum() / p_weight.sum().clamp(min=1.0)
+                losses['loss_presence'] = self.presence_loss_weight * value
         return losses
+
+    def _presence_target(self, gt: Tensor, weight: Tensor,
+                         data_samples: Sequence[SegDataSample],
+                         num_frames: int) -> tuple:
+        """Presence targets and weights, both (B*T,) float.
+
+        Labelled frames (``weight`` > 0): 1 where the GT has foreground.
+        Other frames: metainfo ``sounding`` (1 / 0) where a sample gives it,
+        else weight 0.
+        """
+        target = ((gt == 1) if self.num_classes == 1 else
+                  (gt > 0) & (gt != self.ignore_index)).flatten(1).any(1)
+        target = target.float()
+        known = [-1] * (len(data_samples) * num_frames)
+        for i, sample in enumerate(data_samples):
+            sounding = sample.metainfo.get('sounding')
+            if sounding is None:
+                continue
+            if len(sounding) != num_frames:
+                raise ValueError(
+                    f'CCFormerHead.loss: data_samples[{i}] metainfo sounding '
+                    f'is {sounding!r}; it must list T={num_frames} flags '
+                    '(1 sounding, 0 silent, -1 unknown).')
+            start = i * num_frames
+            known[start:start + num_frames] = [int(v) for v in sounding]
+        known = torch.tensor(known, dtype=torch.float32).to(gt.device)
+        from_meta = (weight <= 0) & (known >= 0)
+        target = torch.where(from_meta, known, target)
+        p_weight = torch.where(from_meta, torch.ones_like(weight), weight)
+        return target, p_weight
 
     def loss(self, neck_out: dict, data_samples: Sequence[SegDataSample],
              num_frames: int) -> Dict[str, Tensor]:
