@@ -56,13 +56,26 @@ def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
 def test_s4_train_unlabelled_replaced_frames(toy_s4_root, supervise_unlabelled):
     ds = NegativeAudioDataset(dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train',
                                    pipeline=PIPELINE), prob=1.0, whole_clip_prob=1.0, conditions=dict(noise=1.0),
-                              supervise_unlabelled=supervise_unlabelled)
+                              supervise_unlabelled=supervise_unlabelled, spare_labelled=False)
     out = ds[0]
     meta = out['data_samples'].metainfo
     assert ds.dataset.get_data_info(0)['gt_valid'] == [1, 0, 0, 0, 0]
     assert meta['gt_valid'] == ([1] * 5 if supervise_unlabelled else [1, 0, 0, 0, 0])
     assert meta['audio_condition'] == ['noise'] * 5 and out['data_samples'].gt_sem_seg.data.sum() == 0
     assert meta['sounding'] == [0] * 5           # presence target known on every replaced frame, labelled or not
+
+
+def test_s4_train_spare_labelled_keeps_the_labelled_frame(toy_s4_root):
+    cfg = dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train', pipeline=PIPELINE)
+    ds = NegativeAudioDataset(cfg, prob=1.0, whole_clip_prob=1.0, conditions=dict(silence=1.0))
+    plain = ds.dataset[0]
+    out = ds[0]
+    meta = out['data_samples'].metainfo
+    assert meta['audio_condition'] == ['original'] + ['silence'] * 4 and meta['audio_replaced'] == [0, 1, 1, 1, 1]
+    assert meta['sounding'] == [-1, 0, 0, 0, 0] and meta['gt_valid'] == [1, 0, 0, 0, 0]
+    assert torch.equal(out['audio'][0], plain['audio'][0])                # the labelled frame keeps its sound
+    assert torch.equal(out['data_samples'].gt_sem_seg.data[0], plain['data_samples'].gt_sem_seg.data[0])
+    assert plain['data_samples'].gt_sem_seg.data[0].any()
 
 
 def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):

@@ -437,8 +437,11 @@ class NegativeAudioDataset(_AudioWrapper):
     * with probability ``prob`` the clip is changed, else it is left as it is;
     * a changed clip has all its real frames replaced with probability ``whole_clip_prob``, else a random
       non-empty proper subset of its seconds (1 to T - 1 of them);
-    * replaced frames get empty targets; those that had a label stay supervised, unlabelled ones become
-      supervised only with ``supervise_unlabelled``;
+    * with ``spare_labelled`` (default), a clip that has unlabelled real frames (S4 and AVSS v1s training: one
+      label per clip) keeps the audio of its labelled frames, whose masks are its only segmentation supervision;
+      the drawn plan is applied to its unlabelled frames only. Clips labelled in every frame (MS3) are unaffected;
+    * replaced frames get empty targets and the presence target "nothing sounds" (metainfo ``sounding`` 0); those
+      that had a label stay supervised, the masks of unlabelled ones only with ``supervise_unlabelled``;
     * each replaced second draws its condition from ``conditions`` (relative weights): silence; noise (white or
       pink, RMS uniform in ``noise_dbfs`` dB re full scale); or off-screen sound, a second of another clip in which
       only kinds not visible in this clip are audible (:class:`OffscreenPool`). Off-screen is dropped (with a
@@ -457,6 +460,8 @@ class NegativeAudioDataset(_AudioWrapper):
         supervise_unlabelled (bool): also supervise replaced frames that have no label (S4 training labels frame 1
             only). Off by default: on S4 the empty targets of frames 2-5 would outnumber the labelled positives
             about 3 to 1 and the model learns to predict nothing (docs/robustness.md).
+        spare_labelled (bool): in clips with unlabelled real frames, replace only those (see above). Defaults to
+            True.
         seed (int): seed of all draws. Defaults to 0.
         lazy_init (bool): defer loading the annotations. Defaults to False.
     """
@@ -464,7 +469,7 @@ class NegativeAudioDataset(_AudioWrapper):
     def __init__(self, dataset: Union[BaseDataset, dict], prob: float = 0.5, whole_clip_prob: float = 0.5,
                  conditions: Optional[Dict[str, float]] = None,
                  noise_dbfs: Tuple[float, float] = (-45.0, -10.0), supervise_unlabelled: bool = False,
-                 seed: int = 0, lazy_init: bool = False) -> None:
+                 spare_labelled: bool = True, seed: int = 0, lazy_init: bool = False) -> None:
         conditions = dict(silence=1.0, noise=1.0, offscreen=1.0) if conditions is None else dict(conditions)
         unknown = set(conditions) - set(NEGATIVE_CONDITIONS)
         if unknown:
@@ -480,6 +485,7 @@ class NegativeAudioDataset(_AudioWrapper):
         self.conditions = conditions
         self.noise_dbfs = (float(noise_dbfs[0]), float(noise_dbfs[1]))
         self.supervise_unlabelled = bool(supervise_unlabelled)
+        self.spare_labelled = bool(spare_labelled)
         self._has_donor: List[bool] = []
         super().__init__(dataset, lazy_init=lazy_init)
 
@@ -519,11 +525,23 @@ class NegativeAudioDataset(_AudioWrapper):
             out[s] = names[int(k)]
         return out
 
+    @staticmethod
+    def _spare_labelled(plan: List[Optional[str]], meta: dict) -> List[Optional[str]]:
+        """``plan`` without its labelled frames when the clip has an unlabelled real frame."""
+        num = len(plan)
+        gt_valid = meta.get('gt_valid', [1] * num)
+        frame_valid = meta.get('frame_valid', [1] * num)
+        if all(g or not f for g, f in zip(gt_valid, frame_valid)):
+            return plan
+        return [None if g else c for c, g in zip(plan, gt_valid)]
+
     def __getitem__(self, idx: int) -> dict:
         self.full_init()
         packed = self.dataset[idx]
         num = packed['audio'].shape[0]
         plan = self.plan(idx, num)
+        if self.spare_labelled:
+            plan = self._spare_labelled(plan, packed['data_samples'].metainfo)
         if not any(plan):
             return packed
         rng = np.random.default_rng(self._entropy(idx) + [1])
