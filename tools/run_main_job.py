@@ -29,11 +29,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from projects.ccformer.evaluation.robustness import format_table
 
-from projects.ccformer.evaluation.robustness import format_table  # noqa: E402
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 DEFAULT_CONFIG = 'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'
 METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore', 'empty_fp_rate', 'empty_fp_pixel_rate',
@@ -132,6 +130,14 @@ def best_checkpoint(work_dir: str) -> str:
     raise FileNotFoundError(f'no checkpoint in {work_dir}')
 
 
+def toy_test_clips(data_root: str, num_clips: Optional[int] = None) -> List[dict]:
+    """The first ``num_clips`` clips of the toy test split, as ``AVSBenchS4Dataset`` lists them (frame, mask and
+    wav paths)."""
+    from projects.ccformer.datasets import AVSBenchS4Dataset
+    dataset = AVSBenchS4Dataset(data_root=data_root, split='test', audio_source='wav', pipeline=[])
+    return [dataset.get_data_info(i) for i in range(len(dataset) if num_clips is None else num_clips)]
+
+
 def make_demo_video(data_root: str, out_path: str, num_clips: int = 2, video_fps: int = 8) -> List[str]:
     """An mp4 (H.264 + AAC via PyAV) of toy test clips: each frame held for 1 s, with the clips' audio.
 
@@ -141,19 +147,12 @@ def make_demo_video(data_root: str, out_path: str, num_clips: int = 2, video_fps
     import cv2
     import soundfile as sf
 
-    from projects.ccformer.apis import write_video
-    csv_path = osp.join(data_root, 's4_meta_data.csv')
-    with open(csv_path) as f:
-        rows = [line.strip().split(',') for line in f.readlines()[1:] if line.strip()]
-    rows = [r for r in rows if r[3] == 'test'][:num_clips]
+    from projects.ccformer.datasets.video import write_video
     frames, audio, ids = [], [], []
-    for name, _, category, split in rows:
-        ids.append(name)
-        base = osp.join(data_root, 's4_data')
-        for k in range(1, 6):
-            img = cv2.imread(osp.join(base, 'visual_frames', split, category, name, f'{name}_{k}.png'))
-            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-        wav, rate = sf.read(osp.join(base, 'audio_wav', split, category, f'{name}.wav'), dtype='float32')
+    for clip in toy_test_clips(data_root, num_clips):
+        ids.append(clip['video_id'])
+        frames += [cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB) for path in clip['frame_paths']]
+        wav, rate = sf.read(clip['audio_path'], dtype='float32')
         wav = wav[:5 * rate] if wav.ndim == 1 else wav[:5 * rate].mean(1)
         audio.append(np.pad(wav, (0, 5 * rate - len(wav))))
     write_video(out_path, frames, video_fps, np.concatenate(audio), sample_rate=rate, repeat=video_fps, crf=12)
@@ -161,27 +160,26 @@ def make_demo_video(data_root: str, out_path: str, num_clips: int = 2, video_fps
 
 
 def demo_iou(data_root: str, ids: List[str], mask_dir: str, stem: str) -> Optional[float]:
-    """Mean per-frame IoU (empty GT: background accuracy) of the demo masks against the toy test masks."""
+    """Mean per-frame IoU (official per-frame rule, ``evaluation.functional.frame_iou``: empty GT scores the
+    background accuracy) of the demo masks against the toy test masks, in percent."""
     import cv2
+
+    from projects.ccformer.evaluation.functional import frame_iou
+    clips = {clip['video_id']: clip for clip in toy_test_clips(data_root)}
     ious = []
-    k_global = 0
     for name in ids:
-        gt_dirs = glob.glob(osp.join(data_root, 's4_data', 'gt_masks', 'test', '*', name))
-        if not gt_dirs:
+        if name not in clips:
             return None
-        for k in range(1, 6):
-            k_global += 1
-            gt = cv2.imread(osp.join(gt_dirs[0], f'{name}_{k}.png'), cv2.IMREAD_GRAYSCALE) > 127
-            pred_path = osp.join(mask_dir, f'{stem}_{k_global}.png')
+        for mask_path in clips[name]['mask_paths']:
+            gt = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
+            pred_path = osp.join(mask_dir, f'{stem}_{len(ious) + 1}.png')
             if not osp.isfile(pred_path):
                 return None
             pred = cv2.imread(pred_path, cv2.IMREAD_GRAYSCALE) > 127
             if pred.shape != gt.shape:
                 pred = cv2.resize(pred.astype(np.uint8), gt.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-            if gt.any():
-                ious.append((pred & gt).sum() / max((pred | gt).sum(), 1))
-            else:
-                ious.append((~pred).mean())
+            logits = np.where(pred, 1.0, -1.0).astype(np.float32)[None]  # the hard mask as logits (sigmoid > 0.5)
+            ious.append(frame_iou(logits, gt[None].astype(np.uint8))[0])
     return 100 * float(np.mean(ious))
 
 

@@ -20,22 +20,17 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS  # noqa: E402
-from projects.ccformer.engine import set_data_root  # noqa: E402
-from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
-from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir  # noqa: E402
-from projects.ccformer.engine.safe_checkpoint import trust_checkpoint  # noqa: E402
-from projects.ccformer.evaluation.robustness import audio_condition_dataset  # noqa: E402
+from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS
+from projects.ccformer.engine import set_data_root
+from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
+from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir
+from projects.ccformer.engine.safe_checkpoint import trust_checkpoint
+from projects.ccformer.evaluation.robustness import audio_condition_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:

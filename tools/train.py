@@ -10,8 +10,8 @@ Examples::
     python tools/train.py CONFIG --cfg-options compile=True    # torch.compile of the model's tensor core
     python tools/train.py CONFIG --data-root /data/AVSBench/Multi-sources   # every dataloader reads from there
 
-The repository root is put on ``sys.path`` so ``custom_imports=['projects.ccformer']`` in the configs works
-without setting ``PYTHONPATH``.
+``custom_imports=['projects.ccformer']`` in the configs finds the package installed by ``tools/setup_env.sh``
+(``pip install -e .``), from any working directory and without ``PYTHONPATH``.
 """
 import argparse
 import logging
@@ -19,18 +19,14 @@ import os
 import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner, find_latest_checkpoint
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
-
-from projects.ccformer.engine import set_data_root  # noqa: E402
-from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
-from projects.ccformer.engine.run_checks import check_cfg_options, check_fresh_work_dir  # noqa: E402
-from projects.ccformer.engine.safe_checkpoint import trust_checkpoint  # noqa: E402
+from projects.ccformer.engine import set_data_root
+from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
+from projects.ccformer.engine.run_checks import check_cfg_options, check_fresh_work_dir
+from projects.ccformer.engine.safe_checkpoint import trust_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:

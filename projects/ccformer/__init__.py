@@ -7,7 +7,7 @@ OpenMMLab registries, so configs only need
 Without the OpenMMLab stack (mmengine, mmcv, mmseg not installed: an ONNX Runtime deployment, see
 ``docs/deployment.md``) nothing is registered, ``OPENMMLAB_MISSING`` names the first missing package, and the parts
 that need none of it still import: ``deployment`` (ONNX Runtime segmentor), ``datasets.audio``,
-``datasets.palette``, ``datasets.toy`` and ``apis`` (which needs torch and mmengine).
+``datasets.palette``, ``datasets.toy`` and ``apis`` (which needs torch and mmengine, as ``datasets.video``).
 """
 from importlib import import_module
 from typing import Optional

@@ -1,13 +1,14 @@
-"""Tests of tools/analysis_tools/benchmark.py and check_equivalence.py (CPU only, no timing asserted)."""
-import copy
+"""Tests of tools/analysis_tools/benchmark.py and check_equivalence.py (CPU only, no timing asserted); their
+building blocks (projects/ccformer/utils/benchmark.py) are tested in tests/test_utils/."""
 import importlib.util
 import json
 import math
 import os
-import sys
 
 import pytest
 import torch
+
+from projects.ccformer.utils import benchmark as ub
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, 'tools', 'analysis_tools')
@@ -17,8 +18,6 @@ TINY_SIZE = 32  # smallest size the strides (4..32) allow: keeps the CPU tests f
 
 
 def _load(name):
-    if TOOLS not in sys.path:
-        sys.path.insert(0, TOOLS)
     spec = importlib.util.spec_from_file_location(name, os.path.join(TOOLS, f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -47,56 +46,7 @@ def _needs_model():
         pytest.fail(f'tiny config {TINY_CONFIG} is missing: the benchmark tests need it')
 
 
-# ----------------------------------------------------------------------------------------------- pure helpers
-
-
-def test_strip_pretrained_removes_every_weight_reference():
-    cfg = dict(
-        backbone=dict(type='TimmPyramidBackbone', pretrained=True,
-                      init_cfg=dict(type='Pretrained', checkpoint='pvt_v2_b5.pth')),
-        audio_encoder=dict(type='VGGish', init_cfg=[dict(type='Pretrained', checkpoint='vggish.pth'),
-                                                    dict(type='Constant', val=0, layer='Linear')]),
-        head=dict(pretrained='x.pth', layers=[dict(init_cfg=dict(type='Pretrained', checkpoint='y.pth'))],
-                  init_cfg=dict(type='Xavier')),
-        other=dict(pretrained=False, checkpoint_path=''))
-    before = copy.deepcopy(cfg)
-    assert bench.strip_pretrained(cfg) == 5
-    assert cfg['backbone']['pretrained'] is False and cfg['backbone']['init_cfg'] is None
-    assert cfg['audio_encoder']['init_cfg'] == [dict(type='Constant', val=0, layer='Linear')]
-    assert cfg['head']['pretrained'] is None and cfg['head']['layers'][0]['init_cfg'] is None
-    assert cfg['head']['init_cfg'] == dict(type='Xavier')          # non-pretrained inits stay
-    assert cfg['other'] == before['other']                           # already off: untouched
-    assert bench.strip_pretrained(cfg) == 0                          # idempotent
-
-
-def test_percentile_and_summarize_numbers():
-    times = [0.4, 0.1, 0.3, 0.2, 0.5]
-    assert bench.percentile(times, 50) == pytest.approx(0.3)
-    assert bench.percentile(times, 10) == pytest.approx(0.14)
-    assert bench.percentile(times, 90) == pytest.approx(0.46)
-    s = bench.summarize(dict(times_s=times, wall_s=2.0, first_call_s=3.0, warmup_s=4.0), batch=2, frames=5)
-    assert s['median_s'] == pytest.approx(0.3)
-    assert s['clips_per_s'] == pytest.approx(2 / 0.3)
-    assert s['frames_per_s'] == pytest.approx(10 / 0.3)
-    assert s['s_per_clip'] == pytest.approx(0.15)
-    assert s['wall_frames_per_s'] == pytest.approx(5 * 10 / 2.0)
-    assert s['first_call_s'] == 3.0 and s['iters'] == 5
-
-
-def test_time_steps_counts_calls_and_reports_first_call():
-    calls = []
-    timing = bench.time_steps(lambda: calls.append(1), iters=4, warmup=3, device=torch.device('cpu'))
-    assert len(calls) == 7 and len(timing['times_s']) == 4
-    assert all(t >= 0 for t in timing['times_s']) and timing['first_call_s'] >= 0
-
-
-def test_barrier_single_process(tmp_path):
-    calls = []
-    timing = bench.time_steps(lambda: calls.append(1), iters=2, warmup=1, device=torch.device('cpu'),
-                              before_timing=lambda: bench.barrier(str(tmp_path), 1, 5.0))
-    assert len(calls) == 4  # warm-up, one re-warm after the barrier, two timed
-    assert 'barrier_wait_s' in timing and not timing.get('barrier_timed_out')
-    assert any(n.startswith('ready.') for n in os.listdir(tmp_path))
+# ----------------------------------------------------------------------------------------------- arguments, helpers
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -104,8 +54,6 @@ def test_bad_arguments_are_refused(tmp_path):
         bench.parse_args(['x.py', '--iters', '0'])
     with pytest.raises(SystemExit):
         bench.parse_args(['x.py', '--barrier', str(tmp_path), '--batch-size', '2', '16'])
-    with pytest.raises(FileNotFoundError, match='does not exist'):
-        bench.load_config(str(tmp_path / 'missing.py'))
 
 
 def test_equivalence_helpers():
@@ -201,9 +149,9 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
 def test_autocast_and_train_amp_match_fp32_on_cpu():
     _needs_model()
     eq = _load('check_equivalence')
-    cfg = bench.load_config(TINY_CONFIG)
+    cfg = ub.load_config(TINY_CONFIG)
     torch.manual_seed(0)
-    model = bench.build_model(cfg)
+    model = ub.build_model(cfg)
     recs = eq.run_checks(model, torch.device('cpu'), ['autocast', 'train-amp'], ['bf16'], batch=2, frames=5,
                          size=TINY_SIZE)
     by = {r['check']: r for r in recs}
@@ -220,10 +168,10 @@ def test_compiled_neck_matches_eager_on_cpu():
     """torch.compile (aot_eager: dynamo + AOT autograd graphs, no code generation) of the EIM changes nothing."""
     _needs_model()
     eq = _load('check_equivalence')
-    cfg = bench.load_config(TINY_CONFIG)
+    cfg = ub.load_config(TINY_CONFIG)
     torch.manual_seed(0)
-    model = bench.build_model(cfg).eval()
-    data = bench.make_inputs(2, 5, TINY_SIZE, torch.device('cpu'), torch.Generator().manual_seed(0))
+    model = ub.build_model(cfg).eval()
+    data = ub.make_inputs(2, 5, TINY_SIZE, torch.device('cpu'), torch.Generator().manual_seed(0))
     with torch.no_grad():
         feats = list(model.backbone(data['inputs'].flatten(0, 1)))
         audio = model.audio_encoder(data['audio'].flatten(0, 1))
@@ -238,9 +186,9 @@ def test_compiled_model_matches_eager_on_cpu():
     """torch.compile tracing of the whole model (dynamo 'eager' backend) changes nothing."""
     _needs_model()
     eq = _load('check_equivalence')
-    cfg = bench.load_config(TINY_CONFIG)
+    cfg = ub.load_config(TINY_CONFIG)
     torch.manual_seed(0)
-    model = bench.build_model(cfg)
+    model = ub.build_model(cfg)
     recs = eq.run_checks(model, torch.device('cpu'), ['compile'], [], batch=1, frames=5, size=TINY_SIZE,
                          compile_backend='eager')
     assert recs[0]['passed'], recs
@@ -252,10 +200,10 @@ def test_msda_path_switch_counts_and_restores():
     _needs_model()
     eq = _load('check_equivalence')
     import mmcv.ops.multi_scale_deform_attn as msda
-    cfg = bench.load_config(TINY_CONFIG)
-    model = bench.build_model(cfg).eval()
+    cfg = ub.load_config(TINY_CONFIG)
+    model = ub.build_model(cfg).eval()
     gen = torch.Generator().manual_seed(0)
-    data = bench.make_inputs(1, 5, TINY_SIZE, torch.device('cpu'), gen)
+    data = ub.make_inputs(1, 5, TINY_SIZE, torch.device('cpu'), gen)
     before = (msda.ext_module.ms_deform_attn_forward, msda.multi_scale_deformable_attn_pytorch)
     with eq.msda_path(model, use_kernel=False) as count:
         out = eq.forward_tensor(model, data, torch.device('cpu'))

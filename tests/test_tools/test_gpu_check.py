@@ -23,7 +23,7 @@ if argv[0].endswith('benchmark_table.py'):
     runpy.run_path(argv[0], run_name='__main__')
     sys.exit(0)
 assert argv[0].endswith('benchmark.py'), argv
-sys.path.insert(0, os.path.join(root, 'tools', 'analysis_tools'))
+sys.path[:0] = [root, os.path.join(root, 'tools', 'analysis_tools')]  # this checkout's package and tool
 import benchmark
 args = benchmark.parse_args(argv[1:])
 assert os.path.isfile(args.config), args.config

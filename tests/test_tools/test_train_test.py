@@ -25,13 +25,12 @@ ITERS_PER_EPOCH = 2  # 3 toy train clips, batch 2, no drop_last
 METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore')
 
 
-def _env(pythonpath: bool = False) -> dict:
+def _env() -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     # as in an activated environment: `python` in the shell scripts is this interpreter (make test does not activate)
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-    env.pop('PYTHONPATH', None)
-    if pythonpath:
-        env['PYTHONPATH'] = ROOT
+    # the tools import the installed package (pip install -e .); PYTHONPATH makes it this checkout's copy
+    env['PYTHONPATH'] = ROOT
     return env
 
 
@@ -43,8 +42,8 @@ def _data_opts(root: str, epochs: int = 1, interval: int = 1) -> list:
                    f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=1']
 
 
-def _run(cmd, timeout=240, pythonpath=False, cwd=ROOT) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(pythonpath), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def _run(cmd, timeout=240, cwd=ROOT) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}'
     return proc.stdout
@@ -176,13 +175,13 @@ def test_configs_run_under_mmseg_tools(resumed_run, toy_s4_root, tmp_path):
     assert osp.isfile(osp.join(MMSEG_TOOLS, 'train.py'))
     work = str(tmp_path / 'mmseg_train')
     out = _run([sys.executable, osp.join(MMSEG_TOOLS, 'train.py'), CONFIG, '--work-dir', work, '--cfg-options'] +
-               _data_opts(toy_s4_root, epochs=1), pythonpath=True, cwd=str(tmp_path))
+               _data_opts(toy_s4_root, epochs=1), cwd=str(tmp_path))
     assert osp.isfile(osp.join(work, 'epoch_1.pth')), out[-3000:]
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
     masks = tmp_path / 'mmseg_masks'
     out = _run([sys.executable, osp.join(MMSEG_TOOLS, 'test.py'), CONFIG, best, '--work-dir',
                 str(tmp_path / 'mmseg_test'), '--out', str(masks), '--cfg-options'] + _data_opts(toy_s4_root),
-               pythonpath=True, cwd=str(tmp_path))
+               cwd=str(tmp_path))
     for key in METRIC_KEYS:
         assert f'{key}: ' in out, out[-2000:]
     # mmseg's --out sets test_evaluator.output_dir: our metrics write the predicted masks there

@@ -11,16 +11,12 @@ Example (the paper's S4 pipeline on toy data at 224 x 224)::
 """
 import argparse
 import json
-import os.path as osp
 import statistics
-import sys
 import time
 from typing import List, Optional
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -38,9 +38,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import (TensorForward, autocast, build_model, compile_kwargs,  # noqa: E402
-                       load_config, make_data_samples, make_inputs, num_classes_of)
+from projects.ccformer.utils.benchmark import (TensorForward, autocast, build_model, compile_kwargs, load_config,
+                                               make_data_samples, make_inputs, num_classes_of)
 
 # Tolerances on the relative error of the final logits / gradients against fp32 eager (random weights, deep net:
 # bf16 keeps 8 mantissa bits, so ~4e-3 per op accumulates over tens of layers).

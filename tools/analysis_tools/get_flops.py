@@ -16,19 +16,18 @@ as the paper's table does.
 import argparse
 import json
 import os.path as osp
-import sys
 from collections import OrderedDict
 from typing import Any, Dict, List
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.registry import init_default_scope
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))  # repo root (projects.ccformer)
-
-from mmengine.analysis import FlopAnalyzer  # noqa: E402
-from mmengine.analysis.jit_handles import get_shape  # noqa: E402
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+from projects.ccformer.utils import strip_pretrained
+from projects.ccformer.utils.benchmark import TensorForward
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -40,30 +39,6 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     lq, e = q[-2], q[-1]
     lk, ev = k[-2], v[-1]
     return batch * lq * lk * (e + ev)
-
-
-class ClipForward(nn.Module):
-    """forward(frames, audio) -> model(frames, mode='tensor', audio=audio), for jit tracing."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return self.model(frames, None, 'tensor', audio=audio)
-
-
-def strip_pretrained(cfg: Any) -> None:
-    """Drop init_cfg checkpoints (weights do not change counts) so no file is needed."""
-    if isinstance(cfg, dict):
-        init = cfg.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for v in cfg.values():
-            strip_pretrained(v)
-    elif isinstance(cfg, list):
-        for v in cfg:
-            strip_pretrained(v)
 
 
 def count_params(model: nn.Module) -> Dict[str, int]:
@@ -88,7 +63,7 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
     model = MODELS.build(ConfigDict(model_cfg)).eval()
     frames_t = torch.randn(1, frames, 3, *shape)
     audio = torch.randn(1, frames, 1, 96, 64)
-    analyzer = FlopAnalyzer(ClipForward(model), (frames_t, audio))
+    analyzer = FlopAnalyzer(TensorForward(model), (frames_t, audio))
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
     with torch.no_grad():

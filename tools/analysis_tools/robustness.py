@@ -27,20 +27,15 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dist import is_main_process  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS  # noqa: E402
-from projects.ccformer.engine import set_data_root  # noqa: E402
-from projects.ccformer.engine.cpu_ddp import init_cpu_distributed  # noqa: E402
-from projects.ccformer.evaluation.robustness import (check_conditions, evaluate_audio_conditions,  # noqa: E402
+from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS
+from projects.ccformer.engine import set_data_root
+from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
+from projects.ccformer.evaluation.robustness import (check_conditions, evaluate_audio_conditions,
                                                      format_table, robustness_report)
 
 

@@ -7,13 +7,8 @@ Examples::
         --num-videos 8 4 4 --img-size 320 240 --subsets v1s v2 --seed 1
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
-
-from projects.ccformer.datasets.toy import (DEFAULT_NUM_VIDEOS,  # noqa: E402
-                                            generate_toy_avsbench)
+from projects.ccformer.datasets.toy import DEFAULT_NUM_VIDEOS, generate_toy_avsbench
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -42,10 +42,6 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 VIDEO_EXTS = ('.mp4', '.mkv', '.webm', '.avi', '.mov', '.m4v', '.flv', '.mpg', '.mpeg')
 CSV_FIELDS = ['name', 'start_time', 'category', 'split']
 AUDIO_RATE = 16000
@@ -145,7 +141,7 @@ def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int =
     Returns:
         ``(csv rows, error message or None, notes)``.
     """
-    from projects.ccformer.apis.inference import read_video_audio, read_video_frames, video_info
+    from projects.ccformer.datasets.video import read_video_audio, read_video_frames, video_info
     written: List[str] = []
     try:
         info = video_info(job['path'])

@@ -10,9 +10,6 @@ Usage: ``python tools/misc/check_env.py [--quiet]``; exit status 1 with a messag
 import argparse
 import sys
 import traceback
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def check_ext() -> str:

@@ -12,14 +12,10 @@ trusted legacy file in to full unpickling).
 import argparse
 import os
 import os.path as osp
-import sys
 from hashlib import sha256
 
 import torch
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
 
 BLOCK_SIZE = 128 * 1024
 TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')

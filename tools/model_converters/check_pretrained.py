@@ -19,14 +19,9 @@ executing code (``projects/ccformer/engine/safe_checkpoint.py``); one that needs
 """
 import argparse
 import copy
-import os.path as osp
 import pickle
 import sys
 from typing import Optional
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

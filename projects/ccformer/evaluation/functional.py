@@ -20,6 +20,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from mmseg.evaluation.metrics import IoUMetric
+
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
 #: Epsilon of the official ``mask_iou``.
@@ -404,10 +406,11 @@ def _check_labels(x: ArrayLike, name: str, num_classes: int) -> torch.Tensor:
 
 def semantic_frame_counts(pred: ArrayLike, gt: ArrayLike,
                           num_classes: int = AVSS_NUM_CLASSES) -> Dict[str, np.ndarray]:
-    """Per-frame, per-class pixel counts of the official AVSS metric (``torch.histc`` over classes 1..C).
+    """Per-frame, per-class pixel counts of the official AVSS metric: mmseg's ``IoUMetric.intersect_and_union``
+    on each frame, without an ignore label (every pixel is counted, as officially).
 
-    The official code shifts both maps by +1 and histograms with ``bins=C, min=1, max=C``, which maps class ``c``
-    to bin ``c`` one-to-one; there is no ignore label (every pixel is counted).
+    The official code histograms both maps shifted by +1 (``torch.histc``, ``bins=C, min=1, max=C``), which maps
+    class ``c`` to bin ``c`` one-to-one: the same counts as mmseg's ``histc`` over ``0..C-1``.
 
     Args:
         pred: ``[N, H, W]`` predicted class indices (argmax of the logits).
@@ -423,19 +426,13 @@ def semantic_frame_counts(pred: ArrayLike, gt: ArrayLike,
     if pred.dim() != 3 or pred.shape != gt.shape:
         raise ValueError(f'pred and gt must both be [N, H, W] with the same shape, got {tuple(pred.shape)} and '
                          f'{tuple(gt.shape)}.')
-    num = pred.shape[0]
-    offset = (torch.arange(num, device=pred.device) * num_classes).view(num, 1, 1)
-
-    def per_frame_hist(labels: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        idx = labels + offset
-        idx = idx.flatten() if mask is None else idx[mask]
-        return torch.bincount(idx, minlength=num * num_classes).view(num, num_classes)
-
-    inter = per_frame_hist(pred, pred == gt)
-    pred_area = per_frame_hist(pred)
-    gt_area = per_frame_hist(gt)
-    counts = dict(inter=inter, pred_area=pred_area, gt_area=gt_area, union=pred_area + gt_area - inter)
-    return {key: value.cpu().numpy().astype(np.int64) for key, value in counts.items()}
+    if not pred.shape[0]:
+        empty = np.zeros((0, num_classes), dtype=np.int64)
+        return dict(inter=empty, pred_area=empty.copy(), gt_area=empty.copy(), union=empty.copy())
+    # float32 histograms: exact up to 2**24 pixels a frame
+    frames = [IoUMetric.intersect_and_union(p, g, num_classes, ignore_index=-1) for p, g in zip(pred, gt)]
+    inter, union, pred_area, gt_area = (torch.stack(c).round().numpy().astype(np.int64) for c in zip(*frames))
+    return dict(inter=inter, pred_area=pred_area, gt_area=gt_area, union=union)
 
 
 def semantic_frame_scores(counts: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

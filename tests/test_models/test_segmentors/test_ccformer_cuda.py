@@ -3,7 +3,6 @@ with mmcv's compiled deformable-attention kernel, and matches fp32 within bf16 t
 
 Run on the GPU machine: ``python -m pytest tests/test_models/test_segmentors/test_ccformer_cuda.py -s``.
 """
-import importlib.util
 import os.path as osp
 import time
 
@@ -16,18 +15,17 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from projects.ccformer.utils import strip_pretrained
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
 
 def full_model(config='configs/ccformer_pvt_s4.py'):
-    spec = importlib.util.spec_from_file_location('gf', osp.join(ROOT, 'tools/analysis_tools/get_flops.py'))
-    gf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gf)
     cfg = Config.fromfile(osp.join(ROOT, config))
     init_default_scope('mmseg')
     model_cfg = cfg.model.to_dict()
-    gf.strip_pretrained(model_cfg)
+    strip_pretrained(model_cfg)
     torch.manual_seed(0)
     model = MODELS.build(ConfigDict(model_cfg)).cuda()
     model.init_weights()

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 
 from mmseg.registry import METRICS
 from .. import functional as F
-from ...engine.hooks.prediction_save_hook import save_clip_masks
+from ..mask_io import save_clip_masks
 
 
 def sample_get(sample: Any, key: str, default: Any = None) -> Any:

@@ -9,9 +9,9 @@ from prettytable import PrettyTable
 
 from mmseg.registry import METRICS
 from .. import functional as F
+from ..mask_io import save_clip_masks
 from .avs_metric import (as_clip, check_same_frames, empty_frame_metrics, frame_flags, order_results, sample_get,
                          sample_pixel_data)
-from ...engine.hooks.prediction_save_hook import save_clip_masks
 
 
 @METRICS.register_module()
