@@ -21,7 +21,11 @@ NEW_CONFIGS = {
     # AVSS with BCL: what the AVSS configs trained before they followed the paper
     'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py':
     'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py',
+    # ResNet-50 from an mmdet COCO detector (the paper's pretraining) instead of torchvision's ImageNet weights
+    **{f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
+       for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')},
 }
+COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
 
 
 def flat_diff(old, new, prefix=''):
@@ -46,6 +50,7 @@ def expected_changes(name: str) -> dict:
     * every config: ``model.test_cfg=dict(mode='whole')`` is gone (nothing reads it);
     * AVSS (not the BCL ablation): trained with the per-pixel cross-entropy alone as in the paper (Sec. IV-B), so
       ``model.use_bcl`` is False; the AVSS dataset base defines ``num_classes = 71`` (the configs read it);
+    * ``*r50-coco*`` (new): the backbone loads the ``backbone.`` weights of an mmdet COCO checkpoint;
     * tiny configs: they inherit the ``clip_augment`` variable from the dataset bases, which now hold the paper's
       augmentation (their own train pipelines, with random flips only, are unchanged).
     """
@@ -56,6 +61,9 @@ def expected_changes(name: str) -> dict:
             changes['model.use_bcl'] = (True, False)
     if '_tiny' in name:
         changes['clip_augment'] = (MISSING, PAPER_AUGMENT)
+    if 'r50-coco' in name:
+        changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
+        changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
     return changes
 
 
@@ -72,7 +80,7 @@ def test_resolved_config_matches_reference(name):
 def test_avss_follows_the_paper_and_bcl_stays_an_ablation():
     """The AVSS configs train without BCL (paper, Sec. IV-B); the ablation adds it back; S4 / MS3 keep it."""
     avss = [name for name in config_files() if 'avss' in name]
-    assert len(avss) == 11
+    assert len(avss) == 12
     for name in avss:
         assert resolve(name)['model']['use_bcl'] is ('-bcl_' in name), name
     assert resolve('configs/ccformer_pvt_s4.py')['model']['use_bcl'] is True
