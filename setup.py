@@ -3,12 +3,14 @@
 The heavy stack (torch, mmcv with compiled ops, mmseg, mmdet) is installed by ``tools/setup_env.sh``
 (``make test`` / ``make demo`` call it), because mmcv has to be built from source against the installed torch.
 ``pip install -e .`` then only adds this project, so that configs reach it through
-``custom_imports = dict(imports=['projects.ccformer'])`` from any working directory.
+``custom_imports = dict(imports=['projects.ccformer'])`` from any working directory. ``projects`` is a namespace
+package (no ``projects/__init__.py``): the install owns ``projects.ccformer`` only, and another project's
+``projects.<name>`` stays importable next to it.
 """
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -33,7 +35,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.9',
-    packages=find_packages(include=['projects', 'projects.*']),
+    packages=find_namespace_packages(include=['projects.ccformer', 'projects.ccformer.*']),
     include_package_data=True,
     install_requires=read_requirements('runtime'),
     extras_require={'tests': read_requirements('tests'), 'mim': read_requirements('mminstall'),

@@ -1,9 +1,13 @@
-# Training that segments only what sounds (docs/robustness.md). A config takes it as a further base and writes
-# (the *-robust configs in configs/ccformer/ and the tiny configs do):
-#   model = dict(neck={{_base_.robust_neck}}, decode_head={{_base_.robust_decode_head}})
+# Training that segments only what sounds (docs/robustness.md). A config takes it as a further base next to the
+# config it makes robust and writes (the *-robust configs in configs/ccformer/ and the tiny configs do):
+#   model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)
 #   train_dataloader = dict(dataset=dict(
-#       _delete_=True, type='NegativeAudioDataset', dataset={{_base_.train_dataloader.dataset}}))
+#       _delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset))
 # AVSS configs take robust_semantic_head instead (no BCE: their per-pixel cross-entropy covers empty frames).
+# This file cannot set `model` and `train_dataloader` itself: mmengine refuses two bases of one config that set the
+# same top-level key ("Duplicate key is not allowed among bases"), and wrapping the parent's train dataset moves its
+# keys one level down, which a merge cannot express; so the config names the parts (`_base_.x` reads a variable of
+# its bases).
 #
 # * Frame-local audio: the EIM's AVE / VAE and the FPN's audio attention see only their own frame's audio
 #   (audio_window=0) and the query generator reads only its frame's audio (audio_context='frame'); with clip-wide

@@ -1,15 +1,9 @@
-# CCFormer, PVT-v2-b5 backbone, AVSBench-object Single-source (S4), 5 frames; only frame 1 is labelled in train (gt_valid).
-# Paper recipe (Sec. IV-B): AdamW lr 2e-5, batch 2 clips on one GPU, 60 epochs, 224 x 224 frames.
+# CCFormer, PVT-v2-b5 backbone, AVSBench-object Single-source (S4), 5 frames; only frame 1 is
+# labelled in train (gt_valid).
+# Paper recipe (Sec. IV-B): AdamW lr 2e-5, batch 2 clips on one GPU, 60 epochs, 224 x 224 frames,
+# clip-consistent augmentation (_base_/datasets/avsbench_loaders.py).
 _base_ = [
-    '../_base_/models/ccformer_pvtv2-b5.py', '../_base_/datasets/avsbench_s4.py',
-    '../_base_/datasets/clip_augment_224.py', '../_base_/schedules/schedule_60e.py', '../_base_/default_runtime.py'
+    '../_base_/models/ccformer_pvtv2-b5.py', '../_base_/datasets/avsbench_s4.py', '../_base_/schedules/schedule_60e.py',
+    '../_base_/default_runtime.py'
 ]
-model = dict(decode_head=dict(num_classes=1))
-train_pipeline = [
-    dict(type='LoadAVSFrames'),
-    dict(type='LoadAVSMasks', label_type='binary'),
-    dict(type='LoadAVSAudio', pad_mode='repeat'),
-    {{_base_.clip_augment}},  # paper augmentation, same for all frames of a clip
-    dict(type='PackAVSInputs'),
-]
-train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=2)

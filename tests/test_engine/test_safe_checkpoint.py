@@ -199,3 +199,47 @@ def test_frozen_pretrained_part_may_be_absent(tmp_path):
     assert torch.equal(model.head.weight, trained.head.weight)
     with pytest.raises(CheckpointMismatchError, match='audio_encoder.fc.weight'):
         load_model_checkpoint(_Model(), ckpt)
+
+
+def _coco_detector_checkpoint(path: str, model: torch.nn.Module, meta) -> dict:
+    """An mmdet-style detector checkpoint: random ``backbone.*`` weights shaped like ``model.backbone``, an FPN
+    neck and heads, and a ``neck.*`` key that also names a parameter of ``model`` (which must not be loaded)."""
+    own_neck_key, own_neck = next(iter(model.neck.state_dict().items()))
+    state = collections.OrderedDict(('backbone.' + k, torch.rand_like(v) if v.is_floating_point() else v + 3)
+                                    for k, v in model.backbone.state_dict().items())
+    state.update({'neck.fpn_convs.0.conv.weight': torch.ones(8, 8, 3, 3), 'rpn_head.rpn_cls.weight': torch.ones(3, 8),
+                  'roi_head.bbox_head.fc_cls.weight': torch.ones(81, 16), 'neck.' + own_neck_key:
+                  torch.full_like(own_neck, 7.0)})
+    torch.save(dict(meta=meta, state_dict=state), path)
+    return state
+
+
+@pytest.mark.parametrize('payload', [False, True])
+def test_coco_backbone_loads_by_prefix_on_the_safe_path(tmp_path, payload):
+    """The COCO ResNet-50 configs' init (Pretrained, prefix='backbone.') loads the detector's backbone weights
+    only, through the weights-only loader: a detector file holding code is refused before the code runs."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    root = osp.join(osp.dirname(__file__), '..', '..')
+    coco_init = Config.fromfile(osp.join(root, 'configs/ccformer/ccformer_r50-coco_1xb2-60e_avsbench-s4-224x224.py')
+                                ).model.backbone.init_cfg
+    assert coco_init.prefix == 'backbone.' and 'coco' in coco_init.checkpoint
+    cfg = Config.fromfile(osp.join(root, 'configs/ccformer/ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py')).model
+    path, marker = str(tmp_path / 'mask_rcnn_coco.pth'), str(tmp_path / 'PWNED')
+    cfg.backbone.init_cfg = dict(coco_init, checkpoint=path)  # the tiny ResNet stands in for ResNet-50
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    meta = dict(mmdet_version='2.0.0', CLASSES=('person', 'bicycle'), config='model = dict(...)')
+    state = _coco_detector_checkpoint(path, model, _Payload(marker) if payload else meta)
+    if payload:
+        with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+            model.init_weights()
+        assert not osp.exists(marker)
+        return
+    model.init_weights()
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, state['backbone.' + key]), key
+    own_neck_key, own_neck = next(iter(model.neck.state_dict().items()))  # the detector's neck is not loaded
+    assert state['neck.' + own_neck_key].eq(7.0).all() and not own_neck.eq(7.0).any()

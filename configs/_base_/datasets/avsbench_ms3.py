@@ -1,6 +1,6 @@
 # AVSBench-object Multi-sources (MS3): 5 frames per clip at 224x224, all frames labelled.
-# Same pipelines, loaders and evaluators as S4 (official code: no resize, no augmentation, ImageNet
-# normalisation in the data preprocessor); only the dataset class and its root differ.
+# Same pipelines (official loading; the paper's augmentation in train), loaders and evaluators as S4; only the
+# dataset class and its root differ.
 _base_ = ['./avsbench_s4.py']
 dataset_type = 'AVSBenchMS3Dataset'
 data_root = 'data/AVSBench/Multi-sources'

@@ -1,15 +1,19 @@
 # AVSBench-semantic (AVSS): 71 classes, clips padded to 10 frames (v1s/v1m: 5 real + 5 padded,
 # v2: 10 real), audio computed from audio.wav and zero-padded, labels from labels_rgb colours.
-# Official geometry: train = short side 224 + centre crop, val/test = resize to 224x224.
+# Official geometry: train = short side 224 + centre crop, val/test = resize to 224x224; the train pipeline adds
+# the paper's clip-consistent augmentation (avsbench_loaders.py).
+_base_ = ['./avsbench_loaders.py']
 dataset_type = 'AVSSDataset'
 data_root = 'data/AVSBench/AVSS'
 subsets = ('v1s', 'v1m', 'v2')
+num_classes = 71  # the configs set model.decode_head.num_classes from it
 
 train_pipeline = [
     dict(type='LoadAVSFrames'),
     dict(type='LoadAVSMasks', label_type='palette'),
     dict(type='AVSSResize', size=224, mode='short_side_crop'),
     dict(type='LoadAVSAudio', pad_mode='zeros'),
+    _base_.clip_augment,
     dict(type='PackAVSInputs'),
 ]
 test_pipeline = [
@@ -21,10 +25,6 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='SeededSampler', shuffle=True),  # augmentation seeded by (seed, epoch, index)
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -32,10 +32,6 @@ train_dataloader = dict(
         subsets=subsets,
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -44,6 +40,6 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline))
 # the test loader is the val loader on the test split
-test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
+test_dataloader = dict(dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='AVSSMetric')
-test_evaluator = dict(type='AVSSMetric')
+test_evaluator = val_evaluator

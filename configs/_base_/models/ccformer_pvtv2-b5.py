@@ -46,7 +46,7 @@ model = dict(
         max_frames=10),
     decode_head=dict(
         type='CCFormerHead',
-        num_classes=1,
+        num_classes=1,  # AVSBench-object (S4, MS3): one foreground class; AVSS configs set 71
         embed_dims=embed_dims,
         num_queries=5,
         # encoder=None: 3 deformable layers, 8 heads, 4 points, FFN 1024 (ccformer_head.DEFAULT_ENCODER)
@@ -73,5 +73,4 @@ model = dict(
         same_clip='exclude',
         loss_weight=0.1),
     use_bcl=True,
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    train_cfg=dict())

@@ -1,1 +1,0 @@
-# projects namespace (OpenMMLab plugin projects live here)

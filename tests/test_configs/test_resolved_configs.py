@@ -1,0 +1,94 @@
+"""Every config under ``configs/`` resolves to the reference in ``tests/test_configs/configs_resolved.json``.
+
+The reference was written from the configs before they were restructured (the augmented train pipeline defined
+once in the dataset bases, no ``{{_base_.x}}`` text snippets, the toy schedule in one base). A resolved config may
+differ from it only by the changes :func:`expected_changes` lists; anything else (a lost key, a changed value, a list
+turned into a tuple) fails. Configs added since are compared with the reference config they were split from
+(``NEW_CONFIGS``).
+"""
+import json
+
+import pytest
+from resolved_configs import REFERENCE, config_files, resolve
+
+with open(REFERENCE) as fh:
+    REFERENCE_CONFIGS = json.load(fh)
+
+MISSING = '<missing>'
+PAPER_AUGMENT = REFERENCE_CONFIGS['configs/ccformer_pvt_s4.py']['clip_augment']
+# config added since the reference -> the reference config it is compared with
+NEW_CONFIGS = {
+    # AVSS with BCL: what the AVSS configs trained before they followed the paper
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py':
+    'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py',
+    # ResNet-50 from an mmdet COCO detector (the paper's pretraining) instead of torchvision's ImageNet weights
+    **{f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
+       for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')},
+}
+COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
+
+
+def flat_diff(old, new, prefix=''):
+    """``{dotted key: (old value, new value)}`` for every leaf where ``old`` and ``new`` differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = {}
+        for key in sorted(set(old) | set(new)):
+            path = f'{prefix}.{key}' if prefix else key
+            out.update(flat_diff(old.get(key, MISSING), new.get(key, MISSING), path))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = {}
+        for i, (a, b) in enumerate(zip(old, new)):
+            out.update(flat_diff(a, b, f'{prefix}[{i}]'))
+        return out
+    return {} if old == new else {prefix: (old, new)}
+
+
+def expected_changes(name: str) -> dict:
+    """The intended differences of config ``name`` from the reference: ``{dotted key: (old, new)}``.
+
+    * every config: ``model.test_cfg=dict(mode='whole')`` is gone (nothing reads it);
+    * AVSS (not the BCL ablation): trained with the per-pixel cross-entropy alone as in the paper (Sec. IV-B), so
+      ``model.use_bcl`` is False; the AVSS dataset base defines ``num_classes = 71`` (the configs read it);
+    * ``*r50-coco*`` (new): the backbone loads the ``backbone.`` weights of an mmdet COCO checkpoint;
+    * tiny configs: they inherit the ``clip_augment`` variable from the dataset bases, which now hold the paper's
+      augmentation (their own train pipelines, with random flips only, are unchanged).
+    """
+    changes = {'model.test_cfg': ({'mode': 'whole'}, MISSING)}
+    if 'avss' in name:
+        changes['num_classes'] = (MISSING, 71)
+        if '-bcl_' not in name:
+            changes['model.use_bcl'] = (True, False)
+    if '_tiny' in name:
+        changes['clip_augment'] = (MISSING, PAPER_AUGMENT)
+    if 'r50-coco' in name:
+        changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
+        changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
+    return changes
+
+
+def test_reference_lists_every_config():
+    assert sorted(REFERENCE_CONFIGS) == sorted(set(config_files()) - set(NEW_CONFIGS))
+
+
+@pytest.mark.parametrize('name', config_files())
+def test_resolved_config_matches_reference(name):
+    reference = REFERENCE_CONFIGS[NEW_CONFIGS.get(name, name)]
+    assert flat_diff(reference, resolve(name)) == expected_changes(name)
+
+
+def test_avss_follows_the_paper_and_bcl_stays_an_ablation():
+    """The AVSS configs train without BCL (paper, Sec. IV-B); the ablation adds it back; S4 / MS3 keep it."""
+    avss = [name for name in config_files() if 'avss' in name]
+    assert len(avss) == 12
+    for name in avss:
+        assert resolve(name)['model']['use_bcl'] is ('-bcl_' in name), name
+    assert resolve('configs/ccformer_pvt_s4.py')['model']['use_bcl'] is True
+
+
+def test_flat_diff_names_changed_leaves():
+    old = {'model': {'a': 1, 'b': [1, {'c': 2}], 'd': {'__tuple__': [1, 2]}}}
+    new = {'model': {'b': [1, {'c': 3}], 'd': [1, 2], 'e': 0}}
+    assert flat_diff(old, new) == {
+        'model.a': (1, MISSING), 'model.b[1].c': (2, 3), 'model.d': ({'__tuple__': [1, 2]}, [1, 2]),
+        'model.e': (MISSING, 0)}
