@@ -78,6 +78,16 @@ def test_s4_train_spare_labelled_keeps_the_labelled_frame(toy_s4_root):
     assert plain['data_samples'].gt_sem_seg.data[0].any()
 
 
+def test_s4_sounding_unlabelled_gives_presence_targets(toy_s4_root):
+    cfg = dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train', pipeline=PIPELINE)
+    assert 'sounding' not in NegativeAudioDataset(cfg, prob=0.0)[0]['data_samples'].metainfo
+    ds = NegativeAudioDataset(dict(cfg, sounding_unlabelled=True), prob=1.0, whole_clip_prob=0.0,
+                              conditions=dict(silence=1.0))
+    meta = ds[0]['data_samples'].metainfo
+    assert meta['gt_valid'] == [1, 0, 0, 0, 0] and 1 <= sum(meta['audio_replaced']) <= 3
+    assert meta['sounding'] == [0 if r else 1 for r in meta['audio_replaced']]
+
+
 def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):
     ds = _all_replaced(toy_ms3_root, conditions=dict(offscreen=1.0))
     kinds = json.load(open(osp.join(toy_ms3_root, 'clip_kinds.json')))

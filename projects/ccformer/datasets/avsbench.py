@@ -161,11 +161,15 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
 
     Args:
         audio_source: ``'pkl'`` (official log-mels) or ``'wav'`` (computed on the fly).
+        sounding_unlabelled (bool): give frames without a mask the metainfo ``sounding`` 1 (the
+            benchmark's premise: one source that sounds all clip long), the presence target of the
+            robust recipe. Default False (unknown).
     """
     METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)
 
     def __init__(self, ann_file: str = 's4_meta_data.csv', audio_source: str = 'pkl',
-                 **kwargs) -> None:
+                 sounding_unlabelled: bool = False, **kwargs) -> None:
+        self.sounding_unlabelled = bool(sounding_unlabelled)
         super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -186,8 +190,9 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
             masks = [self._path('s4_data', 'gt_masks', *rel, name, f'{name}_{k}.png')
                      if k <= n_masks else None for k in range(1, 6)]
             audio = self._audio_path('s4_data', *rel, name=name)
+            extra = dict(sounding=[1] * 5) if self.sounding_unlabelled else {}
             entries.append(self._entry(video_id=name, category=category, frame_paths=frames,
-                                       mask_paths=masks, audio_path=audio))
+                                       mask_paths=masks, audio_path=audio, **extra))
         self._check_entries(entries)
         return entries
 
