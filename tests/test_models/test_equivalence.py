@@ -11,9 +11,11 @@ Each model is rebuilt with the current code, its parameters are filled from thei
   order the floating-point operations of the attention differently from the reference's own attention; in
   float64 that moves results by ~1e-15 (measured: at most 4.3e-15 relative on ``tiny_avss``), far inside 1e-6, so
   any real change of behaviour fails;
-* the set of parameters (by reference name), which of them get no gradient, and the parameter counts and FLOPs of
-  every config in ``configs/ccformer`` and ``configs/ccformer/ablations`` are compared exactly.
+* the set of parameters (by reference name), which of them get no gradient, and the parameter counts and FLOPs
+  (per top-level module) are compared exactly: by default for ``COUNTED`` (each config costs ~20 s), with
+  ``CCFORMER_EQUIVALENCE_ALL=1`` for every config in ``configs/ccformer`` and ``configs/ccformer/ablations``.
 """
+import glob
 import importlib.util
 import json
 import os
@@ -83,19 +85,33 @@ def _counted():
 
 
 COUNTS = _counted()
-CONFIGS = gen.count_configs()
-GROUPS = gen.unique_models(CONFIGS)
+#: configs whose counts the default run checks (each costs ~20 s on a CPU: the FLOP trace): the models of the
+#: logits references and one ablation per kind of change; CCFORMER_EQUIVALENCE_ALL=1 checks every config (measured:
+#: all pass, 12 min on 2 CPU cores)
+COUNTED = [
+    'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py',
+    'configs/ccformer/ccformer_tiny-paper_1xb2-toy_avss-64x64.py',
+    'configs/ccformer/ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py',
+    'configs/ccformer/ccformer_pvtv2-b5-robust_1xb6-40e_avss-224x224.py',
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-wo-eim_1xb2-60e_avsbench-s4-224x224.py',
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-wo-iti_1xb2-60e_avsbench-s4-224x224.py',
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-gen-repeat_1xb2-60e_avsbench-s4-224x224.py',
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl-enhanced-visual_1xb2-60e_avsbench-s4-224x224.py',
+]
+if os.environ.get('CCFORMER_EQUIVALENCE_ALL') == '1':
+    COUNTED = sorted(COUNTS)
 
 
 def test_every_config_is_counted():
-    assert sorted(COUNTS) == sorted(CONFIGS)
+    configs = [osp.relpath(p, ROOT) for pattern in ('configs/ccformer/*.py', 'configs/ccformer/ablations/*.py')
+               for p in glob.glob(osp.join(ROOT, pattern))]
+    assert sorted(COUNTS) == sorted(configs)
+    assert set(COUNTED) <= set(COUNTS)
 
 
-@pytest.mark.parametrize('first', sorted(GROUPS))
-def test_parameter_and_flop_counts_match_the_reference(first):
-    result = gen.count(CONFIGS[first])
-    for config in GROUPS[first]:
-        assert result == COUNTS[config], config
+@pytest.mark.parametrize('config', COUNTED)
+def test_parameter_and_flop_counts_match_the_reference(config):
+    assert gen.count(gen.count_cfg(config)) == COUNTS[config]
 
 
 def test_checkpoints_of_the_reference_layout_load(tmp_path):
