@@ -136,3 +136,9 @@ def test_checkpoints_of_the_reference_layout_load(tmp_path):
     converted = torch.load(dst, weights_only=True)
     assert sorted(converted['state_dict']) == sorted(model.state_dict())
     assert converted['meta'] == dict(note='earlier layout')
+    # the strict loader of init_avs_model / tools/test.py takes the earlier layout too
+    from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
+    third = gen.build(gen.model_cfg(config, options)).eval()
+    load_model_checkpoint(third, str(src), config, strict=True)
+    for key, value in model.state_dict().items():
+        assert torch.equal(third.state_dict()[key], value), key
