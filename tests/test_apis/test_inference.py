@@ -250,7 +250,7 @@ def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
     inductor, which takes minutes on a CPU) and writes the same masks as the eager demo."""
     import torch
 
-    from projects.ccformer.models.segmentors import ccformer as segmentor
+    from projects.ccformer.models.utils import compile as compile_utils
 
     _, ckpt = model_and_ckpt
     path = str(tmp_path / 'in.mp4')
@@ -264,7 +264,7 @@ def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
 
     eager = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'eager'), '--device', 'cpu',
                           '--img-size', '64', '64', '--no-audio'])
-    monkeypatch.setattr(segmentor, '_COMPILED_CORES', {})
+    monkeypatch.setattr(compile_utils, '_COMPILED', {})
     monkeypatch.setattr(torch, 'compile', fake_compile)
     torch._dynamo.reset()
     try:

@@ -115,7 +115,7 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
     """--amp bf16-pure times a bf16 copy of the model (fewer operations than autocast; refused for training);
     --compile on the model compiles its tensor core (CCFormer._core, via compile_cfg), on the backbone the module."""
     _needs_model()
-    from projects.ccformer.models.segmentors import ccformer as segmentor
+    from projects.ccformer.models.utils import compile as compile_utils
     compiled_fns = []
     real_compile = torch.compile
 
@@ -123,7 +123,7 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
         compiled_fns.append((getattr(fn, '__qualname__', type(fn).__name__), kwargs))
         return real_compile(fn, **kwargs)
 
-    monkeypatch.setattr(segmentor, '_COMPILED_CORES', {})
+    monkeypatch.setattr(compile_utils, '_COMPILED', {})
     monkeypatch.setattr(torch, 'compile', spy_compile)
     threads = torch.get_num_threads()
     common = [TINY_CONFIG, '--device', 'cpu', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2',

@@ -382,8 +382,9 @@ def load_model_checkpoint(model: torch.nn.Module, filename: str, config: str = '
     Returns:
         The checkpoint (``meta`` with ``dataset_meta`` for mmengine checkpoints).
     """
+    from ..models.utils import convert_ccformer_keys  # checkpoints of the earlier layout fit as they are
     checkpoint = load_checkpoint_file(filename, map_location=map_location)
-    state = checkpoint_state_dict(checkpoint, filename)
+    state = convert_ccformer_keys(checkpoint_state_dict(checkpoint, filename))
     exempt = check_state_dict_fits(model, state, filename, config, allow_partial=not strict)
     init_exempt_modules(model, exempt)
     load_state_dict(model, state, strict=False, logger=MMLogger.get_current_instance())

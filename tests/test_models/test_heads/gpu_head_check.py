@@ -25,6 +25,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmengine.structures import PixelData
 from projects.ccformer.models.decode_heads import layers as L
+from projects.ccformer.models.utils import EIMOutput
 
 
 def kernel_dtypes() -> dict:
@@ -52,10 +53,11 @@ def inputs(b, t=5, size=224, k=1, seed=0):
         torch.randn(b * t, 256, size // s, size // s, device='cuda',
                     generator=g) for s in (4, 8, 16, 32)
     ]
-    neck = dict(feats=feats,
-                audio=torch.randn(b, t, 256, device='cuda', generator=g),
-                audio_orig=torch.randn(b, t, 256, device='cuda', generator=g),
-                frame_valid=torch.ones(b, t, dtype=torch.bool, device='cuda'))
+    neck = EIMOutput(
+        feats=feats, feats_orig=feats,
+        audio=torch.randn(b, t, 256, device='cuda', generator=g),
+        audio_orig=torch.randn(b, t, 256, device='cuda', generator=g),
+        frame_valid=torch.ones(b, t, dtype=torch.bool, device='cuda'))
     samples = []
     for _ in range(b):
         s = SegDataSample(metainfo=dict(gt_valid=[1] + [0] * (t - 1)))
@@ -132,9 +134,9 @@ def main():
     head.eval()
     neck, samples = inputs(2)
     with torch.no_grad():
-        out_k = head(neck, 5)
+        out_k = head(neck)
         L.MSDeformAttn.use_cuda_kernel = False
-        out_p = head(neck, 5)
+        out_p = head(neck)
         L.MSDeformAttn.use_cuda_kernel = True
     report['kernel_vs_pytorch_max_rel'] = max(
         float((a - b).abs().max() / b.abs().max())
@@ -146,14 +148,14 @@ def main():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     head.zero_grad()
-    loss32 = sum(head.loss(neck, samples, 5).values())
+    loss32 = sum(head.loss(neck, samples).values())
     loss32.backward()
     g32 = torch.cat([p.grad.flatten() for p in head.parameters()
                      if p.grad is not None])
     head.zero_grad()
     with torch.autocast('cuda', dtype=torch.bfloat16):
-        loss16 = sum(head.loss(neck, samples, 5).values())
-        logits16 = head(neck, 5)[-1]
+        loss16 = sum(head.loss(neck, samples).values())
+        logits16 = head(neck)[-1]
     loss16.backward()
     g16 = torch.cat([p.grad.flatten() for p in head.parameters()
                      if p.grad is not None])
@@ -168,11 +170,11 @@ def main():
     try:
         torch.cuda.set_sync_debug_mode('error')
         with torch.autocast('cuda', dtype=torch.bfloat16):
-            loss = sum(head.loss(neck, samples, 5).values())
+            loss = sum(head.loss(neck, samples).values())
         loss.backward()
         head.eval()
         with torch.no_grad(), torch.autocast('cuda', dtype=torch.bfloat16):
-            head.predict(neck, 5)
+            head.predict(neck)
         report['sync_free'] = True
     except RuntimeError as e:
         report['sync_free'] = f'RuntimeError: {str(e)[:300]}'
@@ -188,13 +190,13 @@ def main():
         def infer():
             with torch.no_grad(), torch.autocast('cuda',
                                                  dtype=torch.bfloat16):
-                head.predict(neck, 5)
+                head.predict(neck)
 
         head.train()
 
         def train():
             with torch.autocast('cuda', dtype=torch.bfloat16):
-                loss = sum(head.loss(neck, samples, 5).values())
+                loss = sum(head.loss(neck, samples).values())
             loss.backward()
 
         head.eval()
@@ -209,21 +211,21 @@ def main():
     head16 = copy.deepcopy(head).to(torch.bfloat16).eval()
     for b in (2, 16):
         neck, _ = inputs(b)
-        neck16 = dict(feats=[f.bfloat16() for f in neck['feats']],
-                      audio=neck['audio'].bfloat16(),
-                      audio_orig=neck['audio_orig'].bfloat16(),
-                      frame_valid=neck['frame_valid'])
+        neck16 = neck._replace(feats=[f.bfloat16() for f in neck.feats],
+                               feats_orig=[f.bfloat16() for f in neck.feats_orig],
+                               audio=neck.audio.bfloat16(),
+                               audio_orig=neck.audio_orig.bfloat16())
 
         def infer16():
             with torch.no_grad():
-                head16.predict(neck16, 5)
+                head16.predict(neck16)
 
         timings[f'infer_purebf16_{b}clips'] = timeit(infer16)
     if args.compile in ('infer', 'all'):
         head.eval()
         for b in (2, 16):
             neck, _ = inputs(b)
-            fn = torch.compile(lambda n: head.predict(n, 5),
+            fn = torch.compile(lambda n: head.predict(n),
                                mode='reduce-overhead', dynamic=False)
 
             def cinfer():
@@ -237,7 +239,7 @@ def main():
             first = time.perf_counter() - t0
             with torch.no_grad(), torch.autocast('cuda',
                                                  dtype=torch.bfloat16):
-                out_e = head.predict(neck, 5)
+                out_e = head.predict(neck)
             timings[f'compiled_infer_bf16_{b}clips'] = timeit(cinfer)
             timings[f'compiled_infer_bf16_{b}clips'].update(
                 first_call_s=round(first, 1),
@@ -246,12 +248,12 @@ def main():
     if args.compile in ('train', 'all'):
         head.train()
         neck, samples = inputs(2)
-        fwd = torch.compile(lambda n: head(n, 5), dynamic=False)
+        fwd = torch.compile(lambda n: head(n), dynamic=False)
 
         def ctrain():
             with torch.autocast('cuda', dtype=torch.bfloat16):
                 logits = fwd(neck)
-            loss = sum(head.loss_by_logits(logits, samples, 5).values())
+            loss = sum(head.loss_by_feat(logits, samples).values())
             loss.backward()
 
         t0 = time.perf_counter()

@@ -44,10 +44,10 @@ def test_eim_and_fpn_audio_window_limit_the_audio_reach(window):
     changed[0] += 3.0                                                         # change frame 0's sound
     with torch.no_grad():
         a, b = eim(feats, audio, t), eim(feats, changed, t)
-    for x, y in zip(a['feats'][1:], b['feats'][1:]):
+    for x, y in zip(a.feats[1:], b.feats[1:]):
         diff = (x - y).abs().amax(dim=(1, 2, 3))
         assert (diff[window + 1:] == 0).all() and (diff[:window + 1] > 0).all()
-    diff = (a['audio'] - b['audio']).abs().amax(dim=-1)[0]                    # VAE: audio of frame t
+    diff = (a.audio - b.audio).abs().amax(dim=-1)[0]                    # VAE: audio of frame t
     assert diff[0] > 0                                                        # reads visual tokens only
 
 
@@ -55,10 +55,10 @@ def test_fpn_audio_window_zero_uses_own_frame_audio_only():
     head = build(seg_head=dict(audio_window=0)).eval()
     x = neck_out(0)
     y = neck_out(0)
-    y['audio_orig'][0, 1] += 4.0                                              # clip 0, frame 1
+    y.audio_orig[0, 1] += 4.0                                              # clip 0, frame 1
     with torch.no_grad():
-        fa = head.seg_head.forward_pixel([x['feats'][0]] + x['feats'][1:], x['audio_orig'], T)
-        fb = head.seg_head.forward_pixel([y['feats'][0]] + y['feats'][1:], y['audio_orig'], T)
+        fa = head.seg_head.forward_pixel([x.feats[0]] + x.feats[1:], x.audio_orig, T)
+        fb = head.seg_head.forward_pixel([y.feats[0]] + y.feats[1:], y.audio_orig, T)
     diff = (fa - fb).abs().amax(dim=(1, 2, 3))
     assert diff[1] > 0 and (diff[[0, 2, 3, 4, 5]] == 0).all()
 
@@ -82,9 +82,9 @@ def test_presence_head_loss_and_gated_predict(num_classes):
     gt[0, 0, 4:12, 4:12] = 1                                                  # only clip 0 frame 0 sounds
     gt_valid = [[1, 1, 0], [1, 1, 1]]
     with torch.no_grad():
-        stages = head(inputs, T)
-        losses = head.loss_by_logits(stages, samples(gt, gt_valid), T)
-        final = head.predict(inputs, T)
+        stages = head(inputs)
+        losses = head.loss_by_feat(stages, samples(gt, gt_valid))
+        final = head.predict(inputs)
     assert stages[-1].shape[1] == num_classes + 1 and final.shape[1] == num_classes
     assert 'loss_presence' in losses and 'd0.loss_presence' not in losses
     torch.testing.assert_close(stages[0][:, num_classes], stages[-1][:, num_classes])  # one score per frame
@@ -105,8 +105,8 @@ def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
     data = samples(gt, [[1, 0, 0], [1, 0, 0]])
     data[0].set_metainfo(dict(sounding=[-1, 0, 1]))                        # clip 0: frame 1 silent, 2 sounds
     with torch.no_grad():
-        stages = head(neck_out(), T)
-        losses = head.loss_by_logits(stages, data, T)
+        stages = head(neck_out())
+        losses = head.loss_by_feat(stages, data)
     p = stages[-1][:, 1, 0, 0]
     target = torch.tensor([1.0, 0, 1, 1, 0, 0])
     w = torch.tensor([1.0, 1, 1, 1, 0, 0])                                    # clip 1 gives no sounding
@@ -118,15 +118,15 @@ def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
     torch.testing.assert_close(losses['loss_presence'], expected)
     data[0].set_metainfo(dict(sounding=[1, 1]))
     with pytest.raises(ValueError, match='sounding'):
-        head.loss_by_logits(stages, data, T)
+        head.loss_by_feat(stages, data)
 
 
 def test_presence_margin_shifts_the_gate():
     head = build(presence_head=dict(loss_weight=1.0), presence_margin=2.5).eval()
     inputs = neck_out()
     with torch.no_grad():
-        last = head(inputs, T)[-1]
-        final = head.predict(inputs, T)
+        last = head(inputs)[-1]
+        final = head.predict(inputs)
     torch.testing.assert_close(final, CCFormerHead.gate(last[:, :1], last[:, 1:, :1, :1] + 2.5))
 
 

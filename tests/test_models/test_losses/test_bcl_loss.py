@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
+from projects.ccformer.models.utils import EIMOutput
 from projects.ccformer.models.losses import bimodal_info_nce
 
 TAU = 0.5
@@ -75,9 +76,9 @@ def test_symmetric_and_errors():
 def neck_out(b=2, t=3, d=32, valid=None, requires_grad=False):
     g = torch.Generator().manual_seed(0)
     feats = [torch.randn(b * t, d, 4, 4, generator=g, requires_grad=requires_grad) for _ in range(2)]
-    return dict(audio=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
-                audio_orig=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
-                feats=feats, feats_orig=[f * 2 for f in feats], frame_valid=valid)
+    return EIMOutput(audio=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
+                     audio_orig=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
+                     feats=feats, feats_orig=[f * 2 for f in feats], frame_valid=valid)
 
 
 @pytest.mark.parametrize('pairing', ['enhanced_audio', 'original_visual', 'enhanced_visual'])
@@ -89,16 +90,16 @@ def test_module_pairings_weight_and_padding(pairing):
     val = loss(out)
     assert val.ndim == 0 and torch.isfinite(val)
     val.backward()
-    assert torch.isfinite(out['audio_orig'].grad).all()
-    assert torch.count_nonzero(out['audio_orig'].grad[1, 1:]) == 0         # padded frames get no gradient
+    assert torch.isfinite(out.audio_orig.grad).all()
+    assert torch.count_nonzero(out.audio_orig.grad[1, 1:]) == 0         # padded frames get no gradient
     # the module = 0.1 * InfoNCE of the chosen modality
     o = neck_out(valid=valid)
     qf = loss.query_features(o)
-    ref = {'enhanced_audio': o['audio'], 'original_visual': o['feats_orig'][-1].mean((2, 3)).view(2, 3, -1),
-           'enhanced_visual': o['feats'][-1].mean((2, 3)).view(2, 3, -1)}[pairing]
+    ref = {'enhanced_audio': o.audio, 'original_visual': o.feats_orig[-1].mean((2, 3)).view(2, 3, -1),
+           'enhanced_visual': o.feats[-1].mean((2, 3)).view(2, 3, -1)}[pairing]
     torch.testing.assert_close(qf, ref)
     qn = F.normalize(loss.query_head(qf), dim=-1)
-    kn = F.normalize(loss.key_head(o['audio_orig']), dim=-1)
+    kn = F.normalize(loss.key_head(o.audio_orig), dim=-1)
     torch.testing.assert_close(loss(o), 0.1 * bimodal_info_nce(qn, kn, 0.07, valid))
 
 

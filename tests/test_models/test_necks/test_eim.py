@@ -35,16 +35,16 @@ def test_token_reshapes_roundtrip():
 def test_eim_shapes():
     feats, audio = inputs()
     out = tiny()(feats, audio, T)
-    assert [tuple(f.shape) for f in out['feats']] == [(B * T, D, *hw) for hw in SIZES]
-    assert [tuple(f.shape) for f in out['feats_orig']] == [(B * T, D, *hw) for hw in SIZES]
-    assert out['audio'].shape == (B, T, D) and out['audio_orig'].shape == (B, T, D)
-    assert out['frame_valid'] is None
-    assert torch.equal(out['feats'][0], out['feats_orig'][0])           # default: AVE on strides 8/16/32
-    for f, fo in zip(out['feats'][1:], out['feats_orig'][1:]):
+    assert [tuple(f.shape) for f in out.feats] == [(B * T, D, *hw) for hw in SIZES]
+    assert [tuple(f.shape) for f in out.feats_orig] == [(B * T, D, *hw) for hw in SIZES]
+    assert out.audio.shape == (B, T, D) and out.audio_orig.shape == (B, T, D)
+    assert out.frame_valid is None
+    assert torch.equal(out.feats[0], out.feats_orig[0])           # default: AVE on strides 8/16/32
+    for f, fo in zip(out.feats[1:], out.feats_orig[1:]):
         assert not torch.allclose(f, fo)
-    assert not torch.allclose(out['audio'], out['audio_orig'])
+    assert not torch.allclose(out.audio, out.audio_orig)
     out = tiny(ave_scales=(0, 1, 2, 3))(feats, audio, T)
-    assert not torch.allclose(out['feats'][0], out['feats_orig'][0])
+    assert not torch.allclose(out.feats[0], out.feats_orig[0])
 
 
 def test_eim_switches():
@@ -56,17 +56,17 @@ def test_eim_switches():
         m = tiny(**kw)
         m.load_state_dict(full.state_dict(), strict=False)   # same projections / layers where present
         out = m(feats, audio, T)
-        assert torch.equal(out['feats'][0], out['feats_orig'][0])       # stride 4 is not in the default ave_scales
-        for f, fo in zip(out['feats'][1:], out['feats_orig'][1:]):
+        assert torch.equal(out.feats[0], out.feats_orig[0])       # stride 4 is not in the default ave_scales
+        for f, fo in zip(out.feats[1:], out.feats_orig[1:]):
             assert torch.equal(f, fo) == same_v, kw
-        assert torch.equal(out['audio'], out['audio_orig']) == same_a, kw
+        assert torch.equal(out.audio, out.audio_orig) == same_a, kw
     # w/o EIM keeps only the projections
     n_proj = sum(p.numel() for p in tiny(use_eim=False).parameters())
     assert n_proj == sum(c * D + 2 * D for c in CH) + 16 * D + D     # conv (no bias, GN) + GN affine + Linear
     # AVE only on selected scales
     out = tiny(ave_scales=(2, 3))(feats, audio, T)
-    assert torch.equal(out['feats'][0], out['feats_orig'][0])
-    assert not torch.allclose(out['feats'][3], out['feats_orig'][3])
+    assert torch.equal(out.feats[0], out.feats_orig[0])
+    assert not torch.allclose(out.feats[3], out.feats_orig[3])
 
 
 def test_eim_attention_is_clip_wide():
@@ -77,8 +77,8 @@ def test_eim_attention_is_clip_wide():
     audio2[2] += 1.0                      # clip 0, frame 2
     out2 = m(feats, audio2, T)
     # the enhanced visual tokens of frame 0 in clip 0 see frame 2's audio; clip 1 does not
-    assert not torch.allclose(out['feats'][1][0], out2['feats'][1][0])
-    torch.testing.assert_close(out['feats'][1][T:], out2['feats'][1][T:])
+    assert not torch.allclose(out.feats[1][0], out2.feats[1][0])
+    torch.testing.assert_close(out.feats[1][T:], out2.feats[1][T:])
 
 
 def test_eim_padded_frames_are_ignored():
@@ -93,11 +93,11 @@ def test_eim_padded_frames_are_ignored():
     audio2[2] = 7.0
     out2 = m(feats2, audio2, T, valid)
     keep = [0, 1, 3, 4, 5]
-    for f, f2 in zip(out['feats'], out2['feats']):
+    for f, f2 in zip(out.feats, out2.feats):
         torch.testing.assert_close(f[keep], f2[keep])
-    torch.testing.assert_close(out['audio'][:, :2], out2['audio'][:, :2])
-    torch.testing.assert_close(out['audio'][1], out2['audio'][1])
-    assert torch.isfinite(out['audio']).all() and out['frame_valid'] is valid
+    torch.testing.assert_close(out.audio[:, :2], out2.audio[:, :2])
+    torch.testing.assert_close(out.audio[1], out2.audio[1])
+    assert torch.isfinite(out.audio).all() and out.frame_valid is valid
 
 
 def test_shared_ave_batched_equals_per_scale():
@@ -109,7 +109,7 @@ def test_shared_ave_batched_equals_per_scale():
     layer, a_pos = m.ave_layers[0], m.temporal_pos.weight[None, :T]
     for s, v in enumerate(vis):
         hw = v.shape[-2:]
-        single = layer(maps_to_clip_tokens(v, T), a0, m._token_pos(T, hw), a_pos)
+        single = layer(maps_to_clip_tokens(v, T), a0, a0, query_pos=m._token_pos(T, hw), key_pos=a_pos)
         torch.testing.assert_close(batched[s], clip_tokens_to_maps(single, T, hw), rtol=1e-5, atol=1e-5)
 
 
@@ -117,10 +117,10 @@ def test_eim_iterations_and_per_scale_weights():
     feats, audio = inputs()
     one, two = tiny(), tiny(num_iters=2)
     two.load_state_dict(one.state_dict())
-    assert not torch.allclose(one(feats, audio, T)['audio'], two(feats, audio, T)['audio'])
+    assert not torch.allclose(one(feats, audio, T).audio, two(feats, audio, T).audio)
     per_scale = tiny(share_weights=False)
     assert len(per_scale.ave_layers) == 3 and len(per_scale.vae_layers) == 3
-    assert per_scale(feats, audio, T)['audio'].shape == (B, T, D)
+    assert per_scale(feats, audio, T).audio.shape == (B, T, D)
 
 
 def test_eim_default_size_and_errors():

@@ -3,6 +3,7 @@ pretrained-file check, and every full / short / tiny config."""
 import copy
 import functools
 import glob
+import math
 import os.path as osp
 
 import pytest
@@ -107,6 +108,30 @@ def test_predict_crops_padding(binary_model):
         logits = model(frames, mode='tensor', audio=audio)
         preds = model(frames, samples(gts, img_shape=(40, 56), ori_shape=(40, 56)), mode='predict', audio=audio)
     torch.testing.assert_close(preds[0].seg_logits.data, logits[0, :, 0, :40, :56])
+
+
+def test_binary_threshold_is_the_heads(binary_model):
+    """K = 1: a pixel is foreground where sigmoid(logit) > decode_head.threshold (0.5: logit > 0)."""
+    model = binary_model.eval()
+    frames, audio, gts = toy_clips()
+    try:
+        with torch.no_grad():
+            probs = model(frames, mode='tensor', audio=audio).sigmoid()
+            for p in (0.5, float(probs.quantile(0.25)), float(probs.quantile(0.75))):
+                model.decode_head.threshold = p
+                preds = model(frames, samples(gts), mode='predict', audio=audio)
+                for ds in preds:
+                    logit = math.log(p / (1 - p))   # sigmoid(x) > p, without sigmoid's rounding at p
+                    assert torch.equal(ds.pred_sem_seg.data, (ds.seg_logits.data > logit).long())
+                fraction = float(torch.cat([ds.pred_sem_seg.data for ds in preds]).float().mean())
+                assert abs(fraction - float((probs > p).float().mean())) < 0.01   # moves with the threshold
+            model.decode_head.threshold = 1.0
+            with pytest.raises(ValueError, match='threshold'):
+                model(frames, samples(gts), mode='predict', audio=audio)
+    finally:
+        model.decode_head.threshold = 0.5
+    with pytest.raises(ValueError, match='threshold'):
+        build(decode_head=dict(tiny_model_cfg().decode_head, threshold=0.0))
 
 
 def test_semantic_padded_frames():

@@ -19,12 +19,13 @@ def load_tool():
 
 
 def test_sdpa_handle_counts_eim_attention():
-    """FLOPs of the EIM's attention = AVE (T*sum(n) queries x T keys) + VAE (T queries x T*n_i keys per scale)."""
+    """FLOPs of the EIM's (opt-in SDPA) attention = AVE (T*sum(n) queries x T keys) + VAE (T queries x T*n_i keys per scale)."""
     tool = load_tool()
     b, t, d = 2, 3, 32
     neck = MODELS.build(dict(type='EIM', in_channels=(8, 8, 8, 8), audio_channels=16, embed_dims=d, num_heads=4,
                              ffn_dims=64, norm_cfg=dict(type='GN', num_groups=8),
-                             ave_scales=(0, 1, 2, 3), vae_scales=(0, 1, 2, 3))).eval()
+                             ave_scales=(0, 1, 2, 3), vae_scales=(0, 1, 2, 3),
+                             attn_type='SDPAttention')).eval()
     sizes = (8, 4, 2, 1)
     feats = tuple(torch.randn(b * t, 8, s, s) for s in sizes)
     audio = torch.randn(b * t, 16)
@@ -36,7 +37,7 @@ def test_sdpa_handle_counts_eim_attention():
 
         def forward(self, f0, f1, f2, f3, a):
             out = self.neck([f0, f1, f2, f3], a, t)
-            return tuple(out['feats']) + (out['audio'],)
+            return tuple(out.feats) + (out.audio,)
 
     an = FlopAnalyzer(Wrap(), feats + (audio,))
     an.set_op_handle('aten::scaled_dot_product_attention', tool.sdpa_flop_jit)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from ..utils import EIMOutput
 from .layers import CCFormerEncoder, ConstCache
 from .presence import AudioVisualPresence  # noqa: F401 (registers it)
 
@@ -55,19 +56,19 @@ class CCFormerHead(BaseModule):
 
     Data flow (d = ``embed_dims``, N = ``num_queries``, K = ``num_classes``)::
 
-        neck_out['feats'][1:]  (B*T, d, H/s, W/s), s = 8, 16, 32
+        x.feats[1:]  (B*T, d, H/s, W/s), s = 8, 16, 32   (x: the EIM's EIMOutput)
           -> flatten + 2-D sine position + level embedding
           -> encoder: 3 deformable self-attention layers per frame (mmdet
              Deformable-DETR encoder, mmcv MSDA)  -> memory (B*T, L, d)
-        neck_out['audio'] (B, T, d) enhanced
+        x.audio (B, T, d) enhanced
           -> query_generator -> intra-frame queries (B*T, N, d)
           -> decoder: ICI (per frame, batched) + ITI (per clip), Eq. 7-10
              -> combined queries per stage, S x (B*T, N, d)
-        [neck_out['feats'][0], memory maps] + neck_out['audio_orig']
+        [x.feats[0], memory maps] + x.audio_orig
           -> seg_head (cross-modal FPN + dynamic conv + MLP + FC)
           -> logits per stage, S x (B*T, K, H/4, W/4)
 
-    Losses (``loss``): on every stage's logits (deep supervision, Sec.
+    Losses (``loss`` / ``loss_by_feat``): on every stage's logits (deep supervision, Sec.
     III-E), bilinearly resized to the GT size, only on frames with
     ``gt_valid`` = 1. K = 1: Dice (mmdet ``DiceLoss``, naive_dice=False,
     eps=1e-3: the official AVSegFormer formula) averaged over supervised
@@ -91,7 +92,9 @@ class CCFormerHead(BaseModule):
         deep_supervision (bool): supervise every stage (True) or the last.
         ignore_index (int): GT value to ignore (padding, 255).
         align_corners (bool): for resizing (False).
-        threshold (float): sigmoid threshold the segmentor uses for K = 1.
+        threshold (float): K = 1: a pixel is foreground when its sigmoid
+            probability exceeds it (``CCFormer.postprocess_result``); in
+            (0, 1), default 0.5 (logit > 0).
         presence_head (dict | None): e.g. ``dict(type='AudioVisualPresence',
             loss_weight=1.0, balanced=False)``: a presence logit per frame
             (does anything visible make the frame's sound?) from the original
@@ -135,6 +138,9 @@ class CCFormerHead(BaseModule):
         self.deep_supervision = deep_supervision
         self.ignore_index = ignore_index
         self.align_corners = align_corners
+        if not 0.0 < threshold < 1.0:
+            raise ValueError('CCFormerHead: threshold is a probability in '
+                             f'(0, 1), got {threshold}.')
         self.threshold = threshold
 
         if encoder is None:  # the default at this embed_dims
@@ -229,28 +235,22 @@ class CCFormerHead(BaseModule):
 
         return self._const(key, build)
 
-    def _check_inputs(self, neck_out: dict, num_frames: int) -> None:
-        for key in ('feats', 'audio', 'audio_orig'):
-            if key not in neck_out:
-                raise KeyError(f'CCFormerHead: neck output lacks {key!r}; the '
-                               'neck must return dict(feats, audio, '
-                               'audio_orig, frame_valid) (docs/design.md).')
-        feats = neck_out['feats']
-        if len(feats) != 4:
-            raise ValueError('CCFormerHead: neck_out["feats"] must hold 4 '
-                             'maps (strides 4, 8, 16, 32), got '
-                             f'{len(feats)}.')
-        bt, d = feats[0].shape[:2]
-        if d != self.embed_dims:
-            raise ValueError(f'CCFormerHead: feature channels {d} != '
-                             f'embed_dims {self.embed_dims}.')
-        b, t, da = neck_out['audio'].shape
-        if t != num_frames or b * t != bt or da != self.embed_dims:
-            raise ValueError(
-                f'CCFormerHead: audio {tuple(neck_out["audio"].shape)} does '
-                f'not match {bt} frames of T={num_frames}, d='
-                f'{self.embed_dims}; audio must be (B, T, d) and feats '
-                '(B*T, d, H, W).')
+    def _check_inputs(self, x: EIMOutput) -> None:
+        """The head's one input check: the neck's output type and sizes."""
+        if not isinstance(x, EIMOutput):
+            raise TypeError('CCFormerHead: the neck must return an EIMOutput '
+                            f'(projects.ccformer.models.utils), got '
+                            f'{type(x).__name__}.')
+        if len(x.feats) != 4:
+            raise ValueError('CCFormerHead: EIMOutput.feats must hold 4 maps '
+                             '(strides 4, 8, 16, 32), got '
+                             f'{len(x.feats)}.')
+        if x.embed_dims != self.embed_dims or \
+                x.feats[0].shape[1] != self.embed_dims:
+            raise ValueError(f'CCFormerHead: the neck outputs '
+                             f'{x.embed_dims} channels, the head has '
+                             f'embed_dims={self.embed_dims}; set the same '
+                             'embed_dims in neck and decode_head.')
 
     def _encode(self, feats: List[Tensor]) -> tuple:
         """Deformable encoder over strides 8/16/32.
@@ -277,28 +277,23 @@ class CCFormerHead(BaseModule):
         return memory, maps, levels
 
     # ------------------------------------------------------------- forward
-    def _run(self, neck_out: dict, num_frames: int,
-             all_stages: bool) -> Tensor:
+    def _run(self, x: EIMOutput, all_stages: bool) -> Tensor:
         """Shared forward; returns logits (S, B*T, K, H/4, W/4)."""
-        self._check_inputs(neck_out, num_frames)
-        feats = neck_out['feats']
-        frame_valid = neck_out.get('frame_valid')
-        memory, maps, levels = self._encode(feats[1:])
-        query, query_pos = self.query_generator(neck_out['audio'],
-                                                frame_valid)
+        self._check_inputs(x)
+        num_frames = x.num_frames
+        memory, maps, levels = self._encode(x.feats[1:])
+        query, query_pos = self.query_generator(x.audio, x.frame_valid)
         stages = self.decoder(query, query_pos, memory, num_frames,
-                              frame_valid, **levels)
+                              x.frame_valid, **levels)
         if not all_stages:
             stages = stages[-1:]
         mask_feat = self.seg_head.forward_pixel(
-            [feats[0]] + maps, neck_out['audio_orig'], num_frames,
-            frame_valid)
+            [x.feats[0]] + maps, x.audio_orig, num_frames, x.frame_valid)
         logits = self.seg_head.forward_masks(mask_feat, torch.stack(stages))
         if self.presence_head is None:
             return logits
         # the frame's presence logit as channel K of every stage
-        presence = self.presence_head(neck_out['audio_orig'],
-                                      neck_out.get('feats_orig', feats))
+        presence = self.presence_head(x.audio_orig, x.feats_orig)
         presence = presence.to(logits.dtype)[None, :, None, None, None]
         return torch.cat([logits, presence.expand(
             logits.shape[0], -1, 1, *logits.shape[-2:])], 2)
@@ -319,28 +314,31 @@ class CCFormerHead(BaseModule):
                            logits[:, 1:].amax(1, keepdim=True) - presence)
         return torch.cat([bg, logits[:, 1:]], 1)
 
-    def forward(self, neck_out: dict, num_frames: int) -> List[Tensor]:
+    def forward(self, x: EIMOutput) -> List[Tensor]:
         """Logits of every decoder stage.
 
         Args:
-            neck_out (dict): ``feats`` 4 x (B*T, d, H_i, W_i) at strides
-                4/8/16/32, ``audio`` (B, T, d) enhanced, ``audio_orig``
-                (B, T, d) original projected audio, ``frame_valid`` (B, T)
-                bool or None.
-            num_frames (int): T.
+            x (EIMOutput): the neck's output; ``feats`` 4 x (B*T, d, H_i,
+                W_i) at strides 4/8/16/32, ``audio`` (B, T, d) enhanced,
+                ``audio_orig`` (B, T, d) projected, ``frame_valid`` (B, T)
+                bool or None. T = ``x.num_frames``.
 
         Returns:
             list[Tensor]: S x (B*T, K, H/4, W/4), ungated mask logits (the
-            input of :meth:`loss_by_logits`); with ``presence_head`` a
+            input of :meth:`loss_by_feat`); with ``presence_head`` a
             channel K+1 holds the frame's presence logit (constant over the
             map). :meth:`predict` returns the gated final logits.
         """
-        return list(self._run(neck_out, num_frames, True).unbind(0))
+        return list(self._run(x, True).unbind(0))
 
-    def predict(self, neck_out: dict, num_frames: int) -> Tensor:
+    def predict(self, x: EIMOutput,
+                batch_img_metas: Optional[List[dict]] = None,
+                test_cfg: Optional[ConfigType] = None) -> Tensor:
         """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
-        only)."""
-        out = self._run(neck_out, num_frames, False)[0]
+        only); the segmentor resizes them with ``batch_img_metas``, which
+        the head does not need (kept for mmseg's head signature), nor
+        ``test_cfg``."""
+        out = self._run(x, False)[0]
         if self.presence_head is None:
             return out
         k = self.num_classes
@@ -400,10 +398,16 @@ class CCFormerHead(BaseModule):
             out.append(value)
         return out
 
-    def loss_by_logits(self, stage_logits: List[Tensor],
-                       data_samples: Sequence[SegDataSample],
-                       num_frames: int) -> Dict[str, Tensor]:
-        """Losses from precomputed stage logits (see :meth:`loss`)."""
+    def loss_by_feat(self, stage_logits: List[Tensor],
+                     data_samples: Sequence[SegDataSample]
+                     ) -> Dict[str, Tensor]:
+        """Losses from precomputed stage logits (see :meth:`loss`); T is
+        the number of predicted frames per data sample."""
+        if not data_samples or stage_logits[0].shape[0] % len(data_samples):
+            raise ValueError(f'CCFormerHead.loss: {len(data_samples)} data '
+                             f'samples do not divide the '
+                             f'{stage_logits[0].shape[0]} predicted frames.')
+        num_frames = stage_logits[0].shape[0] // len(data_samples)
         if not self.deep_supervision:
             stage_logits = stage_logits[-1:]
         logits = torch.stack(stage_logits)  # (S, B*T, K (+1), h, w)
@@ -477,19 +481,18 @@ class CCFormerHead(BaseModule):
         p_weight = torch.where(from_meta, torch.ones_like(weight), weight)
         return target, p_weight
 
-    def loss(self, neck_out: dict, data_samples: Sequence[SegDataSample],
-             num_frames: int) -> Dict[str, Tensor]:
+    def loss(self, x: EIMOutput, data_samples: Sequence[SegDataSample],
+             train_cfg: Optional[ConfigType] = None) -> Dict[str, Tensor]:
         """Deep-supervised segmentation losses.
 
         Args:
-            neck_out (dict): see :meth:`forward`.
+            x (EIMOutput): see :meth:`forward`.
             data_samples (list[SegDataSample]): B samples with
                 ``gt_sem_seg.data`` (T, H, W) and metainfo ``gt_valid``.
-            num_frames (int): T.
+            train_cfg (dict, optional): unused (mmseg's head signature).
 
         Returns:
             dict[str, Tensor]: ``loss_*`` of the last stage and
             ``d{i}.loss_*`` of the earlier stages.
         """
-        return self.loss_by_logits(self.forward(neck_out, num_frames),
-                                   data_samples, num_frames)
+        return self.loss_by_feat(self.forward(x), data_samples)

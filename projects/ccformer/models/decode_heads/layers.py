@@ -1,23 +1,19 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Attention layers shared by the CCFormer decode head.
 
-* :class:`SDPAttention`: dense multi-head attention on
-  ``torch.nn.functional.scaled_dot_product_attention`` with the calling
-  convention of mmcv's ``MultiheadAttention`` (``query_pos``/``key_pos`` are
-  added to query/key, the residual ``identity`` is added to the output), so it
-  drops into mmdet's DETR layers. Its parameters have the layout of
-  ``nn.MultiheadAttention`` (``in_proj_weight``, ``in_proj_bias``,
-  ``out_proj``).
 * :class:`MSDeformAttn`: mmcv's ``MultiScaleDeformableAttention`` with a forward
   that never synchronises host and device (mmcv's asserts on a device tensor)
   and that feeds the compiled kernel a dtype it supports under autocast.
 * :class:`CCFormerEncoderLayer` / :class:`CCFormerEncoder`: mmdet's
   Deformable-DETR encoder built on :class:`MSDeformAttn`, taking precomputed
   reference points (no per-level Python loop over device shapes).
-* :class:`ICILayer`: mmdet's ``DeformableDetrTransformerDecoderLayer`` built on
-  :class:`SDPAttention` and :class:`MSDeformAttn`.
-* :class:`ITILayer`: the inter-frame temporal interaction layer (Eqs. 7-9).
-* :class:`FlatFFN`: mmcv's ``FFN`` on 2-D token rows (fewer dispatched ops).
+* :class:`ICILayer`: mmdet's ``DeformableDetrTransformerDecoderLayer`` with
+  the dense attention of ``self_attn_cfg['type']`` and :class:`MSDeformAttn`.
+* :class:`SelfAttentionLayer` / :class:`CrossSelfAttentionLayer`: mmdet's
+  DETR encoder layer (SA, FFN) and Mask2Former decoder layer (CA, SA, FFN),
+  post-norm, with the dense attention of their configs' ``type``.
+* :class:`ITILayer`: the inter-frame temporal interaction layer (Eqs. 7-9):
+  a :class:`SelfAttentionLayer` and a :class:`CrossSelfAttentionLayer`.
 * :class:`ConstCache`, :func:`sine_embed_1d`, :func:`padding_mask`: helpers.
 """
 import math
@@ -25,18 +21,20 @@ from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import FFN
 from mmcv.ops import MultiScaleDeformableAttention
 from mmcv.ops.multi_scale_deform_attn import (
     MultiScaleDeformableAttnFunction, ext_module,
     multi_scale_deformable_attn_pytorch)
 from mmdet.models.layers.transformer import (
     DeformableDetrTransformerDecoderLayer, DeformableDetrTransformerEncoder,
-    DeformableDetrTransformerEncoderLayer)
+    DeformableDetrTransformerEncoderLayer, DetrTransformerEncoderLayer,
+    Mask2FormerTransformerDecoderLayer)
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..utils.attention import FlatFFN, SDPAttention  # noqa: F401  (re-exported)
+from ..utils.attention import attn_cfg, build_attention, ffn_cfg
 
 # dtypes the compiled mmcv 2.1.0 ``ms_deform_attn`` CUDA kernel dispatches on
 # (float32, float64, float16; checked on an H100: bf16 raises NotImplementedError);
@@ -277,7 +275,7 @@ class CCFormerEncoderLayer(DeformableDetrTransformerEncoderLayer):
     def _init_layers(self) -> None:
         self.self_attn = MSDeformAttn(**self.self_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
-        self.ffn = FlatFFN(**self.ffn_cfg)
+        self.ffn = FFN(**self.ffn_cfg)
         self.norms = ModuleList([
             build_norm_layer(self.norm_cfg, self.embed_dims)[1]
             for _ in range(2)
@@ -321,15 +319,57 @@ class ICILayer(DeformableDetrTransformerDecoderLayer):
     mmdet's Deformable-DETR decoder layer (post-norm): self-attention among
     a frame's N queries, deformable cross-attention into that frame's
     multi-scale encoder memory, FFN. Frames are in the batch dimension, so one
-    call serves all B*T frames. Dense attention is :class:`SDPAttention`,
+    call serves all B*T frames. Dense attention by ``build_attention`` (mmcv
+    ``MultiheadAttention`` unless ``self_attn_cfg['type']`` says otherwise),
     deformable attention :class:`MSDeformAttn`.
     """
 
     def _init_layers(self) -> None:
-        self.self_attn = SDPAttention(**self.self_attn_cfg)
+        self.self_attn = build_attention(self.self_attn_cfg)
         self.cross_attn = MSDeformAttn(**self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
-        self.ffn = FlatFFN(**self.ffn_cfg)
+        self.ffn = FFN(**self.ffn_cfg)
+        self.norms = ModuleList([
+            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
+            for _ in range(3)
+        ])
+
+
+class SelfAttentionLayer(DetrTransformerEncoderLayer):
+    """mmdet's DETR encoder layer (post-norm self-attention, FFN) with the
+    dense attention of ``self_attn_cfg['type']``; ``ffn_cfg=None`` drops the
+    FFN and its norm (mmdet's layer always has one)."""
+
+    def _init_layers(self) -> None:
+        self.self_attn = build_attention(self.self_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = None if self.ffn_cfg is None else FFN(**self.ffn_cfg)
+        self.norms = ModuleList([
+            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
+            for _ in range(1 if self.ffn is None else 2)
+        ])
+
+    def forward(self, query: Tensor, query_pos: Tensor,
+                key_padding_mask: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
+        if self.ffn is not None:
+            return super().forward(query, query_pos, key_padding_mask,
+                                   **kwargs)
+        return self.norms[0](self.self_attn(
+            query=query, key=query, value=query, query_pos=query_pos,
+            key_pos=query_pos, key_padding_mask=key_padding_mask))
+
+
+class CrossSelfAttentionLayer(Mask2FormerTransformerDecoderLayer):
+    """mmdet's Mask2Former decoder layer (post-norm cross-attention,
+    self-attention, FFN) with the dense attentions of its configs' ``type``.
+    """
+
+    def _init_layers(self) -> None:
+        self.self_attn = build_attention(self.self_attn_cfg)
+        self.cross_attn = build_attention(self.cross_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = FFN(**self.ffn_cfg)
         self.norms = ModuleList([
             build_norm_layer(self.norm_cfg, self.embed_dims)[1]
             for _ in range(3)
@@ -347,13 +387,18 @@ class ITILayer(BaseModule):
         P' = LN(P + CA(P + pos_P, Q'' + pos_Q, Q''))                  (Eq. 8)
         P'' = LN(P' + SA(P' + pos_P)), P''' = LN(P'' + FFN(P''))      (Eq. 9)
 
+    Eq. 7 is ``intra``, a :class:`SelfAttentionLayer` (mmdet's DETR encoder
+    layer); Eqs. 8-9 are ``inter``, a :class:`CrossSelfAttentionLayer`
+    (mmdet's Mask2Former decoder layer: cross-attention first).
+
     pos_Q = the query's position embedding + the sine embedding of its frame
     index, so the clip-wide self-attention knows which frame a query is from.
     Keys of padded frames are masked. **[choice]** The paper names the
     attentions of Eqs. 7-9 only; the FFN after Eq. 7 and the 2048-wide FFNs
-    are ours, chosen because they reproduce the paper's ITI parameter count. Sizes (d=256, 8 heads, FFN 2048): three
-    attentions (0.79 M) + two FFNs (2.10 M) = 2.89 M per layer; nine layers
-    give the paper's ~26 M (143.4 - 117.3 M in Table IV).
+    are ours, chosen because they reproduce the paper's ITI parameter count.
+    Sizes (d=256, 8 heads, FFN 2048): three attentions (0.79 M) + two FFNs
+    (2.10 M) = 2.89 M per layer; nine layers give the paper's ~26 M
+    (143.4 - 117.3 M in Table IV).
 
     Args:
         embed_dims (int): d.
@@ -364,6 +409,8 @@ class ITILayer(BaseModule):
         ffn_drop (float): dropout in the FFNs.
         intra_ffn (bool): add the FFN after Eq. 7 (default True; False drops
             1.05 M per layer).
+        attn_type (str): ``'MultiheadAttention'`` (mmcv, default) or
+            ``'SDPAttention'``.
     """
 
     def __init__(self,
@@ -374,23 +421,20 @@ class ITILayer(BaseModule):
                  proj_drop: float = 0.1,
                  ffn_drop: float = 0.1,
                  intra_ffn: bool = True,
+                 attn_type: str = 'MultiheadAttention',
                  norm_cfg: dict = dict(type='LN'),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        attn = dict(embed_dims=embed_dims, num_heads=num_heads,
-                    attn_drop=attn_drop, proj_drop=proj_drop)
-        ffn = dict(embed_dims=embed_dims,
-                   feedforward_channels=feedforward_channels,
-                   ffn_drop=ffn_drop, act_cfg=dict(type='ReLU', inplace=True))
+        attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop,
+                        type=attn_type)
+        ffn = ffn_cfg(embed_dims, feedforward_channels, ffn_drop)
         self.embed_dims = embed_dims
-        self.intra_self_attn = SDPAttention(**attn)
-        self.intra_ffn = FlatFFN(**ffn) if intra_ffn else None
-        self.inter_cross_attn = SDPAttention(**attn)
-        self.inter_self_attn = SDPAttention(**attn)
-        self.inter_ffn = FlatFFN(**ffn)
-        self.norms = ModuleList([
-            build_norm_layer(norm_cfg, embed_dims)[1] for _ in range(5)
-        ])
+        self.intra = SelfAttentionLayer(
+            self_attn_cfg=dict(attn), ffn_cfg=ffn if intra_ffn else None,
+            norm_cfg=norm_cfg)
+        self.inter = CrossSelfAttentionLayer(
+            self_attn_cfg=dict(attn), cross_attn_cfg=dict(attn),
+            ffn_cfg=dict(ffn), norm_cfg=norm_cfg)
 
     def forward(self, intra: Tensor, inter: Tensor, intra_pos: Tensor,
                 inter_pos: Tensor,
@@ -399,15 +443,9 @@ class ITILayer(BaseModule):
         """intra (B, T*N, d), inter (B, N, d), intra_pos (B or 1, T*N, d),
         inter_pos (B or 1, N, d), key_padding_mask (B, T*N) or None ->
         updated (intra, inter) with the same shapes."""
-        intra = self.norms[0](self.intra_self_attn(
-            intra, query_pos=intra_pos, key_pos=intra_pos,
-            key_padding_mask=key_padding_mask))
-        if self.intra_ffn is not None:
-            intra = self.norms[1](self.intra_ffn(intra))
-        inter = self.norms[2](self.inter_cross_attn(
-            inter, key=intra, value=intra, query_pos=inter_pos,
-            key_pos=intra_pos, key_padding_mask=key_padding_mask))
-        inter = self.norms[3](self.inter_self_attn(
-            inter, query_pos=inter_pos, key_pos=inter_pos))
-        inter = self.norms[4](self.inter_ffn(inter))
+        intra = self.intra(intra, query_pos=intra_pos,
+                           key_padding_mask=key_padding_mask)
+        inter = self.inter(inter, key=intra, value=intra, query_pos=inter_pos,
+                           key_pos=intra_pos,
+                           key_padding_mask=key_padding_mask)
         return intra, inter

@@ -9,6 +9,7 @@ from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
+from ..utils.attention import attn_cfg, ffn_cfg
 from .layers import (ConstCache, ICILayer, ITILayer, padding_mask,
                      sine_embed_1d)
 
@@ -87,14 +88,12 @@ class MultiQueryTransformerDecoder(BaseModule):
         self.num_stages = num_stages
         self.combine = combine
         ici_cfg = ConfigDict(copy.deepcopy(ici_layer_cfg or {}))
-        ici_cfg.setdefault('self_attn_cfg', dict(
-            embed_dims=embed_dims, num_heads=8, attn_drop=0.0, proj_drop=0.1))
+        ici_cfg.setdefault('self_attn_cfg', attn_cfg(
+            embed_dims, num_heads=8, attn_drop=0.0, proj_drop=0.1))
         ici_cfg.setdefault('cross_attn_cfg', dict(
             embed_dims=embed_dims, num_heads=8, num_levels=3, num_points=4,
             dropout=0.1, batch_first=True, im2col_step=128))
-        ici_cfg.setdefault('ffn_cfg', dict(
-            embed_dims=embed_dims, feedforward_channels=2048, ffn_drop=0.1,
-            act_cfg=dict(type='ReLU', inplace=True)))
+        ici_cfg.setdefault('ffn_cfg', ffn_cfg(embed_dims, 2048, ffn_drop=0.1))
         self.ici_layers = ModuleList([
             ICILayer(**copy.deepcopy(ici_cfg)) for _ in range(num_ici_layers)
         ])

@@ -2,38 +2,26 @@
 """Attention Query Generator of CCFormer (Sec. III-C, Table V)."""
 from typing import Optional, Tuple
 
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
-from .layers import (ConstCache, FlatFFN, SDPAttention, padding_mask,
+from ..utils.attention import attn_cfg, ffn_cfg
+from .layers import (ConstCache, CrossSelfAttentionLayer, padding_mask,
                      sine_embed_1d)
 
 
-class QueryGeneratorLayer(BaseModule):
+class QueryGeneratorLayer(CrossSelfAttentionLayer):
     """One generator layer, post-norm: cross-attention from the audio queries
     to the enhanced audio, self-attention among a frame's N queries, FFN::
 
         Q' = LN(Q + CA(Q + pos_Q, A + pos_A, A))
         Q'' = LN(Q' + SA(Q' + pos_Q)),  Q''' = LN(Q'' + FFN(Q''))
-    """
 
-    def __init__(self, embed_dims: int, num_heads: int,
-                 feedforward_channels: int, attn_drop: float,
-                 proj_drop: float, ffn_drop: float) -> None:
-        super().__init__()
-        attn = dict(embed_dims=embed_dims, num_heads=num_heads,
-                    attn_drop=attn_drop, proj_drop=proj_drop)
-        self.cross_attn = SDPAttention(**attn)
-        self.self_attn = SDPAttention(**attn)
-        self.ffn = FlatFFN(embed_dims=embed_dims,
-                       feedforward_channels=feedforward_channels,
-                       ffn_drop=ffn_drop,
-                       act_cfg=dict(type='ReLU', inplace=True))
-        self.norms = ModuleList(
-            [build_norm_layer(dict(type='LN'), embed_dims)[1]
-             for _ in range(3)])
+    mmdet's Mask2Former decoder layer (:class:`CrossSelfAttentionLayer`);
+    its forward is replaced because the self-attention runs per frame while
+    the cross-attention runs per group of frames.
+    """
 
     def forward(self, query: Tensor, query_pos: Tensor, audio: Tensor,
                 audio_pos: Optional[Tensor], audio_mask: Optional[Tensor],
@@ -94,6 +82,8 @@ class AttentionQueryGenerator(BaseModule):
         audio_context (str): 'clip' | 'frame'.
         num_heads, feedforward_channels, attn_drop, proj_drop, ffn_drop:
             sizes and dropouts of each layer.
+        attn_type (str): ``'MultiheadAttention'`` (mmcv, default) or
+            ``'SDPAttention'``.
     """
 
     MODES = ('attention', 'repeat', 'none')
@@ -110,6 +100,7 @@ class AttentionQueryGenerator(BaseModule):
                  attn_drop: float = 0.0,
                  proj_drop: float = 0.1,
                  ffn_drop: float = 0.1,
+                 attn_type: str = 'MultiheadAttention',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if mode not in self.MODES:
@@ -127,10 +118,13 @@ class AttentionQueryGenerator(BaseModule):
         self._const = ConstCache()
         if mode == 'attention':
             self.audio_query = nn.Embedding(num_queries, embed_dims)
+            attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop,
+                            type=attn_type)
             self.layers = ModuleList([
-                QueryGeneratorLayer(embed_dims, num_heads,
-                                    feedforward_channels, attn_drop,
-                                    proj_drop, ffn_drop)
+                QueryGeneratorLayer(
+                    self_attn_cfg=dict(attn), cross_attn_cfg=dict(attn),
+                    ffn_cfg=ffn_cfg(embed_dims, feedforward_channels,
+                                    ffn_drop))
                 for _ in range(num_layers)
             ])
 
@@ -158,7 +152,10 @@ class AttentionQueryGenerator(BaseModule):
             # one group per frame: (B*T, N, d) against (B*T, 1, d)
             query = self.audio_query.weight[None].expand(b * t, -1, -1)
             query_pos = self.query_pos.weight.to(audio.dtype)[None]
-            keys, key_pos, mask = audio.reshape(b * t, 1, d), None, None
+            # the single key carries no position; a zero one, because mmcv's
+            # attention would take the query's when its shape matched
+            keys, mask = audio.reshape(b * t, 1, d), None
+            key_pos = audio.new_zeros(1, 1, d)
         query = query.to(audio.dtype)
         for layer in self.layers:
             query = layer(query, query_pos, keys, key_pos, mask, n)

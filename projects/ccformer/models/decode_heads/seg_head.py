@@ -5,24 +5,71 @@ from typing import List, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
 from mmdet.models.layers import SinePositionalEncoding
+from mmdet.models.layers.transformer import DetrTransformerDecoderLayer
 from mmdet.models.layers.transformer.utils import MLP
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
+from mmseg.models.backbones.mit import EfficientMultiheadAttention
+from mmseg.models.utils import nchw_to_nlc, nlc_to_nchw
 from mmseg.registry import MODELS
-from ..utils import audio_window_mask, frame_distance_mask
-from .layers import (ConstCache, FlatFFN, SDPAttention, padding_mask,
-                     sine_embed_1d)
+from ..utils.attention import (PostNormCrossAttentionLayer, attn_cfg,
+                               audio_window_mask, build_attention, ffn_cfg,
+                               frame_distance_mask, per_head_mask)
+from .layers import ConstCache, padding_mask, sine_embed_1d
 
 
-class AudioSRAFusionBlock(BaseModule):
+class SpatialReductionAttention(EfficientMultiheadAttention):
+    """PVT's spatial-reduction attention (mmseg ``EfficientMultiheadAttention``:
+    the keys / values are the tokens reduced by a conv with kernel = stride =
+    ``sr_ratio``, then LN) over the tokens of a whole clip, with positions.
+
+    mmseg's forward takes one image without positions; this one reduces each
+    frame's map (zero-padded to a multiple of ``sr_ratio``) and attends from
+    all T*H*W tokens of a clip to all its reduced tokens, positions added as
+    mmcv's ``MultiheadAttention`` does.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        super().__init__(embed_dims, num_heads, attn_drop, proj_drop,
+                         batch_first=True, qkv_bias=True, sr_ratio=sr_ratio)
+
+    def reduce(self, x: Tensor) -> Tensor:
+        """(B*T, d, H, W) -> (B*T, d, ceil(H/r), ceil(W/r)) (zero-padded)."""
+        if self.sr_ratio == 1:
+            return x
+        r = self.sr_ratio
+        h, w = x.shape[-2:]
+        x = self.sr(F.pad(x, (0, (-w) % r, 0, (-h) % r)))
+        return nlc_to_nchw(self.norm(nchw_to_nlc(x)), x.shape[-2:])
+
+    def forward(self, query: Tensor, x: Tensor, num_frames: int,
+                query_pos: Tensor, key_pos: Tensor,
+                key_padding_mask: Optional[Tensor]) -> Tensor:
+        """query (B, T*H*W, d) the clip's tokens of x (B*T, d, H, W); query_pos
+        (1, T*H*W, d); key_pos (1, T*h*w, d) of the reduced grid;
+        key_padding_mask (B, T*h*w) or None -> (B, T*H*W, d)."""
+        kv = nchw_to_nlc(self.reduce(x))
+        kv = kv.reshape(query.shape[0], -1, kv.shape[-1])
+        return MultiheadAttention.forward(
+            self, query, key=kv, value=kv, query_pos=query_pos,
+            key_pos=key_pos, key_padding_mask=key_padding_mask)
+
+
+class AudioSRAFusionBlock(DetrTransformerDecoderLayer):
     """One FPN level's audio-visual fusion block (after ReferFormer's
     vision-language block, with PVT's spatial-reduction attention), post-norm::
 
         V'   = LN(V + SRA(V + pos, R(V) + pos_R, R(V)))
         V''  = LN(V' + MHA(V' + pos, A + pos_A, A))
         V''' = LN(V'' + FFN(V''))
+
+    mmdet's DETR decoder layer (self-attention, cross-attention, FFN); its
+    forward is replaced because the self-attention's keys are the reduced
+    tokens (:class:`SpatialReductionAttention`).
 
     V: the clip's visual tokens (B, T*H*W, d); R: PVT's reduction (conv with
     kernel = stride = sr_ratio, then LN) that shrinks only the keys/values of
@@ -42,35 +89,29 @@ class AudioSRAFusionBlock(BaseModule):
 
     def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
                  feedforward_channels: int, attn_drop: float,
-                 proj_drop: float, ffn_drop: float) -> None:
-        super().__init__()
-        attn = dict(embed_dims=embed_dims, num_heads=num_heads,
-                    attn_drop=attn_drop, proj_drop=proj_drop)
+                 proj_drop: float, ffn_drop: float,
+                 attn_type: str = 'MultiheadAttention') -> None:
         self.sr_ratio = sr_ratio
-        self.self_attn = SDPAttention(**attn)
-        self.cross_attn = SDPAttention(**attn)
-        self.ffn = FlatFFN(embed_dims=embed_dims,
-                       feedforward_channels=feedforward_channels,
-                       ffn_drop=ffn_drop,
-                       act_cfg=dict(type='ReLU', inplace=True)
-                       ) if feedforward_channels > 0 else None
+        super().__init__(
+            self_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop,
+                                   proj_drop),
+            cross_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop,
+                                    proj_drop, type=attn_type),
+            ffn_cfg=ffn_cfg(embed_dims, feedforward_channels, ffn_drop)
+            if feedforward_channels > 0 else None)
+
+    def _init_layers(self) -> None:
+        cfg = dict(self.self_attn_cfg)
+        cfg.pop('type'), cfg.pop('batch_first')
+        self.self_attn = SpatialReductionAttention(sr_ratio=self.sr_ratio,
+                                                   **cfg)
+        self.cross_attn = build_attention(self.cross_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = None if self.ffn_cfg is None else FFN(**self.ffn_cfg)
         self.norms = ModuleList([
-            build_norm_layer(dict(type='LN'), embed_dims)[1]
+            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
             for _ in range(3 if self.ffn is not None else 2)
         ])
-        if sr_ratio > 1:
-            self.sr = nn.Conv2d(embed_dims, embed_dims, sr_ratio, sr_ratio)
-            self.sr_norm = build_norm_layer(dict(type='LN'), embed_dims)[1]
-
-    def reduce(self, x: Tensor) -> Tensor:
-        """(B*T, d, H, W) -> (B*T, d, ceil(H/r), ceil(W/r)) (zero-padded)."""
-        if self.sr_ratio == 1:
-            return x
-        r = self.sr_ratio
-        h, w = x.shape[-2:]
-        x = F.pad(x, (0, (-w) % r, 0, (-h) % r))
-        x = self.sr(x)
-        return self.sr_norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor, pos: Tensor, pos_r: Tensor, audio: Tensor,
                 audio_pos: Tensor, frame_mask_r: Optional[Tensor],
@@ -83,22 +124,21 @@ class AudioSRAFusionBlock(BaseModule):
         (B*T, d, H, W)."""
         bt, d, h, w = x.shape
         b = bt // num_frames
-        kv = self.reduce(x).flatten(2).transpose(1, 2).reshape(b, -1, d)
-        v = x.flatten(2).transpose(1, 2).reshape(b, -1, d)
-        v = self.norms[0](self.self_attn(
-            v, key=kv, value=kv, query_pos=pos, key_pos=pos_r,
-            key_padding_mask=frame_mask_r))
+        v = nchw_to_nlc(x).reshape(b, -1, d)
+        v = self.norms[0](self.self_attn(v, x, num_frames, pos, pos_r,
+                                         frame_mask_r))
         v = self.norms[1](self.cross_attn(
             v, key=audio, value=audio, query_pos=pos, key_pos=audio_pos,
-            attn_mask=audio_attn_mask,
+            attn_mask=per_head_mask(audio_attn_mask,
+                                    self.cross_attn.num_heads),
             key_padding_mask=None if audio_attn_mask is not None else
             audio_mask))
         if self.ffn is not None:
             v = self.norms[2](self.ffn(v))
-        return v.reshape(bt, h * w, d).transpose(1, 2).reshape(bt, d, h, w)
+        return nlc_to_nchw(v.reshape(bt, h * w, d), (h, w))
 
 
-class AudioCrossAttnBlock(BaseModule):
+class AudioCrossAttnBlock(PostNormCrossAttentionLayer):
     """Light audio injection for the stride-4 FPN level, post-norm::
 
         V' = LN(V + MHA(V + pos, P(A) + pos_A, P(A)))
@@ -109,16 +149,16 @@ class AudioCrossAttnBlock(BaseModule):
     self-attention and no FFN: at stride 4 those cost O(T*H*W*d^2) with
     H*W = (H_in/4)^2 (the dominant FLOPs of the previous design), while this
     block is two c x c projections per pixel (c = d/4: 1/16 of one d x d
-    projection) and T keys.
+    projection) and T keys. A :class:`PostNormCrossAttentionLayer` without
+    FFN, plus P.
     """
 
     def __init__(self, dims: int, audio_dims: int, num_heads: int,
-                 attn_drop: float, proj_drop: float) -> None:
-        super().__init__()
+                 attn_drop: float, proj_drop: float,
+                 attn_type: str = 'MultiheadAttention') -> None:
+        super().__init__(attn_cfg(dims, num_heads, attn_drop, proj_drop,
+                                  type=attn_type))
         self.audio_proj = nn.Linear(audio_dims, dims)
-        self.attn = SDPAttention(dims, num_heads, attn_drop=attn_drop,
-                                 proj_drop=proj_drop)
-        self.norm = build_norm_layer(dict(type='LN'), dims)[1]
 
     def forward(self, x: Tensor, pos: Tensor, audio: Tensor,
                 audio_pos: Tensor, audio_mask: Optional[Tensor],
@@ -128,14 +168,15 @@ class AudioCrossAttnBlock(BaseModule):
         (1, T, c); audio_mask (B, T) or None; audio_attn_mask as in
         :class:`AudioSRAFusionBlock`. Returns (B*T, c, H, W)."""
         bt, c, h, w = x.shape
-        v = x.flatten(2).transpose(1, 2).reshape(bt // num_frames, -1, c)
+        v = nchw_to_nlc(x).reshape(bt // num_frames, -1, c)
         a = self.audio_proj(audio)
-        v = self.norm(self.attn(
-            v, key=a, value=a, query_pos=pos, key_pos=audio_pos,
-            attn_mask=audio_attn_mask,
+        v = super().forward(
+            v, a, a, query_pos=pos, key_pos=audio_pos,
+            cross_attn_mask=per_head_mask(audio_attn_mask,
+                                          self.cross_attn.num_heads),
             key_padding_mask=None if audio_attn_mask is not None else
-            audio_mask))
-        return v.reshape(bt, h * w, c).transpose(1, 2).reshape(bt, c, h, w)
+            audio_mask)
+        return nlc_to_nchw(v.reshape(bt, h * w, c), (h, w))
 
 
 @MODELS.register_module()
@@ -199,6 +240,9 @@ class CrossModalFPNHead(BaseModule):
         controller_layers (int): layers of the kernel-predicting MLP.
         mlp_channels (Sequence[int]): hidden sizes of the MLP over the maps.
         norm_cfg (dict): norm of the FPN convs.
+        attn_type (str): ``'MultiheadAttention'`` (mmcv, default) or
+            ``'SDPAttention'`` for the audio cross-attentions (the visual
+            spatial-reduction attention is mmseg's).
     """
 
     FINE_LEVELS = ('light', 'full')
@@ -225,6 +269,7 @@ class CrossModalFPNHead(BaseModule):
                  controller_layers: int = 3,
                  mlp_channels: Sequence[int] = (64, 64),
                  norm_cfg: dict = dict(type='GN', num_groups=32),
+                 attn_type: str = 'MultiheadAttention',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(sr_ratios) != 4:
@@ -269,14 +314,14 @@ class CrossModalFPNHead(BaseModule):
         ])
         blocks = [
             AudioSRAFusionBlock(embed_dims, num_heads, r, ffn, attn_drop,
-                                proj_drop, ffn_drop)
+                                proj_drop, ffn_drop, attn_type)
             for r, ffn in zip(sr_ratios, feedforward_channels)
         ]
         if light:
             heads = fine_num_heads or max(num_heads // 2, 1)
             blocks[0] = AudioCrossAttnBlock(
-                fine, embed_dims, heads, attn_drop,
-                proj_drop) if fine_audio else nn.Identity()
+                fine, embed_dims, heads, attn_drop, proj_drop,
+                attn_type) if fine_audio else nn.Identity()
             self.fine_reduce = nn.Conv2d(embed_dims, fine, 1)
         self.fusions = ModuleList(blocks)
         self.mask_conv = nn.Conv2d(fine, mask_dim, 3, padding=1)

@@ -20,7 +20,7 @@ audio. Default tau = 0.07 (the usual InfoNCE value; the paper does not give it),
 MLP heads ``Linear(d, 512) - ReLU - Linear(512, 128)`` x 2 hold 0.39 M parameters, the paper's w/o-BCL delta
 (143.4 - 143.0 M).
 """
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg.registry import MODELS
+from ..utils import EIMOutput
 
 PAIRINGS = ('enhanced_audio', 'original_visual', 'enhanced_visual')
 
@@ -99,8 +100,9 @@ class BiModalContrastiveLoss(nn.Module):
         loss_weight (float): lambda. Default 0.1. loss_name (str): key in the loss dict. Default ``'loss_bcl'``.
 
     Shapes:
-        ``forward(neck_out)`` reads ``audio`` / ``audio_orig`` ``(B, T, d)``, ``feats`` / ``feats_orig``
-        ``4 x (B*T, d, H_i, W_i)`` and ``frame_valid`` ``(B, T)`` or None; returns a scalar (weighted).
+        ``forward(x)`` reads the :class:`EIMOutput` ``x``: ``audio`` / ``audio_orig`` ``(B, T, d)``, ``feats`` /
+        ``feats_orig`` ``4 x (B*T, d, H_i, W_i)`` and ``frame_valid`` ``(B, T)`` or None; returns a scalar
+        (weighted).
     """
 
     def __init__(self, embed_dims: int = 256, hidden_dims: int = 512, proj_dims: int = 128,
@@ -124,17 +126,16 @@ class BiModalContrastiveLoss(nn.Module):
     def loss_name(self) -> str:
         return self._loss_name
 
-    def query_features(self, neck_out: Dict) -> Tensor:
+    def query_features(self, x: EIMOutput) -> Tensor:
         """(B, T, d) features of the query modality chosen by ``pairing``."""
-        b, t = neck_out['audio_orig'].shape[:2]
+        b, t = x.audio_orig.shape[:2]
         if self.pairing == 'enhanced_audio':
-            return neck_out['audio']
-        key = 'feats_orig' if self.pairing == 'original_visual' else 'feats'
-        return neck_out[key][self.visual_scale].mean(dim=(2, 3)).view(b, t, -1)
+            return x.audio
+        feats = x.feats_orig if self.pairing == 'original_visual' else x.feats
+        return feats[self.visual_scale].mean(dim=(2, 3)).view(b, t, -1)
 
-    def forward(self, neck_out: Dict) -> Tensor:
-        q = F.normalize(self.query_head(self.query_features(neck_out)).float(), dim=-1)
-        k = F.normalize(self.key_head(neck_out['audio_orig']).float(), dim=-1)
-        loss = bimodal_info_nce(q, k, self.temperature, neck_out.get('frame_valid'), self.same_clip,
-                                self.symmetric)
+    def forward(self, x: EIMOutput) -> Tensor:
+        q = F.normalize(self.query_head(self.query_features(x)).float(), dim=-1)
+        k = F.normalize(self.key_head(x.audio_orig).float(), dim=-1)
+        loss = bimodal_info_nce(q, k, self.temperature, x.frame_valid, self.same_clip, self.symmetric)
         return self.loss_weight * loss

@@ -26,10 +26,13 @@ Equations (the paper's numbered equations were lost in our copy; per clip, d = 2
 * AVE:  ``V'_i = LN(V_i + MHA(V_i + P, A_0 + P, A_0)); V''_i = LN(V'_i + FFN(V'_i))``
 * VAE:  ``A'_i = LN(A_{i-1} + MHA(A_{i-1} + P, V_i + P, V_i)); A_i = LN(A'_i + FFN(A'_i))``
 
+Both are :class:`~projects.ccformer.models.utils.attention.PostNormCrossAttentionLayer` (mmdet's DETR decoder layer
+without self-attention; mmcv ``MultiheadAttention`` and ``FFN``).
+
 The 1 x 1 conv + GroupNorm projections of the four visual scales to d and the audio ``Linear(128, d)`` belong to the
 neck but are kept in the "w/o EIM" ablation (``use_eim=False``), which outputs the projections only.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -38,7 +41,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
-from ..utils import PostNormAttentionLayer, frame_distance_mask
+from ..utils import EIMOutput, frame_distance_mask
+from ..utils.attention import PostNormCrossAttentionLayer, attend_clip, attn_cfg, ffn_cfg
 
 
 def maps_to_clip_tokens(x: Tensor, num_frames: int) -> Tensor:
@@ -63,6 +67,7 @@ class EIM(BaseModule):
         audio_channels (int): audio embedding width (VGGish: 128).
         embed_dims (int): d. Default 256.
         num_heads (int): attention heads. Default 8.
+        attn_type (str): ``'MultiheadAttention'`` (mmcv, default) or ``'SDPAttention'``.
         ffn_dims (int): FFN hidden width. Default 2048.
         dropout (float): dropout in attention / FFN. Default 0.
         use_eim (bool): False = projections only ("w/o EIM", Table IV).
@@ -79,8 +84,8 @@ class EIM(BaseModule):
 
     Shapes (B clips, T frames):
         feats: 4 x ``(B*T, C_i, H_i, W_i)``; audio: ``(B*T, audio_channels)``; frame_valid: ``(B, T)`` bool or None
-        -> dict(feats=4 x (B*T, d, H_i, W_i) enhanced, feats_orig=4 x (B*T, d, H_i, W_i) projected,
-        audio=(B, T, d) enhanced, audio_orig=(B, T, d) projected, frame_valid=(B, T) bool or None).
+        -> :class:`EIMOutput` (feats=4 x (B*T, d, H_i, W_i) enhanced, feats_orig=4 x (B*T, d, H_i, W_i)
+        projected, audio=(B, T, d) enhanced, audio_orig=(B, T, d) projected, frame_valid=(B, T) bool or None).
     """
 
     def __init__(self,
@@ -99,6 +104,7 @@ class EIM(BaseModule):
                  share_weights: bool = True,
                  max_frames: int = 10,
                  audio_window: Optional[int] = None,
+                 attn_type: str = 'MultiheadAttention',
                  norm_cfg: dict = dict(type='GN', num_groups=32, requires_grad=True),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -122,8 +128,10 @@ class EIM(BaseModule):
         self.audio_proj = nn.Linear(audio_channels, embed_dims)
 
         def layers(k: int) -> nn.ModuleList:
-            return nn.ModuleList(PostNormAttentionLayer(embed_dims, num_heads, ffn_dims, dropout)
-                                 for _ in range(1 if share_weights else k))
+            return nn.ModuleList(
+                PostNormCrossAttentionLayer(attn_cfg(embed_dims, num_heads, dropout, dropout, type=attn_type),
+                                            ffn_cfg(embed_dims, ffn_dims, dropout))
+                for _ in range(1 if share_weights else k))
 
         self.ave_layers = layers(len(self.ave_scales)) if self.use_ave else None
         self.vae_layers = layers(len(self.vae_scales)) if self.use_vae else None
@@ -160,11 +168,12 @@ class EIM(BaseModule):
             q = torch.cat(tokens, 1) if len(tokens) > 1 else tokens[0]
             qp = torch.cat(pos, 1) if len(pos) > 1 else pos[0]
             mask = frame_distance_mask(num_frames, self.audio_window, [h * w for h, w in hws], 1, audio.device)
-            enhanced = self.ave_layers[0](q, audio, qp, a_pos, frame_valid, mask)
+            enhanced = attend_clip(self.ave_layers[0], q, audio, qp, a_pos, frame_valid, mask)
             enhanced = enhanced.split([tk.shape[1] for tk in tokens], dim=1)
         else:
-            enhanced = [layer(tk, audio, p, a_pos, frame_valid,
-                              frame_distance_mask(num_frames, self.audio_window, [hw[0] * hw[1]], 1, audio.device))
+            enhanced = [attend_clip(layer, tk, audio, p, a_pos, frame_valid,
+                                    frame_distance_mask(num_frames, self.audio_window, [hw[0] * hw[1]], 1,
+                                                        audio.device))
                         for layer, tk, p, hw in zip(self.ave_layers, tokens, pos, hws)]
         for s, hw, e in zip(self.ave_scales, hws, enhanced):
             out[s] = clip_tokens_to_maps(e, num_frames, hw)
@@ -181,14 +190,14 @@ class EIM(BaseModule):
         for j, s in enumerate(self.vae_scales):
             hw = tuple(vis[s].shape[-2:])
             layer = self.vae_layers[0 if self.share_weights else j]
-            a = layer(a, maps_to_clip_tokens(vis[s], num_frames), a_pos, self._token_pos(num_frames, hw),
-                      self._token_valid(frame_valid, hw),
-                      frame_distance_mask(num_frames, self.audio_window, [1], hw[0] * hw[1], a.device))
+            a = attend_clip(layer, a, maps_to_clip_tokens(vis[s], num_frames), a_pos,
+                            self._token_pos(num_frames, hw), self._token_valid(frame_valid, hw),
+                            frame_distance_mask(num_frames, self.audio_window, [1], hw[0] * hw[1], a.device))
         return a
 
     # ------------------------------------------------------------------ forward
     def forward(self, feats: Sequence[Tensor], audio: Tensor, num_frames: int,
-                frame_valid: Optional[Tensor] = None) -> Dict[str, object]:
+                frame_valid: Optional[Tensor] = None) -> EIMOutput:
         """See the class docstring for shapes."""
         if len(feats) != len(self.visual_proj):
             raise ValueError(f'EIM got {len(feats)} visual scales, configured for {len(self.visual_proj)} '
@@ -204,4 +213,4 @@ class EIM(BaseModule):
             v_new = self.ave(v, a, num_frames, frame_valid) if self.use_ave else v
             a = self.vae(v, a, num_frames, frame_valid) if self.use_vae else a
             v = v_new
-        return dict(feats=v, feats_orig=vis, audio=a, audio_orig=a0, frame_valid=frame_valid)
+        return EIMOutput(feats=v, feats_orig=vis, audio=a, audio_orig=a0, frame_valid=frame_valid)

@@ -1,29 +1,29 @@
 """CCFormer segmentor (Gong et al., TMM 2025, Fig. 2): encoders -> EIM -> MTM head (+ BCL when training).
 
-Data flow (design.md "The model"; B clips, T frames, d = 256):
+Data flow (docs/design.md "The model"; B clips, T frames, d = 256):
 
 1. ``backbone(frames.flatten(0, 1))`` -> 4 maps ``(B*T, C_i, H/s_i, W/s_i)``, s = 4, 8, 16, 32.
 2. ``audio_encoder(audio.flatten(0, 1))`` (VGGish, frozen) -> ``(B*T, 128)``, zeroed on padded frames.
-3. ``neck`` (EIM) -> dict(feats, feats_orig, audio, audio_orig, frame_valid).
-4. ``decode_head`` (CCFormerHead): ``forward(neck_out, T)`` -> list of ``(B*T, K, H/4, W/4)`` logits per decoder
-   layer; ``loss(neck_out, data_samples, T)``; ``predict(neck_out, T)`` -> last logits.
+3. ``neck`` (EIM) -> :class:`~projects.ccformer.models.utils.EIMOutput` (``feats``, ``feats_orig``, ``audio``,
+   ``audio_orig``, ``frame_valid``).
+4. ``decode_head`` (CCFormerHead): ``forward(x)`` -> list of ``(B*T, K, H/4, W/4)`` logits per decoder stage;
+   ``loss_by_feat(stage_logits, data_samples)``; ``predict(x)`` -> the last stage's logits.
 5. ``predict`` upsamples to the input size, crops padding, undoes flips, resizes to ``ori_shape``; K = 1:
-   ``seg_logits (T, H, W)`` and ``pred = sigmoid > 0.5``; K > 1: ``pred = argmax`` with padded frames forced to 0.
+   ``seg_logits (T, H, W)`` and ``pred = sigmoid > decode_head.threshold``; K > 1: ``pred = argmax`` with padded
+   frames forced to 0.
 
-Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM outputs unless ``use_bcl=False``; frames whose
+Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM output unless ``use_bcl=False``; frames whose
 audio a negative-audio wrapper replaced (metainfo ``audio_replaced``) are left out of BCL.
 
 Steps 1-4 are one tensor-only function, :meth:`CCFormer._core`, which ``compile_cfg`` hands to ``torch.compile``
-(issue 5): the data samples, the losses' target building and the post-processing stay eager, so the compiled graph
-neither guards on per-clip metainfo nor recompiles per batch (mmengine's ``cfg.compile`` compiles ``train_step``,
-data preprocessing included, and recompiles when metainfo changes).
+(:mod:`projects.ccformer.models.utils.compile`): the data samples, the losses' target building and the
+post-processing stay eager, so the compiled graph neither guards on per-clip metainfo nor recompiles per batch.
 """
-import logging
+import math
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from torch import Tensor
 
@@ -32,6 +32,8 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
+from ..utils import EIMOutput, convert_ccformer_keys, frame_flags
+from ..utils.compile import CompiledCore, uses_cuda_graphs
 
 
 def _pretrained_paths(cfg) -> List[str]:
@@ -92,6 +94,8 @@ class CCFormer(BaseSegmentor):
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.align_corners = align_corners
         self.compile_cfg = compile_cfg
+        # checkpoints of the earlier parameter layout load as they are
+        self._register_load_state_dict_pre_hook(_convert_earlier_layout)
 
     # ------------------------------------------------------------------ init
     def init_weights(self) -> None:
@@ -122,26 +126,17 @@ class CCFormer(BaseSegmentor):
     @staticmethod
     def frame_valid_from_samples(data_samples: Optional[Sequence[SegDataSample]], num_frames: int,
                                  device: torch.device) -> Optional[Tensor]:
-        """(N, T) bool mask from the samples' ``frame_valid`` metainfo; None when every frame is real.
-
-        Built from host lists (no device sync); None keeps the attention kernels mask-free for S4 / MS3.
-        """
-        if not data_samples:
-            return None
-        rows = [list(ds.metainfo.get('frame_valid', [1] * num_frames)) for ds in data_samples]
-        if any(len(r) != num_frames for r in rows):
-            raise ValueError(f'CCFormer: frame_valid metainfo length differs from the clip length {num_frames}')
-        if all(all(r) for r in rows):
-            return None
-        mask = torch.tensor(rows, dtype=torch.bool)
-        if device.type == 'cuda':
-            return mask.pin_memory().to(device, non_blocking=True)
-        return mask.to(device)
+        """(N, T) bool mask from the samples' ``frame_valid`` metainfo; None when every frame is real (keeps the
+        attention kernels mask-free for S4 / MS3). See :func:`~projects.ccformer.models.utils.frame_flags`."""
+        return frame_flags(data_samples, 'frame_valid', num_frames, device)
 
     def extract_feat(self, inputs: Tensor, audio: Optional[Tensor] = None,
-                     frame_valid: Optional[Tensor] = None) -> Dict:
-        """Encoders + EIM. inputs (N, T, 3, H, W), audio (N, T, 1, 96, 64) -> EIM output dict."""
+                     frame_valid: Optional[Tensor] = None) -> EIMOutput:
+        """Encoders + EIM. inputs (N, T, 3, H, W), audio (N, T, 1, 96, 64) -> :class:`EIMOutput`."""
         self._check_inputs(inputs, audio)
+        return self._extract(inputs, audio, frame_valid)
+
+    def _extract(self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor]) -> EIMOutput:
         n, t = inputs.shape[:2]
         feats = self.backbone(inputs.flatten(0, 1))
         audio_feat = self.audio_encoder(audio.flatten(0, 1))                # (N*T, 128)
@@ -154,34 +149,13 @@ class CCFormer(BaseSegmentor):
     def compile_cfg(self) -> Optional[dict]:
         """The ``torch.compile`` arguments of the tensor core (None: eager). Setting it (also to None) normalises
         the value and forgets which input signatures already ran, so the next call per signature runs eagerly."""
-        return self._compile_cfg
+        return self._compiled_core.kwargs
 
     @compile_cfg.setter
     def compile_cfg(self, value: Union[bool, dict, None]) -> None:
-        self._compile_cfg = self._compile_kwargs(value)
-        self._core_signatures: set = set()
+        self._compiled_core = CompiledCore(CCFormer._core, value)
 
-    @staticmethod
-    def _compile_kwargs(compile_cfg: Union[bool, dict, None]) -> Optional[dict]:
-        if compile_cfg is None or compile_cfg is False:
-            return None
-        if compile_cfg is True:
-            compile_cfg = {}
-        if not isinstance(compile_cfg, dict):
-            raise TypeError(f'CCFormer: compile_cfg must be None, a bool or a dict of torch.compile arguments, '
-                            f'got {type(compile_cfg).__name__}')
-        kwargs = dict(compile_cfg)
-        # static shapes: train (N=2) and val (N=4, a partial last batch) get their own specialised graphs instead
-        # of dynamo's automatic switch to one dynamic-shape graph (slower kernels, CUDA graphs re-recorded per size)
-        kwargs.setdefault('dynamic', False)
-        return kwargs
-
-    @staticmethod
-    def uses_cuda_graphs(compile_cfg: Optional[dict]) -> bool:
-        """Whether ``compile_cfg`` records CUDA graphs (inductor's reduce-overhead / max-autotune modes or the
-        cudagraphs backend): their outputs live in a memory pool that the next replay overwrites."""
-        return bool(compile_cfg) and (compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune')
-                                      or compile_cfg.get('backend') == 'cudagraphs')
+    uses_cuda_graphs = staticmethod(uses_cuda_graphs)
 
     def _param_dtype(self) -> torch.dtype:
         for param in self.backbone.parameters():
@@ -189,21 +163,20 @@ class CCFormer(BaseSegmentor):
         return torch.float32
 
     def _core(self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor],
-              all_stages: bool) -> Tuple[Dict, Union[Tensor, List[Tensor]]]:
+              all_stages: bool) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
         """Encoders + EIM + head (steps 1-4), tensors only.
 
         Returns:
-            tuple: the EIM output dict and the head's logits at H/4: a list with ``(N*T, K, H/4, W/4)`` per
+            tuple: the :class:`EIMOutput` and the head's logits at H/4: a list with ``(N*T, K, H/4, W/4)`` per
             decoder stage when ``all_stages`` (training), else the last stage's ``(N*T, K, H/4, W/4)``.
         """
-        t = inputs.shape[1]
-        neck_out = self.extract_feat(inputs, audio, frame_valid)
+        x = self._extract(inputs, audio, frame_valid)
         if all_stages:
-            return neck_out, self.decode_head.forward(neck_out, t)
-        return neck_out, self.decode_head.predict(neck_out, t)
+            return x, self.decode_head.forward(x)
+        return x, self.decode_head.predict(x)
 
     def run_core(self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor],
-                 all_stages: bool) -> Tuple[Dict, Union[Tensor, List[Tensor]]]:
+                 all_stages: bool) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
         """:meth:`_core`, compiled when ``compile_cfg`` is set (inputs are checked eagerly first).
 
         Inputs are cast to the dtype of the model's parameters, so a model cast with ``model.to(torch.bfloat16)``
@@ -212,26 +185,15 @@ class CCFormer(BaseSegmentor):
         self._check_inputs(inputs, audio)
         dtype = self._param_dtype()
         inputs, audio = inputs.to(dtype), audio.to(dtype)  # no-ops when the dtypes already match
-        if self.compile_cfg is None:
-            return self._core(inputs, audio, frame_valid, all_stages)
         signature = (tuple(inputs.shape), inputs.dtype, inputs.device, frame_valid is None, all_stages,
                      torch.is_grad_enabled(), torch.is_autocast_enabled(inputs.device.type))
-        if signature not in self._core_signatures:  # eager once: shape constants are cached outside the graph
-            self._core_signatures.add(signature)
-            print_log(f'CCFormer: compile_cfg={self.compile_cfg}: input {tuple(inputs.shape)} '
-                      f'({"training" if torch.is_grad_enabled() else "inference"}) runs eagerly once, then '
-                      'compiles on its next call (seconds to minutes)', logger='current', level=logging.INFO)
-            return self._core(inputs, audio, frame_valid, all_stages)
-        compiled = _compiled_core(self.compile_cfg)
-        if self.uses_cuda_graphs(self.compile_cfg):
-            torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last replay's outputs are done
-        return compiled(self, inputs, audio, frame_valid, all_stages)
+        return self._compiled_core(self, inputs, audio, frame_valid, all_stages, signature=signature)
 
     def _core_logits_at(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """Logits returned by :meth:`run_core` resized to ``size``: a new tensor also when no resize is needed
         and CUDA graphs are used (their outputs are overwritten by the next replay)."""
         out = self._resize_logits(logits, size)
-        if out is logits and self.uses_cuda_graphs(self.compile_cfg):
+        if out is logits and self._compiled_core.uses_cuda_graphs:
             out = out.clone()
         return out
 
@@ -267,25 +229,22 @@ class CCFormer(BaseSegmentor):
             raise ValueError('CCFormer.loss needs data_samples with gt_sem_seg')
         t = inputs.shape[1]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
-        neck_out, stages = self.run_core(inputs, audio, frame_valid, all_stages=True)
-        losses = add_prefix(self.decode_head.loss_by_logits(stages, data_samples, t), 'decode')
+        x, stages = self.run_core(inputs, audio, frame_valid, all_stages=True)
+        losses = add_prefix(self.decode_head.loss_by_feat(stages, data_samples), 'decode')
         if self.use_bcl:
-            losses[self.bcl_loss.loss_name] = self.bcl_loss(self._bcl_input(neck_out, data_samples))
+            losses[self.bcl_loss.loss_name] = self.bcl_loss(self._bcl_input(x, data_samples))
         return losses
 
     @staticmethod
-    def _bcl_input(neck_out: Dict, data_samples: Sequence[SegDataSample]) -> Dict:
+    def _bcl_input(x: EIMOutput, data_samples: Sequence[SegDataSample]) -> EIMOutput:
         """The EIM output for BCL, with frames whose audio was replaced (metainfo ``audio_replaced``, negative-audio
         training) masked out like padded frames: their sound is not their frame's, and silence or noise is
         the same sound in every clip, so as anchors or keys they would only be false pairs."""
-        rows = [ds.metainfo.get('audio_replaced') for ds in data_samples]
-        if not any(r is not None and any(r) for r in rows):
-            return neck_out
-        b, t = neck_out['audio_orig'].shape[:2]
-        keep = torch.tensor([[not v for v in (r or [0] * t)] for r in rows], dtype=torch.bool)
-        keep = keep.to(neck_out['audio_orig'].device)
-        valid = neck_out.get('frame_valid')
-        return dict(neck_out, frame_valid=keep if valid is None else keep & valid.bool())
+        replaced = frame_flags(data_samples, 'audio_replaced', x.num_frames, x.audio_orig.device, default=0)
+        if replaced is None:
+            return x
+        keep = ~replaced
+        return x._replace(frame_valid=keep if x.frame_valid is None else keep & x.frame_valid.bool())
 
     def predict(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
                 audio: Optional[Tensor] = None) -> List[SegDataSample]:
@@ -305,6 +264,15 @@ class CCFormer(BaseSegmentor):
         _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
         out = self._core_logits_at(logits, inputs.shape[-2:])
         return out.view(n, t, *out.shape[1:])
+
+    @property
+    def _logit_threshold(self) -> float:
+        """``decode_head.threshold`` (a probability) as a logit: ``sigmoid(x) > p <=> x > log(p / (1 - p))``,
+        exactly 0 for p = 0.5."""
+        p = float(getattr(self.decode_head, 'threshold', 0.5))
+        if not 0.0 < p < 1.0:
+            raise ValueError(f'CCFormer: decode_head.threshold must be in (0, 1), got {p}')
+        return math.log(p / (1.0 - p))
 
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
@@ -330,7 +298,7 @@ class CCFormer(BaseSegmentor):
                 x = self._resize_logits(x, meta['ori_shape'][:2])
             if k == 1:
                 logits = x[:, 0]                                              # (T, H, W)
-                pred = (logits > 0).long()                                    # sigmoid(x) > 0.5 <=> x > 0
+                pred = (logits > self._logit_threshold).long()
                 ds.set_data(dict(seg_logits=PixelData(data=logits), pred_sem_seg=PixelData(data=pred)))
             else:
                 pred = x.argmax(dim=1)                                        # (T, H, W)
@@ -342,17 +310,6 @@ class CCFormer(BaseSegmentor):
         return data_samples
 
 
-_COMPILED_CORES: Dict[str, Callable] = {}
-
-
-def _compiled_core(compile_kwargs: dict) -> Callable:
-    """``torch.compile`` of the unbound :meth:`CCFormer._core`, one per set of compile arguments.
-
-    Compiling the unbound function keeps no reference to a model and leaves the module picklable and deep-copyable.
-    Models of the same structure share the compiled graphs (their parameters are graph inputs), and also dynamo's
-    recompile limit (``torch._dynamo.config.recompile_limit``, 8 input signatures).
-    """
-    key = repr(sorted(compile_kwargs.items(), key=lambda kv: kv[0]))
-    if key not in _COMPILED_CORES:
-        _COMPILED_CORES[key] = torch.compile(CCFormer._core, **compile_kwargs)
-    return _COMPILED_CORES[key]
+def _convert_earlier_layout(state_dict: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` pre-hook: rename keys of the earlier layout (:mod:`..utils.key_conversion`)."""
+    convert_ccformer_keys(state_dict, prefix)
