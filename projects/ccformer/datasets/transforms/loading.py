@@ -9,7 +9,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ..audio import (load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, wav_to_logmel)
+from ..audio import (LOG_OFFSET, load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, wav_to_logmel)
 from ..palette import AVSS_NUM_CLASSES, rgb_to_index, voc_palette
 
 
@@ -159,6 +159,10 @@ class LoadAVSMasks(BaseTransform):
         return f"{self.__class__.__name__}(label_type='{self.label_type}')"
 
 
+# every log-mel value of a digitally silent example is log(0 + LOG_OFFSET); the margin absorbs float32 rounding
+SILENT_LOGMEL = float(np.log(LOG_OFFSET)) + 1e-4
+
+
 @TRANSFORMS.register_module()
 class LoadAVSAudio(BaseTransform):
     """Load the clip's audio as T VGGish log-mel examples ``audio (T, 1, 96, 64) float32``.
@@ -176,7 +180,13 @@ class LoadAVSAudio(BaseTransform):
     Silence loads fine (``log(0.01)`` everywhere). Audio shorter than one example (0.975 s) is an
     error with ``'repeat'`` and all zeros with ``'zeros'``. NaN / inf in a file stops with an error naming it.
 
-    Required keys: ``audio_path``, ``num_frames``. Added keys: ``audio``, ``audio_valid``.
+    A digitally silent second makes nothing sound: where ``results`` holds per-frame ``sounding`` flags
+    (presence targets, e.g. ``AVSBenchS4Dataset(sounding_unlabelled=True)``), the frames whose example is
+    digital silence in at least half of its 96 rows (10 ms each; examples do not align with the seconds of
+    the video, so a silent second's example holds some of its neighbours) get 0.
+
+    Required keys: ``audio_path``, ``num_frames``. Added keys: ``audio``, ``audio_valid``. Modified key:
+    ``sounding`` (where present).
     """
 
     def __init__(self, pad_mode: str = 'repeat') -> None:
@@ -201,6 +211,9 @@ class LoadAVSAudio(BaseTransform):
             audio, valid = pad_examples_zeros(examples, num)
         results['audio'] = np.ascontiguousarray(audio[:, None], dtype=np.float32)
         results['audio_valid'] = valid.tolist()
+        if results.get('sounding') is not None:
+            silent = (audio <= SILENT_LOGMEL).all(-1).mean(-1) >= 0.5         # (T,): half its rows or more
+            results['sounding'] = [0 if mute else int(v) for v, mute in zip(results['sounding'], silent)]
         return results
 
     def __repr__(self) -> str:
