@@ -302,3 +302,18 @@ def test_clip_consistent_refuses_data_dependent_randomness():
     clip['imgs'][0] = np.zeros_like(clip['imgs'][0])
     with pytest.raises(RuntimeError, match='frame 1'):
         ClipConsistentTransform([_DataDependentNoise()])(clip)
+
+
+def test_load_audio_marks_silent_seconds_as_not_sounding(tmp_path):
+    """Where presence targets are given, a second that is mostly digital silence gets ``sounding`` 0."""
+    from projects.ccformer.datasets.transforms import LoadAVSAudio
+    rate = 16000
+    rng = np.random.default_rng(0)
+    wav = (0.3 * rng.standard_normal(5 * rate)).astype(np.float32)
+    wav[2 * rate:3 * rate] = 0                                            # second 3 silent
+    wav[4 * rate + rate // 4:] = 0                                        # second 5: 3/4 silent
+    path = str(tmp_path / 'clip.wav')
+    sf.write(path, wav, rate, subtype='FLOAT')
+    out = LoadAVSAudio().transform(dict(audio_path=path, num_frames=5, sounding=[1, 1, 1, -1, 1]))
+    assert out['sounding'] == [1, 1, 0, -1, 0]
+    assert 'sounding' not in LoadAVSAudio().transform(dict(audio_path=path, num_frames=5))
