@@ -16,8 +16,9 @@
 # * BCE next to Dice (binary heads): Dice is constant on frames with empty targets, BCE is not.
 # * NegativeAudioDataset defaults: half of the clips get negative audio, half of those in every second, the others
 #   in 1 to T-1 random seconds; silence, noise (-45 to -10 dBFS, white or pink) and off-screen sound in equal
-#   parts; replaced frames get empty, supervised targets and stay out of BCL. It draws from the per-sample seeds
-#   of the train sampler (SeededSampler): anew each epoch, identically after a resume.
+#   parts; replaced frames get empty targets, the presence target 0 and stay out of BCL; in clips with one label
+#   (S4, AVSS v1s training) only the unlabelled frames are replaced (spare_labelled). It draws from the
+#   per-sample seeds of the train sampler (SeededSampler): anew each epoch, identically after a resume.
 robust_neck = dict(audio_window=0)
 robust_semantic_head = dict(
     query_generator=dict(audio_context='frame'),

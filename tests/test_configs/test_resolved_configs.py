@@ -52,7 +52,9 @@ def expected_changes(name: str) -> dict:
       ``model.use_bcl`` is False; the AVSS dataset base defines ``num_classes = 71`` (the configs read it);
     * ``*r50-coco*`` (new): the backbone loads the ``backbone.`` weights of an mmdet COCO checkpoint;
     * tiny configs: they inherit the ``clip_augment`` variable from the dataset bases, which now hold the paper's
-      augmentation (their own train pipelines, with random flips only, are unchanged).
+      augmentation (their own train pipelines, with random flips only, are unchanged);
+    * robust S4 configs: the S4 train set gives its unlabelled, non-silent frames the presence target 1
+      (``sounding_unlabelled``, docs/robustness.md).
     """
     changes = {'model.test_cfg': ({'mode': 'whole'}, MISSING)}
     if 'avss' in name:
@@ -61,6 +63,8 @@ def expected_changes(name: str) -> dict:
             changes['model.use_bcl'] = (True, False)
     if '_tiny' in name:
         changes['clip_augment'] = (MISSING, PAPER_AUGMENT)
+    if 's4' in name and ('robust' in name or '_tiny_' in name):
+        changes['train_dataloader.dataset.dataset.sounding_unlabelled'] = (MISSING, True)
     if 'r50-coco' in name:
         changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
         changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
