@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Attention Query Generator of CCFormer (Sec. III-C, Table V)."""
 from typing import Optional, Tuple
 
