@@ -26,10 +26,6 @@ from typing import List, Sequence
 import cv2
 import numpy as np
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='CCFormer video demo (audio-visual segmentation)')

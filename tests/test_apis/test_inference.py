@@ -124,6 +124,24 @@ def test_img_size_returns_masks_at_frame_size(model, clips):
     assert masks.shape == (5, 80, 100)
 
 
+def test_masks_use_the_head_threshold(model, clips, monkeypatch):
+    """Binary masks are ``sigmoid(logit) > decode_head.threshold``, also when resized back to the frame size."""
+    c = clips[0]
+    frames = [cv2.resize(cv2.imread(p)[..., ::-1], (100, 80)) for p in c['frame_paths']]
+    logits = _logits(model, frames, c['audio_path'], img_size=(64, 64))
+    up = torch.nn.functional.interpolate(logits[:, None].float(), size=(80, 100), mode='bilinear',
+                                         align_corners=False)[:, 0]
+    default = inference_avs_model(model, frames, c['audio_path'], img_size=(64, 64))
+    np.testing.assert_array_equal(default, (up > 0).numpy())
+    p = float(up.median().sigmoid())  # a threshold between the logits: about half the pixels change side
+    monkeypatch.setattr(model.decode_head, 'threshold', p)
+    masks = inference_avs_model(model, frames, c['audio_path'], img_size=(64, 64))
+    np.testing.assert_array_equal(masks, (up > np.log(p / (1 - p))).numpy())
+    assert (masks != default).any()
+    sample = inference_avs_model(model, clips[0]['frame_paths'], c['audio_path'], return_datasample=True)
+    np.testing.assert_array_equal(sample.pred_sem_seg.data.numpy(), (sample.seg_logits.data > np.log(p / (1 - p))))
+
+
 def test_bad_inputs(model, clips):
     c = clips[0]
     with pytest.raises(ValueError, match='T=5'):

@@ -1,4 +1,4 @@
-"""Every bad-input case of issue 2 either loads correctly or stops with an error naming the file."""
+"""Every bad-input case of docs/bad_inputs.md either loads correctly or stops with an error naming the file."""
 import json
 import os
 import os.path as osp

@@ -128,6 +128,36 @@ def test_runtime_refuses_foreign_or_missing_files(exported, tmp_path):
         ORTSegmentor(str(tmp_path / 'junk.onnx'))
 
 
+def _with_meta(exported, tmp_path, name, **changes):
+    """A copy of the exported file whose metadata has ``changes`` (a value None removes the key)."""
+    import onnx
+    proto = onnx.load(exported['onnx'])
+    meta = json.loads(proto.metadata_props[0].value)
+    for key, value in changes.items():
+        meta.pop(key) if value is None else meta.__setitem__(key, value)
+    proto.metadata_props[0].value = json.dumps(meta)
+    path = str(tmp_path / name)
+    onnx.save(proto, path)
+    return ORTSegmentor(path, graph_optimization_level='disable')
+
+
+def test_threshold_from_the_export_metadata(exported, ort_model, clips, tmp_path):
+    """Binary masks are ``sigmoid(logit) > decode_head.threshold`` as stored at export; files without it use 0.5."""
+    assert exported['report']['meta']['threshold'] == 0.5 and ort_model.logit_threshold == 0.0
+    c = clips[0]
+    _, logits = ort_model.predict([_rgb(c['frame_paths'])], [load_logmel_pkl(c['audio_path'])], return_logits=True)
+    p = float(1 / (1 + np.exp(-np.median(logits))))  # a threshold between the logits: half the pixels change side
+    high = _with_meta(exported, tmp_path, 'high.onnx', threshold=p)
+    masks = high.postprocess(logits[0])
+    np.testing.assert_array_equal(masks, logits[0, :, 0] > np.log(p / (1 - p)))
+    assert (masks != ort_model.postprocess(logits[0])).any()
+    old = _with_meta(exported, tmp_path, 'old.onnx', threshold=None)   # exported before the threshold was stored
+    assert old.meta['threshold'] == 0.5
+    np.testing.assert_array_equal(old.postprocess(logits[0]), ort_model.postprocess(logits[0]))
+    with pytest.raises(ValueError, match=r'bad.onnx: metadata threshold 1.5 is not a probability'):
+        _with_meta(exported, tmp_path, 'bad.onnx', threshold=1.5)
+
+
 # ------------------------------------------------------------------------------------------------ equality on toy clips
 def test_preprocessing_equals_the_pytorch_pipeline(exported, ort_model, clips):
     """The numpy pre-processing gives exactly the batch the test pipeline and AVSDataPreprocessor give."""

@@ -359,3 +359,13 @@ def test_tools_refuse_checkpoints_with_payloads(tmp_path, capsys):
     with pytest.raises(UnsafeCheckpointError):
         vggish.init_weights()
     assert not osp.exists(marker)
+
+
+def test_tools_and_demo_do_not_edit_sys_path():
+    """Tools and the demo import the installed package (``pip install -e .``); none edits ``sys.path``."""
+    import re
+    scripts = (glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)
+               + glob.glob(osp.join(ROOT, 'demo', '*.py')))
+    edits = [osp.relpath(p, ROOT) for p in scripts
+             if re.search(r'sys\.path\.(insert|append|extend)\(|sys\.path\[[^]]*\]\s*=', open(p).read())]
+    assert scripts and not edits, f'sys.path edits in {edits}'

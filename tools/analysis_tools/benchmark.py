@@ -1,4 +1,3 @@
-# Copyright (c) CCFormer authors. All rights reserved.
 """Speed and memory benchmark of an audio-visual segmentor and of its visual backbone alone.
 
 The model is built from a config with random weights (every ``Pretrained`` ``init_cfg`` and ``pretrained`` entry is

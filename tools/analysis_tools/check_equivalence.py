@@ -1,4 +1,3 @@
-# Copyright (c) CCFormer authors. All rights reserved.
 """Check that the speed paths of a segmentor compute what the plain fp32 eager model computes.
 
 On fixed random inputs (seeded; shapes as in ``docs/design.md``) the model in ``eval`` mode (dropout off) is run as

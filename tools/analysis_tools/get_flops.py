@@ -7,11 +7,12 @@ Usage::
 
 Counting: mmengine.analysis ``FlopAnalyzer`` (fvcore's jit-trace counter), which counts **one fused multiply-add as
 one FLOP** (as papers, and the CCFormer paper's table, do). Handles added here: ``aten::scaled_dot_product_attention``
-(QK^T and AV: B*h*Lq*Lk*(E + Ev)). Deformable attention is traced through mmcv's PyTorch path on CPU, so its
-bilinear ``grid_sample`` is counted (4 per sampled output value) together with its linear layers; the weighted sum
-of the sampled values (1 per value) and other element-wise ops (activations, additions, softmax) are not counted,
-as in fvcore. The frozen VGGish is included in the FLOPs and listed separately; "trainable" parameters exclude it,
-as the paper's table does.
+(QK^T and AV: B*h*Lq*Lk*(E + Ev)) and ``aten::baddbmm`` (the QK^T of ``nn.MultiheadAttention`` with an attention
+mask, counted as ``bmm``; the added mask is element-wise). Deformable attention is traced through mmcv's PyTorch
+path on CPU, so its bilinear ``grid_sample`` is counted (4 per sampled output value) together with its linear layers;
+the weighted sum of the sampled values (1 per value) and other element-wise ops (activations, additions, softmax) are
+not counted, as in fvcore. The frozen VGGish is included in the FLOPs and listed separately; "trainable" parameters
+exclude it, as the paper's table does.
 """
 import argparse
 import json
@@ -22,7 +23,7 @@ from typing import Any, Dict, List
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
-from mmengine.analysis.jit_handles import get_shape
+from mmengine.analysis.jit_handles import bmm_flop_jit, get_shape
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 
@@ -39,6 +40,19 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     lq, e = q[-2], q[-1]
     lk, ev = k[-2], v[-1]
     return batch * lq * lk * (e + ev)
+
+
+def baddbmm_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs (MACs) of ``baddbmm(input, batch1, batch2)``: the batched matmul ``batch1 @ batch2``, as ``bmm``."""
+    return bmm_flop_jit(inputs[1:3], outputs)
+
+
+def flop_analyzer(model: nn.Module, inputs: tuple) -> FlopAnalyzer:
+    """mmengine ``FlopAnalyzer`` of ``model(*inputs)`` with this tool's handles and its warnings off."""
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+    analyzer.set_op_handle('aten::baddbmm', baddbmm_flop_jit)
+    return analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
 
 
 def count_params(model: nn.Module) -> Dict[str, int]:
@@ -63,9 +77,7 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
     model = MODELS.build(ConfigDict(model_cfg)).eval()
     frames_t = torch.randn(1, frames, 3, *shape)
     audio = torch.randn(1, frames, 1, 96, 64)
-    analyzer = FlopAnalyzer(TensorForward(model), (frames_t, audio))
-    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
+    analyzer = flop_analyzer(TensorForward(model), (frames_t, audio))
     with torch.no_grad():
         total = analyzer.total()
         by_module = analyzer.by_module()

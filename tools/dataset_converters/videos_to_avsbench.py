@@ -9,7 +9,7 @@ Two modes::
     # a folder of your own videos (mp4, mkv, webm, avi, mov; any length, with an audio track)
     python tools/dataset_converters/videos_to_avsbench.py my_videos/ data/my_s4 [--split test] [--segments]
 
-Written under OUT_ROOT (``docs/avsbench.md`` section 1.1)::
+Written under OUT_ROOT (the S4 layout of ``docs/data.md``)::
 
     s4_meta_data.csv                                        name,start_time,category,split
     s4_data/visual_frames/<split>/<category>/<name>/<name>_<k>.png   k = 1..5, 224x224

@@ -251,15 +251,16 @@ def _prepare_clip(frames: Sequence[FrameType], audio: Union[AudioType, np.ndarra
         reduce_zero_label=False)
 
 
-def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int]) -> np.ndarray:
-    """``(T, H, W)`` uint8 masks at ``out_shape``: bilinear logits (binary) or nearest labels (semantic)."""
+def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int], logit_threshold: float = 0.0) -> np.ndarray:
+    """``(T, H, W)`` uint8 masks at ``out_shape``: bilinear logits ``> logit_threshold`` (binary; the segmentor's
+    ``logit_threshold``, from ``decode_head.threshold``) or nearest labels (semantic)."""
     pred = sample.pred_sem_seg.data
     if tuple(pred.shape[-2:]) == tuple(out_shape):
         return pred.cpu().numpy().astype(np.uint8)
     if 'seg_logits' in sample and sample.seg_logits.data.shape[0] == pred.shape[0]:
         logits = sample.seg_logits.data.float()[:, None]
         logits = torch.nn.functional.interpolate(logits, size=out_shape, mode='bilinear', align_corners=False)
-        return (logits[:, 0].sigmoid() > 0.5).cpu().numpy().astype(np.uint8)
+        return (logits[:, 0] > logit_threshold).cpu().numpy().astype(np.uint8)
     pred = torch.nn.functional.interpolate(pred[:, None].float(), size=out_shape, mode='nearest')
     return pred[:, 0].cpu().numpy().astype(np.uint8)
 
@@ -318,7 +319,8 @@ def inference_avs_model(model: torch.nn.Module,
     samples = model.test_step(pseudo_collate(data))
     if return_datasample:
         return samples if batched else samples[0]
-    masks = [_resize_prediction(s, shape) for s, shape in zip(samples, orig_shapes)]
+    logit_threshold = float(getattr(model, 'logit_threshold', 0.0))
+    masks = [_resize_prediction(s, shape, logit_threshold) for s, shape in zip(samples, orig_shapes)]
     return masks if batched else masks[0]
 
 

@@ -1,7 +1,7 @@
 """Audio front end of AVSBench: the VGGish log-mel examples and safe loaders.
 
-Everything here follows ``docs/avsbench.md`` section 2 (the official AVSBench / torchvggish
-preprocessing):
+Everything here follows the official AVSBench / torchvggish preprocessing (``docs/data.md``, "Audio front
+end"):
 
 * :func:`load_wav` reads a wav like the official code (int16 PCM divided by 32768; float files
   are kept as floats).

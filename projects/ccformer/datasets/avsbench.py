@@ -1,7 +1,7 @@
 """AVSBench datasets (S4, MS3, AVSS) reading the official layouts and CSVs.
 
 One sample is one clip (``docs/design.md``, "One sample = one clip"). Layouts and CSV columns follow
-``docs/avsbench.md`` section 1; every path listed in a sample is checked at start-up (``check_files``)
+``docs/data.md`` ("Layout under data/"); every path listed in a sample is checked at start-up (``check_files``)
 so a missing frame, mask or audio file stops with an error naming it.
 """
 import csv

@@ -1,4 +1,4 @@
-"""Class palettes of AVSBench (``docs/avsbench.md`` section 1.4) and drawing a label map over a frame.
+"""Class palettes of AVSBench (the AVSS colour labels, ``docs/data.md``) and drawing a label map over a frame.
 
 Numpy and OpenCV only (the ONNX Runtime demo draws with it without the OpenMMLab stack).
 """

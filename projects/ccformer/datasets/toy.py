@@ -6,7 +6,7 @@ tone / harmonic / modulation pattern), so the task cannot be solved without the 
 are digitally silent and some play the sound of a kind that is not on screen ("off-screen"): both
 give empty ground truth, which exercises the empty-GT branches of the metrics.
 
-Layouts written (see ``docs/avsbench.md`` section 1)::
+Layouts written (see ``docs/data.md``, "Layout under data/")::
 
     s4:   s4_meta_data.csv (name,start_time,category,split)
           s4_data/{visual_frames,gt_masks}/<split>/<category>/<name>/<name>_<k>.png  (train: mask k=1 only)

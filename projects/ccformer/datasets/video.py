@@ -24,7 +24,7 @@ FRAME_OFFSET = 15 / 16
 
 def sample_frame_indices(num_video_frames: int, video_fps: float, num_seconds: int,
                          sample_fps: int = 1, start_second: int = 0) -> List[int]:
-    """Indices of the frames AVSBench keeps (``docs/avsbench.md`` 1.1), generalised to ``sample_fps`` per second.
+    """Indices of the frames AVSBench keeps (the official preprocessing), generalised to ``sample_fps`` per second.
 
     Per sampling slot ``l`` (``sample_fps`` slots a second) the official rule takes candidate ``i = 15`` of the
     16 ``int(l * step + i / 16 * step)`` with ``step = round(video_fps) / sample_fps``: the frame 1/16 of a slot

@@ -4,8 +4,8 @@ The exported graph is ``CCFormer.forward(frames, None, mode='tensor', audio=audi
 ``frames (N, T, 3, H, W)`` and log-mel audio ``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)``, with N
 dynamic and T, H, W fixed at export. On the CPU the deformable attention runs mmcv's PyTorch path (``grid_sample``,
 ONNX ``GridSample``, opset >= 16), with the level sizes as constants. The pre- and post-processing parameters
-(``num_frames``, ``input_size``, ``mean``, ``std``, ``bgr_to_rgb``, ``num_classes``, ``dataset_meta``) are written
-into the file's metadata for :class:`~projects.ccformer.deployment.ORTSegmentor`.
+(``num_frames``, ``input_size``, ``mean``, ``std``, ``bgr_to_rgb``, ``num_classes``, ``threshold``, ``dataset_meta``)
+are written into the file's metadata for :class:`~projects.ccformer.deployment.ORTSegmentor`.
 
 Needs torch, onnx and the model stack (mmcv, mmseg); the file it writes needs only onnxruntime.
 """
@@ -81,6 +81,7 @@ def export_metadata(model: nn.Module, num_frames: int, input_size: Tuple[int, in
         bgr_to_rgb=bool(pre.bgr_to_rgb),
         resize=frame_resize(model, input_size),
         num_classes=int(head.num_classes),
+        threshold=float(getattr(head, 'threshold', 0.5)),
         align_corners=bool(getattr(model, 'align_corners', False)),
         opset=int(opset),
         torch=torch.__version__,

@@ -10,9 +10,11 @@ the file's metadata (key ``ccformer``, JSON), so no config is needed:
   ``inference_avs_model``'s ``img_size``, or PIL as ``AVSSResize`` for configs whose test pipeline has it), BGR ->
   RGB, ``(x - mean) / std``;
 * post-processing (``CCFormer.postprocess_result`` and ``inference_avs_model``): logits resized bilinearly to the
-  frame size, then ``logit > 0`` (K = 1) or ``argmax`` over the K classes (the label map resized nearest).
+  frame size, then ``sigmoid(logit) > threshold`` (K = 1; ``decode_head.threshold`` stored at export, 0.5 for files
+  exported without it) or ``argmax`` over the K classes (the label map resized nearest).
 """
 import json
+import math
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -81,6 +83,10 @@ def parse_metadata(custom: Dict[str, str], source: str) -> dict:
     if missing:
         raise ValueError(f'{source}: metadata lacks {missing}; re-export the model with '
                          'tools/deployment/pytorch2onnx.py')
+    threshold = meta.setdefault('threshold', 0.5)  # files exported before the threshold was stored: the default
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f'{source}: metadata threshold {threshold!r} is not a probability in (0, 1); re-export the '
+                         'model with tools/deployment/pytorch2onnx.py')
     return meta
 
 
@@ -133,6 +139,9 @@ class ORTSegmentor:
         self.dataset_meta = self.meta.get('dataset_meta')
         self._mean = np.asarray(self.meta['mean'], np.float32)
         self._std = np.asarray(self.meta['std'], np.float32)
+        p = float(self.meta['threshold'])
+        #: K = 1: foreground where ``logit > log(p / (1 - p))`` (``sigmoid(logit) > p``), as ``CCFormer``
+        self.logit_threshold = math.log(p / (1.0 - p))
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.onnx_file!r}, T={self.num_frames}, input_size={self.input_size}, '
@@ -200,14 +209,14 @@ class ORTSegmentor:
     # ------------------------------------------------------------------------------------------ masks
     def postprocess(self, logits: np.ndarray, out_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """One clip's logits ``(T, K, H, W)`` -> ``(T, h, w)`` uint8 masks at ``out_shape`` (default ``(H, W)``):
-        0/1 (``logit > 0``) for K = 1, class indices for K > 1."""
+        0/1 (``logit > logit_threshold``) for K = 1, class indices for K > 1."""
         out_h, out_w = out_shape or logits.shape[-2:]
         resize = tuple(logits.shape[-2:]) != (out_h, out_w)
         masks = np.empty((logits.shape[0], out_h, out_w), np.uint8)
         for t, frame in enumerate(logits):
             if frame.shape[0] == 1:
                 x = cv2.resize(frame[0], (out_w, out_h), interpolation=cv2.INTER_LINEAR) if resize else frame[0]
-                masks[t] = x > 0
+                masks[t] = x > self.logit_threshold
             else:
                 labels = frame.argmax(0).astype(np.uint8)
                 masks[t] = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST) if resize else labels

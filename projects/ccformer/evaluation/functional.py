@@ -1,6 +1,6 @@
 """AVSBench metrics as plain functions on tensors / arrays.
 
-Two families live here (see ``docs/metrics.md`` and ``../shared/docs/avsbench.md`` section 4):
+Two families live here (see ``docs/metrics.md``):
 
 * **Legacy** numbers that reproduce the official AVSBench code (``mask_iou`` and ``Eval_Fmeasure`` of
   ``avs_scripts/avs_s4/utils/utility.py``; ``calc_color_miou_fscore`` for AVSS). The binary ones are computed *per

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """GPU checks of the CCFormer decode head (not a pytest file: needs CUDA).
 
 Run on the lent GPU from the repository root::

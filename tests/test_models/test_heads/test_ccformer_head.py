@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Tests of the CCFormer decode head (MTM + cross-modal FPN head).
 
 Shapes used by the tiny head: d=32, N=3 queries, B=2 clips, T=3 frames,

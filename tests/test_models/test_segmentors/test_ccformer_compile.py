@@ -1,7 +1,7 @@
 """The whole CCFormer forward is one graph for torch.compile (no graph breaks), in inference and in training.
 
 Graph breaks split a compiled forward into pieces that run eagerly in between (and CUDA graphs then cover only
-the pieces), so this guards the compiled / CUDA-graph speed of issue 5. On the CPU the deformable attention runs
+the pieces), so this guards the compiled / CUDA-graph speed. On the CPU the deformable attention runs
 mmcv's PyTorch path (on CUDA the ``ccformer::ms_deform_attn`` custom op); both trace without breaks.
 """
 import copy

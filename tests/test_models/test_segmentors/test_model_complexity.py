@@ -1,8 +1,9 @@
-"""tools/analysis_tools/get_flops.py: parameter split and FLOP counting (incl. the SDPA handle) on the tiny model."""
+"""tools/analysis_tools/get_flops.py: parameter split and FLOP counting (incl. the SDPA and baddbmm handles)."""
 import importlib.util
 import os.path as osp
 
 import torch
+from mmcv.cnn.bricks.transformer import MultiheadAttention
 from mmengine.analysis import FlopAnalyzer
 
 from mmseg.registry import MODELS
@@ -53,6 +54,34 @@ def test_sdpa_handle_counts_eim_attention():
     assert linear == ave + vae + b * t * 16 * d + b * t * d * d * 2   # + audio proj + AVE k/v of audio tokens
 
 
+def test_baddbmm_handle_counts_masked_attention():
+    """mmcv ``MultiheadAttention`` with an attention mask computes QK^T with ``baddbmm``: counted like the unmasked
+    ``bmm``, so a mask does not change the FLOPs (B*h*Lq*Lk*(E/h) each for QK^T and AV, plus the projections)."""
+    tool = load_tool()
+    b, lq, lk, d, heads = 2, 5, 7, 16, 4
+    attn = MultiheadAttention(d, heads, batch_first=True).eval()
+    query, key = torch.randn(b, lq, d), torch.randn(b, lk, d)
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, mask):
+            super().__init__()
+            self.attn, self.mask = attn, mask
+
+        def forward(self, q, k):
+            return self.attn(q, k, k, attn_mask=self.mask)
+
+    mask = torch.zeros(lq, lk, dtype=torch.bool)
+    mask[:, -2:] = True                                     # the last two keys masked (as padded frames are)
+    with torch.no_grad():
+        masked = tool.flop_analyzer(Wrap(mask), (query, key))
+        plain = tool.flop_analyzer(Wrap(None), (query, key))
+        matmuls = 2 * b * lq * lk * d                           # QK^T + AV over the heads
+        projections = b * (lq + 2 * lk + lq) * d * d            # q, k, v, out
+        assert plain.total() == masked.total() == matmuls + projections
+        assert masked.by_operator()['baddbmm'] == matmuls // 2
+        assert 'aten::baddbmm' not in masked.unsupported_ops()
+
+
 def test_get_flops_on_tiny_config(tmp_path, capsys):
     tool = load_tool()
     out = tmp_path / 'flops.json'
@@ -67,3 +96,4 @@ def test_get_flops_on_tiny_config(tmp_path, capsys):
     assert f['total'] > 0 and abs(sum(v for k, v in f.items() if k != 'total') - f['total']) <= 0.01 * f['total']
     assert f['neck'] > 0 and f['decode_head'] > 0 and f['backbone'] > 0
     assert 'aten::scaled_dot_product_attention' not in res['uncounted_ops']
+    assert 'aten::baddbmm' not in res['uncounted_ops']   # the masked attentions of the tiny model are counted

@@ -18,7 +18,7 @@ def _pil_resize(arr: np.ndarray, size_wh, resample) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class AVSSResize(BaseTransform):
-    """The official AVSS frame/label geometry (``docs/avsbench.md`` section 3), on a whole clip.
+    """The official AVSS frame/label geometry (AVSBench ``color_dataloader.py``; ``docs/data.md``), on a whole clip.
 
     * ``mode='short_side_crop'`` (train): resize so the short side is ``size`` (long side
       ``int(long * size / short)``), then a deterministic centre crop ``size x size`` at offsets

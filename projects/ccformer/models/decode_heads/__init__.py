@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """CCFormer decode head: Multi-query Transformer Module + segmentation head."""
 from .ccformer_head import CCFormerHead
 from ..utils.attention import SDPAttention

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """CCFormer decode head: the Multi-query Transformer Module and the
 segmentation head (Sec. III-C, III-D, III-E of Gong et al., TMM 2025)."""
 import copy

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Multi-query Transformer Decoder of CCFormer (Sec. III-C, Eqs. 7-10)."""
 import copy
 from typing import List, Optional

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Attention Query Generator of CCFormer (Sec. III-C, Table V)."""
 from typing import Optional, Tuple
 
@@ -70,9 +69,9 @@ class AttentionQueryGenerator(BaseModule):
     count; 3 as every other stack of the MTM: 3 encoder, 3 ICI, 3 ITI per
     ICI layer); each layer has 1.58 M parameters at d=256 with FFN 2048 and
     costs almost nothing (5 x N queries against T audio tokens: 0.035 G
-    per 5-frame clip). Until 2026-11-22 the default was 2; the third layer
-    also keeps the full model's trainable parameters within 10% of the
-    paper's after the stride-4 FPN level was slimmed (docs/model_size.md).
+    per 5-frame clip). The third layer also keeps the full model's
+    trainable parameters within 10% of the paper's with the light stride-4
+    FPN level (docs/model_size.md).
 
     Args:
         embed_dims (int): d.

@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Cross-modal FPN segmentation head of CCFormer (Sec. III-D)."""
 from typing import List, Optional, Sequence, Union
 

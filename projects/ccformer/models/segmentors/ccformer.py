@@ -266,7 +266,7 @@ class CCFormer(BaseSegmentor):
         return out.view(n, t, *out.shape[1:])
 
     @property
-    def _logit_threshold(self) -> float:
+    def logit_threshold(self) -> float:
         """``decode_head.threshold`` (a probability) as a logit: ``sigmoid(x) > p <=> x > log(p / (1 - p))``,
         exactly 0 for p = 0.5."""
         p = float(getattr(self.decode_head, 'threshold', 0.5))
@@ -298,7 +298,7 @@ class CCFormer(BaseSegmentor):
                 x = self._resize_logits(x, meta['ori_shape'][:2])
             if k == 1:
                 logits = x[:, 0]                                              # (T, H, W)
-                pred = (logits > self._logit_threshold).long()
+                pred = (logits > self.logit_threshold).long()
                 ds.set_data(dict(seg_logits=PixelData(data=logits), pred_sem_seg=PixelData(data=pred)))
             else:
                 pred = x.argmax(dim=1)                                        # (T, H, W)
