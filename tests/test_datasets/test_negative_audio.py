@@ -7,7 +7,7 @@ import torch
 
 from projects.ccformer.datasets import NegativeAudioDataset, SeededIndex
 from projects.ccformer.datasets.audio import load_logmel_pkl
-from projects.ccformer.datasets.audio_conditions import silence_logmel
+from projects.ccformer.datasets.audio_conditions import KINDS_FILE, silence_logmel
 from projects.ccformer.datasets.samplers import derive_seed
 
 PIPELINE = [
@@ -81,11 +81,17 @@ def test_s4_train_spare_labelled_keeps_the_labelled_frame(toy_s4_root):
 def test_s4_sounding_unlabelled_gives_presence_targets(toy_s4_root):
     cfg = dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train', pipeline=PIPELINE)
     assert 'sounding' not in NegativeAudioDataset(cfg, prob=0.0)[0]['data_samples'].metainfo
-    ds = NegativeAudioDataset(dict(cfg, sounding_unlabelled=True), prob=1.0, whole_clip_prob=0.0,
-                              conditions=dict(silence=1.0))
+    cfg = dict(cfg, sounding_unlabelled=True)
+    kinds = json.load(open(osp.join(toy_s4_root, KINDS_FILE)))
+    unchanged = NegativeAudioDataset(cfg, prob=0.0)
+    for idx in range(len(unchanged)):          # unchanged clips: 1 where something is audible, 0 in silent seconds
+        plain = unchanged[idx]['data_samples'].metainfo
+        assert plain['sounding'] == [int(bool(a)) for a in kinds[plain['video_id']]['audible']]
+    ds = NegativeAudioDataset(cfg, prob=1.0, whole_clip_prob=0.0, conditions=dict(silence=1.0))
     meta = ds[0]['data_samples'].metainfo
     assert meta['gt_valid'] == [1, 0, 0, 0, 0] and 1 <= sum(meta['audio_replaced']) <= 3
-    assert meta['sounding'] == [0 if r else 1 for r in meta['audio_replaced']]
+    plain = NegativeAudioDataset(cfg, prob=0.0)[0]['data_samples'].metainfo['sounding']
+    assert meta['sounding'] == [0 if r else p for r, p in zip(meta['audio_replaced'], plain)]
 
 
 def test_offscreen_seconds_come_from_kinds_not_on_screen(toy_ms3_root):
