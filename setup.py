@@ -7,6 +7,7 @@ The heavy stack (torch, mmcv with compiled ops, mmseg, mmdet) is installed by ``
 package (no ``projects/__init__.py``): the install owns ``projects.ccformer`` only, and another project's
 ``projects.<name>`` stays importable next to it.
 """
+
 import re
 from pathlib import Path
 
@@ -38,8 +39,11 @@ setup(
     packages=find_namespace_packages(include=['projects.ccformer', 'projects.ccformer.*']),
     include_package_data=True,
     install_requires=read_requirements('runtime'),
-    extras_require={'tests': read_requirements('tests'), 'mim': read_requirements('mminstall'),
-                    'deploy': read_requirements('deploy')},
+    extras_require={
+        'tests': read_requirements('tests'),
+        'mim': read_requirements('mminstall'),
+        'deploy': read_requirements('deploy'),
+    },
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

@@ -17,6 +17,7 @@ into T-frame windows with their 0.96-s VGGish log-mel examples, and segmented. W
 ``--backend onnxruntime`` runs a file written by ``tools/deployment/pytorch2onnx.py`` with ONNX Runtime
 (``projects.ccformer.deployment.ORTSegmentor``): no config, checkpoint, mmcv or mmseg needed (``docs/deployment.md``).
 """
+
 import argparse
 import os
 import os.path as osp
@@ -32,51 +33,84 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('video', help='video file with an audio track (mp4, mkv, webm, ...)')
     parser.add_argument('config', nargs='?', help='model config file (PyTorch backend)')
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (PyTorch backend)')
-    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
-                        help='pytorch (config + checkpoint) or onnxruntime (--onnx, from tools/deployment/'
-                             'pytorch2onnx.py)')
+    parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='pytorch (config + checkpoint) or onnxruntime (--onnx, from tools/deployment/pytorch2onnx.py)',
+    )
     parser.add_argument('--onnx', default=None, help='ONNX file for --backend onnxruntime')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='onnxruntime: intra-op threads (default: one per core)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='onnxruntime: intra-op threads (default: one per core)'
+    )
     parser.add_argument('--out', required=True, help='output directory (overlay video + per-frame masks)')
-    parser.add_argument('--fps', type=int, default=1,
-                        help='frames sampled per second (1 = AVSBench, default; higher = denser masks)')
-    parser.add_argument('--device', default=None, help="device, e.g. 'cpu' or 'cuda:0' (default: cuda:0 if "
-                        'available, else cpu)')
-    parser.add_argument('--img-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
-                        help='frame size fed to the model (default: 224 224 as AVSBench; onnxruntime: the size '
-                             'the file was exported at)')
+    parser.add_argument(
+        '--fps', type=int, default=1, help='frames sampled per second (1 = AVSBench, default; higher = denser masks)'
+    )
+    parser.add_argument(
+        '--device', default=None, help="device, e.g. 'cpu' or 'cuda:0' (default: cuda:0 if available, else cpu)"
+    )
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help='frame size fed to the model (default: 224 224 as AVSBench; onnxruntime: the size '
+        'the file was exported at)',
+    )
     parser.add_argument('--batch-size', type=int, default=1, help='T-frame windows per forward pass')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in the overlay video')
     parser.add_argument('--codec', default=None, help='video codec (default: libx264 if PyAV has it, else mpeg4)')
     parser.add_argument('--no-audio', action='store_true', help='do not put the soundtrack in the overlay video')
-    parser.add_argument('--compile', default=None,
-                        choices=['default', 'reduce-overhead', 'max-autotune', 'cudagraphs'],
-                        help='torch.compile the model (model.compile_cfg): inductor modes (the second window pays '
-                             'minutes of compile time, so they pay off on long videos; reduce-overhead adds CUDA '
-                             'graphs on a GPU), or cudagraphs: CUDA graphs of the eager kernels, seconds to set up '
-                             '(GPU only)')
-    parser.add_argument('--allow-partial-checkpoint', action='store_true',
-                        help='load only the matching part of a checkpoint whose keys do not fit the model (by '
-                             'default such a checkpoint is refused)')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='load CHECKPOINT with full unpickling; only for files from a trusted source (by '
-                             'default checkpoints are read weights-only and never execute code)')
-    parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'],
-                        help='weights and activations dtype (bfloat16: faster on recent GPUs, masks within bf16 '
-                             'rounding of float32)')
+    parser.add_argument(
+        '--compile',
+        default=None,
+        choices=['default', 'reduce-overhead', 'max-autotune', 'cudagraphs'],
+        help='torch.compile the model (model.compile_cfg): inductor modes (the second window pays '
+        'minutes of compile time, so they pay off on long videos; reduce-overhead adds CUDA '
+        'graphs on a GPU), or cudagraphs: CUDA graphs of the eager kernels, seconds to set up '
+        '(GPU only)',
+    )
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='load only the matching part of a checkpoint whose keys do not fit the model (by '
+        'default such a checkpoint is refused)',
+    )
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='load CHECKPOINT with full unpickling; only for files from a trusted source (by '
+        'default checkpoints are read weights-only and never execute code)',
+    )
+    parser.add_argument(
+        '--dtype',
+        default='float32',
+        choices=['float32', 'bfloat16'],
+        help='weights and activations dtype (bfloat16: faster on recent GPUs, masks within bf16 rounding of float32)',
+    )
     args = parser.parse_args(argv)
     if args.backend == 'pytorch' and not (args.config and args.checkpoint):
         parser.error('the PyTorch backend needs CONFIG and CHECKPOINT (or --backend onnxruntime --onnx FILE)')
     if args.backend == 'onnxruntime':
         if not args.onnx:
             parser.error('--backend onnxruntime needs --onnx FILE (written by tools/deployment/pytorch2onnx.py)')
-        unused = [name for name, value in (('CONFIG/CHECKPOINT', args.config), ('--compile', args.compile),
-                                           ('--dtype', args.dtype != 'float32'), ('--device', args.device))
-                  if value]
+        unused = [
+            name
+            for name, value in (
+                ('CONFIG/CHECKPOINT', args.config),
+                ('--compile', args.compile),
+                ('--dtype', args.dtype != 'float32'),
+                ('--device', args.device),
+            )
+            if value
+        ]
         if unused:
-            parser.error(f'--backend onnxruntime runs the ONNX file on the CPU: {", ".join(unused)} apply to the '
-                         'PyTorch backend only')
+            parser.error(
+                f'--backend onnxruntime runs the ONNX file on the CPU: {", ".join(unused)} apply to the '
+                'PyTorch backend only'
+            )
     elif args.onnx or args.threads:
         parser.error('--onnx and --threads apply to --backend onnxruntime only')
     return args
@@ -100,43 +134,64 @@ def main(argv=None) -> dict:
     import torch
     from tqdm import tqdm
 
-    from projects.ccformer.apis import (get_num_frames, init_avs_model, num_video_windows, read_video_audio,
-                                        segment_video, write_video)
+    from projects.ccformer.apis import (
+        get_num_frames,
+        init_avs_model,
+        num_video_windows,
+        read_video_audio,
+        segment_video,
+        write_video,
+    )
     from projects.ccformer.datasets.palette import overlay_mask, resolve_palette
 
     if not osp.isfile(args.video):
         sys.exit(f'error: video file {args.video} does not exist')
     if osp.exists(args.out) and not osp.isdir(args.out):  # before any work (engine.run_checks needs mmseg)
-        sys.exit(f'error: --out {args.out}: this is an existing file, but --out takes a folder (overlay video and '
-                 f'masks are written into it). Pass a new or existing folder.')
+        sys.exit(
+            f'error: --out {args.out}: this is an existing file, but --out takes a folder (overlay video and '
+            f'masks are written into it). Pass a new or existing folder.'
+        )
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
     cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
     if args.backend == 'onnxruntime':
         from projects.ccformer.deployment import ORTSegmentor
+
         try:
             model = ORTSegmentor(args.onnx, num_threads=args.threads)
         except (FileNotFoundError, ValueError) as err:
             sys.exit(f'error: {err}')
     else:
-        from projects.ccformer.engine.safe_checkpoint import (CheckpointMismatchError, CorruptCheckpointError,
-                                                              UnsafeCheckpointError, trust_checkpoint)
+        from projects.ccformer.engine.safe_checkpoint import (
+            CheckpointMismatchError,
+            CorruptCheckpointError,
+            UnsafeCheckpointError,
+            trust_checkpoint,
+        )
+
         if args.trust_checkpoint:
             trust_checkpoint(args.checkpoint)
         try:
-            model = init_avs_model(args.config, args.checkpoint, device=device, cfg_options=cfg_options,
-                                   dtype=None if args.dtype == 'float32' else args.dtype,
-                                   strict=not args.allow_partial_checkpoint)
+            model = init_avs_model(
+                args.config,
+                args.checkpoint,
+                device=device,
+                cfg_options=cfg_options,
+                dtype=None if args.dtype == 'float32' else args.dtype,
+                strict=not args.allow_partial_checkpoint,
+            )
         except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
             sys.exit(f'error: {err}')
-    img_size = tuple(args.img_size) if args.img_size else (
-        model.input_size if args.backend == 'onnxruntime' else (224, 224))
+    img_size = (
+        tuple(args.img_size) if args.img_size else (model.input_size if args.backend == 'onnxruntime' else (224, 224))
+    )
     num_frames = get_num_frames(model)
     try:
         total = num_video_windows(args.video, num_frames, args.fps)
         with tqdm(total=total, desc=f'segmenting {osp.basename(args.video)}', unit='window') as pbar:
-            result = segment_video(model, args.video, fps=args.fps, img_size=img_size,
-                                   batch_size=args.batch_size, progress=pbar.update)
+            result = segment_video(
+                model, args.video, fps=args.fps, img_size=img_size, batch_size=args.batch_size, progress=pbar.update
+            )
     except ValueError as err:
         sys.exit(f'error: {err}')
 
@@ -153,14 +208,18 @@ def main(argv=None) -> dict:
     video_out = osp.join(args.out, f'{stem}_overlay.mp4')
     waveform = None if args.no_audio else read_video_audio(args.video)
     if waveform is not None:
-        waveform = waveform[:int(len(masks) / args.fps * 16000)]
+        waveform = waveform[: int(len(masks) / args.fps * 16000)]
     write_video(video_out, overlays, args.fps, waveform, codec=args.codec)
     fg = [float((m > 0).mean()) for m in masks]
-    print(f'{len(masks)} frames in {len(result["windows"])} windows of T={num_frames}; '
-          f'mean foreground fraction {np.mean(fg):.3f}')
+    print(
+        f'{len(masks)} frames in {len(result["windows"])} windows of T={num_frames}; '
+        f'mean foreground fraction {np.mean(fg):.3f}'
+    )
     if result['audio_padded_seconds']:
-        print(f'the audio track is {result["audio_padded_seconds"]:.2f} s shorter than the picture: the last '
-              f'{result["audio_padded_seconds"]:.2f} s were segmented as silence')
+        print(
+            f'the audio track is {result["audio_padded_seconds"]:.2f} s shorter than the picture: the last '
+            f'{result["audio_padded_seconds"]:.2f} s were segmented as silence'
+        )
     print(f'overlay video: {video_out}')
     print(f'masks: {osp.dirname(mask_paths[0])}/ ({len(mask_paths)} PNG files)')
     return dict(video=video_out, masks=mask_paths, foreground=fg, audio_padded_seconds=result['audio_padded_seconds'])

@@ -4,6 +4,7 @@
 (``projects.ccformer.datasets.toy``). Treat them as read-only: tests that break files make their
 own with ``make_toy_root``.
 """
+
 import os.path as osp
 import sys
 
@@ -22,9 +23,9 @@ TOY_AVSS_IMG_SIZE = (80, 60)  # (w, h): not square, like the original-resolution
 
 def _generate(root: str, layout: str) -> str:
     from projects.ccformer.datasets.toy import generate_toy_avsbench
+
     if layout == 'avss':
-        generate_toy_avsbench(root, 'avss', TOY_AVSS_NUM_VIDEOS, seed=0,
-                              img_size=TOY_AVSS_IMG_SIZE)
+        generate_toy_avsbench(root, 'avss', TOY_AVSS_NUM_VIDEOS, seed=0, img_size=TOY_AVSS_IMG_SIZE)
     else:
         generate_toy_avsbench(root, layout, TOY_NUM_VIDEOS, seed=0, img_size=TOY_IMG_SIZE)
     return root
@@ -59,6 +60,7 @@ def make_toy_root(tmp_path):
 
     def _make(layout: str, num_videos=None, **kw) -> str:
         from projects.ccformer.datasets.toy import generate_toy_avsbench
+
         count[0] += 1
         root = str(tmp_path / f'{count[0]}_{layout}')
         kw.setdefault('img_size', (40, 30) if layout == 'avss' else 32)

@@ -1,4 +1,5 @@
 """Every relative link of README.md and docs/*.md names a file or folder of the repository."""
+
 import glob
 import os.path as osp
 import re
@@ -23,13 +24,13 @@ def relative_links(text):
 
 
 def test_relative_links_finds_paths_only():
-    text = ('[a](docs/x.md) [b](https://x.org/y) [c](#top) [d](../y.md#sec) ![e](img/p.png "t") '
-            '[f](mailto:a@b.c)')
+    text = '[a](docs/x.md) [b](https://x.org/y) [c](#top) [d](../y.md#sec) ![e](img/p.png "t") [f](mailto:a@b.c)'
     assert relative_links(text) == ['docs/x.md', '../y.md', 'img/p.png']
 
 
-@pytest.mark.parametrize('doc', ['README.md'] + sorted(osp.relpath(p, ROOT)
-                                                    for p in glob.glob(osp.join(ROOT, 'docs', '*.md'))))
+@pytest.mark.parametrize(
+    'doc', ['README.md'] + sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
+)
 def test_relative_links_resolve(doc):
     path = osp.join(ROOT, doc)
     with open(path, encoding='utf-8') as f:
@@ -41,12 +42,18 @@ def test_relative_links_resolve(doc):
 def test_cited_documents_exist():
     """Docs and docstrings cite no document under ``../shared/`` (beside the checkout, not in the repository), and
     every ``docs/<name>.md`` they name exists."""
-    files = ['README.md'] + glob.glob(osp.join(ROOT, 'docs', '*.md')) + [
-        p for d in ('projects', 'tools', 'demo') for p in glob.glob(osp.join(ROOT, d, '**', '*.py'), recursive=True)]
+    files = (
+        ['README.md']
+        + glob.glob(osp.join(ROOT, 'docs', '*.md'))
+        + [p for d in ('projects', 'tools', 'demo') for p in glob.glob(osp.join(ROOT, d, '**', '*.py'), recursive=True)]
+    )
     hits = []
     for path in files:
         with open(osp.join(ROOT, path), encoding='utf-8') as f:
-            hits += [osp.relpath(osp.join(ROOT, path), ROOT) for line in f
-                     if re.search(r'\.\./shared/\S*\.md', line)
-                     or any(not osp.exists(osp.join(ROOT, d)) for d in DOC_PATH.findall(line))]
+            hits += [
+                osp.relpath(osp.join(ROOT, path), ROOT)
+                for line in f
+                if re.search(r'\.\./shared/\S*\.md', line)
+                or any(not osp.exists(osp.join(ROOT, d)) for d in DOC_PATH.findall(line))
+            ]
     assert not hits, f'documents not in the repository cited in {sorted(set(hits))}'

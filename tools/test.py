@@ -16,6 +16,7 @@ derangement gives each clip the audio of a different clip, which measures how mu
 and the metric's ``empty_fp_rate`` / ``empty_fp_pixel_rate`` are the figures to read (docs/robustness.md).
 ``--data-root DIR`` points every dataloader's dataset (wrapped ones included) at DIR.
 """
+
 import argparse
 import logging
 import os
@@ -35,27 +36,25 @@ from projects.ccformer.evaluation.robustness import audio_condition_dataset
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line (mmseg 1.2.2 ``tools/test.py`` flags plus the audio conditions and ``--data-root``)."""
-    parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a CCFormer segmentor')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a CCFormer segmentor')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir',
-        help='if specified, the evaluation metric results will be dumped '
-        'into the directory as json')
+        '--work-dir', help='if specified, the evaluation metric results will be dumped into the directory as json'
+    )
     parser.add_argument(
         '--out',
         type=str,
         help='directory to save the predicted masks for offline evaluation '
-        '(OUT/<video_id>/<video_id>_<k>.png: 0/255 for S4/MS3, class indices for AVSS)')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
+        '(OUT/<video_id>/<video_id>_<k>.png: 0/255 for S4/MS3, class indices for AVSS)',
+    )
+    parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
         help='directory where painted clips (T frames side by side, '
-        'prediction on top, ground truth below) will be saved')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+        'prediction on top, ground truth below) will be saved',
+    )
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -65,17 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
+        'is allowed.',
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--tta',
-        action='store_true',
-        help='Test time augmentation (needs `tta_model` and `tta_pipeline` '
-        'in the config)')
+        '--tta', action='store_true', help='Test time augmentation (needs `tta_model` and `tta_pipeline` in the config)'
+    )
     parser.add_argument(
         '--shuffle-audio',
         type=int,
@@ -83,40 +77,44 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar='SEED',
         help='give every test clip the audio of another clip (seeded '
         'derangement) to measure how much the model listens; same as '
-        '--audio-condition shuffled --audio-seed SEED')
+        '--audio-condition shuffled --audio-seed SEED',
+    )
     parser.add_argument(
         '--audio-condition',
         choices=AUDIO_CONDITIONS,
         default=None,
         help='test with the clips\' own audio (original), another clip\'s '
         '(shuffled), or negative audio (silence, noise, offscreen: every '
-        'frame\'s ground truth becomes empty)')
+        'frame\'s ground truth becomes empty)',
+    )
+    parser.add_argument('--audio-seed', type=int, default=0, help='seed of the shuffled / noise / off-screen audio')
     parser.add_argument(
-        '--audio-seed', type=int, default=0,
-        help='seed of the shuffled / noise / off-screen audio')
-    parser.add_argument(
-        '--noise-dbfs', type=float, default=EVAL_NOISE_DBFS,
-        help='RMS level of the noise condition in dB re full scale')
+        '--noise-dbfs', type=float, default=EVAL_NOISE_DBFS, help='RMS level of the noise condition in dB re full scale'
+    )
     parser.add_argument(
         '--data-root',
-        help='dataset directory: sets data_root of every dataloader\'s '
-        'dataset (wrapped datasets included)')
+        help='dataset directory: sets data_root of every dataloader\'s dataset (wrapped datasets included)',
+    )
     parser.add_argument(
         '--allow-partial-checkpoint',
         action='store_true',
         help='load only the matching part of a checkpoint whose keys or shapes do not fit the model (by default '
-        'such a checkpoint is refused, naming the keys)')
+        'such a checkpoint is refused, naming the keys)',
+    )
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
         help='load CHECKPOINT with full unpickling. Only for files from a trusted source: by default '
-        'checkpoints are read weights-only and never execute code')
+        'checkpoints are read weights-only and never execute code',
+    )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.shuffle_audio is not None:
         if args.audio_condition not in (None, 'shuffled'):
-            parser.error('--shuffle-audio means --audio-condition shuffled; '
-                         f'it cannot be combined with --audio-condition {args.audio_condition}')
+            parser.error(
+                '--shuffle-audio means --audio-condition shuffled; '
+                f'it cannot be combined with --audio-condition {args.audio_condition}'
+            )
         args.audio_condition, args.audio_seed = 'shuffled', args.shuffle_audio
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -130,13 +128,17 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
         raise RuntimeError(
             f'{args.config}: `default_hooks.visualization` is missing, so '
             '--show/--show-dir cannot draw anything; add '
-            "default_hooks = dict(visualization=dict(type='AVSVisualizationHook'))")
+            "default_hooks = dict(visualization=dict(type='AVSVisualizationHook'))"
+        )
     visualization_hook = default_hooks['visualization']
     if visualization_hook.get('type') in ('SegVisualizationHook', 'mmseg.SegVisualizationHook'):
         # mmseg's hook draws one image per sample (the first frame only); clips need the clip-aware hook
-        print_log('tools/test.py: default_hooks.visualization is SegVisualizationHook, which draws only the '
-                  'first frame of a clip; using AVSVisualizationHook instead', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            'tools/test.py: default_hooks.visualization is SegVisualizationHook, which draws only the '
+            'first frame of a clip; using AVSVisualizationHook instead',
+            logger='current',
+            level=logging.WARNING,
+        )
         visualization_hook['type'] = 'AVSVisualizationHook'
         visualization_hook.pop('interval', None)  # mmseg's default 50 would skip most clips
     visualization_hook['draw'] = True
@@ -154,7 +156,8 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         if '://' not in path and not osp.isfile(path):  # URLs are fetched by mmengine
             raise FileNotFoundError(
                 f'{what} file {path!r} does not exist; check the path '
-                '(tools/train.py writes work_dirs/<config>/epoch_*.pth and best_*.pth)')
+                '(tools/train.py writes work_dirs/<config>/epoch_*.pth and best_*.pth)'
+            )
     check_output_dir(args.out, '--out')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -166,16 +169,19 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
     cfg.load_from = args.checkpoint
     if getattr(args, 'trust_checkpoint', False):
         trust_checkpoint(args.checkpoint)
     # the checkpoint must fit the model (frozen parts with their own pretrained file excepted)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='StrictCheckpointHook', checkpoint=args.checkpoint, config=args.config,
-             allow_partial=getattr(args, 'allow_partial_checkpoint', False))
+        dict(
+            type='StrictCheckpointHook',
+            checkpoint=args.checkpoint,
+            config=args.config,
+            allow_partial=getattr(args, 'allow_partial_checkpoint', False),
+        )
     ]
 
     if args.show or args.show_dir:
@@ -183,23 +189,20 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 
     if args.tta:
         if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
-            raise RuntimeError(
-                f'{args.config}: --tta needs `tta_pipeline` and `tta_model` '
-                'in the config')
+            raise RuntimeError(f'{args.config}: --tta needs `tta_pipeline` and `tta_model` in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
 
     if args.audio_condition not in (None, 'original'):
-        cfg.test_dataloader.dataset = ConfigDict(audio_condition_dataset(
-            cfg.test_dataloader.dataset, args.audio_condition, args.audio_seed, args.noise_dbfs))
+        cfg.test_dataloader.dataset = ConfigDict(
+            audio_condition_dataset(cfg.test_dataloader.dataset, args.audio_condition, args.audio_seed, args.noise_dbfs)
+        )
 
     if args.out is not None:
         # mmseg sets test_evaluator.output_dir (IoUMetric writes PNGs); the AVS metrics keep only per-frame counts,
         # so the clip masks are written by a hook: OUT/<video_id>/<video_id>_<k>.png
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='AVSPredictionSaveHook', out_dir=args.out)
-        ]
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='AVSPredictionSaveHook', out_dir=args.out)]
     return cfg
 
 

@@ -13,11 +13,11 @@ Examples::
 ``custom_imports=['projects.ccformer']`` in the configs finds the package installed by ``tools/setup_env.sh``
 (``pip install -e .``), from any working directory and without ``PYTHONPATH``.
 """
+
 import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -39,32 +39,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         default=False,
         help='resume from the latest checkpoint in the work_dir automatically '
-        '(model, optimizer, scheduler and iteration are restored)')
+        '(model, optimizer, scheduler and iteration are restored)',
+    )
     parser.add_argument(
         '--overwrite',
         action='store_true',
         help='train into a work dir that holds an earlier run: delete its checkpoints (epoch_*/iter_*/best_*.pth, '
-        'last_checkpoint) first. Without it such a work dir is refused (use --resume or a new --work-dir)')
+        'last_checkpoint) first. Without it such a work dir is refused (use --resume or a new --work-dir)',
+    )
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
         help='load the checkpoint this run starts from (load_from, or the one --resume picks) with full '
         'unpickling. Only for files from a trusted source: by default checkpoints are read weights-only and '
-        'never execute code')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        default=False,
-        help='enable automatic-mixed-precision training')
+        'never execute code',
+    )
+    parser.add_argument('--amp', action='store_true', default=False, help='enable automatic-mixed-precision training')
     parser.add_argument(
         '--amp-dtype',
         choices=['float16', 'bfloat16'],
         default=None,
         help='with --amp: float16 (default; AmpOptimWrapper with dynamic loss scale, as mmseg) or bfloat16 '
-        '(BF16OptimWrapper: bf16 autocast, no loss scaler, so no GradScaler host synchronisation)')
+        '(BF16OptimWrapper: bf16 autocast, no loss scaler, so no GradScaler host synchronisation)',
+    )
     parser.add_argument(
         '--data-root',
-        help='dataset directory: sets data_root of every dataloader\'s dataset (wrapped datasets included)')
+        help='dataset directory: sets data_root of every dataloader\'s dataset (wrapped datasets included)',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -74,12 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
-        'is allowed.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+        'is allowed.',
+    )
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torch>=2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -97,7 +95,8 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'Config file {args.config!r} does not exist; pass a path such as '
-            'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+            'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'
+        )
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -109,8 +108,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     check_fresh_work_dir(cfg.work_dir, args.resume, getattr(args, 'overwrite', False))
 
     if args.amp:
@@ -120,11 +118,12 @@ def setup_cfg(args: argparse.Namespace) -> Config:
                 'AMP training is already enabled in your config. '
                 f'Keeping its {optim_wrapper} (--amp-dtype has no effect).',
                 logger='current',
-                level=logging.WARNING)
+                level=logging.WARNING,
+            )
         else:
             assert optim_wrapper == 'OptimWrapper', (
-                '`--amp` is only supported when the optimizer wrapper type is '
-                f'`OptimWrapper` but got {optim_wrapper}.')
+                f'`--amp` is only supported when the optimizer wrapper type is `OptimWrapper` but got {optim_wrapper}.'
+            )
             if getattr(args, 'amp_dtype', None) == 'bfloat16':
                 # bf16 needs no loss scale; BF16OptimWrapper runs without GradScaler (no GradScaler host sync)
                 cfg.optim_wrapper.type = 'BF16OptimWrapper'
@@ -160,9 +159,12 @@ def move_compile_to_model(cfg: Config) -> None:
         compile_cfg = {k: v for k, v in compile_cfg.items() if k != 'target'}  # mmengine's FlexibleRunner key
     cfg.model.compile_cfg = compile_cfg if isinstance(compile_cfg, dict) else True
     cfg.compile = False
-    print_log(f'compile={compile_cfg}: compiling CCFormer\'s tensor core (model.compile_cfg) instead of mmengine\'s '
-              'whole train_step (whose data preprocessing would break the graph and recompile per batch)',
-              logger='current', level=logging.INFO)
+    print_log(
+        f'compile={compile_cfg}: compiling CCFormer\'s tensor core (model.compile_cfg) instead of mmengine\'s '
+        'whole train_step (whose data preprocessing would break the graph and recompile per batch)',
+        logger='current',
+        level=logging.INFO,
+    )
 
 
 def check_cuda_graph_accumulation(cfg: Config) -> None:
@@ -179,7 +181,8 @@ def check_cuda_graph_accumulation(cfg: Config) -> None:
         raise ValueError(
             f'compile={dict(compile_cfg)} records CUDA graphs, which cannot accumulate gradients over '
             f'optim_wrapper.accumulative_counts={counts} micro-batches (each replay overwrites the gradients of the '
-            'previous one). Use compile=True (inductor without CUDA graphs) or accumulative_counts=1.')
+            'previous one). Use compile=True (inductor without CUDA graphs) or accumulative_counts=1.'
+        )
 
 
 def _ckpt_number(path: str) -> int:
@@ -202,16 +205,17 @@ def resume_fallback(work_dir: str):
     if osp.isfile(last):
         return None
     candidates = [
-        osp.join(work_dir, f) for f in os.listdir(work_dir)
+        osp.join(work_dir, f)
+        for f in os.listdir(work_dir)
         if (f.startswith('epoch_') or f.startswith('iter_')) and f.endswith('.pth')
     ]
     if not candidates:
         raise FileNotFoundError(
             f'{record} names {last}, which does not exist, and {work_dir} holds no other epoch_*/iter_*.pth: '
-            'nothing to resume from; start without --resume')
+            'nothing to resume from; start without --resume'
+        )
     best = max(candidates, key=_ckpt_number)
-    print_log(f'{last} (named in {record}) is missing; resuming from {best}', logger='current',
-              level=logging.WARNING)
+    print_log(f'{last} (named in {record}) is missing; resuming from {best}', logger='current', level=logging.WARNING)
     return best
 
 
@@ -223,6 +227,7 @@ def main(argv=None) -> None:
         runner = Runner.from_cfg(cfg)
     else:
         from mmseg.registry import RUNNERS
+
         runner = RUNNERS.build(cfg)
     runner.train()
 

@@ -2,9 +2,8 @@
 default_scope = 'mmseg'
 custom_imports = dict(imports=['projects.ccformer'], allow_failed_imports=False)
 env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0), dist_cfg=dict(backend='nccl')
+)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=True)
@@ -17,10 +16,12 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # keep the last checkpoint and the best one by validation mIoU (AVSBench selects on val mIoU)
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2,
-                    save_best='mIoU', rule='greater'),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2, save_best='mIoU', rule='greater'
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='AVSVisualizationHook'))  # clip-aware; draws only with --show / --show-dir
+    visualization=dict(type='AVSVisualizationHook'),
+)  # clip-aware; draws only with --show / --show-dir
 # stop at the first non-finite loss (naming the clips) and never save a non-finite model; seed the model's random
 # layers from (seed, iteration) so a resumed run is bit-exact (the train sampler seeds augmentation the same way)
 custom_hooks = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]

@@ -23,12 +23,22 @@ robust_neck = dict(audio_window=0)
 robust_semantic_head = dict(
     query_generator=dict(audio_context='frame'),
     seg_head=dict(audio_window=0),
-    presence_head=dict(type='AudioVisualPresence', loss_weight=1.0))
+    presence_head=dict(type='AudioVisualPresence', loss_weight=1.0),
+)
 robust_decode_head = dict(
     robust_semantic_head,
     loss_decode=[
-        dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True, naive_dice=False, eps=1e-3, reduction='mean',
-             loss_weight=1.0),
-        dict(type='mmseg.CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True, loss_weight=1.0,
-             loss_name='loss_bce'),
-    ])
+        dict(
+            type='mmdet.DiceLoss',
+            use_sigmoid=True,
+            activate=True,
+            naive_dice=False,
+            eps=1e-3,
+            reduction='mean',
+            loss_weight=1.0,
+        ),
+        dict(
+            type='mmseg.CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True, loss_weight=1.0, loss_name='loss_bce'
+        ),
+    ],
+)

@@ -2,7 +2,9 @@
 # Paper recipe (Sec. IV-B): AdamW lr 2e-5, batch 2 clips on one GPU, 120 epochs, 224 x 224 frames,
 # clip-consistent augmentation (_base_/datasets/avsbench_loaders.py).
 _base_ = [
-    '../_base_/models/ccformer_pvtv2-b5.py', '../_base_/datasets/avsbench_ms3.py',
-    '../_base_/schedules/schedule_120e.py', '../_base_/default_runtime.py'
+    '../_base_/models/ccformer_pvtv2-b5.py',
+    '../_base_/datasets/avsbench_ms3.py',
+    '../_base_/schedules/schedule_120e.py',
+    '../_base_/default_runtime.py',
 ]
 train_dataloader = dict(batch_size=2)

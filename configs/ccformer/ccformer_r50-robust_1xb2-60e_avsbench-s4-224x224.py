@@ -5,5 +5,9 @@ model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)
 # S4: one source sounds all clip long, so unlabelled frames that are not silent are presence positives
 # (AVSBenchS4Dataset.sounding_unlabelled, docs/robustness.md)
 train_dataloader = dict(
-    dataset=dict(_delete_=True, type='NegativeAudioDataset',
-                 dataset=dict(_base_.train_dataloader.dataset, sounding_unlabelled=True)))
+    dataset=dict(
+        _delete_=True,
+        type='NegativeAudioDataset',
+        dataset=dict(_base_.train_dataloader.dataset, sounding_unlabelled=True),
+    )
+)

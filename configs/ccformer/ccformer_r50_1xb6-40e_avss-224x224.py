@@ -3,8 +3,10 @@
 # clip-consistent augmentation (_base_/datasets/avsbench_loaders.py), per-pixel cross-entropy alone (no BCL; BCL on
 # AVSS is the ablation ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py).
 _base_ = [
-    '../_base_/models/ccformer_r50.py', '../_base_/datasets/avss.py', '../_base_/schedules/schedule_40e.py',
-    '../_base_/default_runtime.py'
+    '../_base_/models/ccformer_r50.py',
+    '../_base_/datasets/avss.py',
+    '../_base_/schedules/schedule_40e.py',
+    '../_base_/default_runtime.py',
 ]
 model = dict(decode_head=dict(num_classes=_base_.num_classes), use_bcl=False)
 train_dataloader = dict(batch_size=6)

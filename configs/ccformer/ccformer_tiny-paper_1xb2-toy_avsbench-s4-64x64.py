@@ -4,7 +4,9 @@
 # Frames are used at their stored size (toy data of another size also works, only slower); random flips only.
 # No pretrained weights (_base_/schedules/schedule_toy.py: lr 1e-3, 20 epochs).
 _base_ = [
-    '../_base_/models/ccformer_tiny.py', '../_base_/datasets/avsbench_s4.py', '../_base_/schedules/schedule_toy.py'
+    '../_base_/models/ccformer_tiny.py',
+    '../_base_/datasets/avsbench_s4.py',
+    '../_base_/schedules/schedule_toy.py',
 ]
 data_root = 'data/toy/s4'
 train_pipeline = [
@@ -21,7 +23,10 @@ test_pipeline = [
     dict(type='PackAVSInputs'),
 ]
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,  # one process (CPU tests, the demo)
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,  # one process (CPU tests, the demo)
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
+)
 val_dataloader = dict(train_dataloader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -4,9 +4,7 @@
 # AVSS geometry as the official code, at 64: train short side 64 + centre crop, val/test resize to 64 x 64; random
 # flips only. Per-pixel cross-entropy alone, as the paper trains AVSS (no BCL).
 # No pretrained weights (_base_/schedules/schedule_toy.py: lr 1e-3, 20 epochs).
-_base_ = [
-    '../_base_/models/ccformer_tiny.py', '../_base_/datasets/avss.py', '../_base_/schedules/schedule_toy.py'
-]
+_base_ = ['../_base_/models/ccformer_tiny.py', '../_base_/datasets/avss.py', '../_base_/schedules/schedule_toy.py']
 data_root = 'data/toy/avss'
 model = dict(decode_head=dict(num_classes=_base_.num_classes), use_bcl=False)
 train_pipeline = [
@@ -25,7 +23,10 @@ test_pipeline = [
     dict(type='PackAVSInputs'),
 ]
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,  # one process (CPU tests, the demo)
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    batch_size=2,
+    num_workers=0,
+    persistent_workers=False,  # one process (CPU tests, the demo)
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
+)
 val_dataloader = dict(train_dataloader, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -3,4 +3,5 @@
 _base_ = ['./ccformer_tiny-paper_1xb2-toy_avss-64x64.py', '../_base_/robust.py']
 model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_semantic_head)
 train_dataloader = dict(
-    dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset))
+    dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
+)

@@ -9,6 +9,7 @@ Without the OpenMMLab stack (mmengine, mmcv, mmseg not installed: an ONNX Runtim
 that need none of it still import: ``deployment`` (ONNX Runtime segmentor), ``datasets.audio``,
 ``datasets.palette``, ``datasets.toy`` and ``apis`` (which needs torch and mmengine, as ``datasets.video``).
 """
+
 from importlib import import_module
 from typing import Optional
 

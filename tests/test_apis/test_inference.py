@@ -1,4 +1,5 @@
 """Tests of the inference API (projects/ccformer/apis) and demo/video_demo.py on the tiny config (random weights)."""
+
 import glob
 import importlib.util
 import os.path as osp
@@ -12,9 +13,17 @@ from mmengine.dataset import Compose, pseudo_collate
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
 
-from projects.ccformer.apis import (frame_audio_examples, inference_avs_model, init_avs_model,  # noqa: E402
-                                    read_video_audio, read_video_frames, sample_frame_indices, segment_video,
-                                    window_starts, write_video)
+from projects.ccformer.apis import (  # noqa: E402
+    frame_audio_examples,
+    inference_avs_model,
+    init_avs_model,
+    read_video_audio,
+    read_video_frames,
+    sample_frame_indices,
+    segment_video,
+    window_starts,
+    write_video,
+)
 from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav, waveform_to_logmel  # noqa: E402
 
 
@@ -29,9 +38,15 @@ def model_and_ckpt(tmp_path_factory):
             torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             torch.nn.init.zeros_(m.bias)
     path = str(tmp_path_factory.mktemp('ckpt') / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=('background', 'sounding object'),
-                                                palette=[[0, 0, 0], [255, 255, 255]]))), path)
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(
+                dataset_meta=dict(classes=('background', 'sounding object'), palette=[[0, 0, 0], [255, 255, 255]])
+            ),
+        ),
+        path,
+    )
     return model, path
 
 
@@ -43,6 +58,7 @@ def model(model_and_ckpt):
 @pytest.fixture(scope='module')
 def clips(toy_s4_root):
     from projects.ccformer.datasets import AVSBenchS4Dataset
+
     ds = AVSBenchS4Dataset(data_root=toy_s4_root, split='test', pipeline=[], test_mode=True)
     return [ds.get_data_info(i) for i in range(len(ds))]
 
@@ -56,8 +72,9 @@ def test_checkpoint_roundtrip(model_and_ckpt, clips):
     loaded = init_avs_model(CONFIG, path, device='cpu')
     assert loaded.dataset_meta['classes'] == ('background', 'sounding object')
     c = clips[0]
-    assert torch.equal(_logits(model, c['frame_paths'], c['audio_path']),
-                       _logits(loaded, c['frame_paths'], c['audio_path']))
+    assert torch.equal(
+        _logits(model, c['frame_paths'], c['audio_path']), _logits(loaded, c['frame_paths'], c['audio_path'])
+    )
 
 
 def test_bf16_weights(model_and_ckpt, clips):
@@ -129,8 +146,9 @@ def test_masks_use_the_head_threshold(model, clips, monkeypatch):
     c = clips[0]
     frames = [cv2.resize(cv2.imread(p)[..., ::-1], (100, 80)) for p in c['frame_paths']]
     logits = _logits(model, frames, c['audio_path'], img_size=(64, 64))
-    up = torch.nn.functional.interpolate(logits[:, None].float(), size=(80, 100), mode='bilinear',
-                                         align_corners=False)[:, 0]
+    up = torch.nn.functional.interpolate(logits[:, None].float(), size=(80, 100), mode='bilinear', align_corners=False)[
+        :, 0
+    ]
     default = inference_avs_model(model, frames, c['audio_path'], img_size=(64, 64))
     np.testing.assert_array_equal(default, (up > 0).numpy())
     p = float(up.median().sigmoid())  # a threshold between the logits: about half the pixels change side
@@ -158,7 +176,7 @@ def test_bad_inputs(model, clips):
 def test_sample_frame_indices_official(fps):
     n = int(5 * fps)
     step = int(round(fps))
-    official = [min(int(l * step + (15 / 16) * step), n - 1) for l in range(5)]
+    official = [min(int(k * step + (15 / 16) * step), n - 1) for k in range(5)]
     assert sample_frame_indices(n, fps, 5) == official
     assert sample_frame_indices(3, fps, 5) == [min(i, 2) for i in official]
 
@@ -176,9 +194,9 @@ def _clip_video(path, clips, seconds, audio=True, fps=10):
     for c in clips:
         frames += [cv2.imread(p)[..., ::-1].copy() for p in c['frame_paths']]
         wav = c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
-        waves.append(load_wav(wav)[0][:5 * 16000])
+        waves.append(load_wav(wav)[0][: 5 * 16000])
     frames = frames[:seconds]
-    wave = np.concatenate(waves)[:seconds * 16000]
+    wave = np.concatenate(waves)[: seconds * 16000]
     write_video(path, frames, fps, wave if audio else None, 16000, repeat=fps, crf=0)
     return frames, wave
 
@@ -188,16 +206,16 @@ def test_read_video_and_audio_alignment(clips, tmp_path):
     src_frames, wave = _clip_video(path, clips, 7)
     frames, ts, info = read_video_frames(path, 1)
     assert len(frames) == 7 and info['has_audio']
-    np.testing.assert_allclose(ts, [0.9 + k for k in range(7)])   # frame int(k * 10 + 9.375) of a 10-fps video
-    for j, a in enumerate(frames):   # yuv420p is lossy: the decoded frame is nearest to its own source frame
+    np.testing.assert_allclose(ts, [0.9 + k for k in range(7)])  # frame int(k * 10 + 9.375) of a 10-fps video
+    for j, a in enumerate(frames):  # yuv420p is lossy: the decoded frame is nearest to its own source frame
         diffs = [np.abs(a.astype(int) - b.astype(int)).mean() for b in src_frames]
         assert int(np.argmin(diffs)) == j and diffs[j] < 10
     decoded = read_video_audio(path)
-    assert abs(len(decoded) - len(wave)) < 2048                     # AAC priming / padding
+    assert abs(len(decoded) - len(wave)) < 2048  # AAC priming / padding
     ex = frame_audio_examples(decoded, ts, 1)
     np.testing.assert_array_equal(ex[:, 0], waveform_to_logmel(decoded, 16000)[:7])  # official 0.96 s blocks
     dense = frame_audio_examples(decoded, [2.5], 2)
-    np.testing.assert_array_equal(dense[0, 0], waveform_to_logmel(decoded[40000 - 15600:40000], 16000)[0])
+    np.testing.assert_array_equal(dense[0, 0], waveform_to_logmel(decoded[40000 - 15600 : 40000], 16000)[0])
 
 
 def test_segment_video(model, clips, tmp_path):
@@ -234,6 +252,7 @@ def _demo():
 
 def test_video_demo(model_and_ckpt, clips, tmp_path):
     import av
+
     _, ckpt = model_and_ckpt
     path = str(tmp_path / 'in.webm')
     _clip_video(path, clips, 6)
@@ -262,7 +281,6 @@ def test_video_demo_errors(model_and_ckpt, clips, tmp_path):
         _demo().main([short, CONFIG, ckpt, '--out', str(tmp_path / 'o'), '--device', 'cpu'])
 
 
-
 def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
     """--compile sets model.compile_cfg: the demo runs the compiled core (dynamo, 'eager' backend here instead of
     inductor, which takes minutes on a CPU) and writes the same masks as the eager demo."""
@@ -280,14 +298,42 @@ def test_video_demo_compile(model_and_ckpt, clips, tmp_path, monkeypatch):
         seen.append(kwargs)
         return real_compile(fn, backend='eager')
 
-    eager = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'eager'), '--device', 'cpu',
-                          '--img-size', '64', '64', '--no-audio'])
+    eager = _demo().main(
+        [
+            path,
+            CONFIG,
+            ckpt,
+            '--out',
+            str(tmp_path / 'eager'),
+            '--device',
+            'cpu',
+            '--img-size',
+            '64',
+            '64',
+            '--no-audio',
+        ]
+    )
     monkeypatch.setattr(compile_utils, '_COMPILED', {})
     monkeypatch.setattr(torch, 'compile', fake_compile)
     torch._dynamo.reset()
     try:
-        compiled = _demo().main([path, CONFIG, ckpt, '--out', str(tmp_path / 'compiled'), '--device', 'cpu',
-                                 '--img-size', '64', '64', '--no-audio', '--compile', 'reduce-overhead'])
+        compiled = _demo().main(
+            [
+                path,
+                CONFIG,
+                ckpt,
+                '--out',
+                str(tmp_path / 'compiled'),
+                '--device',
+                'cpu',
+                '--img-size',
+                '64',
+                '64',
+                '--no-audio',
+                '--compile',
+                'reduce-overhead',
+            ]
+        )
     finally:
         torch._dynamo.reset()
     assert seen == [dict(mode='reduce-overhead', dynamic=False)]
@@ -303,6 +349,7 @@ def test_init_refuses_foreign_and_unsafe_checkpoints(model_and_ckpt, tmp_path):
     import os
 
     from projects.ccformer.engine.safe_checkpoint import CheckpointMismatchError, UnsafeCheckpointError
+
     model, path = model_and_ckpt
     state = model.state_dict()
     foreign = str(tmp_path / 'foreign.pth')
@@ -318,7 +365,7 @@ def test_init_refuses_foreign_and_unsafe_checkpoints(model_and_ckpt, tmp_path):
 
     class Payload:
         def __reduce__(self):
-            return os.system, (f'touch {marker}', )
+            return os.system, (f'touch {marker}',)
 
     evil = str(tmp_path / 'evil.pth')
     torch.save(dict(state_dict=state, meta=dict(dataset_meta=Payload())), evil)
@@ -332,6 +379,7 @@ def test_init_refuses_foreign_and_unsafe_checkpoints(model_and_ckpt, tmp_path):
 def _float_audio_video(path, seconds, wave):
     """An mkv with a grey picture and a float32 PCM soundtrack (which can carry NaN)."""
     import av
+
     with av.open(path, 'w') as container:
         vstream = container.add_stream('mpeg4', rate=1)
         vstream.width, vstream.height, vstream.pix_fmt = 32, 32, 'yuv420p'
@@ -345,7 +393,7 @@ def _float_audio_video(path, seconds, wave):
             container.mux(packet)
         wave = np.asarray(wave, np.float32)
         for start in range(0, len(wave), 1024):
-            aframe = av.AudioFrame.from_ndarray(wave[None, start:start + 1024].copy(), format='flt', layout='mono')
+            aframe = av.AudioFrame.from_ndarray(wave[None, start : start + 1024].copy(), format='flt', layout='mono')
             aframe.sample_rate = 16000
             for packet in astream.encode(aframe):
                 container.mux(packet)
@@ -355,9 +403,10 @@ def _float_audio_video(path, seconds, wave):
 
 def test_non_finite_video_audio_names_file_and_time_span(model_and_ckpt, tmp_path):
     from projects.ccformer.apis import audio_to_examples
+
     _, ckpt = model_and_ckpt
     wave = 0.1 * np.sin(np.arange(6 * 16000) / 10)
-    wave[int(2.5 * 16000):int(3.1 * 16000)] = np.nan
+    wave[int(2.5 * 16000) : int(3.1 * 16000)] = np.nan
     path = str(tmp_path / 'nan.mkv')
     _float_audio_video(path, 6, wave)
     span = r'non-finite \(NaN / inf\) audio values between 2.50 s and 3.10 s'
@@ -378,12 +427,13 @@ def test_short_video_audio_is_silence(model, model_and_ckpt, clips, tmp_path):
     last second, and the padding is reported."""
     from projects.ccformer.apis import audio_to_examples
     from projects.ccformer.datasets.audio import LOG_OFFSET
+
     wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(3.5 * 16000)) / 16000)
     path = str(tmp_path / 'short_audio.mkv')
     _float_audio_video(path, 7, wave)
     ex = audio_to_examples(path, 5)
-    np.testing.assert_allclose(ex[4], np.log(LOG_OFFSET), rtol=1e-6)     # 3.84-4.8 s: nothing left of the tone
-    assert np.abs(ex[2] - np.log(LOG_OFFSET)).max() > 1                   # 1.92-2.88 s: the tone
+    np.testing.assert_allclose(ex[4], np.log(LOG_OFFSET), rtol=1e-6)  # 3.84-4.8 s: nothing left of the tone
+    assert np.abs(ex[2] - np.log(LOG_OFFSET)).max() > 1  # 1.92-2.88 s: the tone
     res = segment_video(model, path, fps=1, img_size=(32, 32))
     need = 6 * 15360 + 15600
     assert res['audio_padded_seconds'] == pytest.approx((need - len(wave)) / 16000)
@@ -399,6 +449,7 @@ def test_short_video_audio_is_silence(model, model_and_ckpt, clips, tmp_path):
 
 def test_demo_out_naming_a_file_fails_before_any_work(model_and_ckpt, clips, tmp_path, monkeypatch):
     import projects.ccformer.apis as apis
+
     _, ckpt = model_and_ckpt
     video = str(tmp_path / 'v.mp4')
     _clip_video(video, clips, 6)

@@ -1,8 +1,9 @@
 """Canonical, JSON-able form of every resolved config under ``configs/`` (``_base_`` files excluded).
 
-``python tests/test_configs/resolved_configs.py`` rewrites ``configs_resolved.json`` next to it from the current tree; the
-test in ``test_resolved_configs.py`` compares every config against that file.
+``python tests/test_configs/resolved_configs.py`` rewrites ``configs_resolved.json`` next to it from the current tree;
+the test in ``test_resolved_configs.py`` compares every config against that file.
 """
+
 import json
 import os.path as osp
 import sys
@@ -39,8 +40,9 @@ def resolve(rel_path: str) -> dict:
 def main() -> None:
     resolved = {f: resolve(f) for f in config_files()}
     # one line per config, so that a diff of the reference names the configs that changed
-    lines = [f'{json.dumps(name)}:{json.dumps(cfg, sort_keys=True, separators=(",", ":"))}'
-             for name, cfg in resolved.items()]
+    lines = [
+        f'{json.dumps(name)}:{json.dumps(cfg, sort_keys=True, separators=(",", ":"))}' for name, cfg in resolved.items()
+    ]
     with open(REFERENCE, 'w') as fh:
         fh.write('{\n' + ',\n'.join(lines) + '\n}\n')
     print(f'{len(resolved)} configs -> {REFERENCE}', file=sys.stderr)

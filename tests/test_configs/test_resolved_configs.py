@@ -6,6 +6,7 @@ differ from it only by the changes :func:`expected_changes` lists; anything else
 turned into a tuple) fails. Configs added since are compared with the reference config they were split from
 (``NEW_CONFIGS``).
 """
+
 import json
 
 import pytest
@@ -19,11 +20,14 @@ PAPER_AUGMENT = REFERENCE_CONFIGS['configs/ccformer_pvt_s4.py']['clip_augment']
 # config added since the reference -> the reference config it is compared with
 NEW_CONFIGS = {
     # AVSS with BCL: what the AVSS configs trained before they followed the paper
-    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py':
-    'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py',
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py': (
+        'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py'
+    ),
     # ResNet-50 from an mmdet COCO detector (the paper's pretraining) instead of torchvision's ImageNet weights
-    **{f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
-       for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')},
+    **{
+        f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
+        for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')
+    },
 }
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
 
@@ -94,5 +98,8 @@ def test_flat_diff_names_changed_leaves():
     old = {'model': {'a': 1, 'b': [1, {'c': 2}], 'd': {'__tuple__': [1, 2]}}}
     new = {'model': {'b': [1, {'c': 3}], 'd': [1, 2], 'e': 0}}
     assert flat_diff(old, new) == {
-        'model.a': (1, MISSING), 'model.b[1].c': (2, 3), 'model.d': ({'__tuple__': [1, 2]}, [1, 2]),
-        'model.e': (MISSING, 0)}
+        'model.a': (1, MISSING),
+        'model.b[1].c': (2, 3),
+        'model.d': ({'__tuple__': [1, 2]}, [1, 2]),
+        'model.e': (MISSING, 0),
+    }

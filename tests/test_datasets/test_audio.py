@@ -1,4 +1,5 @@
 """VGGish front end, wav reading and the restricted log-mel unpickler, against known values."""
+
 import io
 import math
 import os
@@ -76,10 +77,9 @@ def test_first_frame_equals_explicit_dft():
     expected = np.log(spectrum @ A.mel_filterbank() + 0.01)
     np.testing.assert_allclose(out[0, 0], expected, rtol=1e-5, atol=1e-5)
     # frame 7 of example 1 starts at sample (96 + 7) * 160
-    seg = x[103 * 160:103 * 160 + 400] * (0.5 - 0.5 * np.cos(2 * np.pi * n / 400))
+    seg = x[103 * 160 : 103 * 160 + 400] * (0.5 - 0.5 * np.cos(2 * np.pi * n / 400))
     spectrum = np.abs((seg[None, :] * np.exp(-2j * np.pi * k * n[None, :] / 512)).sum(1))
-    np.testing.assert_allclose(out[1, 7], np.log(spectrum @ A.mel_filterbank() + 0.01),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[1, 7], np.log(spectrum @ A.mel_filterbank() + 0.01), rtol=1e-5, atol=1e-5)
 
 
 def test_sine_peaks_in_band_containing_1khz():
@@ -108,8 +108,9 @@ def test_stereo_is_mixed_to_mono():
     x = _sine(440.0, 1.5)
     mono = A.waveform_to_logmel(x, SR)
     np.testing.assert_allclose(A.waveform_to_logmel(np.stack([x, x], 1), SR), mono, atol=1e-5)
-    np.testing.assert_allclose(A.waveform_to_logmel(np.stack([x, -x], 1), SR), math.log(0.01),
-                               rtol=1e-6)  # channels cancel: the mean is silence
+    np.testing.assert_allclose(
+        A.waveform_to_logmel(np.stack([x, -x], 1), SR), math.log(0.01), rtol=1e-6
+    )  # channels cancel: the mean is silence
     with pytest.raises(ValueError, match='samples, channels'):
         A.waveform_to_logmel(np.zeros((2, 2, 2)), SR)
 
@@ -157,8 +158,7 @@ def test_padding_helpers():
     ex = np.arange(2 * 3, dtype=np.float32).reshape(2, 3)
     rep = A.pad_examples_repeat(ex, 5)
     np.testing.assert_array_equal(rep, [ex[0], ex[1], ex[1], ex[1], ex[1]])
-    np.testing.assert_array_equal(A.pad_examples_repeat(np.tile(ex, (4, 1)), 5), np.tile(ex,
-                                                                                        (4, 1))[:5])
+    np.testing.assert_array_equal(A.pad_examples_repeat(np.tile(ex, (4, 1)), 5), np.tile(ex, (4, 1))[:5])
     with pytest.raises(ValueError, match='clip.wav'):
         A.pad_examples_repeat(ex[:0], 5, 'clip.wav')
     zer, valid = A.pad_examples_zeros(ex, 4)
@@ -189,12 +189,11 @@ def test_official_style_pkl_roundtrip(tmp_path):
 
 
 class _Evil:
-
     def __init__(self, marker):
         self.marker = marker
 
     def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
+        return (os.system, (f'touch {self.marker}',))
 
 
 def test_malicious_pkl_is_refused(tmp_path):
@@ -206,12 +205,11 @@ def test_malicious_pkl_is_refused(tmp_path):
 
 
 class _EvilStorage:
-
     def __init__(self, payload):
         self.payload = payload
 
     def __reduce__(self):
-        return (torch.storage._load_from_bytes, (self.payload, ))
+        return (torch.storage._load_from_bytes, (self.payload,))
 
 
 def test_malicious_inner_storage_is_refused(tmp_path):
@@ -224,15 +222,18 @@ def test_malicious_inner_storage_is_refused(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize('obj,err,msg', [
-    (torch.zeros(5, 96, 64), ValueError, 'shape'),
-    (torch.zeros(5, 1, 64, 96), ValueError, 'shape'),
-    (torch.zeros(0, 1, 96, 64), ValueError, 'shape'),
-    (torch.zeros(5, 1, 96, 64, dtype=torch.int32), ValueError, 'dtype'),
-    ({'logmel': [1, 2]}, ValueError, 'not|expected a pickled torch tensor'),
-    ([1.0, 2.0], ValueError, 'expected a pickled torch tensor'),
-    (np.zeros((5, 1, 96, 64), np.float32), pickle.UnpicklingError, 'numpy'),
-])
+@pytest.mark.parametrize(
+    'obj,err,msg',
+    [
+        (torch.zeros(5, 96, 64), ValueError, 'shape'),
+        (torch.zeros(5, 1, 64, 96), ValueError, 'shape'),
+        (torch.zeros(0, 1, 96, 64), ValueError, 'shape'),
+        (torch.zeros(5, 1, 96, 64, dtype=torch.int32), ValueError, 'dtype'),
+        ({'logmel': [1, 2]}, ValueError, 'not|expected a pickled torch tensor'),
+        ([1.0, 2.0], ValueError, 'expected a pickled torch tensor'),
+        (np.zeros((5, 1, 96, 64), np.float32), pickle.UnpicklingError, 'numpy'),
+    ],
+)
 def test_bad_pkl_contents(tmp_path, obj, err, msg):
     path = _dump(tmp_path / 'bad.pkl', obj)
     with pytest.raises(err, match=msg) as info:
@@ -255,12 +256,15 @@ def test_corrupt_and_missing_pkl(tmp_path):
 
 def test_non_finite_wav_names_file_and_time_span(tmp_path):
     x = _sine(440, 3.0).astype(np.float32)
-    x[int(1.5 * SR):int(1.75 * SR)] = np.nan
+    x[int(1.5 * SR) : int(1.75 * SR)] = np.nan
     x[int(2.0 * SR)] = np.inf
     p = str(tmp_path / 'nan.wav')
     sf.write(p, x, SR, subtype='FLOAT')
-    with pytest.raises(ValueError, match=r'nan.wav: 4001 non-finite \(NaN / inf\) audio values between 1.50 s and '
-                                         r'2.00 s'):
+    with pytest.raises(
+        ValueError,
+        match=r'nan.wav: 4001 non-finite \(NaN / inf\) audio values between 1.50 s and '
+        r'2.00 s',
+    ):
         A.load_wav(p)
     with pytest.raises(ValueError, match='nan.wav'):
         A.wav_to_logmel(p)

@@ -1,5 +1,6 @@
 """Audio conditions for evaluation (``AudioConditionDataset``): what each condition feeds the model and what it
 does to the ground truth, on toy data of every layout (S4, MS3, AVSS)."""
+
 import json
 import os
 import os.path as osp
@@ -10,15 +11,33 @@ import soundfile as sf
 import torch
 
 from projects.ccformer.datasets import AudioConditionDataset, AudioSwapDataset
-from projects.ccformer.datasets.audio import (SAMPLE_RATE, WINDOW_LENGTH, mel_filterbank, periodic_hann,
-                                              waveform_to_logmel)
-from projects.ccformer.datasets.audio_conditions import (EVAL_NOISE_DBFS, KINDS_FILE, dataset_clip_kinds,
-                                                         noise_logmel, silence_logmel)
+from projects.ccformer.datasets.audio import (
+    SAMPLE_RATE,
+    WINDOW_LENGTH,
+    mel_filterbank,
+    periodic_hann,
+    waveform_to_logmel,
+)
+from projects.ccformer.datasets.audio_conditions import (
+    EVAL_NOISE_DBFS,
+    KINDS_FILE,
+    dataset_clip_kinds,
+    noise_logmel,
+    silence_logmel,
+)
 
-BINARY_PIPELINE = [dict(type='LoadAVSFrames'), dict(type='LoadAVSAudio', pad_mode='repeat'),
-                   dict(type='LoadAVSMasks', label_type='binary'), dict(type='PackAVSInputs')]
-AVSS_PIPELINE = [dict(type='LoadAVSFrames'), dict(type='LoadAVSAudio', pad_mode='zeros'),
-                 dict(type='LoadAVSMasks', label_type='palette'), dict(type='PackAVSInputs')]
+BINARY_PIPELINE = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSAudio', pad_mode='repeat'),
+    dict(type='LoadAVSMasks', label_type='binary'),
+    dict(type='PackAVSInputs'),
+]
+AVSS_PIPELINE = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSAudio', pad_mode='zeros'),
+    dict(type='LoadAVSMasks', label_type='palette'),
+    dict(type='PackAVSInputs'),
+]
 DATASET_TYPES = dict(s4='AVSBenchS4Dataset', ms3='AVSBenchMS3Dataset', avss='AVSSDataset')
 
 
@@ -29,6 +48,7 @@ def _cfg(layout: str, root: str, split: str = 'test') -> dict:
 
 def _base(layout: str, root: str, split: str = 'test'):
     from mmseg.registry import DATASETS
+
     return DATASETS.build(_cfg(layout, root, split))
 
 
@@ -46,6 +66,7 @@ def test_silence_is_the_front_end_log_mel_of_a_silent_wav(toy_s4_root, tmp_path)
     np.testing.assert_array_equal(audio[:, 0], silent)
     # the same through the loader, from a silent wav file on disk
     from projects.ccformer.datasets.transforms import LoadAVSAudio
+
     path = str(tmp_path / 'silent.wav')
     sf.write(path, np.zeros(5 * SAMPLE_RATE, np.int16), SAMPLE_RATE, subtype='PCM_16')
     loaded = LoadAVSAudio().transform(dict(audio_path=path, num_frames=5))['audio']
@@ -63,7 +84,7 @@ def _expected_noise_mel(rms: float) -> np.ndarray:
     magnitudes with the filterbank weights.
     """
     window = periodic_hann(WINDOW_LENGTH)
-    bin_mean = np.sqrt(np.pi) / 2 * rms * np.sqrt(np.sum(window ** 2))
+    bin_mean = np.sqrt(np.pi) / 2 * rms * np.sqrt(np.sum(window**2))
     return bin_mean * mel_filterbank().sum(axis=0)
 
 
@@ -74,8 +95,8 @@ def test_noise_level(toy_s4_root, dbfs):
     dbfs = -20.0 if dbfs is None else dbfs  # the documented evaluation level
     ds = AudioConditionDataset(_cfg('s4', toy_s4_root), condition='noise', **kwargs)
     audio = np.concatenate([_examples(ds[i])[:, 0] for i in range(len(ds))])  # (10, 96, 64)
-    mel = np.exp(audio.astype(np.float64)) - 0.01                             # undo log(mel + 0.01)
-    measured = mel.mean(axis=(0, 1))                                          # (64,) per band
+    mel = np.exp(audio.astype(np.float64)) - 0.01  # undo log(mel + 0.01)
+    measured = mel.mean(axis=(0, 1))  # (64,) per band
     expected = _expected_noise_mel(10 ** (dbfs / 20))
     np.testing.assert_allclose(measured, expected, rtol=0.05)
     # 20 dB more noise is 10x the magnitude: a level 6 dB off would fail the check above
@@ -104,7 +125,7 @@ def test_negative_conditions_empty_the_ground_truth(toy_s4_root, condition):
     assert len(ds) == len(base) == 2 and ds.metainfo == base.metainfo
     for i in range(len(ds)):
         ref, out = base[i], ds[i]
-        assert ref['data_samples'].gt_sem_seg.data.sum() > 0       # the toy test clips have sounding objects
+        assert ref['data_samples'].gt_sem_seg.data.sum() > 0  # the toy test clips have sounding objects
         assert out['data_samples'].gt_sem_seg.data.shape == ref['data_samples'].gt_sem_seg.data.shape
         assert int(out['data_samples'].gt_sem_seg.data.abs().sum()) == 0
         torch.testing.assert_close(out['inputs'], ref['inputs'])  # the frames are unchanged
@@ -138,8 +159,11 @@ def test_audio_swap_dataset_is_the_shuffled_condition(toy_ms3_root):
     cond = AudioConditionDataset(cfg, condition='shuffled', seed=3)
     assert swap.condition == 'shuffled'
     for i in range(len(cond)):
-        assert swap.get_data_info(i)['audio_path'] == cond.get_data_info(i)['audio_path'] != \
-            _base('ms3', toy_ms3_root).get_data_info(i)['audio_path']
+        assert (
+            swap.get_data_info(i)['audio_path']
+            == cond.get_data_info(i)['audio_path']
+            != _base('ms3', toy_ms3_root).get_data_info(i)['audio_path']
+        )
 
 
 def test_avss_padded_frames_are_left_alone(toy_avss_root):
@@ -202,8 +226,10 @@ def _json_kinds(root: str, base):
     with open(osp.join(root, KINDS_FILE)) as f:
         table = json.load(f)
     vid = [base.get_data_info(i)['video_id'] for i in range(len(base))]
-    return (lambda i: set(table[vid[i]]['visible']),
-            lambda j, s: set(table[vid[j]]['audible'][s]) if s < len(table[vid[j]]['audible']) else set())
+    return (
+        lambda i: set(table[vid[i]]['visible']),
+        lambda j, s: set(table[vid[j]]['audible'][s]) if s < len(table[vid[j]]['audible']) else set(),
+    )
 
 
 @pytest.mark.parametrize('layout', ['s4', 'ms3', 'avss'])
@@ -238,8 +264,9 @@ def test_offscreen_avss_without_kinds_file_uses_the_label_maps(make_toy_root):
         sample = base[i]
         gt = sample['data_samples'].gt_sem_seg.data
         valid = sample['data_samples'].metainfo['frame_valid']
-        labels.append([set(int(c) for c in torch.unique(gt[t]) if c != 0) if valid[t] else set()
-                       for t in range(len(valid))])
+        labels.append(
+            [set(int(c) for c in torch.unique(gt[t]) if c != 0) if valid[t] else set() for t in range(len(valid))]
+        )
     visible_of = lambda i: set().union(*labels[i])  # noqa: E731
     audible_of = lambda j, s: {str(c) for c in labels[j][s]}  # noqa: E731
     ds = AudioConditionDataset(_cfg('avss', root), condition='offscreen', seed=0)
@@ -276,7 +303,7 @@ def test_offscreen_leaves_out_clips_without_donors(make_toy_root):
     ids = [base.get_data_info(i)['video_id'] for i in range(len(base))]
     table[ids[0]] = dict(visible=['a', 'b'], audible=[['a']] * 5)
     table[ids[1]] = dict(visible=['c'], audible=[['b']] * 5)
-    table[ids[2]] = dict(visible=['a', 'b', 'c'], audible=[['c']] * 5)     # sees every kind heard elsewhere
+    table[ids[2]] = dict(visible=['a', 'b', 'c'], audible=[['c']] * 5)  # sees every kind heard elsewhere
     with open(osp.join(root, KINDS_FILE), 'w') as f:
         json.dump(table, f)
     ds = AudioConditionDataset(_cfg('ms3', root), condition='offscreen')

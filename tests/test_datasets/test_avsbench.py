@@ -1,4 +1,5 @@
 """AVSBench datasets on the toy data: entries, metainfo, full pipelines + data preprocessor."""
+
 import csv
 import json
 import os
@@ -13,8 +14,7 @@ import torch
 from mmengine.dataset import pseudo_collate
 
 import projects.ccformer  # noqa: F401  (registers everything)
-from projects.ccformer.datasets import (AVSBenchMS3Dataset, AVSBenchS4Dataset, AVSSDataset,
-                                        voc_palette)
+from projects.ccformer.datasets import AVSBenchMS3Dataset, AVSBenchS4Dataset, AVSSDataset, voc_palette
 from projects.ccformer.datasets.audio import wav_to_logmel
 from projects.ccformer.models.data_preprocessor import AVSDataPreprocessor
 
@@ -64,10 +64,10 @@ def test_s4_entries(toy_s4_root):
         cat = next(r['category'] for r in rows if r['name'] == e['video_id'])
         name = e['video_id']
         assert e['category'] == cat and e['split'] == split and e['num_frames'] == 5
-        assert e['frame_paths'][2] == osp.join(toy_s4_root, 's4_data', 'visual_frames', split,
-                                               cat, name, f'{name}_3.png')
-        assert e['audio_path'] == osp.join(toy_s4_root, 's4_data', 'audio_log_mel', split, cat,
-                                           f'{name}.pkl')
+        assert e['frame_paths'][2] == osp.join(
+            toy_s4_root, 's4_data', 'visual_frames', split, cat, name, f'{name}_3.png'
+        )
+        assert e['audio_path'] == osp.join(toy_s4_root, 's4_data', 'audio_log_mel', split, cat, f'{name}.pkl')
         assert e['frame_valid'] == [1] * 5
         if split == 'train':
             assert e['mask_paths'][1:] == [None] * 4 and e['gt_valid'] == [1, 0, 0, 0, 0]
@@ -79,8 +79,7 @@ def test_s4_entries(toy_s4_root):
 
 
 def test_s4_wav_source(toy_s4_root):
-    ds = S4(data_root=toy_s4_root, split='val', audio_source='wav',
-                           pipeline=BINARY_PIPELINE)
+    ds = S4(data_root=toy_s4_root, split='val', audio_source='wav', pipeline=BINARY_PIPELINE)
     e = ds.get_data_info(0)
     assert e['audio_path'].endswith('.wav') and '/audio_wav/val/' in e['audio_path']
     audio = ds[0]['audio'].numpy()
@@ -94,8 +93,9 @@ def test_s4_pipeline_and_preprocessor(toy_s4_root):
     item = ds[0]
     e = ds.get_data_info(0)
     assert item['inputs'].shape == (5, 3, 64, 64) and item['inputs'].dtype == torch.uint8
-    np.testing.assert_array_equal(item['inputs'][2].permute(1, 2, 0).numpy(),
-                                  cv2.imread(e['frame_paths'][2]))  # BGR, as loaded
+    np.testing.assert_array_equal(
+        item['inputs'][2].permute(1, 2, 0).numpy(), cv2.imread(e['frame_paths'][2])
+    )  # BGR, as loaded
     gt = item['data_samples'].gt_sem_seg.data
     assert gt.shape == (5, 64, 64) and gt.dtype == torch.int64
     np.testing.assert_array_equal(gt[0].numpy(), _read_mask(e['mask_paths'][0]))
@@ -112,8 +112,7 @@ def test_s4_pipeline_and_preprocessor(toy_s4_root):
     assert batch['audio'].shape == (2, 5, 1, 96, 64)
     assert len(batch['data_samples']) == 2
     bgr = item['inputs'][0, :, 10, 10].float()
-    expected = (bgr.flip(0) - torch.tensor([123.675, 116.28, 103.53])) / torch.tensor(
-        [58.395, 57.12, 57.375])
+    expected = (bgr.flip(0) - torch.tensor([123.675, 116.28, 103.53])) / torch.tensor([58.395, 57.12, 57.375])
     torch.testing.assert_close(batch['inputs'][0, 0, :, 10, 10], expected)
 
 
@@ -124,10 +123,8 @@ def test_ms3_entries_and_pipeline(toy_ms3_root):
     e = ds.get_data_info(1)
     name = e['video_id']
     assert e['category'] == '' and e['gt_valid'] == [1] * 5
-    assert e['frame_paths'][4] == osp.join(toy_ms3_root, 'ms3_data', 'visual_frames', name,
-                                           f'{name}.mp4_5.png')
-    assert e['mask_paths'][4] == osp.join(toy_ms3_root, 'ms3_data', 'gt_masks', 'val', name,
-                                          f'{name}_5.png')
+    assert e['frame_paths'][4] == osp.join(toy_ms3_root, 'ms3_data', 'visual_frames', name, f'{name}.mp4_5.png')
+    assert e['mask_paths'][4] == osp.join(toy_ms3_root, 'ms3_data', 'gt_masks', 'val', name, f'{name}_5.png')
     item = ds[1]
     gt = item['data_samples'].gt_sem_seg.data.numpy()
     for t in range(5):
@@ -169,8 +166,7 @@ def test_avss_entries(toy_avss_root):
     assert v1s['frame_paths'][5:] == [None] * 5 and v1s['mask_paths'][1:] == [None] * 9
     assert v1m['gt_valid'] == [1] * 5 + [0] * 5 and v1m['mask_paths'][5:] == [None] * 5
     assert v2['frame_valid'] == [1] * 10 and v2['gt_valid'] == [1] * 10 and all(v2['mask_paths'])
-    assert v1s['frame_paths'][0] == osp.join(toy_avss_root, 'v1s', v1s['video_id'], 'frames',
-                                             '0.jpg')
+    assert v1s['frame_paths'][0] == osp.join(toy_avss_root, 'v1s', v1s['video_id'], 'frames', '0.jpg')
     assert v1s['audio_path'] == osp.join(toy_avss_root, 'v1s', v1s['video_id'], 'audio.wav')
     val = AVSS(data_root=toy_avss_root, split='val', subsets=['v1s'])
     e = val.get_data_info(0)
@@ -190,8 +186,7 @@ def test_avss_without_label2idx_uses_generic_names(make_toy_root):
 
 @pytest.mark.parametrize('split,mode', [('train', 'short_side_crop'), ('val', 'resize')])
 def test_avss_pipeline_and_preprocessor(toy_avss_root, split, mode):
-    ds = AVSS(data_root=toy_avss_root, split=split, subsets=['v1m', 'v2'],
-                     pipeline=_avss_pipeline(mode))
+    ds = AVSS(data_root=toy_avss_root, split=split, subsets=['v1m', 'v2'], pipeline=_avss_pipeline(mode))
     item = ds[0]
     e = ds.get_data_info(0)
     assert item['inputs'].shape == (10, 3, 224, 224)
@@ -205,10 +200,9 @@ def test_avss_pipeline_and_preprocessor(toy_avss_root, split, mode):
         assert (item['audio'][5:] == 0).all() and (gt[5:] == 0).all()
         assert (item['inputs'][5:] == 0).all()
     # mask of a real frame equals the class-index PNG (labels_semantic), resized the same way
-    sem = cv2.imread(e['mask_paths'][0].replace('labels_rgb', 'labels_semantic'),
-                     cv2.IMREAD_UNCHANGED)
+    sem = cv2.imread(e['mask_paths'][0].replace('labels_rgb', 'labels_semantic'), cv2.IMREAD_UNCHANGED)
     ref = ds.pipeline.transforms[2]  # AVSSResize
-    out = ref.transform(dict(imgs=[np.zeros(sem.shape + (3, ), np.uint8)], gt_masks=sem[None]))
+    out = ref.transform(dict(imgs=[np.zeros(sem.shape + (3,), np.uint8)], gt_masks=sem[None]))
     np.testing.assert_array_equal(gt[0].numpy(), out['gt_masks'][0])
     assert gt[0].max() > 0  # frame 0 always has a sounding object in the toy data
 
@@ -221,23 +215,32 @@ def test_avss_pipeline_and_preprocessor(toy_avss_root, split, mode):
 
 
 def test_indices_test_mode_and_serialization(toy_avss_root):
-    ds = AVSSDataset(data_root=toy_avss_root, split='test', test_mode=True, indices=1,
-                     serialize_data=True, pipeline=_avss_pipeline('resize'))
+    ds = AVSSDataset(
+        data_root=toy_avss_root,
+        split='test',
+        test_mode=True,
+        indices=1,
+        serialize_data=True,
+        pipeline=_avss_pipeline('resize'),
+    )
     assert len(ds) == 1 and ds.get_data_info(0)['frame_paths'][-1] is None
     assert ds[0]['inputs'].shape == (10, 3, 224, 224)
 
 
-@pytest.mark.parametrize('cfg_name,root_fixture,shape', [
-    ('avsbench_s4.py', 'toy_s4_root', (5, 3, 64, 64)),
-    ('avsbench_ms3.py', 'toy_ms3_root', (5, 3, 64, 64)),
-    ('avss.py', 'toy_avss_root', (10, 3, 224, 224)),
-])
+@pytest.mark.parametrize(
+    'cfg_name,root_fixture,shape',
+    [
+        ('avsbench_s4.py', 'toy_s4_root', (5, 3, 64, 64)),
+        ('avsbench_ms3.py', 'toy_ms3_root', (5, 3, 64, 64)),
+        ('avss.py', 'toy_avss_root', (10, 3, 224, 224)),
+    ],
+)
 def test_base_dataset_configs(request, cfg_name, root_fixture, shape):
     """The dataset bases build; val / test keep the official geometry, train crops the paper's 224 x 224."""
     from mmengine.config import Config
     from mmseg.registry import DATASETS
-    cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', 'configs', '_base_',
-                                   'datasets', cfg_name))
+
+    cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', 'configs', '_base_', 'datasets', cfg_name))
     assert cfg.train_dataloader.dataset.data_root.startswith('data/AVSBench/')
     root = request.getfixturevalue(root_fixture)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -247,5 +250,5 @@ def test_base_dataset_configs(request, cfg_name, root_fixture, shape):
         item = ds[0]
         expected = shape[:2] + (224, 224) if loader == 'train_dataloader' else shape
         assert tuple(item['inputs'].shape) == expected
-        assert item['data_samples'].gt_sem_seg.data.shape == (shape[0], ) + expected[2:]
+        assert item['data_samples'].gt_sem_seg.data.shape == (shape[0],) + expected[2:]
     assert cfg.val_evaluator.type in ('AVSBenchMetric', 'AVSSMetric')

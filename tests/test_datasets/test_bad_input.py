@@ -1,4 +1,5 @@
 """Every bad-input case of docs/bad_inputs.md either loads correctly or stops with an error naming the file."""
+
 import json
 import os
 import os.path as osp
@@ -100,8 +101,9 @@ def test_csv_problems(make_toy_root, tmp_path):
     _rewrite(csv_path, lambda ls: ls + ['someid,training'])
     with pytest.raises(ValueError, match="ms3_meta_data.csv, line .*unknown split 'training'"):
         MS3(data_root=root, split='train')
-    _rewrite(csv_path, lambda ls: [ls[0]] + [l for l in ls[1:] if not l.endswith(',test')
-                                             and not l.endswith('training')])
+    _rewrite(
+        csv_path, lambda ls: [ls[0]] + [x for x in ls[1:] if not x.endswith(',test') and not x.endswith('training')]
+    )
     with pytest.raises(ValueError, match="no rows with split == 'test'"):
         MS3(data_root=root, split='test')
     _rewrite(csv_path, lambda ls: ['video_id,subset'] + ls[1:])
@@ -119,7 +121,7 @@ def test_video_missing_from_csv_is_not_used(make_toy_root):
     root = make_toy_root('s4', {'val': 2})
     csv_path = osp.join(root, 's4_meta_data.csv')
     full = S4(data_root=root, split='val')
-    _rewrite(csv_path, lambda ls: [l for l in ls if full.get_data_info(0)['video_id'] not in l])
+    _rewrite(csv_path, lambda ls: [x for x in ls if full.get_data_info(0)['video_id'] not in x])
     assert len(S4(data_root=root, split='val')) == len(full) - 1
     _rewrite(csv_path, lambda ls: ls + ['ghostvideo_0,0,red_circle,val'])
     with pytest.raises(FileNotFoundError, match='ghostvideo_0'):
@@ -150,11 +152,14 @@ def test_unreadable_image_in_dataset(make_toy_root):
         ds[0]
 
 
-@pytest.mark.parametrize('obj,err', [
-    (torch.zeros(4, 96, 64), ValueError),
-    ({'not': 'a tensor'}, ValueError),
-    (np.zeros((5, 1, 96, 64)), pickle.UnpicklingError),
-])
+@pytest.mark.parametrize(
+    'obj,err',
+    [
+        (torch.zeros(4, 96, 64), ValueError),
+        ({'not': 'a tensor'}, ValueError),
+        (np.zeros((5, 1, 96, 64)), pickle.UnpicklingError),
+    ],
+)
 def test_bad_pkl_in_dataset(make_toy_root, obj, err):
     root = make_toy_root('s4')
     e = _first(root)
@@ -166,12 +171,11 @@ def test_bad_pkl_in_dataset(make_toy_root, obj, err):
 
 
 class _Evil:
-
     def __init__(self, marker):
         self.marker = marker
 
     def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
+        return (os.system, (f'touch {self.marker}',))
 
 
 def test_malicious_pkl_in_dataset(make_toy_root, tmp_path):
@@ -195,11 +199,11 @@ def test_wav_variants_in_dataset(make_toy_root, case):
     x, rate = sf.read(path, dtype='float64')
     ref = ds[0]['audio'].numpy()
     if case == 'short':
-        sf.write(path, x[:int(1.5 * rate)], rate, subtype='PCM_16')
+        sf.write(path, x[: int(1.5 * rate)], rate, subtype='PCM_16')
         a = ds[0]['audio'].numpy()
         np.testing.assert_allclose(a[0], ref[0], atol=1e-6)
         assert all(np.array_equal(a[t], a[0]) for t in range(1, 5))  # 1 example, repeated
-        sf.write(path, x[:int(0.5 * rate)], rate, subtype='PCM_16')
+        sf.write(path, x[: int(0.5 * rate)], rate, subtype='PCM_16')
         with pytest.raises(ValueError, match=osp.basename(path)):
             ds[0]
     elif case == 'silent':
@@ -210,6 +214,7 @@ def test_wav_variants_in_dataset(make_toy_root, case):
         np.testing.assert_allclose(ds[0]['audio'].numpy(), ref, atol=1e-5)
     else:
         import resampy
+
         new_rate = int(case)
         sf.write(path, resampy.resample(x, rate, new_rate), new_rate, subtype='PCM_16')
         a = ds[0]['audio'].numpy()

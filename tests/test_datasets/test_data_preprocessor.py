@@ -1,4 +1,5 @@
 """AVSDataPreprocessor: stacking, BGR->RGB, normalisation, padding, padded-frame zeroing."""
+
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -21,11 +22,9 @@ def _sample(t, h, w, frame_valid=None):
 
 def _data(shapes, valid=None):
     g = torch.Generator().manual_seed(0)
-    inputs = [torch.randint(0, 256, (t, 3, h, w), generator=g, dtype=torch.uint8)
-              for t, h, w in shapes]
+    inputs = [torch.randint(0, 256, (t, 3, h, w), generator=g, dtype=torch.uint8) for t, h, w in shapes]
     audio = [torch.randn(t, 1, 96, 64, generator=g) for t, _, _ in shapes]
-    samples = [_sample(t, h, w, None if valid is None else valid[i])
-               for i, (t, h, w) in enumerate(shapes)]
+    samples = [_sample(t, h, w, None if valid is None else valid[i]) for i, (t, h, w) in enumerate(shapes)]
     return dict(inputs=inputs, audio=audio, data_samples=samples)
 
 

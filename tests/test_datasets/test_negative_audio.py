@@ -1,6 +1,8 @@
 """NegativeAudioDataset (negative-audio training)."""
+
 import json
 import os.path as osp
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,7 @@ def test_silence_replaces_audio_and_empties_supervised_targets(toy_ms3_root):
     assert sample.gt_sem_seg.data.sum() == 0
     assert sample.metainfo['audio_replaced'] == [1] * 5
     assert sample.metainfo['audio_condition'] == ['silence'] * 5
-    assert sample.metainfo['gt_valid'] == [1] * 5                      # MS3: every frame is labelled
+    assert sample.metainfo['gt_valid'] == [1] * 5  # MS3: every frame is labelled
 
 
 def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
@@ -54,15 +56,20 @@ def test_some_seconds_replaced_keep_the_others(toy_ms3_root):
 
 @pytest.mark.parametrize('supervise_unlabelled', [False, True])
 def test_s4_train_unlabelled_replaced_frames(toy_s4_root, supervise_unlabelled):
-    ds = NegativeAudioDataset(dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train',
-                                   pipeline=PIPELINE), prob=1.0, whole_clip_prob=1.0, conditions=dict(noise=1.0),
-                              supervise_unlabelled=supervise_unlabelled, spare_labelled=False)
+    ds = NegativeAudioDataset(
+        dict(type='AVSBenchS4Dataset', data_root=toy_s4_root, split='train', pipeline=PIPELINE),
+        prob=1.0,
+        whole_clip_prob=1.0,
+        conditions=dict(noise=1.0),
+        supervise_unlabelled=supervise_unlabelled,
+        spare_labelled=False,
+    )
     out = ds[0]
     meta = out['data_samples'].metainfo
     assert ds.dataset.get_data_info(0)['gt_valid'] == [1, 0, 0, 0, 0]
     assert meta['gt_valid'] == ([1] * 5 if supervise_unlabelled else [1, 0, 0, 0, 0])
     assert meta['audio_condition'] == ['noise'] * 5 and out['data_samples'].gt_sem_seg.data.sum() == 0
-    assert meta['sounding'] == [0] * 5           # presence target known on every replaced frame, labelled or not
+    assert meta['sounding'] == [0] * 5  # presence target known on every replaced frame, labelled or not
 
 
 def test_s4_train_spare_labelled_keeps_the_labelled_frame(toy_s4_root):
@@ -73,7 +80,7 @@ def test_s4_train_spare_labelled_keeps_the_labelled_frame(toy_s4_root):
     meta = out['data_samples'].metainfo
     assert meta['audio_condition'] == ['original'] + ['silence'] * 4 and meta['audio_replaced'] == [0, 1, 1, 1, 1]
     assert meta['sounding'] == [-1, 0, 0, 0, 0] and meta['gt_valid'] == [1, 0, 0, 0, 0]
-    assert torch.equal(out['audio'][0], plain['audio'][0])                # the labelled frame keeps its sound
+    assert torch.equal(out['audio'][0], plain['audio'][0])  # the labelled frame keeps its sound
     assert torch.equal(out['data_samples'].gt_sem_seg.data[0], plain['data_samples'].gt_sem_seg.data[0])
     assert plain['data_samples'].gt_sem_seg.data[0].any()
 
@@ -84,7 +91,7 @@ def test_s4_sounding_unlabelled_gives_presence_targets(toy_s4_root):
     cfg = dict(cfg, sounding_unlabelled=True)
     kinds = json.load(open(osp.join(toy_s4_root, KINDS_FILE)))
     unchanged = NegativeAudioDataset(cfg, prob=0.0)
-    for idx in range(len(unchanged)):          # unchanged clips: 1 where something is audible, 0 in silent seconds
+    for idx in range(len(unchanged)):  # unchanged clips: 1 where something is audible, 0 in silent seconds
         plain = unchanged[idx]['data_samples'].metainfo
         assert plain['sounding'] == [int(bool(a)) for a in kinds[plain['video_id']]['audible']]
     ds = NegativeAudioDataset(cfg, prob=1.0, whole_clip_prob=0.0, conditions=dict(silence=1.0))
@@ -121,13 +128,14 @@ def test_draws_follow_the_samplers_per_sample_seed(toy_ms3_root):
 
     again = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.5, whole_clip_prob=0.5, seed=3)
     assert plans(2) == [again.plan(SeededIndex(i, derive_seed(0, 2, i)), 5) for i in range(n)]
-    assert any(plans(0) != plans(e) for e in range(1, 6))                 # new draws every epoch
+    assert any(plans(0) != plans(e) for e in range(1, 6))  # new draws every epoch
     assert [ds.plan(i, 5) for i in range(n)] == [ds.plan(i, 5) for i in range(n)]  # plain ints: fixed draws
     idx = SeededIndex(0, derive_seed(0, 4, 0))
     first, second = ds[idx], ds[idx]
     assert torch.equal(first['audio'], second['audio'])
     assert first['data_samples'].metainfo.get('audio_condition') == second['data_samples'].metainfo.get(
-        'audio_condition')
+        'audio_condition'
+    )
 
 
 def test_share_of_changed_clips_follows_prob(toy_ms3_root):
@@ -138,6 +146,7 @@ def test_share_of_changed_clips_follows_prob(toy_ms3_root):
 
 def test_offscreen_dropped_without_kinds(make_toy_root):
     import os
+
     root = make_toy_root('ms3', num_videos={'train': 2, 'val': 1, 'test': 1})
     os.remove(osp.join(root, 'clip_kinds.json'))
     ds = NegativeAudioDataset(_ms3(root), prob=1.0, whole_clip_prob=1.0)
@@ -145,8 +154,7 @@ def test_offscreen_dropped_without_kinds(make_toy_root):
         assert 'offscreen' not in ds.plan(SeededIndex(0, e), 5)
 
 
-@pytest.mark.parametrize('kw', [dict(prob=1.5), dict(conditions=dict(music=1.0)),
-                                dict(conditions=dict(silence=0.0))])
+@pytest.mark.parametrize('kw', [dict(prob=1.5), dict(conditions=dict(music=1.0)), dict(conditions=dict(silence=0.0))])
 def test_bad_arguments(toy_ms3_root, kw):
     with pytest.raises(ValueError, match='NegativeAudioDataset'):
         NegativeAudioDataset(_ms3(toy_ms3_root), **kw)

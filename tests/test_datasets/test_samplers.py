@@ -1,4 +1,5 @@
 """SeededSampler: a training sample's random augmentation depends only on (seed, epoch, index)."""
+
 import pickle
 import random
 
@@ -12,9 +13,10 @@ from projects.ccformer.datasets.transforms.processing import seeded_rng
 
 FLIP_PIPELINE = [
     dict(type='LoadAVSFrames'),
-    dict(type='ClipConsistentTransform', transforms=[
-        dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='PhotoMetricDistortion')]),
+    dict(
+        type='ClipConsistentTransform',
+        transforms=[dict(type='RandomFlip', prob=0.5, direction='horizontal'), dict(type='PhotoMetricDistortion')],
+    ),
 ]
 
 
@@ -33,6 +35,7 @@ def test_sampler_yields_same_order_with_seeds(toy_s4_root):
     sampler.set_epoch(3)
     indices = list(sampler)
     from mmengine.dataset import DefaultSampler
+
     ref = DefaultSampler(ds, shuffle=True, seed=7)
     ref.set_epoch(3)
     assert [int(i) for i in indices] == list(ref)

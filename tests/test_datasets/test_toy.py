@@ -1,4 +1,5 @@
 """Toy AVSBench generator: layouts, determinism, and that the target needs the audio."""
+
 import csv
 import hashlib
 import json
@@ -11,8 +12,7 @@ import numpy as np
 import pytest
 
 from projects.ccformer.datasets import toy
-from projects.ccformer.datasets.audio import (SAMPLE_RATE, load_logmel_pkl, load_wav,
-                                              waveform_to_logmel)
+from projects.ccformer.datasets.audio import SAMPLE_RATE, load_logmel_pkl, load_wav, waveform_to_logmel
 from projects.ccformer.datasets.palette import voc_palette
 
 
@@ -52,13 +52,11 @@ def test_s4_layout(toy_s4_root):
         assert frames == [f'{name}_{k}.png' for k in range(1, 6)]
         masks = sorted(os.listdir(osp.join(base, 'gt_masks', split, cat, name)))
         assert len(masks) == (1 if split == 'train' else 5)
-        m = cv2.imread(osp.join(base, 'gt_masks', split, cat, name, masks[0]),
-                       cv2.IMREAD_UNCHANGED)
+        m = cv2.imread(osp.join(base, 'gt_masks', split, cat, name, masks[0]), cv2.IMREAD_UNCHANGED)
         assert m.ndim == 2 and set(np.unique(m)) <= {0, 255}
-        assert cv2.imread(osp.join(base, 'visual_frames', split, cat, name,
-                                   frames[0])).shape == (64, 64, 3)
+        assert cv2.imread(osp.join(base, 'visual_frames', split, cat, name, frames[0])).shape == (64, 64, 3)
         wav, rate = load_wav(osp.join(base, 'audio_wav', split, cat, f'{name}.wav'))
-        assert rate == SAMPLE_RATE and wav.shape == (5 * SAMPLE_RATE, )
+        assert rate == SAMPLE_RATE and wav.shape == (5 * SAMPLE_RATE,)
         pkl = osp.join(base, 'audio_log_mel', split, cat, f'{name}.pkl')
         with open(pkl, 'rb') as f:
             raw = pickle.load(f)  # our own toy file: check it is written like the official ones
@@ -72,8 +70,7 @@ def test_ms3_layout(toy_ms3_root):
     assert rows[0] == ['video_id', 'split']
     name, split = rows[1]
     base = osp.join(toy_ms3_root, 'ms3_data')
-    assert sorted(os.listdir(osp.join(base, 'visual_frames', name))) == [
-        f'{name}.mp4_{k}.png' for k in range(1, 6)]
+    assert sorted(os.listdir(osp.join(base, 'visual_frames', name))) == [f'{name}.mp4_{k}.png' for k in range(1, 6)]
     assert len(os.listdir(osp.join(base, 'gt_masks', split, name))) == 5
     assert osp.isfile(osp.join(base, 'audio_wav', split, f'{name}.wav'))
     assert osp.isfile(osp.join(base, 'audio_log_mel', split, f'{name}.pkl'))
@@ -99,7 +96,7 @@ def test_avss_layout(toy_avss_root):
         np.testing.assert_array_equal(rgb, pal[sem])
         assert cv2.imread(osp.join(vdir, 'frames', '0.jpg')).shape == (60, 80, 3)
         wav, rate = load_wav(osp.join(vdir, 'audio.wav'))
-        assert wav.shape == (n * rate, )
+        assert wav.shape == (n * rate,)
 
 
 def _kind_pixels(img, kind):
@@ -115,10 +112,13 @@ def test_target_needs_audio(tmp_path):
     for r in rows:
         name = r['video_id']
         for k in range(1, 6):
-            img = cv2.imread(osp.join(root, 'ms3_data', 'visual_frames', name,
-                                      f'{name}.mp4_{k}.png'))
-            mask = cv2.imread(osp.join(root, 'ms3_data', 'gt_masks', 'train', name,
-                                       f'{name}_{k}.png'), cv2.IMREAD_UNCHANGED) > 0
+            img = cv2.imread(osp.join(root, 'ms3_data', 'visual_frames', name, f'{name}.mp4_{k}.png'))
+            mask = (
+                cv2.imread(
+                    osp.join(root, 'ms3_data', 'gt_masks', 'train', name, f'{name}_{k}.png'), cv2.IMREAD_UNCHANGED
+                )
+                > 0
+            )
             visible = [kd for kd in toy.OBJECT_KINDS if _kind_pixels(img, kd).sum() > 20]
             assert len(visible) >= 2
             for kd in visible:
@@ -149,14 +149,30 @@ def test_bad_arguments(tmp_path):
 
 def test_cli(tmp_path):
     import importlib.util
-    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'dataset_converters',
-                    'generate_toy_avsbench.py')
+
+    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'dataset_converters', 'generate_toy_avsbench.py')
     spec = importlib.util.spec_from_file_location('generate_toy_avsbench', path)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     out = str(tmp_path / 'AVSS')
-    cli.main([out, '--layout', 'avss', '--num-videos', '1', '1', '0', '--img-size', '40', '30',
-              '--subsets', 'v2', '--seed', '2'])
+    cli.main(
+        [
+            out,
+            '--layout',
+            'avss',
+            '--num-videos',
+            '1',
+            '1',
+            '0',
+            '--img-size',
+            '40',
+            '30',
+            '--subsets',
+            'v2',
+            '--seed',
+            '2',
+        ]
+    )
     rows = list(csv.DictReader(open(osp.join(out, 'metadata.csv'))))
     assert [(r['split'], r['label']) for r in rows] == [('train', 'v2'), ('val', 'v2')]
     img = cv2.imread(osp.join(out, 'v2', rows[0]['uid'], 'frames', '9.jpg'))

@@ -1,4 +1,5 @@
 """Clip transforms: loading, masks, audio, AVSS geometry, clip-consistent augmentation, packing."""
+
 import os.path as osp
 import pickle
 
@@ -13,9 +14,14 @@ from PIL import Image
 import projects.ccformer  # noqa: F401
 from projects.ccformer.datasets import voc_palette
 from projects.ccformer.datasets.audio import load_wav, waveform_to_logmel
-from projects.ccformer.datasets.transforms import (AVSSResize, ClipConsistentTransform,
-                                                   LoadAVSAudio, LoadAVSFrames, LoadAVSMasks,
-                                                   PackAVSInputs)
+from projects.ccformer.datasets.transforms import (
+    AVSSResize,
+    ClipConsistentTransform,
+    LoadAVSAudio,
+    LoadAVSFrames,
+    LoadAVSMasks,
+    PackAVSInputs,
+)
 
 
 def _write(path, img):
@@ -63,8 +69,7 @@ def test_load_binary_masks(tmp_path):
     assert out['seg_fields'] == ['gt_masks']
     # a colour (3-channel) white-on-black mask is converted to grey first
     rgb = _write(tmp_path / 'rgb.png', np.stack([m] * 3, -1))
-    np.testing.assert_array_equal(
-        LoadAVSMasks()(dict(mask_paths=[rgb]))['gt_masks'][0], [[0, 1, 1], [0, 1, 0]])
+    np.testing.assert_array_equal(LoadAVSMasks()(dict(mask_paths=[rgb]))['gt_masks'][0], [[0, 1, 1], [0, 1, 0]])
     with pytest.raises(ValueError, match='m.png'):
         LoadAVSMasks()(dict(mask_paths=[p], img_shape=(4, 4)))
     with pytest.raises(FileNotFoundError, match='gone.png'):
@@ -129,8 +134,7 @@ def test_audio_silence(tmp_path):
 @pytest.mark.parametrize('rate', [8000, 44100, 48000])
 def test_audio_other_rates(tmp_path, rate):
     ref = LoadAVSAudio()(dict(audio_path=_wav(tmp_path / 'r16.wav', _tone(5)), num_frames=5))
-    out = LoadAVSAudio()(dict(audio_path=_wav(tmp_path / f'r{rate}.wav', _tone(5, rate), rate),
-                              num_frames=5))
+    out = LoadAVSAudio()(dict(audio_path=_wav(tmp_path / f'r{rate}.wav', _tone(5, rate), rate), num_frames=5))
     assert out['audio'].shape == (5, 1, 96, 64)
     loud = ref['audio'].mean((0, 1, 2)) > 0
     np.testing.assert_allclose(out['audio'][..., loud], ref['audio'][..., loud], atol=0.05)
@@ -138,8 +142,7 @@ def test_audio_other_rates(tmp_path, rate):
 
 def test_audio_stereo_is_mean(tmp_path):
     x, y = _tone(5, f=700.0), _tone(5, f=2500.0)
-    out = LoadAVSAudio()(dict(audio_path=_wav(tmp_path / 'st.wav', np.stack([x, y], 1)),
-                              num_frames=5))
+    out = LoadAVSAudio()(dict(audio_path=_wav(tmp_path / 'st.wav', np.stack([x, y], 1)), num_frames=5))
     stereo, rate = load_wav(str(tmp_path / 'st.wav'))
     assert stereo.shape == (5 * 16000, 2)
     mono = stereo.mean(1)
@@ -185,8 +188,7 @@ def test_avss_resize_geometry():
     assert res['img_shape'] == (224, 224) == res['ori_shape']  # metrics are at 224x224
     assert res['frame_shape'] == (60, 80)
     res = AVSSResize(224, 'resize')(dict(imgs=[img], gt_masks=mask[:1]))
-    np.testing.assert_array_equal(
-        res['imgs'][0], np.asarray(Image.fromarray(img).resize((224, 224), Image.BILINEAR)))
+    np.testing.assert_array_equal(res['imgs'][0], np.asarray(Image.fromarray(img).resize((224, 224), Image.BILINEAR)))
     tall = AVSSResize(224, 'short_side_crop')._geometry(h=100, w=50)
     assert tall == ((224, 448), (0, 112))
 
@@ -208,8 +210,13 @@ def _clip(num=5, seed=0):
     img = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
     mask = np.zeros((64, 80), np.uint8)
     mask[10:40, 5:30] = 1
-    return dict(imgs=[img.copy() for _ in range(num)], gt_masks=np.stack([mask] * num),
-                img_shape=(64, 80), ori_shape=(64, 80), video_id='v')
+    return dict(
+        imgs=[img.copy() for _ in range(num)],
+        gt_masks=np.stack([mask] * num),
+        img_shape=(64, 80),
+        ori_shape=(64, 80),
+        video_id='v',
+    )
 
 
 def test_clip_consistent_augmentation_identical_across_frames():
@@ -233,8 +240,10 @@ def test_independent_per_frame_augmentation_differs():
     pipeline = Compose(AUG)
     np.random.seed(0)
     clip = _clip()
-    outs = [pipeline(dict(img=im, gt_seg_map=clip['gt_masks'][0], seg_fields=['gt_seg_map'],
-                          img_shape=(64, 80))) for im in clip['imgs']]
+    outs = [
+        pipeline(dict(img=im, gt_seg_map=clip['gt_masks'][0], seg_fields=['gt_seg_map'], img_shape=(64, 80)))
+        for im in clip['imgs']
+    ]
     assert any(not np.array_equal(o['img'], outs[0]['img']) for o in outs[1:])
 
 
@@ -254,8 +263,14 @@ def test_clip_consistent_flip_matches_manual_flip():
 
 def test_pack_avs_inputs():
     clip = _clip(num=3)
-    clip.update(audio=np.ones((3, 1, 96, 64), np.float32), frame_paths=['a', 'b', 'c'],
-                frame_valid=[1, 1, 0], gt_valid=[1, 0, 0], num_frames=3, video_id='vid')
+    clip.update(
+        audio=np.ones((3, 1, 96, 64), np.float32),
+        frame_paths=['a', 'b', 'c'],
+        frame_valid=[1, 1, 0],
+        gt_valid=[1, 0, 0],
+        num_frames=3,
+        video_id='vid',
+    )
     out = PackAVSInputs()(clip)
     assert out['inputs'].shape == (3, 3, 64, 80) and out['inputs'].dtype == torch.uint8
     np.testing.assert_array_equal(out['inputs'][1].permute(1, 2, 0).numpy(), clip['imgs'][1])
@@ -270,6 +285,7 @@ def test_pack_avs_inputs():
 
 def test_full_pipeline_with_augmentation(toy_ms3_root):
     from projects.ccformer.datasets import AVSBenchMS3Dataset
+
     pipeline = [
         dict(type='LoadAVSFrames'),
         dict(type='LoadAVSMasks'),
@@ -277,8 +293,7 @@ def test_full_pipeline_with_augmentation(toy_ms3_root):
         dict(type='LoadAVSAudio'),
         dict(type='PackAVSInputs'),
     ]
-    ds = AVSBenchMS3Dataset(data_root=toy_ms3_root, split='train', pipeline=pipeline,
-                            serialize_data=False)
+    ds = AVSBenchMS3Dataset(data_root=toy_ms3_root, split='train', pipeline=pipeline, serialize_data=False)
     np.random.seed(0)
     item = ds[0]
     assert item['inputs'].shape == (5, 3, 48, 48)
@@ -307,11 +322,12 @@ def test_clip_consistent_refuses_data_dependent_randomness():
 def test_load_audio_marks_silent_seconds_as_not_sounding(tmp_path):
     """Where presence targets are given, a second that is mostly digital silence gets ``sounding`` 0."""
     from projects.ccformer.datasets.transforms import LoadAVSAudio
+
     rate = 16000
     rng = np.random.default_rng(0)
     wav = (0.3 * rng.standard_normal(5 * rate)).astype(np.float32)
-    wav[2 * rate:3 * rate] = 0                                            # second 3 silent
-    wav[4 * rate + rate // 4:] = 0                                        # second 5: 3/4 silent
+    wav[2 * rate : 3 * rate] = 0  # second 3 silent
+    wav[4 * rate + rate // 4 :] = 0  # second 5: 3/4 silent
     path = str(tmp_path / 'clip.wav')
     sf.write(path, wav, rate, subtype='FLOAT')
     out = LoadAVSAudio().transform(dict(audio_path=path, num_frames=5, sounding=[1, 1, 1, -1, 1]))

@@ -1,5 +1,6 @@
 """Tests of the ONNX export (tools/deployment/pytorch2onnx.py, projects/ccformer/deployment/onnx_export.py) and the
 ONNX Runtime backend (projects/ccformer/deployment/ort_segmentor.py) on the tiny config with random weights."""
+
 import glob
 import importlib.util
 import json
@@ -34,6 +35,7 @@ def _load(path, name):
 @pytest.fixture(scope='module')
 def clips(toy_s4_root):
     from projects.ccformer.datasets import AVSBenchS4Dataset
+
     ds = AVSBenchS4Dataset(data_root=toy_s4_root, split='test', pipeline=[], test_mode=True)
     return [ds.get_data_info(i) for i in range(len(ds))]
 
@@ -51,8 +53,14 @@ def exported(tmp_path_factory, clips):
     torch.manual_seed(0)
     model = init_avs_model(CONFIG, None, device='cpu')
     model.init_weights()
-    ref = torch.cat([inference_avs_model(model, c['frame_paths'], c['audio_path'], return_datasample=True)
-                     .seg_logits.data.flatten() for c in clips])
+    ref = torch.cat(
+        [
+            inference_avs_model(
+                model, c['frame_paths'], c['audio_path'], return_datasample=True
+            ).seg_logits.data.flatten()
+            for c in clips
+        ]
+    )
     fc = model.decode_head.seg_head.fc
     with torch.no_grad():
         scale = 0.5 / ref.std()
@@ -60,12 +68,19 @@ def exported(tmp_path_factory, clips):
         fc.bias.copy_(scale * (fc.bias - ref.median()))
     tmp = tmp_path_factory.mktemp('onnx')
     ckpt = str(tmp / 'tiny.pth')
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=('background', 'sounding object'),
-                                                palette=[[0, 0, 0], [255, 255, 255]]))), ckpt)
+    torch.save(
+        dict(
+            state_dict=model.state_dict(),
+            meta=dict(
+                dataset_meta=dict(classes=('background', 'sounding object'), palette=[[0, 0, 0], [255, 255, 255]])
+            ),
+        ),
+        ckpt,
+    )
     onnx_file = str(tmp / 'tiny.onnx')
     report = _load('tools/deployment/pytorch2onnx.py', 'pytorch2onnx').main(
-        [CONFIG, ckpt, '--out', onnx_file, '--shape', '64', '64', '--verify-batch-sizes', '1', '3'])
+        [CONFIG, ckpt, '--out', onnx_file, '--shape', '64', '64', '--verify-batch-sizes', '1', '3']
+    )
     return dict(model=init_avs_model(CONFIG, ckpt, device='cpu'), ckpt=ckpt, onnx=onnx_file, report=report)
 
 
@@ -83,7 +98,7 @@ def _rgb(paths, size=None):
 def test_tool_exports_dynamic_batch_and_checks_against_pytorch(exported, ort_model):
     report = exported['report']
     assert report['passed'] and set(report['checks']) == {'batch_1', 'batch_3'}  # N = 3 was not traced
-    for res in report['checks'].values():   # fp32: rounding-level differences only
+    for res in report['checks'].values():  # fp32: rounding-level differences only
         assert res['max_abs_diff'] < 1e-4 and res['max_rel_diff'] < 1e-4 and res['mask_agreement'] >= 0.999
     meta = report['meta']
     assert meta['num_frames'] == 5 and meta['input_size'] == [64, 64] and meta['num_classes'] == 1
@@ -108,6 +123,7 @@ def test_export_refuses_bad_settings(exported, tmp_path):
 
 def test_runtime_refuses_foreign_or_missing_files(exported, tmp_path):
     import onnx
+
     proto = onnx.load(exported['onnx'])
     del proto.metadata_props[:]
     bare = str(tmp_path / 'bare.onnx')
@@ -131,6 +147,7 @@ def test_runtime_refuses_foreign_or_missing_files(exported, tmp_path):
 def _with_meta(exported, tmp_path, name, **changes):
     """A copy of the exported file whose metadata has ``changes`` (a value None removes the key)."""
     import onnx
+
     proto = onnx.load(exported['onnx'])
     meta = json.loads(proto.metadata_props[0].value)
     for key, value in changes.items():
@@ -151,7 +168,7 @@ def test_threshold_from_the_export_metadata(exported, ort_model, clips, tmp_path
     masks = high.postprocess(logits[0])
     np.testing.assert_array_equal(masks, logits[0, :, 0] > np.log(p / (1 - p)))
     assert (masks != ort_model.postprocess(logits[0])).any()
-    old = _with_meta(exported, tmp_path, 'old.onnx', threshold=None)   # exported before the threshold was stored
+    old = _with_meta(exported, tmp_path, 'old.onnx', threshold=None)  # exported before the threshold was stored
     assert old.meta['threshold'] == 0.5
     np.testing.assert_array_equal(old.postprocess(logits[0]), ort_model.postprocess(logits[0]))
     with pytest.raises(ValueError, match=r'bad.onnx: metadata threshold 1.5 is not a probability'):
@@ -162,6 +179,7 @@ def test_threshold_from_the_export_metadata(exported, ort_model, clips, tmp_path
 def test_preprocessing_equals_the_pytorch_pipeline(exported, ort_model, clips):
     """The numpy pre-processing gives exactly the batch the test pipeline and AVSDataPreprocessor give."""
     from mmengine.dataset import Compose, pseudo_collate
+
     model = exported['model']
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     data = model.data_preprocessor(pseudo_collate([pipeline(dict(c)) for c in clips[:2]]), False)
@@ -189,7 +207,7 @@ def test_logits_and_masks_match_pytorch_on_toy_clips(exported, ort_model, clips)
     for a, b in zip(ort_masks, pt_masks):
         assert a.shape == (5, 64, 64) and a.dtype == np.uint8
         assert (a == b).mean() >= 0.999
-    assert 0.05 < np.mean(pt_masks) < 0.95   # masks that are not trivially constant (the logits spread around 0)
+    assert 0.05 < np.mean(pt_masks) < 0.95  # masks that are not trivially constant (the logits spread around 0)
     wav = audio[0].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
     assert (inference_avs_model(ort_model, frames[0], wav) == pt_masks[0]).mean() >= 0.999
 
@@ -219,9 +237,11 @@ def test_resized_frames_and_size_checks(exported, ort_model, clips):
 def _video(path, clips, seconds):
     """A video of ``seconds`` s from the toy clips' frames (one a second, 5 fps) with their wav audio."""
     frames = [f for c in clips for f in _rgb(c['frame_paths'])][:seconds]
-    wav = [load_wav(c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav'))[0][:80000]
-           for c in clips]
-    write_video(path, frames, 5, np.concatenate(wav)[:seconds * 16000], 16000, repeat=5, crf=0)
+    wav = [
+        load_wav(c['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav'))[0][:80000]
+        for c in clips
+    ]
+    write_video(path, frames, 5, np.concatenate(wav)[: seconds * 16000], 16000, repeat=5, crf=0)
 
 
 def test_segment_video_and_demo_with_onnxruntime(exported, ort_model, clips, tmp_path):
@@ -232,16 +252,32 @@ def test_segment_video_and_demo_with_onnxruntime(exported, ort_model, clips, tmp
     assert ort['windows'] == ref['windows'] == [0, 2]
     assert (np.stack(ort['masks']) == np.stack(ref['masks'])).mean() >= 0.999
     demo = _load('demo/video_demo.py', 'video_demo')
-    out = demo.main([path, '--backend', 'onnxruntime', '--onnx', exported['onnx'], '--out', str(tmp_path / 'o'),
-                     '--threads', '1', '--no-audio'])
+    out = demo.main(
+        [
+            path,
+            '--backend',
+            'onnxruntime',
+            '--onnx',
+            exported['onnx'],
+            '--out',
+            str(tmp_path / 'o'),
+            '--threads',
+            '1',
+            '--no-audio',
+        ]
+    )
     pngs = sorted(glob.glob(osp.join(str(tmp_path / 'o'), 'masks', 'v_*.png')))
     assert len(pngs) == len(out['masks']) == 7
     written = np.stack([cv2.imread(p, cv2.IMREAD_UNCHANGED) for p in out['masks']])
     np.testing.assert_array_equal(written, np.stack(ort['masks']).astype(np.uint8) * 255)
-    for argv, message in (([path, '--out', 'o'], 'needs CONFIG and CHECKPOINT'),
-                          ([path, '--backend', 'onnxruntime', '--out', 'o'], 'needs --onnx'),
-                          ([path, '--backend', 'onnxruntime', '--onnx', 'm.onnx', '--out', 'o', '--compile',
-                            'default'], '--compile apply to the PyTorch backend only')):
+    for argv, message in (
+        ([path, '--out', 'o'], 'needs CONFIG and CHECKPOINT'),
+        ([path, '--backend', 'onnxruntime', '--out', 'o'], 'needs --onnx'),
+        (
+            [path, '--backend', 'onnxruntime', '--onnx', 'm.onnx', '--out', 'o', '--compile', 'default'],
+            '--compile apply to the PyTorch backend only',
+        ),
+    ):
         with pytest.raises(SystemExit):
             demo.parse_args(argv)
 
@@ -267,8 +303,13 @@ sys.path.insert(0, sys.argv[2])
 
 def _run_blocked(blocked, body, *args):
     code = BLOCKER + body
-    proc = subprocess.run([sys.executable, '-c', code, ','.join(blocked), ROOT, *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, '-c', code, ','.join(blocked), ROOT, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -279,7 +320,9 @@ def test_runtime_needs_neither_torch_nor_openmmlab(exported, ort_model, clips, t
     c = clips[0]
     np.save(tmp_path / 'frames.npy', np.stack(_rgb(c['frame_paths'])))
     np.save(tmp_path / 'audio.npy', load_logmel_pkl(c['audio_path']))
-    out = _run_blocked(['torch', 'mmengine', 'mmcv', 'mmseg', 'mmdet', 'timm'], '''
+    out = _run_blocked(
+        ['torch', 'mmengine', 'mmcv', 'mmseg', 'mmdet', 'timm'],
+        '''
 import numpy as np
 import projects.ccformer
 from projects.ccformer.deployment import ORTSegmentor
@@ -288,20 +331,31 @@ masks = seg.predict([list(np.load(sys.argv[4] + '/frames.npy'))], [np.load(sys.a
 np.save(sys.argv[4] + '/masks.npy', masks)
 assert not {'torch', 'mmengine', 'mmcv', 'mmseg'} & set(sys.modules), sorted(sys.modules)
 print('missing', projects.ccformer.OPENMMLAB_MISSING)
-''', exported['onnx'], str(tmp_path))
+''',
+        exported['onnx'],
+        str(tmp_path),
+    )
     assert 'missing mmengine' in out
-    np.testing.assert_array_equal(np.load(tmp_path / 'masks.npy'),
-                                  ort_model.predict([_rgb(c['frame_paths'])], [load_logmel_pkl(c['audio_path'])])[0])
+    np.testing.assert_array_equal(
+        np.load(tmp_path / 'masks.npy'),
+        ort_model.predict([_rgb(c['frame_paths'])], [load_logmel_pkl(c['audio_path'])])[0],
+    )
 
     video = str(tmp_path / 'v.mp4')
     _video(video, clips, 5)
-    _run_blocked(['mmcv', 'mmseg', 'mmdet', 'timm'], '''
+    _run_blocked(
+        ['mmcv', 'mmseg', 'mmdet', 'timm'],
+        '''
 import runpy
 sys.argv = ['video_demo.py', sys.argv[4], '--backend', 'onnxruntime', '--onnx', sys.argv[3], '--out',
             sys.argv[5], '--threads', '1']
 runpy.run_path('demo/video_demo.py', run_name='__main__')
 assert not {'mmcv', 'mmseg'} & set(sys.modules)
-''', exported['onnx'], video, str(tmp_path / 'demo'))
+''',
+        exported['onnx'],
+        video,
+        str(tmp_path / 'demo'),
+    )
     assert len(glob.glob(str(tmp_path / 'demo' / 'masks' / 'v_*.png'))) == 5
 
 
@@ -312,6 +366,7 @@ def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
     from mmengine.dataset import Compose, pseudo_collate
 
     from projects.ccformer.datasets import AVSSDataset
+
     config = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
     torch.manual_seed(0)
     model = init_avs_model(config, None, device='cpu')
@@ -320,10 +375,10 @@ def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
     assert clips, 'the toy AVSS test split has a 10-frame (v2) clip'
     c = clips[0]
     frames = _rgb(c['frame_paths'])
-    assert frames[0].shape[:2] != (64, 64)   # 80 x 60: the resize is exercised
+    assert frames[0].shape[:2] != (64, 64)  # 80 x 60: the resize is exercised
     data = model.data_preprocessor(pseudo_collate([Compose(model.cfg.test_dataloader.dataset.pipeline)(dict(c))]))
     fc = model.decode_head.seg_head.fc
-    with torch.no_grad():   # random logits: one class wins everywhere; centre each class so the argmax varies
+    with torch.no_grad():  # random logits: one class wins everywhere; centre each class so the argmax varies
         ref = model(data['inputs'], mode='tensor', audio=data['audio'])
         scale = 0.5 / ref.std()
         fc.weight.mul_(scale)

@@ -1,4 +1,5 @@
 """``set_data_root`` (``--data-root`` of the tools): every dataloader's dataset, wrapped ones included."""
+
 import os.path as osp
 
 import pytest
@@ -38,19 +39,41 @@ def test_none_leaves_the_config_alone():
 
 def test_wrapped_datasets():
     """Wrappers (``dataset=``, ``datasets=[...]``, nested) keep their own keys; the datasets inside get the root."""
-    cfg = Config(dict(
-        train_dataloader=dict(dataset=dict(
-            type='RepeatDataset', times=2,
-            dataset=dict(type='NegativeAudioDataset', prob=0.5,
-                         dataset=dict(type='AVSBenchMS3Dataset', data_root='old', split='train')))),
-        val_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
-            dict(type='AVSBenchMS3Dataset', data_root='old', split='val'),
-            dict(type='AudioConditionDataset', condition='silence',
-                 dataset=dict(type='AVSBenchMS3Dataset', data_root='old', split='val'))])),
-        test_dataloader=None))
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(
+                    type='RepeatDataset',
+                    times=2,
+                    dataset=dict(
+                        type='NegativeAudioDataset',
+                        prob=0.5,
+                        dataset=dict(type='AVSBenchMS3Dataset', data_root='old', split='train'),
+                    ),
+                )
+            ),
+            val_dataloader=dict(
+                dataset=dict(
+                    type='ConcatDataset',
+                    datasets=[
+                        dict(type='AVSBenchMS3Dataset', data_root='old', split='val'),
+                        dict(
+                            type='AudioConditionDataset',
+                            condition='silence',
+                            dataset=dict(type='AVSBenchMS3Dataset', data_root='old', split='val'),
+                        ),
+                    ],
+                )
+            ),
+            test_dataloader=None,
+        )
+    )
     changed = set_data_root(cfg, '/d')
-    assert changed == ['train_dataloader.dataset.dataset.dataset', 'val_dataloader.dataset.datasets[0]',
-                       'val_dataloader.dataset.datasets[1].dataset']
+    assert changed == [
+        'train_dataloader.dataset.dataset.dataset',
+        'val_dataloader.dataset.datasets[0]',
+        'val_dataloader.dataset.datasets[1].dataset',
+    ]
     train = cfg.train_dataloader.dataset
     assert 'data_root' not in train and 'data_root' not in train.dataset
     assert train.dataset.dataset.data_root == '/d' and train.dataset.prob == 0.5 and train.times == 2
@@ -66,11 +89,24 @@ def test_leaf_without_data_root_gets_one():
 
 
 def test_datasets_from_different_roots_are_an_error():
-    cfg = Config(dict(train_dataloader=dict(dataset=dict(type='ConcatDataset', datasets=[
-        dict(type='AVSBenchS4Dataset', data_root='a/Single-source'),
-        dict(type='AVSBenchMS3Dataset', data_root='a/Multi-sources')]))))
-    with pytest.raises(ValueError, match=r'train_dataloader reads several datasets from different roots .*'
-                                         r'datasets\[1\].data_root=.a/Multi-sources.*--cfg-options'):
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(
+                    type='ConcatDataset',
+                    datasets=[
+                        dict(type='AVSBenchS4Dataset', data_root='a/Single-source'),
+                        dict(type='AVSBenchMS3Dataset', data_root='a/Multi-sources'),
+                    ],
+                )
+            )
+        )
+    )
+    with pytest.raises(
+        ValueError,
+        match=r'train_dataloader reads several datasets from different roots .*'
+        r'datasets\[1\].data_root=.a/Multi-sources.*--cfg-options',
+    ):
         set_data_root(cfg, '/d')
     assert cfg.train_dataloader.dataset.datasets[0].data_root == 'a/Single-source'  # untouched
 

@@ -1,5 +1,6 @@
 """BF16OptimWrapper (projects/ccformer/engine/optim_wrapper.py) on CPU: bf16 autocast, plain OptimWrapper updates
 (no GradScaler, no host reads), clipping, and state dicts compatible with AmpOptimWrapper / OptimWrapper."""
+
 import copy
 
 import pytest
@@ -7,13 +8,12 @@ import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import DefaultScope
-
 from mmseg.registry import OPTIM_WRAPPERS
+
 from projects.ccformer.engine import BF16OptimWrapper
 
 
 class Tiny(nn.Module):
-
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(8, 16)
@@ -34,7 +34,7 @@ def _cfg(**kw):
 
 
 def _build(model, **kw):
-    with DefaultScope.overwrite_default_scope('mmseg'):    # as the Runner (default_scope='mmseg')
+    with DefaultScope.overwrite_default_scope('mmseg'):  # as the Runner (default_scope='mmseg')
         return build_optim_wrapper(model, _cfg(**kw))
 
 
@@ -85,7 +85,7 @@ def test_one_step_equals_manual_autocast_adamw():
     for (name, p), q, b in zip(model.named_parameters(), ref.parameters(), before):
         assert torch.equal(p, q), name
         assert not torch.equal(p, b), name
-        assert p.grad is None                           # update_params zeroed the gradients
+        assert p.grad is None  # update_params zeroed the gradients
 
 
 def test_no_host_read_in_backward_and_step(monkeypatch):
@@ -109,7 +109,7 @@ def test_no_host_read_in_backward_and_step(monkeypatch):
     assert wrapper.inner_count == 2
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
 
-    scaler = torch.amp.GradScaler('cpu')               # control: what AmpOptimWrapper does per step
+    scaler = torch.amp.GradScaler('cpu')  # control: what AmpOptimWrapper does per step
     with wrapper.optim_context(model):
         loss = _loss(model, x)
     scaler.scale(loss).backward()
@@ -128,7 +128,7 @@ def test_clip_grad_norm():
         loss = _loss(ref, x)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), max_norm=1e-3)
-    assert norm > 1e-3                                  # clipping really happened
+    assert norm > 1e-3  # clipping really happened
     ref_opt.step()
     for p, q in zip(model.parameters(), ref.parameters()):
         assert torch.equal(p, q)
@@ -157,12 +157,17 @@ def test_loads_amp_optim_wrapper_state_dict():
         loss = _loss(model, torch.randn(4, 8))
     src.update_params(loss)
     amp_state = src.state_dict()
-    amp_state['loss_scaler'] = {'scale': 65536.0, 'growth_factor': 2.0, 'backoff_factor': 0.5,
-                                'growth_interval': 2000, '_growth_tracker': 1}
+    amp_state['loss_scaler'] = {
+        'scale': 65536.0,
+        'growth_factor': 2.0,
+        'backoff_factor': 0.5,
+        'growth_interval': 2000,
+        '_growth_tracker': 1,
+    }
     wrapper = _build(model)
     given = copy.deepcopy(amp_state)
     wrapper.load_state_dict(given)
-    assert 'loss_scaler' in given                       # the caller's dict is left alone
+    assert 'loss_scaler' in given  # the caller's dict is left alone
     assert not hasattr(wrapper, 'loss_scaler')
     state = wrapper.state_dict()
     assert 'loss_scaler' not in state
@@ -191,13 +196,11 @@ def test_ddp_like_wrapper_unwrapped():
     """The autocast device comes from ``model.module`` for wrappers such as DistributedDataParallel."""
 
     class Wrapped(nn.Module):
-
         def __init__(self, module):
             super().__init__()
             self.module = module
 
     class ParamlessWrapper(nn.Module):  # the device must come from .module, not from the wrapper
-
         def __init__(self, module):
             super().__init__()
             self.__dict__['module'] = module  # not registered: the wrapper itself has no parameters

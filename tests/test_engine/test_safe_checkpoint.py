@@ -1,4 +1,5 @@
 """Checkpoint loading never executes code (projects/ccformer/engine/safe_checkpoint.py), and strict key checks."""
+
 import argparse
 import collections
 import os
@@ -12,10 +13,17 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 import projects.ccformer  # noqa: F401  (installs the safe loaders)
-from projects.ccformer.engine.safe_checkpoint import (TRUST_ENV, CheckpointMismatchError, CorruptCheckpointError,
-                                                      UnsafeCheckpointError, check_state_dict_fits,
-                                                      install_safe_loaders, load_checkpoint_file,
-                                                      load_model_checkpoint, trust_checkpoint)
+from projects.ccformer.engine.safe_checkpoint import (
+    TRUST_ENV,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    check_state_dict_fits,
+    install_safe_loaders,
+    load_checkpoint_file,
+    load_model_checkpoint,
+    trust_checkpoint,
+)
 
 
 class _Payload:
@@ -25,7 +33,7 @@ class _Payload:
         self.marker = marker
 
     def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
+        return os.system, (f'touch {self.marker}',)
 
 
 def _mmengine_checkpoint(path: str) -> dict:
@@ -36,12 +44,19 @@ def _mmengine_checkpoint(path: str) -> dict:
         hub.update_scalar('train/loss', v)
     hub.update_info('eta', np.float64(12.5))
     hub.update_info('best_score', 42.0)
-    ckpt = dict(meta=dict(epoch=2, iter=6, cfg="model = dict(type='CCFormer')\n", seed=123,
-                          dataset_meta=dict(classes=('background', 'sounding object'), palette=[[0, 0, 0]])),
-                state_dict=collections.OrderedDict(w=torch.arange(4.0)),
-                message_hub=hub.state_dict(),
-                optimizer=dict(state={0: dict(step=torch.tensor(6.0))}, param_groups=[dict(lr=1e-3, params=[0])]),
-                param_schedulers=[dict(last_epoch=2, base_values=[1e-3])])
+    ckpt = dict(
+        meta=dict(
+            epoch=2,
+            iter=6,
+            cfg="model = dict(type='CCFormer')\n",
+            seed=123,
+            dataset_meta=dict(classes=('background', 'sounding object'), palette=[[0, 0, 0]]),
+        ),
+        state_dict=collections.OrderedDict(w=torch.arange(4.0)),
+        message_hub=hub.state_dict(),
+        optimizer=dict(state={0: dict(step=torch.tensor(6.0))}, param_groups=[dict(lr=1e-3, params=[0])]),
+        param_schedulers=[dict(last_epoch=2, base_values=[1e-3])],
+    )
     torch.save(ckpt, path)
     return ckpt
 
@@ -71,8 +86,11 @@ def test_payload_is_refused_and_never_runs(tmp_path, writer):
     else:
         with open(path, 'wb') as f:
             pickle.dump(obj, f)
-    for load in (load_checkpoint_file, lambda p: _load_checkpoint(p, map_location='cpu'),
-                 lambda p: CheckpointLoader.load_checkpoint(p)):
+    for load in (
+        load_checkpoint_file,
+        lambda p: _load_checkpoint(p, map_location='cpu'),
+        lambda p: CheckpointLoader.load_checkpoint(p),
+    ):
         with pytest.raises(UnsafeCheckpointError) as exc:
             load(path)
         msg = str(exc.value)
@@ -116,8 +134,9 @@ def test_truncated_or_corrupt_checkpoint(tmp_path, damage):
     data = open(good, 'rb').read()
     bad = str(tmp_path / f'{damage}.pth')
     with open(bad, 'wb') as f:
-        f.write({'truncated': data[:len(data) // 2], 'empty': b'',
-                 'garbage': np.random.default_rng(0).bytes(4096)}[damage])
+        f.write(
+            {'truncated': data[: len(data) // 2], 'empty': b'', 'garbage': np.random.default_rng(0).bytes(4096)}[damage]
+        )
     with pytest.raises(CorruptCheckpointError, match=f'checkpoint {bad}.*truncated or corrupt'):
         load_checkpoint_file(bad)
     with pytest.raises(FileNotFoundError, match='missing.pth'):
@@ -205,11 +224,18 @@ def _coco_detector_checkpoint(path: str, model: torch.nn.Module, meta) -> dict:
     """An mmdet-style detector checkpoint: random ``backbone.*`` weights shaped like ``model.backbone``, an FPN
     neck and heads, and a ``neck.*`` key that also names a parameter of ``model`` (which must not be loaded)."""
     own_neck_key, own_neck = next(iter(model.neck.state_dict().items()))
-    state = collections.OrderedDict(('backbone.' + k, torch.rand_like(v) if v.is_floating_point() else v + 3)
-                                    for k, v in model.backbone.state_dict().items())
-    state.update({'neck.fpn_convs.0.conv.weight': torch.ones(8, 8, 3, 3), 'rpn_head.rpn_cls.weight': torch.ones(3, 8),
-                  'roi_head.bbox_head.fc_cls.weight': torch.ones(81, 16), 'neck.' + own_neck_key:
-                  torch.full_like(own_neck, 7.0)})
+    state = collections.OrderedDict(
+        ('backbone.' + k, torch.rand_like(v) if v.is_floating_point() else v + 3)
+        for k, v in model.backbone.state_dict().items()
+    )
+    state.update(
+        {
+            'neck.fpn_convs.0.conv.weight': torch.ones(8, 8, 3, 3),
+            'rpn_head.rpn_cls.weight': torch.ones(3, 8),
+            'roi_head.bbox_head.fc_cls.weight': torch.ones(81, 16),
+            'neck.' + own_neck_key: torch.full_like(own_neck, 7.0),
+        }
+    )
     torch.save(dict(meta=meta, state_dict=state), path)
     return state
 
@@ -221,9 +247,11 @@ def test_coco_backbone_loads_by_prefix_on_the_safe_path(tmp_path, payload):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+
     root = osp.join(osp.dirname(__file__), '..', '..')
-    coco_init = Config.fromfile(osp.join(root, 'configs/ccformer/ccformer_r50-coco_1xb2-60e_avsbench-s4-224x224.py')
-                                ).model.backbone.init_cfg
+    coco_init = Config.fromfile(
+        osp.join(root, 'configs/ccformer/ccformer_r50-coco_1xb2-60e_avsbench-s4-224x224.py')
+    ).model.backbone.init_cfg
     assert coco_init.prefix == 'backbone.' and 'coco' in coco_init.checkpoint
     cfg = Config.fromfile(osp.join(root, 'configs/ccformer/ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py')).model
     path, marker = str(tmp_path / 'mask_rcnn_coco.pth'), str(tmp_path / 'PWNED')

@@ -1,12 +1,13 @@
 """NonFiniteCheckHook (stop at the first non-finite loss, never save a non-finite model) and IterSeedHook."""
+
 from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.hooks import CheckpointHook
+from mmseg.structures import SegDataSample
 
 import projects.ccformer  # noqa: F401
-from mmseg.structures import SegDataSample
 from projects.ccformer.engine.hooks import IterSeedHook, NonFiniteCheckHook
 from projects.ccformer.engine.hooks.iter_seed_hook import MODEL_STREAM
 
@@ -29,9 +30,12 @@ def test_non_finite_loss_names_the_batch():
     runner = _runner()
     hook.after_train_iter(runner, 0, _batch('a'), dict(loss=torch.tensor(0.5), loss_bcl=torch.tensor(0.1)))
     with pytest.raises(FloatingPointError) as exc:
-        hook.after_train_iter(runner, 0, _batch('vid_1', 'vid_2'),
-                              dict(loss=torch.tensor(float('nan')), loss_bcl=torch.tensor(float('inf')),
-                                   decode_loss=torch.tensor(1.0)))
+        hook.after_train_iter(
+            runner,
+            0,
+            _batch('vid_1', 'vid_2'),
+            dict(loss=torch.tensor(float('nan')), loss_bcl=torch.tensor(float('inf')), decode_loss=torch.tensor(1.0)),
+        )
     msg = str(exc.value)
     assert 'iteration 7 (epoch 3)' in msg and 'loss=nan' in msg and 'loss_bcl=inf' in msg and 'decode_loss' not in msg
     assert 'vid_1 (/data/vid_1.pkl)' in msg and 'vid_2' in msg
@@ -56,7 +60,7 @@ def test_iter_seed_hook_draws_depend_on_seed_and_iteration_only():
     hook = IterSeedHook()
     draws = {}
     for it in (3, 4, 3):
-        torch.manual_seed(it * 1000 + 17)     # whatever ran before (validation, a fresh process after resume)
+        torch.manual_seed(it * 1000 + 17)  # whatever ran before (validation, a fresh process after resume)
         hook.before_train_iter(_runner(it=it), 0)
         draws.setdefault(it, []).append(torch.rand(3))
     assert torch.equal(draws[3][0], draws[3][1])

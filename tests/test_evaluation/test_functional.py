@@ -5,6 +5,7 @@ Logit conventions used below (float32): ``+200 -> p = 1.0`` and ``-200 -> p = 0.
 thresholds are ``t_i = i / 254`` (``t_0 = 0``, ``t_254 = 1``), so 0.75 lies between ``t_190`` and ``t_191`` and
 0.25 between ``t_63`` and ``t_64``.
 """
+
 import math
 
 import numpy as np
@@ -22,12 +23,10 @@ def t(rows):
 
 # ------------------------------------------------------------------------------------------------ mask_iou (legacy)
 def test_mask_iou_nonempty_strict_threshold_and_empty_branch():
-    gt = t([[[1, 1, 1, 0], [0, 0, 0, 0]],
-            [[0, 0, 0, 0], [0, 0, 0, 0]]])
+    gt = t([[[1, 1, 1, 0], [0, 0, 0, 0]], [[0, 0, 0, 0], [0, 0, 0, 0]]])
     # frame 0: logit 0 -> sigmoid 0.5 is NOT foreground (strict > 0.5): pred fg = {0,1,3,4}; inter 2, union 5
     # frame 1: empty GT -> background accuracy: one false-positive pixel out of 8 -> 7/8
-    logits = t([[[10, 10, -10, 10], [10, 0, -10, -10]],
-                [[10, -10, -10, -10], [-10, -10, -10, 0]]])
+    logits = t([[[10, 10, -10, 10], [10, 0, -10, -10]], [[10, -10, -10, -10], [-10, -10, -10, 0]]])
     assert F.frame_iou(logits, gt) == pytest.approx([2 / 5, 7 / 8], rel=1e-6)
     assert F.mask_iou_legacy(logits, gt) == pytest.approx((2 / 5 + 7 / 8) / 2, rel=1e-6)
 
@@ -45,7 +44,7 @@ def test_fscore_curve_three_regimes():
     logits = t([[[200, LN3, -LN3, -200]]])
     curve = F.fscore_curve_legacy(logits, gt)
     expected = np.array([13 / 23] + [13 / 18] * 63 + [1.0] * 127 + [13 / 16] * 64)
-    assert curve.shape == (255, )
+    assert curve.shape == (255,)
     np.testing.assert_allclose(curve, expected, rtol=1e-6)
     assert F.fscore_legacy(logits, gt) == pytest.approx(1.0, rel=1e-6)
 

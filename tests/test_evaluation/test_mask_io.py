@@ -1,11 +1,12 @@
 """``save_clip_masks`` (projects/ccformer/evaluation/mask_io.py): the PNG files of one predicted clip."""
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
-
 from mmseg.structures import SegDataSample
+
 from projects.ccformer.evaluation import save_clip_masks
 
 

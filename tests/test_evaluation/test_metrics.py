@@ -4,6 +4,7 @@ Samples are built as docs/design.md "Metrics input" says: ``SegDataSample`` with
 ``pred_sem_seg`` and (binary) ``seg_logits`` as ``PixelData`` of shape ``(T, H, W)``, and metainfo ``video_id``,
 ``gt_valid``, ``frame_valid``. Expected values are hand-computed fractions (see test_functional.py for the rules).
 """
+
 import random
 
 import pytest
@@ -21,9 +22,15 @@ def clip_sample(video_id, gt, logits=None, pred=None, gt_valid=None, frame_valid
     """A SegDataSample for one clip; ``gt``/``logits``/``pred`` are nested lists of shape (T, H, W)."""
     gt = torch.tensor(gt, dtype=torch.long)
     num_frames = gt.shape[0]
-    sample = SegDataSample(metainfo=dict(
-        video_id=video_id, gt_valid=gt_valid or [1] * num_frames, frame_valid=frame_valid or [1] * num_frames,
-        num_frames=num_frames, **meta))
+    sample = SegDataSample(
+        metainfo=dict(
+            video_id=video_id,
+            gt_valid=gt_valid or [1] * num_frames,
+            frame_valid=frame_valid or [1] * num_frames,
+            num_frames=num_frames,
+            **meta,
+        )
+    )
     sample.gt_sem_seg = PixelData(data=gt)
     if logits is not None:
         logits = torch.tensor(logits, dtype=torch.float32)
@@ -37,7 +44,7 @@ def clip_sample(video_id, gt, logits=None, pred=None, gt_valid=None, frame_valid
 def run_metric(metric, samples, as_dicts=True):
     """process (optionally through to_dict, as mmengine's Evaluator does) in batches of 2, then compute."""
     for i in range(0, len(samples), 2):
-        batch = samples[i:i + 2]
+        batch = samples[i : i + 2]
         metric.process({}, [s.to_dict() for s in batch] if as_dicts else batch)
     return metric.compute_metrics(metric.results)
 
@@ -63,8 +70,9 @@ def test_legacy_fscore_depends_on_batch_size_but_batch_independent_numbers_do_no
         assert res['mIoU'] == pytest.approx(100 * 1 / 4, rel=1e-6)
         assert res['Fscore'] == pytest.approx(100 * (13 / 16 + 0) / 2, rel=1e-9)  # hard mask sigmoid > 0.5
         assert res['maxFscore'] == pytest.approx(100 * 13 / 23, rel=1e-6)
-    assert {k: v for k, v in one.items() if not k.startswith('legacy')} == \
-        {k: v for k, v in four.items() if not k.startswith('legacy')}
+    assert {k: v for k, v in one.items() if not k.startswith('legacy')} == {
+        k: v for k, v in four.items() if not k.startswith('legacy')
+    }
 
 
 def test_empty_only_batch_scores_zero_and_partial_last_batch():
@@ -85,11 +93,11 @@ def test_empty_only_batch_scores_zero_and_partial_last_batch():
 
 def test_gt_valid_frames_only_and_empty_false_positives():
     # frame 2 of the first clip is not annotated (gt_valid 0): its wrong prediction must not count
-    first = clip_sample('s4', gt=[[[1, 1, 0, 0]], [[0, 0, 0, 0]]], logits=[[[9, 9, -9, -9]], [[9, 9, 9, 9]]],
-                        gt_valid=[1, 0])
+    first = clip_sample(
+        's4', gt=[[[1, 1, 0, 0]], [[0, 0, 0, 0]]], logits=[[[9, 9, -9, -9]], [[9, 9, 9, 9]]], gt_valid=[1, 0]
+    )
     # two empty-GT frames: one clean, one with 1 of 4 pixels predicted foreground
-    second = clip_sample('silent', gt=[[[0, 0, 0, 0]], [[0, 0, 0, 0]]],
-                         logits=[[[-9, -9, -9, -9]], [[9, -9, -9, -9]]])
+    second = clip_sample('silent', gt=[[[0, 0, 0, 0]], [[0, 0, 0, 0]]], logits=[[[-9, -9, -9, -9]], [[9, -9, -9, -9]]])
     res = run_metric(AVSBenchMetric(), [first, second], as_dicts=False)
     assert res['num_empty_frames'] == 2
     assert res['empty_fp_rate'] == pytest.approx(100 * 1 / 2)
@@ -127,10 +135,12 @@ def test_bad_samples_give_clear_errors():
 
 
 def test_registered_and_runs_through_mmengine_evaluator_beside_ioumetric():
-    evaluator = Evaluator([
-        METRICS.build(dict(type='AVSBenchMetric', legacy_videos_per_batch=2)),
-        IoUMetric(iou_metrics=['mIoU'], prefix='mmseg'),
-    ])
+    evaluator = Evaluator(
+        [
+            METRICS.build(dict(type='AVSBenchMetric', legacy_videos_per_batch=2)),
+            IoUMetric(iou_metrics=['mIoU'], prefix='mmseg'),
+        ]
+    )
     evaluator.dataset_meta = dict(classes=('background', 'sounding object'))
     samples = [clip_sample('a', **VIDEO_A), clip_sample('b', **VIDEO_B)]
     evaluator.process(samples)
@@ -144,8 +154,7 @@ def test_registered_and_runs_through_mmengine_evaluator_beside_ioumetric():
 def test_mmseg_ioumetric_on_clip_samples():
     # T = 2 frames of 2x2. class 1 (sounding object): I 1, pred 2, gt 2 -> U 3 -> 1/3;
     # class 0: I 2 + 3 = 5, pred 6, gt 6 -> U 7 -> 5/7. mIoU = (1/3 + 5/7) / 2 = 11/21
-    sample = clip_sample('v', gt=[[[1, 1], [0, 0]], [[0, 0], [0, 0]]],
-                         pred=[[[1, 0], [0, 0]], [[0, 0], [0, 1]]])
+    sample = clip_sample('v', gt=[[[1, 1], [0, 0]], [[0, 0], [0, 0]]], pred=[[[1, 0], [0, 0]], [[0, 0], [0, 1]]])
     metric = IoUMetric(iou_metrics=['mIoU', 'mDice', 'mFscore'])
     metric.dataset_meta = dict(classes=('background', 'sounding object'))
     res = run_metric(metric, [sample])
@@ -160,8 +169,13 @@ AVSS_CLASSES = ('background', 'guitar', 'dog', 'piano')
 
 def avss_samples():
     """Clip 1: a real frame and a padded frame (whose raw prediction is garbage); clip 2: one real frame."""
-    first = clip_sample('v1m', gt=[[[0, 1, 1, 2]], [[0, 0, 0, 0]]], pred=[[[0, 1, 2, 2]], [[1, 1, 1, 1]]],
-                        frame_valid=[1, 0], gt_valid=[1, 0])
+    first = clip_sample(
+        'v1m',
+        gt=[[[0, 1, 1, 2]], [[0, 0, 0, 0]]],
+        pred=[[[0, 1, 2, 2]], [[1, 1, 1, 1]]],
+        frame_valid=[1, 0],
+        gt_valid=[1, 0],
+    )
     second = clip_sample('v2', gt=[[[1, 1, 1, 1]]], pred=[[[0, 0, 0, 0]]])
     return [first, second]
 
@@ -200,8 +214,12 @@ def test_binary_metric_under_negative_audio():
     empty-frame rates are the false positives. 1x4 frames; a frame with gt_valid 0 is not scored."""
     hi, lo = 200, -200
     samples = [
-        clip_sample('a', gt=[[[0, 0, 0, 0]]] * 3, gt_valid=[1, 1, 0],
-                    logits=[[[hi, lo, lo, lo]], [[lo, lo, lo, lo]], [[hi, hi, hi, hi]]]),
+        clip_sample(
+            'a',
+            gt=[[[0, 0, 0, 0]]] * 3,
+            gt_valid=[1, 1, 0],
+            logits=[[[hi, lo, lo, lo]], [[lo, lo, lo, lo]], [[hi, hi, hi, hi]]],
+        ),
         clip_sample('b', gt=[[[0, 0, 0, 0]]] * 2, logits=[[[hi, hi, hi, hi]], [[hi, hi, lo, lo]]]),
     ]
     res = run_metric(AVSBenchMetric(), samples)
@@ -219,8 +237,9 @@ def test_avss_metric_empty_frame_false_positives(force):
     """AVSSMetric reports the same keys on real frames whose ground truth is all background; padded frames
     (frame_valid 0) never count, whatever the model predicted there."""
     samples = [
-        clip_sample('neg', gt=[[[0, 0, 0, 0]]] * 3, frame_valid=[1, 1, 0],
-                    pred=[[[0, 3, 3, 0]], [[0, 0, 0, 0]], [[2, 2, 2, 2]]]),
+        clip_sample(
+            'neg', gt=[[[0, 0, 0, 0]]] * 3, frame_valid=[1, 1, 0], pred=[[[0, 3, 3, 0]], [[0, 0, 0, 0]], [[2, 2, 2, 2]]]
+        ),
         clip_sample('mix', gt=[[[0, 0, 1, 1]], [[0, 0, 0, 0]]], pred=[[[1, 1, 1, 1]], [[0, 0, 0, 2]]]),
     ]
     metric = AVSSMetric(force_padded_background=force)
@@ -242,6 +261,7 @@ def test_avss_metric_without_empty_frames():
 def test_legacy_numbers_equal_official_loop_over_dataset_order_batches():
     """5 clips x 5 frames, 2 videos per batch (last batch partial): per-batch official functions, mean of batches."""
     from projects.ccformer.evaluation import functional as F
+
     gen = torch.Generator().manual_seed(3)
     logits = torch.randn(5, 5, 6, 6, generator=gen) * 3
     gt = (torch.rand(5, 5, 6, 6, generator=gen) > 0.6).long()
@@ -261,6 +281,7 @@ def test_legacy_numbers_equal_official_loop_over_dataset_order_batches():
 def test_output_dir_writes_predicted_masks(tmp_path, as_dicts):
     """``output_dir`` (set by mmseg's ``tools/test.py --out``) writes 0/255 PNGs (binary) / class indices (AVSS)."""
     import cv2
+
     metric = AVSBenchMetric(output_dir=str(tmp_path / 'bin'))
     run_metric(metric, [clip_sample('A', **VIDEO_A), clip_sample('B', **VIDEO_B)], as_dicts=as_dicts)
     assert cv2.imread(str(tmp_path / 'bin/A/A_1.png'), cv2.IMREAD_UNCHANGED).tolist() == [[255, 0, 0, 0]]

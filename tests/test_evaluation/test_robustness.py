@@ -1,4 +1,5 @@
 """Negative-audio evaluation helpers: combined scores, the table, the words, and the per-condition test run."""
+
 import os
 import os.path as osp
 
@@ -24,11 +25,11 @@ RESULTS = dict(
 
 def test_combined_scores_by_hand():
     c = R.combined_scores(RESULTS)
-    assert c['negative_conditions'] == ['silence', 'noise']               # off-screen was not measured
+    assert c['negative_conditions'] == ['silence', 'noise']  # off-screen was not measured
     assert c['FPR'] == pytest.approx(15.0) and c['frame_FPR'] == pytest.approx(30.0)
-    assert c['G_mIoU'] == pytest.approx(2 * 60 * 85 / (60 + 85))          # HM(mIoU, 100 - FPR)
+    assert c['G_mIoU'] == pytest.approx(2 * 60 * 85 / (60 + 85))  # HM(mIoU, 100 - FPR)
     assert c['G_F'] == pytest.approx(2 * 70 * 85 / (70 + 85))
-    assert c['G_mIoU_frame'] == pytest.approx(2 * 60 * 70 / (60 + 70))    # HM(mIoU, 100 - frame FPR)
+    assert c['G_mIoU_frame'] == pytest.approx(2 * 60 * 70 / (60 + 70))  # HM(mIoU, 100 - frame FPR)
     assert c['G_F_frame'] == pytest.approx(70.0)
     full = dict(RESULTS, offscreen=ok(empty_fp_rate=90.0, empty_fp_pixel_rate=60.0, num_empty_frames=10))
     c = R.combined_scores(full)
@@ -42,37 +43,43 @@ def test_combined_scores_need_both_sides():
     assert c['FPR'] == 10.0 and c['G_F'] is None
     assert R.harmonic_mean(0.0, 0.0) == 0.0 and R.harmonic_mean(100.0, 100.0) == 100.0
     # a metric prefix (evaluator(prefix=...)) is found too
-    prefixed = dict(original=ok(**{'avs/mIoU': 50.0, 'avs/Fscore': 50.0}),
-                    silence=ok(**{'avs/empty_fp_rate': 0.0, 'avs/empty_fp_pixel_rate': 0.0}))
+    prefixed = dict(
+        original=ok(**{'avs/mIoU': 50.0, 'avs/Fscore': 50.0}),
+        silence=ok(**{'avs/empty_fp_rate': 0.0, 'avs/empty_fp_pixel_rate': 0.0}),
+    )
     assert R.combined_scores(prefixed)['G_mIoU'] == pytest.approx(2 * 50 * 100 / 150)
 
 
 def test_empty_output_summary_words():
     s = R.empty_output_summary(RESULTS)
-    assert s['stays_empty'] is False                                      # 50% > 20%, 20% > 5%, 40% > 10%
+    assert s['stays_empty'] is False  # 50% > 20%, 20% > 5%, 40% > 10%
     assert s['masked_percent'] == dict(original=50.0, silence=20.0, noise=40.0)
     assert 'stay empty when nothing on screen sounds? no' in s['text']
     assert 'stays empty on 50.0% of the 4 silent or off-screen frames (a mask on 2 of them)' in s['text']
     assert '20.0% with silence, 40.0% with noise' in s['text']
     assert 'Off-screen sound: not measured (what clip x shows is unknown)' in s['text']
     assert s['text'].endswith('Where something on screen sounds (true audio) it scores mIoU 60.0, F 70.0.')
-    good = {c: ok(empty_fp_rate=r, num_empty_frames=10) for c, r in
-            dict(original=10.0, silence=5.0, noise=0.0, offscreen=20.0).items()}
+    good = {
+        c: ok(empty_fp_rate=r, num_empty_frames=10)
+        for c, r in dict(original=10.0, silence=5.0, noise=0.0, offscreen=20.0).items()
+    }
     s = R.empty_output_summary(good)
     assert s['stays_empty'] is True and 'sounds? yes' in s['text']
     # a model that never predicts a mask stays empty too: the text says it also misses the sounding objects
     blind = dict(good, original=ok(mIoU=12.5, Fscore=0.0, empty_fp_rate=0.0, num_empty_frames=5))
     assert R.empty_output_summary(blind)['text'].endswith('mIoU 12.5, F 0.0: it segments nothing there either.')
     # no frame with empty ground truth: nothing to judge
-    assert R.empty_output_summary(dict(original=ok(mIoU=1.0, empty_fp_rate=0.0, num_empty_frames=0)))[
-        'stays_empty'] is None
+    assert (
+        R.empty_output_summary(dict(original=ok(mIoU=1.0, empty_fp_rate=0.0, num_empty_frames=0)))['stays_empty']
+        is None
+    )
 
 
 def test_format_table():
     table = R.format_table(RESULTS, R.combined_scores(RESULTS))
     lines = table.splitlines()
     assert lines[2] == '| original audio | kept | 60.0 | 70.0 | 4 | 50.0 | 4.00 |'
-    assert lines[4] == '| silence | empty | - | - | 10 | 20.0 | 10.00 |'      # mIoU / F mean nothing here
+    assert lines[4] == '| silence | empty | - | - | 10 | 20.0 | 10.00 |'  # mIoU / F mean nothing here
     assert lines[6].startswith('| off-screen sound | | n/a') and 'unknown' in lines[6]
     assert 'G-mIoU 70.3' in table and 'frame-level G-mIoU 64.6' in table
 
@@ -85,11 +92,11 @@ def test_check_conditions():
         R.audio_condition_dataset(dict(type='X'), 'music')
     assert R.audio_condition_dataset('ds', 'original') == 'ds'
     assert R.audio_condition_dataset('ds', 'noise', 3, -30) == dict(
-        type='AudioConditionDataset', dataset='ds', condition='noise', seed=3, noise_dbfs=-30.0)
+        type='AudioConditionDataset', dataset='ds', condition='noise', seed=3, noise_dbfs=-30.0
+    )
 
 
 class _FakeLoop:
-
     def __init__(self, runner, dataset):
         self.runner, self.dataset = runner, dataset
 
@@ -122,25 +129,40 @@ class _FakeRunner:
 def test_evaluate_audio_conditions_builds_the_test_set_once(make_toy_root, monkeypatch):
     """One base dataset wrapped per condition (seed and noise level passed on); off-screen without kinds is n/a."""
     from mmengine.registry import init_default_scope
+
     init_default_scope('mmseg')
     root = make_toy_root('ms3', {'train': 1, 'val': 1, 'test': 2})
     os.remove(osp.join(root, 'clip_kinds.json'))
-    cfg = Config(dict(test_dataloader=dict(dataset=dict(
-        type='AVSBenchMS3Dataset', data_root=root, split='test', test_mode=True,
-        pipeline=[dict(type='LoadAVSAudio'), dict(type='PackAVSInputs')]))))
+    cfg = Config(
+        dict(
+            test_dataloader=dict(
+                dataset=dict(
+                    type='AVSBenchMS3Dataset',
+                    data_root=root,
+                    split='test',
+                    test_mode=True,
+                    pipeline=[dict(type='LoadAVSAudio'), dict(type='PackAVSInputs')],
+                )
+            )
+        )
+    )
     monkeypatch.setattr(R, '_test_loop', _FakeLoop)
     runner = _FakeRunner(cfg)
-    results = R.evaluate_audio_conditions(runner, ['offscreen', 'noise', 'original', 'shuffled'], seed=7,
-                                          noise_dbfs=-33)
+    results = R.evaluate_audio_conditions(
+        runner, ['offscreen', 'noise', 'original', 'shuffled'], seed=7, noise_dbfs=-33
+    )
     assert list(results) == ['original', 'shuffled', 'noise', 'offscreen']
     # one before_run / checkpoint load / after_run around the three test loops (off-screen could not be built)
     assert runner.calls == ['before_run', 'load', 'run', 'run', 'run', 'after_run']
     base = runner.tested[0]
     assert type(base).__name__ == 'AVSBenchMS3Dataset'
-    assert [(d.condition, d.seed, d.dataset is base) for d in runner.tested[1:]] == [('shuffled', 7, True),
-                                                                                      ('noise', 7, True)]
+    assert [(d.condition, d.seed, d.dataset is base) for d in runner.tested[1:]] == [
+        ('shuffled', 7, True),
+        ('noise', 7, True),
+    ]
     assert runner.tested[2].noise_dbfs == -33.0
-    assert results['noise'] == dict(status='ok', ground_truth='empty',
-                                    metrics=dict(mIoU=0.0, empty_fp_rate=100.0, num_empty_frames=10))
+    assert results['noise'] == dict(
+        status='ok', ground_truth='empty', metrics=dict(mIoU=0.0, empty_fp_rate=100.0, num_empty_frames=10)
+    )
     assert results['original']['ground_truth'] == 'kept'
     assert results['offscreen']['status'] == 'n/a' and 'clip_kinds.json' in results['offscreen']['reason']

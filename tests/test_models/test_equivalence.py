@@ -15,6 +15,7 @@ Each model is rebuilt with the current code, its parameters are filled from thei
   (per top-level module) are compared exactly: by default for ``COUNTED`` (each config costs ~20 s), with
   ``CCFORMER_EQUIVALENCE_ALL=1`` for every config in ``configs/ccformer`` and ``configs/ccformer/ablations``.
 """
+
 import glob
 import importlib.util
 import json
@@ -105,18 +106,24 @@ if os.environ.get('CCFORMER_EQUIVALENCE_ALL') == '1':
 #: configs added since the reference -> the reference config whose model they share (AVSS with BCL: what the AVSS
 #: configs trained before; ResNet-50 from a COCO detector: the same model, other pretrained weights)
 NEW_CONFIGS = {
-    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py':
-    'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py',
-    **{f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
-       for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')},
+    'configs/ccformer/ablations/ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py': (
+        'configs/ccformer/ccformer_pvtv2-b5_1xb6-40e_avss-224x224.py'
+    ),
+    **{
+        f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
+        for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')
+    },
 }
 if os.environ.get('CCFORMER_EQUIVALENCE_ALL') == '1':
     COUNTED = COUNTED + sorted(NEW_CONFIGS)
 
 
 def test_every_config_is_counted():
-    configs = [osp.relpath(p, ROOT) for pattern in ('configs/ccformer/*.py', 'configs/ccformer/ablations/*.py')
-               for p in glob.glob(osp.join(ROOT, pattern))]
+    configs = [
+        osp.relpath(p, ROOT)
+        for pattern in ('configs/ccformer/*.py', 'configs/ccformer/ablations/*.py')
+        for p in glob.glob(osp.join(ROOT, pattern))
+    ]
     assert sorted(set(COUNTS) | set(NEW_CONFIGS)) == sorted(configs)
     assert set(NEW_CONFIGS.values()) <= set(COUNTS)
     assert set(COUNTED) <= set(COUNTS) | set(NEW_CONFIGS)
@@ -139,18 +146,26 @@ def test_checkpoints_of_the_reference_layout_load(tmp_path):
     fresh.load_state_dict(dict(old), strict=True)
     frames, audio, samples, _ = gen.clips(1, t, size, model.decode_head.num_classes)
     with torch.no_grad():
-        torch.testing.assert_close(fresh(frames.float(), samples, mode='tensor', audio=audio.float()),
-                                   model(frames.float(), samples, mode='tensor', audio=audio.float()),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            fresh(frames.float(), samples, mode='tensor', audio=audio.float()),
+            model(frames.float(), samples, mode='tensor', audio=audio.float()),
+            rtol=0,
+            atol=0,
+        )
     src, dst = tmp_path / 'old.pth', tmp_path / 'new.pth'
     torch.save(dict(state_dict=old, meta=dict(note='earlier layout')), src)
-    subprocess.run([sys.executable, osp.join(ROOT, 'tools/model_converters/convert_ccformer_keys.py'), str(src),
-                    str(dst)], check=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/model_converters/convert_ccformer_keys.py'), str(src), str(dst)],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     converted = torch.load(dst, weights_only=True)
     assert sorted(converted['state_dict']) == sorted(model.state_dict())
     assert converted['meta'] == dict(note='earlier layout')
     # the strict loader of init_avs_model / tools/test.py takes the earlier layout too
     from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
+
     third = gen.build(gen.model_cfg(config, options)).eval()
     load_model_checkpoint(third, str(src), config, strict=True)
     for key, value in model.state_dict().items():

@@ -1,5 +1,6 @@
 """Tests of tools/analysis_tools/benchmark.py and check_equivalence.py (CPU only, no timing asserted); their
 building blocks (projects/ccformer/utils/benchmark.py) are tested in tests/test_utils/."""
+
 import importlib.util
 import json
 import math
@@ -64,7 +65,7 @@ def test_equivalence_helpers():
     assert eq.last_logits([torch.zeros(1), ref]) is ref
     a = torch.tensor([[[[[1.0, -1.0]]]]]).expand(1, 3, 1, 1, 2)  # (N, T, K=1, H, W): sign decides
     assert eq.prediction_agreement(a, -a) == 0.0 and eq.prediction_agreement(a, a) == 1.0
-    k = torch.zeros(1, 3, 2, 1, 4)                                # K = 2: argmax over the class axis
+    k = torch.zeros(1, 3, 2, 1, 4)  # K = 2: argmax over the class axis
     k[:, :, 1, :, :2] = 1.0
     k[:, :, 0, :, 2:] = 1.0
     assert eq.prediction_agreement(k, k.flip(-3)) == 0.0
@@ -81,16 +82,42 @@ def test_cpu_path_writes_valid_json(tmp_path):
     out = tmp_path / 'bench.json'
     threads = torch.get_num_threads()
     try:
-        report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'infer', 'train', '--amp', 'none',
-                             '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2', '--warmup', '1',
-                             '--threads', '1', '--count-ops', '--json', str(out)])
+        report = bench.main(
+            [
+                TINY_CONFIG,
+                '--device',
+                'cpu',
+                '--mode',
+                'infer',
+                'train',
+                '--amp',
+                'none',
+                '--batch-size',
+                '1',
+                '--size',
+                str(TINY_SIZE),
+                '--iters',
+                '2',
+                '--warmup',
+                '1',
+                '--threads',
+                '1',
+                '--count-ops',
+                '--json',
+                str(out),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     data = json.loads(out.read_text())
     assert data['results'] == json.loads(json.dumps(report['results']))
     recs = data['results']
-    assert [(r['mode'], r['part']) for r in recs] == [('infer', 'model'), ('infer', 'backbone'),
-                                                      ('train', 'model'), ('train', 'backbone')]
+    assert [(r['mode'], r['part']) for r in recs] == [
+        ('infer', 'model'),
+        ('infer', 'backbone'),
+        ('train', 'model'),
+        ('train', 'backbone'),
+    ]
     for r in recs:
         assert r['status'] == 'ok', r
         assert r['iters'] == 2 and r['frames'] == 5 and r['size'] == TINY_SIZE
@@ -116,6 +143,7 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
     --compile on the model compiles its tensor core (CCFormer._core, via compile_cfg), on the backbone the module."""
     _needs_model()
     from projects.ccformer.models.utils import compile as compile_utils
+
     compiled_fns = []
     real_compile = torch.compile
 
@@ -126,12 +154,39 @@ def test_bf16_pure_and_compiled_model_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(compile_utils, '_COMPILED', {})
     monkeypatch.setattr(torch, 'compile', spy_compile)
     threads = torch.get_num_threads()
-    common = [TINY_CONFIG, '--device', 'cpu', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '2',
-              '--warmup', '2', '--threads', '1', '--parts', 'model']
+    common = [
+        TINY_CONFIG,
+        '--device',
+        'cpu',
+        '--batch-size',
+        '1',
+        '--size',
+        str(TINY_SIZE),
+        '--iters',
+        '2',
+        '--warmup',
+        '2',
+        '--threads',
+        '1',
+        '--parts',
+        'model',
+    ]
     try:
         report = bench.main(common + ['--mode', 'infer', 'train', '--amp', 'bf16', 'bf16-pure', '--count-ops'])
-        compiled = bench.main(common + ['--mode', 'infer', '--amp', 'none', '--compile', '--compile-backend',
-                                        'eager', '--json', str(tmp_path / 'c.json')])
+        compiled = bench.main(
+            common
+            + [
+                '--mode',
+                'infer',
+                '--amp',
+                'none',
+                '--compile',
+                '--compile-backend',
+                'eager',
+                '--json',
+                str(tmp_path / 'c.json'),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     recs = {(r['mode'], r['amp']): r for r in report['results']}
@@ -152,8 +207,9 @@ def test_autocast_and_train_amp_match_fp32_on_cpu():
     cfg = ub.load_config(TINY_CONFIG)
     torch.manual_seed(0)
     model = ub.build_model(cfg)
-    recs = eq.run_checks(model, torch.device('cpu'), ['autocast', 'train-amp'], ['bf16'], batch=2, frames=5,
-                         size=TINY_SIZE)
+    recs = eq.run_checks(
+        model, torch.device('cpu'), ['autocast', 'train-amp'], ['bf16'], batch=2, frames=5, size=TINY_SIZE
+    )
     by = {r['check']: r for r in recs}
     fwd, train = by['autocast-bf16'], by['train-bf16']
     assert fwd['passed'] and train['passed'], recs
@@ -189,8 +245,9 @@ def test_compiled_model_matches_eager_on_cpu():
     cfg = ub.load_config(TINY_CONFIG)
     torch.manual_seed(0)
     model = ub.build_model(cfg)
-    recs = eq.run_checks(model, torch.device('cpu'), ['compile'], [], batch=1, frames=5, size=TINY_SIZE,
-                         compile_backend='eager')
+    recs = eq.run_checks(
+        model, torch.device('cpu'), ['compile'], [], batch=1, frames=5, size=TINY_SIZE, compile_backend='eager'
+    )
     assert recs[0]['passed'], recs
     assert recs[0]['rel_err'] < 1e-5
 
@@ -200,6 +257,7 @@ def test_msda_path_switch_counts_and_restores():
     _needs_model()
     eq = _load('check_equivalence')
     import mmcv.ops.multi_scale_deform_attn as msda
+
     cfg = ub.load_config(TINY_CONFIG)
     model = ub.build_model(cfg).eval()
     gen = torch.Generator().manual_seed(0)
@@ -221,9 +279,33 @@ def test_failing_process_releases_the_barrier(tmp_path):
     barrier_dir = tmp_path / 'barrier'
     threads = torch.get_num_threads()
     try:
-        report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'train', '--amp', 'bf16-pure', '--parts',
-                             'model', '--batch-size', '1', '--size', str(TINY_SIZE), '--iters', '1', '--warmup', '1',
-                             '--threads', '1', '--barrier', str(barrier_dir), '--barrier-count', '2'])
+        report = bench.main(
+            [
+                TINY_CONFIG,
+                '--device',
+                'cpu',
+                '--mode',
+                'train',
+                '--amp',
+                'bf16-pure',
+                '--parts',
+                'model',
+                '--batch-size',
+                '1',
+                '--size',
+                str(TINY_SIZE),
+                '--iters',
+                '1',
+                '--warmup',
+                '1',
+                '--threads',
+                '1',
+                '--barrier',
+                str(barrier_dir),
+                '--barrier-count',
+                '2',
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert report['results'][0]['status'] == 'error'

@@ -1,4 +1,5 @@
 """tools/analysis_tools/benchmark_data.py: the data pipeline benchmark runs the config's pipeline on real files."""
+
 import importlib.util
 import json
 import os.path as osp
@@ -10,8 +11,9 @@ CONFIG = osp.join(ROOT, 'configs', 'ccformer_pvt_s4.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('ccformer_benchmark_data',
-                                                  osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_data.py'))
+    spec = importlib.util.spec_from_file_location(
+        'ccformer_benchmark_data', osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_data.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -20,8 +22,9 @@ def _tool():
 @pytest.mark.parametrize('split', ['train', 'test'])
 def test_benchmark_data_runs_the_config_pipeline(toy_s4_root, tmp_path, split):
     out = tmp_path / 'data.json'
-    res = _tool().main([CONFIG, '--data-root', toy_s4_root, '--split', split, '--clips', '4', '--warmup', '1',
-                        '--json', str(out)])
+    res = _tool().main(
+        [CONFIG, '--data-root', toy_s4_root, '--split', split, '--clips', '4', '--warmup', '1', '--json', str(out)]
+    )
     assert json.loads(out.read_text()) == res
     assert res['frames_per_clip'] == 5
     # the paper's train pipeline pads/crops every clip to 224 x 224; test keeps the stored 64 x 64 toy frames

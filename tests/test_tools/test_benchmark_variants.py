@@ -1,5 +1,6 @@
 """Tests of benchmark.py's ONNX Runtime / channels-last variants and rounds, and of benchmark_table.py (CPU, tiny
 config; no timing asserted)."""
+
 import json
 import os
 import statistics
@@ -23,11 +24,45 @@ def test_variants_are_interleaved_checked_and_summarised(tmp_path):
     out = tmp_path / 'bench.json'
     threads = torch.get_num_threads()
     try:
-        report = bench.main([TINY_CONFIG, '--device', 'cpu', '--mode', 'infer', '--amp', 'none', '--batch-size', '2',
-                             '--size', '32', '--iters', '2', '--warmup', '1', '--threads', '1', '--parts', 'model',
-                             '--backend', 'pytorch', 'onnxruntime', '--memory-format', 'contiguous', 'channels_last',
-                             '--ort-opt-level', 'disable', 'all', '--ort-precision', 'fp32', 'int8', '--rounds', '2',
-                             '--json', str(out)])
+        report = bench.main(
+            [
+                TINY_CONFIG,
+                '--device',
+                'cpu',
+                '--mode',
+                'infer',
+                '--amp',
+                'none',
+                '--batch-size',
+                '2',
+                '--size',
+                '32',
+                '--iters',
+                '2',
+                '--warmup',
+                '1',
+                '--threads',
+                '1',
+                '--parts',
+                'model',
+                '--backend',
+                'pytorch',
+                'onnxruntime',
+                '--memory-format',
+                'contiguous',
+                'channels_last',
+                '--ort-opt-level',
+                'disable',
+                'all',
+                '--ort-precision',
+                'fp32',
+                'int8',
+                '--rounds',
+                '2',
+                '--json',
+                str(out),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     recs = report['results']
@@ -54,8 +89,14 @@ def test_variants_are_interleaved_checked_and_summarised(tmp_path):
 
 def test_onnxruntime_variant_needs_fp32_cpu_inference_of_the_model():
     base = [TINY_CONFIG, '--backend', 'onnxruntime', '--device', 'cpu']
-    for extra in (['--mode', 'train'], ['--amp', 'bf16'], ['--parts', 'backbone'], ['--compile'],
-                  ['--forward-mode', 'predict'], ['--device', 'cuda']):
+    for extra in (
+        ['--mode', 'train'],
+        ['--amp', 'bf16'],
+        ['--parts', 'backbone'],
+        ['--compile'],
+        ['--forward-mode', 'predict'],
+        ['--device', 'cuda'],
+    ):
         with pytest.raises(SystemExit):
             bench.parse_args(base + extra)
     with pytest.raises(SystemExit):
@@ -67,9 +108,21 @@ def test_onnxruntime_variant_needs_fp32_cpu_inference_of_the_model():
 
 
 def _record(part, batch, median, **kw):
-    rec = dict(part=part, mode='infer', amp='bf16', batch_size=batch, frames=5, compile=False, status='ok',
-               median_s=median, p10_s=median * 0.9, p90_s=median * 1.1, frames_per_s=batch * 5 / median,
-               clips_per_s=batch / median, peak_mem_bytes=2**30)
+    rec = dict(
+        part=part,
+        mode='infer',
+        amp='bf16',
+        batch_size=batch,
+        frames=5,
+        compile=False,
+        status='ok',
+        median_s=median,
+        p10_s=median * 0.9,
+        p90_s=median * 1.1,
+        frames_per_s=batch * 5 / median,
+        clips_per_s=batch / median,
+        peak_mem_bytes=2**30,
+    )
     rec.update(kw)
     return rec
 
@@ -77,20 +130,46 @@ def _record(part, batch, median, **kw):
 def test_benchmark_table_merges_reports_steps_and_failures(tmp_path):
     a, b, broken = tmp_path / 'model.json', tmp_path / 'backbone.json', tmp_path / 'broken.json'
     env = dict(gpu='NVIDIA H200', torch='2.11.0', mmcv='2.1.0')
-    a.write_text(json.dumps(dict(env=env, argv=['x'], results=[
-        _record('model', 2, 0.02), _record('model', 16, 0.1, status='oom', error='CUDA out of memory')])))
+    a.write_text(
+        json.dumps(
+            dict(
+                env=env,
+                argv=['x'],
+                results=[
+                    _record('model', 2, 0.02),
+                    _record('model', 16, 0.1, status='oom', error='CUDA out of memory'),
+                ],
+            )
+        )
+    )
     b.write_text(json.dumps(dict(env=env, results=[_record('backbone', 2, 0.01)])))
-    broken.write_text('{"results": [')   # a step killed while writing: listed, not fatal
+    broken.write_text('{"results": [')  # a step killed while writing: listed, not fatal
     steps = tmp_path / 'steps.tsv'
     steps.write_text('cuda-tests\t0\t95\t300\ninfer_compiled_bf16_model_bs2\t124\t290\t290\ntotal\t0\t410\t480\n')
-    merged = benchmark_table.main([str(a), str(b), str(broken), '--steps', str(steps), '--budget', '480',
-                                   '--json', str(tmp_path / 'all.json'), '--markdown', str(tmp_path / 'all.md')])
+    merged = benchmark_table.main(
+        [
+            str(a),
+            str(b),
+            str(broken),
+            '--steps',
+            str(steps),
+            '--budget',
+            '480',
+            '--json',
+            str(tmp_path / 'all.json'),
+            '--markdown',
+            str(tmp_path / 'all.md'),
+        ]
+    )
     assert json.loads((tmp_path / 'all.json').read_text()) == merged
     model = [r for r in merged['results'] if r['part'] == 'model' and r['status'] == 'ok'][0]
     assert model['model_over_backbone'] == pytest.approx(0.5) and model['source'] == 'model.json'
     assert [s.get('error', '')[:15] for s in merged['sources']] == ['', '', 'JSONDecodeError']
     assert [(s['name'], s['status']) for s in merged['steps']] == [
-        ('cuda-tests', 'ok'), ('infer_compiled_bf16_model_bs2', 'timeout'), ('total', 'ok')]
+        ('cuda-tests', 'ok'),
+        ('infer_compiled_bf16_model_bs2', 'timeout'),
+        ('total', 'ok'),
+    ]
     md = (tmp_path / 'all.md').read_text()
     assert 'NVIDIA H200' in md and '| model | infer | bf16 | 2 | eager | 20.0 (18.0-22.0) | 500 | 100.0 | 0.50 |' in md
     assert '**oom**: CUDA out of memory' in md and '1.00 GiB (CUDA)' in md

@@ -2,6 +2,7 @@
 every command it runs goes to a stand-in Python that parses benchmark.py's arguments with benchmark.py's own parser
 (a typo in a flag fails here) and writes a record per (mode, amp, batch, part); the summary is the real
 benchmark_table.py. The real CPU smoke run (GPU_CHECK_CPU=1, tiny model, minutes) is in docs/benchmarks.md."""
+
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ argv = sys.argv[1:]
 with open(os.environ['CALLS'], 'a') as f:
     f.write(json.dumps(argv) + '\\n')
 if argv[:2] == ['-m', 'pytest']:
-    assert all(os.path.exists(os.path.join(root, a)) for a in argv[2:] if not a.startswith('-') and a != 'no:cacheprovider')
+    paths = [a for a in argv[2:] if not a.startswith('-') and a != 'no:cacheprovider']
+    assert all(os.path.exists(os.path.join(root, a)) for a in paths)
     sys.exit(0)
 if argv[0].endswith('benchmark_table.py'):
     sys.argv = argv
@@ -43,19 +45,32 @@ def test_gpu_check_wiring_on_cpu(tmp_path):
     stand_in.chmod(0o755)
     out, calls = tmp_path / 'out', tmp_path / 'calls.jsonl'
     env = dict(os.environ, GPU_CHECK_CPU='1', PYTHON=str(stand_in), CALLS=str(calls), CCFORMER_ROOT=ROOT)
-    proc = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'analysis_tools', 'gpu_check.sh'), str(out)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ['bash', os.path.join(ROOT, 'tools', 'analysis_tools', 'gpu_check.sh'), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = [json.loads(line) for line in calls.read_text().splitlines()]
     benches = [r for r in runs if r[0].endswith('benchmark.py')]
     assert len(benches) == 7 and any(r[:2] == ['-m', 'pytest'] for r in runs)
-    assert all('--device' in r and r[r.index('--device') + 1] == 'cpu' for r in benches)   # the CPU smoke switch
+    assert all('--device' in r and r[r.index('--device') + 1] == 'cpu' for r in benches)  # the CPU smoke switch
     steps = [line.split('\t') for line in (out / 'steps.tsv').read_text().splitlines()]
-    assert {s[0] for s in steps} >= {'cuda-tests', 'infer-eager', 'train-eager', 'total',
-                                      'infer_compiled_bf16_model_bs2', 'train_compiled_bf16_model_bs2'}
+    assert {s[0] for s in steps} >= {
+        'cuda-tests',
+        'infer-eager',
+        'train-eager',
+        'total',
+        'infer_compiled_bf16_model_bs2',
+        'train_compiled_bf16_model_bs2',
+    }
     assert all(s[1] == '0' for s in steps), steps
     merged = json.loads((out / 'gpu_check.json').read_text())
     got = {(r['part'], r['mode'], r['batch_size'], r['compile']) for r in merged['results']}
     assert got == {(p, 'infer', b, c) for p in ('model', 'backbone') for b in (2, 16) for c in (False, True)} | {
-        ('model', 'train', 2, False), ('model', 'train', 2, True)}
+        ('model', 'train', 2, False),
+        ('model', 'train', 2, True),
+    }
     assert '| model | infer | bf16 | 16 | reduce-overhead |' in (out / 'gpu_check.md').read_text()

@@ -1,5 +1,6 @@
 """tools/analysis_tools/robustness.py end to end (a subprocess, the user's command) on the toy S4 test split, and its
 agreement with ``tools/test.py --audio-condition``."""
+
 import json
 import os
 import os.path as osp
@@ -16,8 +17,9 @@ CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-
 def _run(cmd, timeout=300) -> str:
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env['PYTHONPATH'] = ROOT  # the tool imports the installed package: make it this checkout's copy
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}'
     return proc.stdout
 
@@ -27,9 +29,10 @@ def checkpoint(tmp_path_factory):
     """An untrained tiny S4 model (seeded), saved as a checkpoint."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
 
     import projects.ccformer  # noqa: F401
-    from mmseg.registry import MODELS
+
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(CONFIG).model)
@@ -41,8 +44,20 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope='module')
 def report(checkpoint, toy_s4_root, tmp_path_factory):
     work = tmp_path_factory.mktemp('robustness')
-    out = _run([sys.executable, 'tools/analysis_tools/robustness.py', CONFIG, checkpoint, '--data-root', toy_s4_root,
-                '--work-dir', str(work), '--out', str(work / 'r.json')])
+    out = _run(
+        [
+            sys.executable,
+            'tools/analysis_tools/robustness.py',
+            CONFIG,
+            checkpoint,
+            '--data-root',
+            toy_s4_root,
+            '--work-dir',
+            str(work),
+            '--out',
+            str(work / 'r.json'),
+        ]
+    )
     with open(work / 'r.json') as f:
         return dict(json.load(f), stdout=out)
 
@@ -56,8 +71,9 @@ def test_report_has_every_condition(report):
         negative = name in ('silence', 'noise', 'offscreen')
         assert res['ground_truth'] == ('empty' if negative else 'kept')
         # two toy test clips of 5 frames: all 10 frames are empty under negative audio
-        assert m['num_empty_frames'] == (10 if negative else report['conditions']['original']['metrics'][
-            'num_empty_frames'])
+        assert m['num_empty_frames'] == (
+            10 if negative else report['conditions']['original']['metrics']['num_empty_frames']
+        )
         if negative:  # IoU of an empty frame is the background accuracy: 100 - pixel FPR
             assert m['mIoU'] == pytest.approx(100 - m['empty_fp_pixel_rate'], abs=1e-3)
             assert m['Fscore'] == 0.0
@@ -77,10 +93,26 @@ def test_report_has_every_condition(report):
 def test_same_numbers_as_test_py(report, checkpoint, toy_s4_root, tmp_path, condition):
     """One condition through tools/test.py gives the figures of the robustness report."""
     work = tmp_path / 'w'
-    _run([sys.executable, 'tools/test.py', CONFIG, checkpoint, '--data-root', toy_s4_root, '--work-dir', str(work),
-          '--audio-condition', condition])
-    logs = [osp.join(dp, f) for dp, _, files in os.walk(work) for f in files if f.endswith('.json')
-            and not f.startswith('scalars')]
+    _run(
+        [
+            sys.executable,
+            'tools/test.py',
+            CONFIG,
+            checkpoint,
+            '--data-root',
+            toy_s4_root,
+            '--work-dir',
+            str(work),
+            '--audio-condition',
+            condition,
+        ]
+    )
+    logs = [
+        osp.join(dp, f)
+        for dp, _, files in os.walk(work)
+        for f in files
+        if f.endswith('.json') and not f.startswith('scalars')
+    ]
     with open(logs[0]) as f:
         metrics = json.loads(f.readline())
     expected = report['conditions'][condition]['metrics']

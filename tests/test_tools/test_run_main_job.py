@@ -1,5 +1,6 @@
 """The main job's summary (tools/run_main_job.py): the silent-frame false-positive rate, the negative-audio table and
 the verdict in words, from the metrics of tools/test.py and the report of tools/analysis_tools/robustness.py."""
+
 import importlib.util
 import os.path as osp
 
@@ -22,23 +23,45 @@ def _ok(**metrics):
     return dict(status='ok', metrics=metrics)
 
 
-TRUE = dict(mIoU=62.0, Fscore=70.0, maxFscore=71.0, legacy_mIoU=62.0, legacy_Fscore=71.0, empty_fp_rate=70.0,
-            empty_fp_pixel_rate=6.5, num_empty_frames=10.0)
+TRUE = dict(
+    mIoU=62.0,
+    Fscore=70.0,
+    maxFscore=71.0,
+    legacy_mIoU=62.0,
+    legacy_Fscore=71.0,
+    empty_fp_rate=70.0,
+    empty_fp_pixel_rate=6.5,
+    num_empty_frames=10.0,
+)
 SHUFFLED = dict(TRUE, mIoU=20.0, empty_fp_rate=80.0)
 CONDITIONS = dict(
-    original=_ok(**TRUE), shuffled=_ok(**SHUFFLED),
+    original=_ok(**TRUE),
+    shuffled=_ok(**SHUFFLED),
     silence=_ok(mIoU=99.0, Fscore=0.0, empty_fp_rate=2.5, empty_fp_pixel_rate=1.0, num_empty_frames=40.0),
     noise=_ok(mIoU=97.0, Fscore=0.0, empty_fp_rate=7.5, empty_fp_pixel_rate=3.0, num_empty_frames=40.0),
-    offscreen=_ok(mIoU=95.0, Fscore=0.0, empty_fp_rate=30.0, empty_fp_pixel_rate=5.0, num_empty_frames=40.0))
+    offscreen=_ok(mIoU=95.0, Fscore=0.0, empty_fp_rate=30.0, empty_fp_pixel_rate=5.0, num_empty_frames=40.0),
+)
 
 
 def _summary(job, conditions=CONDITIONS, true=TRUE):
     report = robustness_report(conditions, config='c.py', checkpoint='x.pth')
-    summary = dict(config='c.py', schedule='30 epochs', checkpoint='work/best.pth', seed=0, num_videos=[48, 8, 8],
-                   test_true_audio=true, test_shuffled_audio=SHUFFLED, mIoU_gap=true['mIoU'] - SHUFFLED['mIoU'],
-                   **job.negative_audio_summary(true, report, 'work/robustness.json'),
-                   video_demo=dict(video='v.mp4', masks='m', overlay='o.mp4', mIoU_vs_gt=50.0), overlay_images=8,
-                   overlay_dir='vis', timings_s=dict(train=1.0), total_s=2.0, command='python tools/run_main_job.py')
+    summary = dict(
+        config='c.py',
+        schedule='30 epochs',
+        checkpoint='work/best.pth',
+        seed=0,
+        num_videos=[48, 8, 8],
+        test_true_audio=true,
+        test_shuffled_audio=SHUFFLED,
+        mIoU_gap=true['mIoU'] - SHUFFLED['mIoU'],
+        **job.negative_audio_summary(true, report, 'work/robustness.json'),
+        video_demo=dict(video='v.mp4', masks='m', overlay='o.mp4', mIoU_vs_gt=50.0),
+        overlay_images=8,
+        overlay_dir='vis',
+        timings_s=dict(train=1.0),
+        total_s=2.0,
+        command='python tools/run_main_job.py',
+    )
     return summary
 
 
@@ -48,7 +71,7 @@ def test_summary_fields(job):
     assert list(s['negative_audio']['conditions']) == ['original', 'shuffled', 'silence', 'noise', 'offscreen']
     assert s['negative_audio']['report'] == 'work/robustness.json'
     combined = s['negative_audio']['combined']
-    assert combined['FPR'] == pytest.approx(3.0)                           # (1 + 3 + 5) / 3
+    assert combined['FPR'] == pytest.approx(3.0)  # (1 + 3 + 5) / 3
     assert combined['G_mIoU'] == pytest.approx(2 * 62 * 97 / (62 + 97))
     # 70% of silent frames masked (goal 20%), off-screen 30% (goal 20%): it does not stay empty
     assert s['stays_empty'] is False
@@ -57,8 +80,11 @@ def test_summary_fields(job):
 
 def test_summary_says_yes_when_the_model_stays_empty(job):
     good = dict(TRUE, empty_fp_rate=10.0)
-    conditions = dict(CONDITIONS, original=_ok(**good), offscreen=_ok(empty_fp_rate=15.0, empty_fp_pixel_rate=0.5,
-                                                                       num_empty_frames=40.0))
+    conditions = dict(
+        CONDITIONS,
+        original=_ok(**good),
+        offscreen=_ok(empty_fp_rate=15.0, empty_fp_pixel_rate=0.5, num_empty_frames=40.0),
+    )
     s = _summary(job, conditions, good)
     assert s['stays_empty'] is True and 'sounds? yes' in s['stays_empty_text']
     assert s['silent_frames']['empty_percent'] == 90.0
@@ -70,8 +96,10 @@ def test_summary_printed_and_markdown(job, capsys):
     printed = capsys.readouterr().out
     md = job.summary_markdown(s)
     for text in (printed, md):
-        assert ('Silent / off-screen frames (empty ground truth, true audio): 10; the model puts a mask on 70.0% of '
-                'them (empty_fp_rate) and stays empty on 30.0%') in text
+        assert (
+            'Silent / off-screen frames (empty ground truth, true audio): 10; the model puts a mask on 70.0% of '
+            'them (empty_fp_rate) and stays empty on 30.0%'
+        ) in text
         assert '| silence | empty | - | - | 40 | 2.5 | 1.00 |' in text
         assert '| off-screen sound | empty | - | - | 40 | 30.0 | 5.00 |' in text
         assert 'G-mIoU 75.6' in text

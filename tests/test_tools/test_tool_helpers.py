@@ -1,5 +1,6 @@
 """In-process tests of the clip visualization hook, AudioSwapDataset, the tools' option handling, the
 prediction-saving hook, the dataset converter for raw videos, publish_model and the pretrained-weights checker."""
+
 import csv
 import glob
 import hashlib
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
-
 from mmseg.structures import SegDataSample
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -19,8 +19,7 @@ CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-
 
 import projects.ccformer  # noqa: E402,F401
 from projects.ccformer.datasets import AudioSwapDataset, derangement  # noqa: E402
-from projects.ccformer.engine.hooks import (AVSPredictionSaveHook, AVSVisualizationHook,  # noqa: E402
-                                            draw_clip)
+from projects.ccformer.engine.hooks import AVSPredictionSaveHook, AVSVisualizationHook, draw_clip  # noqa: E402
 
 
 def _load_tool(rel: str):
@@ -34,6 +33,7 @@ def _load_tool(rel: str):
 def _s4_test_clip(root: str):
     """Frame paths and GT of the first toy S4 test clip."""
     from projects.ccformer.datasets import AVSBenchS4Dataset
+
     ds = AVSBenchS4Dataset(data_root=root, split='test', pipeline=[], test_mode=True)
     return ds, ds.get_data_info(0)
 
@@ -45,25 +45,27 @@ def test_draw_clip_layout_and_colours():
     pred[1, 2:6, 2:6] = 1
     gt = np.zeros_like(pred)
     gt[0, :4] = 1
-    img = draw_clip(frames, pred, gt, gt_valid=[1, 1, 0], palette=[(0, 0, 0), (255, 0, 0)], alpha=0.5,
-                    with_text=False)
+    img = draw_clip(frames, pred, gt, gt_valid=[1, 1, 0], palette=[(0, 0, 0), (255, 0, 0)], alpha=0.5, with_text=False)
     assert img.shape == (16, 30, 3)
-    assert (img[0:8, 0:10] == 100).all()                      # pred row, frame 1: no foreground -> untouched
-    assert tuple(img[4, 14]) == (177, 50, 50)                 # pred row, frame 2 inside the square: 50% red
-    assert tuple(img[8 + 6, 5]) == (100, 100, 100)            # GT row, frame 1 below the labelled band
-    assert tuple(img[8 + 1, 5]) == (177, 50, 50)              # GT row, frame 1 in the band (not on the contour)
-    assert (img[8:16, 20:30] == 50).all()                     # GT row, frame 3 has no label: dimmed
+    assert (img[0:8, 0:10] == 100).all()  # pred row, frame 1: no foreground -> untouched
+    assert tuple(img[4, 14]) == (177, 50, 50)  # pred row, frame 2 inside the square: 50% red
+    assert tuple(img[8 + 6, 5]) == (100, 100, 100)  # GT row, frame 1 below the labelled band
+    assert tuple(img[8 + 1, 5]) == (177, 50, 50)  # GT row, frame 1 in the band (not on the contour)
+    assert (img[8:16, 20:30] == 50).all()  # GT row, frame 3 has no label: dimmed
 
 
 def test_visualization_hook_writes_one_image_per_clip(toy_s4_root, tmp_path):
     from mmseg.visualization import SegLocalVisualizer
+
     _, info = _s4_test_clip(toy_s4_root)
-    vis = SegLocalVisualizer.get_instance('test_avs_vis_hook', vis_backends=[dict(type='LocalVisBackend')],
-                                          save_dir=str(tmp_path))
+    vis = SegLocalVisualizer.get_instance(
+        'test_avs_vis_hook', vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path)
+    )
     vis.dataset_meta = dict(classes=('background', 'foreground'), palette=[[0, 0, 0], [255, 255, 255]])
     gt = np.stack([cv2.imread(p, cv2.IMREAD_GRAYSCALE) > 127 for p in info['mask_paths']]).astype(np.int64)
-    sample = SegDataSample(metainfo=dict(video_id=info['video_id'], frame_paths=info['frame_paths'],
-                                         gt_valid=[1] * 5, frame_valid=[1] * 5))
+    sample = SegDataSample(
+        metainfo=dict(video_id=info['video_id'], frame_paths=info['frame_paths'], gt_valid=[1] * 5, frame_valid=[1] * 5)
+    )
     sample.pred_sem_seg = PixelData(data=torch.from_numpy(gt))
     sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt))
     hook = AVSVisualizationHook(draw=True, interval=1)
@@ -74,11 +76,11 @@ def test_visualization_hook_writes_one_image_per_clip(toy_s4_root, tmp_path):
     img = cv2.imread(files[0])[..., ::-1]
     h, w = gt.shape[1:]
     assert img.shape == (2 * h, 5 * w, 3)
-    assert np.array_equal(img[16:h], img[h + 16:])           # prediction == GT here: rows agree below the labels
+    assert np.array_equal(img[16:h], img[h + 16 :])  # prediction == GT here: rows agree below the labels
     # white binary palette is replaced by red for visibility: labelled pixels are redder than the frame
     frame = cv2.imread(info['frame_paths'][0])[..., ::-1].astype(int)
     inside = gt[0].astype(bool)
-    inside[:12] = False                                       # skip the text label area
+    inside[:12] = False  # skip the text label area
     if inside.any():
         assert (img[:h, :w][inside][:, 0].astype(int) >= frame[inside][:, 0] - 1).all()
     # drawing off -> nothing written
@@ -94,7 +96,7 @@ def test_prediction_save_hook(tmp_path):
     sample.seg_logits = PixelData(data=pred.float())
     AVSPredictionSaveHook(str(tmp_path)).after_test_iter(None, 0, None, [sample])
     files = sorted(glob.glob(str(tmp_path / 'vid' / '*.png')))
-    assert [osp.basename(f) for f in files] == ['vid_1.png', 'vid_2.png']     # padded frame 3 skipped
+    assert [osp.basename(f) for f in files] == ['vid_1.png', 'vid_2.png']  # padded frame 3 skipped
     m = cv2.imread(files[0], cv2.IMREAD_UNCHANGED)
     assert m[1, 2] == 255 and m.sum() == 255
 
@@ -130,8 +132,9 @@ def test_audio_swap_dataset(toy_s4_root):
 def _gray_video(path, seconds, fps, size=(48, 64), audio=True, step=4):
     """Frame i is uniformly grey with value step * i (so a sampled frame tells its index)."""
     from projects.ccformer.apis import write_video
+
     n = int(seconds * fps)
-    frames = [np.full(size + (3, ), min(255, step * i), np.uint8) for i in range(n)]
+    frames = [np.full(size + (3,), min(255, step * i), np.uint8) for i in range(n)]
     sr = 22050
     t = np.arange(int(seconds * sr)) / sr
     wave = 0.4 * np.sin(2 * np.pi * 440 * t) * (1 + (t.astype(int) % 2)) / 2 if audio else None
@@ -142,6 +145,7 @@ def _gray_video(path, seconds, fps, size=(48, 64), audio=True, step=4):
 def test_videos_to_avsbench(tmp_path):
     conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
     from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav, wav_to_logmel
+
     vids = tmp_path / 'videos'
     vids.mkdir()
     _gray_video(str(vids / 'clip a.mp4'), 6, 10)
@@ -152,7 +156,10 @@ def test_videos_to_avsbench(tmp_path):
     with open(out / 's4_meta_data.csv') as f:
         rows = list(csv.DictReader(f))
     assert [(r['name'], r['start_time'], r['category'], r['split']) for r in rows] == [
-        ('clip_a_0', '0', 'unknown', 'test'), ('long_0', '0', 'unknown', 'test'), ('long_1', '5', 'unknown', 'test')]
+        ('clip_a_0', '0', 'unknown', 'test'),
+        ('long_0', '0', 'unknown', 'test'),
+        ('long_1', '5', 'unknown', 'test'),
+    ]
     base = out / 's4_data'
     # official sampling at 10 fps: frame k is video frame int((k - 1) * 10 + 15 / 16 * 10) = 10 k - 1
     for name, step, offset in (('clip_a_0', 4, 0), ('long_1', 2, 50)):
@@ -164,14 +171,17 @@ def test_videos_to_avsbench(tmp_path):
     assert rate == 16000 and wav.ndim == 1 and len(wav) == 5 * 16000
     pkl = load_logmel_pkl(str(base / 'audio_log_mel' / 'test' / 'unknown' / 'clip_a_0.pkl'))
     assert pkl.shape == (5, 1, 96, 64)
-    np.testing.assert_allclose(pkl[:, 0], wav_to_logmel(str(base / 'audio_wav' / 'test' / 'unknown' /
-                                                           'clip_a_0.wav'))[:5], rtol=1e-6)
+    np.testing.assert_allclose(
+        pkl[:, 0], wav_to_logmel(str(base / 'audio_wav' / 'test' / 'unknown' / 'clip_a_0.wav'))[:5], rtol=1e-6
+    )
     # without --segments a video gives one clip named after the file
     out2 = tmp_path / 'out2'
     assert conv.main([str(vids), str(out2), '--img-size', '32', '--split', 'val', '--category', 'mine']) == 0
     with open(out2 / 's4_meta_data.csv') as f:
         assert [r['name'] + ':' + r['split'] + ':' + r['category'] for r in csv.DictReader(f)] == [
-            'clip_a:val:mine', 'long:val:mine']
+            'clip_a:val:mine',
+            'long:val:mine',
+        ]
     assert not (base / 'audio_wav' / 'test' / 'unknown' / 'mute.wav').exists()
 
 
@@ -186,7 +196,7 @@ def test_videos_to_avsbench_official_csv(tmp_path):
     out = tmp_path / 'out'
     assert conv.main([str(tmp_path / 'raw_videos'), str(out), '--csv', str(csv_path), '--img-size', '32']) == 0
     frame = out / 's4_data' / 'visual_frames' / 'val' / 'dog_barking' / 'abc' / 'abc_5.png'
-    assert abs(float(cv2.imread(str(frame)).mean()) - 4 * 49) <= 1.5       # frame int(4 * 10 + 9.375) = 49
+    assert abs(float(cv2.imread(str(frame)).mean()) - 4 * 49) <= 1.5  # frame int(4 * 10 + 9.375) = 49
     with open(out / 's4_meta_data.csv') as f:
         assert list(csv.reader(f)) == [['name', 'start_time', 'category', 'split'], ['abc', '0', 'dog_barking', 'val']]
 
@@ -203,8 +213,9 @@ def test_test_py_options(tmp_path):
     tool = _load_tool('tools/test.py')
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
-    args = tool.parse_args([CONFIG, str(ckpt), '--shuffle-audio', '3', '--out', str(tmp_path / 'o'), '--show-dir',
-                            str(tmp_path / 's')])
+    args = tool.parse_args(
+        [CONFIG, str(ckpt), '--shuffle-audio', '3', '--out', str(tmp_path / 'o'), '--show-dir', str(tmp_path / 's')]
+    )
     cfg = tool.setup_cfg(args)
     ds = cfg.test_dataloader.dataset
     assert ds.type == 'AudioConditionDataset' and ds.condition == 'shuffled' and ds.seed == 3
@@ -225,16 +236,29 @@ def test_test_py_audio_condition_and_data_root(tmp_path):
     tool = _load_tool('tools/test.py')
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
-    cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'noise', '--audio-seed', '4',
-                                          '--noise-dbfs', '-30', '--data-root', str(tmp_path / 'd')]))
+    cfg = tool.setup_cfg(
+        tool.parse_args(
+            [
+                CONFIG,
+                str(ckpt),
+                '--audio-condition',
+                'noise',
+                '--audio-seed',
+                '4',
+                '--noise-dbfs',
+                '-30',
+                '--data-root',
+                str(tmp_path / 'd'),
+            ]
+        )
+    )
     ds = cfg.test_dataloader.dataset
     assert (ds.type, ds.condition, ds.seed, ds.noise_dbfs) == ('AudioConditionDataset', 'noise', 4, -30.0)
     assert ds.dataset.data_root == str(tmp_path / 'd') and ds.dataset.type == 'AVSBenchS4Dataset'
-    assert cfg.train_dataloader.dataset.dataset.data_root == cfg.val_dataloader.dataset.data_root == str(
-        tmp_path / 'd')
+    assert cfg.train_dataloader.dataset.dataset.data_root == cfg.val_dataloader.dataset.data_root == str(tmp_path / 'd')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'original']))
     assert cfg.test_dataloader.dataset.type == 'AVSBenchS4Dataset'
-    assert cfg.test_dataloader.dataset.data_root == 'data/toy/s4'          # the config's own root
+    assert cfg.test_dataloader.dataset.data_root == 'data/toy/s4'  # the config's own root
     # the default noise level is the documented -20 dBFS
     assert tool.parse_args([CONFIG, str(ckpt), '--audio-condition', 'noise']).noise_dbfs == -20.0
     with pytest.raises(SystemExit):
@@ -246,7 +270,7 @@ def test_test_py_audio_condition_and_data_root(tmp_path):
 def test_train_py_data_root(tmp_path):
     tool = _load_tool('tools/train.py')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--data-root', str(tmp_path / 'd')]))
-    assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'     # wrapped: the root is set inside
+    assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'  # wrapped: the root is set inside
     assert cfg.train_dataloader.dataset.dataset.data_root == str(tmp_path / 'd')
     for key in ('val', 'test'):
         assert cfg[f'{key}_dataloader'].dataset.data_root == str(tmp_path / 'd')
@@ -258,8 +282,16 @@ def test_publish_model(tmp_path):
     pub = _load_tool('tools/misc/publish_model.py')
     src = str(tmp_path / 'iter_10.pth')
     state = {'w': torch.arange(4.0)}
-    torch.save(dict(state_dict=state, optimizer=dict(state={}, param_groups=[]), message_hub={},
-                    param_schedulers=[], meta=dict(dataset_meta=dict(classes=('bg', 'fg')))), src)
+    torch.save(
+        dict(
+            state_dict=state,
+            optimizer=dict(state={}, param_groups=[]),
+            message_hub={},
+            param_schedulers=[],
+            meta=dict(dataset_meta=dict(classes=('bg', 'fg'))),
+        ),
+        src,
+    )
     final = pub.process_checkpoint(src, str(tmp_path / 'ccformer_tiny.pth'))
     sha = hashlib.sha256(open(final, 'rb').read()).hexdigest()
     assert final == str(tmp_path / f'ccformer_tiny-{sha[:8]}.pth')
@@ -273,6 +305,7 @@ def test_check_pretrained_vggish(tmp_path, capsys):
     checker = _load_tool('tools/model_converters/check_pretrained.py')
     from mmengine.config import Config
     from mmseg.registry import MODELS
+
     audio_cfg = Config.fromfile(CONFIG).model.audio_encoder
     good = str(tmp_path / 'vggish.pth')
     torch.save(MODELS.build(audio_cfg).state_dict(), good)
@@ -284,13 +317,13 @@ def test_check_pretrained_vggish(tmp_path, capsys):
     assert 'missing' in capsys.readouterr().err
 
 
-
 def test_videos_to_avsbench_pads_short_audio_with_silence(tmp_path, capsys):
     """A video whose sound stops before its picture: the wav is padded with zeros to the clip length (so the
     log-mels of the missing seconds are silence, not a repeat of the last second) and the padding is reported."""
     conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
     from projects.ccformer.apis import write_video
     from projects.ccformer.datasets.audio import LOG_OFFSET, load_logmel_pkl, load_wav
+
     vids = tmp_path / 'videos'
     vids.mkdir()
     frames = [np.full((32, 32, 3), 40 * i, np.uint8) for i in range(6)]
@@ -304,7 +337,7 @@ def test_videos_to_avsbench_pads_short_audio_with_silence(tmp_path, capsys):
     assert 2.3 < padded < 2.6
     base = out / 's4_data'
     wav, _ = load_wav(str(base / 'audio_wav' / 'test' / 'unknown' / 'quiet.wav'))
-    assert len(wav) == 5 * 16000 and not wav[int(2.7 * 16000):].any()
+    assert len(wav) == 5 * 16000 and not wav[int(2.7 * 16000) :].any()
     pkl = load_logmel_pkl(str(base / 'audio_log_mel' / 'test' / 'unknown' / 'quiet.pkl'))
     np.testing.assert_allclose(pkl[3:], np.log(LOG_OFFSET), rtol=1e-6)
     assert np.abs(pkl[1] - np.log(LOG_OFFSET)).max() > 1
@@ -337,14 +370,17 @@ def test_tools_refuse_checkpoints_with_payloads(tmp_path, capsys):
     """publish_model, the pretrained checker and the Pretrained init of VGGish read weights-only: a payload is
     refused (naming the file) and never runs."""
     import os
+
     from mmengine.config import Config
     from mmseg.registry import MODELS
+
     from projects.ccformer.engine.safe_checkpoint import UnsafeCheckpointError
+
     marker = str(tmp_path / 'PWNED')
 
     class Payload:
         def __reduce__(self):
-            return os.system, (f'touch {marker}', )
+            return os.system, (f'touch {marker}',)
 
     audio_cfg = Config.fromfile(CONFIG).model.audio_encoder
     evil = str(tmp_path / 'evil.pth')
@@ -364,8 +400,13 @@ def test_tools_refuse_checkpoints_with_payloads(tmp_path, capsys):
 def test_tools_and_demo_do_not_edit_sys_path():
     """Tools and the demo import the installed package (``pip install -e .``); none edits ``sys.path``."""
     import re
-    scripts = (glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)
-               + glob.glob(osp.join(ROOT, 'demo', '*.py')))
-    edits = [osp.relpath(p, ROOT) for p in scripts
-             if re.search(r'sys\.path\.(insert|append|extend)\(|sys\.path\[[^]]*\]\s*=', open(p).read())]
+
+    scripts = glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True) + glob.glob(
+        osp.join(ROOT, 'demo', '*.py')
+    )
+    edits = [
+        osp.relpath(p, ROOT)
+        for p in scripts
+        if re.search(r'sys\.path\.(insert|append|extend)\(|sys\.path\[[^]]*\]\s*=', open(p).read())
+    ]
     assert scripts and not edits, f'sys.path edits in {edits}'

@@ -3,6 +3,7 @@
 Every run is a subprocess, exactly the user's command line. The tiny config trains 2 iterations per epoch on the
 shared toy S4 data (3 train clips, batch 2).
 """
+
 import glob
 import importlib.util
 import json
@@ -37,14 +38,20 @@ def _env() -> dict:
 def _data_opts(root: str, epochs: int = 1, interval: int = 1) -> list:
     # the tiny config wraps its training set in NegativeAudioDataset (configs/_base_/robust.py)
     opts = [f'train_dataloader.dataset.dataset.data_root={root}'] + [
-        f'{s}_dataloader.dataset.data_root={root}' for s in ('val', 'test')]
-    return opts + [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={interval}',
-                   f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=1']
+        f'{s}_dataloader.dataset.data_root={root}' for s in ('val', 'test')
+    ]
+    return opts + [
+        f'train_cfg.max_epochs={epochs}',
+        f'train_cfg.val_interval={interval}',
+        f'default_hooks.checkpoint.interval={interval}',
+        'default_hooks.logger.interval=1',
+    ]
 
 
 def _run(cmd, timeout=240, cwd=ROOT) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}'
     return proc.stdout
 
@@ -67,11 +74,11 @@ def _train_tool():
 def test_resume_fallback_when_last_checkpoint_was_deleted(tmp_path):
     """A run killed while CheckpointHook swaps files leaves last_checkpoint naming a deleted file."""
     tool = _train_tool()
-    assert tool.resume_fallback(str(tmp_path)) is None                     # nothing recorded: mmengine decides
+    assert tool.resume_fallback(str(tmp_path)) is None  # nothing recorded: mmengine decides
     for name in ('epoch_2.pth', 'epoch_10.pth', 'best_mIoU_epoch_9.pth'):
         (tmp_path / name).write_bytes(b'x')
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_10.pth'))
-    assert tool.resume_fallback(str(tmp_path)) is None                     # the named file exists
+    assert tool.resume_fallback(str(tmp_path)) is None  # the named file exists
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_11.pth'))
     assert tool.resume_fallback(str(tmp_path)) == str(tmp_path / 'epoch_10.pth')
 
@@ -80,8 +87,9 @@ def test_resume_fallback_when_last_checkpoint_was_deleted(tmp_path):
 def resumed_run(toy_s4_root, tmp_path_factory):
     """Start a long training run, SIGKILL it once a checkpoint exists, then ``--resume`` it for one more epoch."""
     work = str(tmp_path_factory.mktemp('resume'))
-    cmd = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--cfg-options'] + \
-        _data_opts(toy_s4_root, epochs=200)
+    cmd = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--cfg-options'] + _data_opts(
+        toy_s4_root, epochs=200
+    )
     log = open(osp.join(work, 'interrupted.log'), 'w')
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
     last = osp.join(work, 'last_checkpoint')
@@ -89,7 +97,7 @@ def resumed_run(toy_s4_root, tmp_path_factory):
     try:
         while not osp.isfile(last) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGSTOP)            # freeze the run where it is, then kill it
+        proc.send_signal(signal.SIGSTOP)  # freeze the run where it is, then kill it
         assert osp.isfile(last), f'no checkpoint within 180 s; see {log.name}'
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -100,8 +108,10 @@ def resumed_run(toy_s4_root, tmp_path_factory):
         source = _train_tool().resume_fallback(work) or f.read().strip()
     interrupted = _load(source)
     done_epochs = interrupted['meta']['epoch']
-    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--resume', '--cfg-options'] +
-               _data_opts(toy_s4_root, epochs=done_epochs + 1))
+    out = _run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--resume', '--cfg-options']
+        + _data_opts(toy_s4_root, epochs=done_epochs + 1)
+    )
     return dict(work=work, out=out, done_epochs=done_epochs, interrupted_steps=_optimizer_steps(interrupted))
 
 
@@ -134,14 +144,28 @@ def test_test_py_metrics_show_dir_and_out(resumed_run, toy_s4_root, tmp_path):
     """tools/test.py prints AVSBenchMetric results, --show-dir writes one clip image per test clip, --out masks."""
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
     show, out_dir = str(tmp_path / 'show'), str(tmp_path / 'preds')
-    out = _run([sys.executable, 'tools/test.py', CONFIG, best, '--work-dir', str(tmp_path / 'w'), '--show-dir', show,
-                '--out', out_dir, '--cfg-options'] + _data_opts(toy_s4_root))
+    out = _run(
+        [
+            sys.executable,
+            'tools/test.py',
+            CONFIG,
+            best,
+            '--work-dir',
+            str(tmp_path / 'w'),
+            '--show-dir',
+            show,
+            '--out',
+            out_dir,
+            '--cfg-options',
+        ]
+        + _data_opts(toy_s4_root)
+    )
     for key in METRIC_KEYS:
         assert f'{key}: ' in out, out[-2000:]
     images = sorted(glob.glob(osp.join(show, 'vis_data', 'vis_image', 'test_*.png')))
-    assert len(images) == 2, images                     # two toy test clips
+    assert len(images) == 2, images  # two toy test clips
     img = cv2.imread(images[0])
-    assert img.shape == (2 * 64, 5 * 64, 3)             # prediction row + GT row, 5 frames of 64x64
+    assert img.shape == (2 * 64, 5 * 64, 3)  # prediction row + GT row, 5 frames of 64x64
     masks = sorted(glob.glob(osp.join(out_dir, '*', '*.png')))
     assert len(masks) == 2 * 5
     values = set()
@@ -159,10 +183,12 @@ def test_ddp_two_processes_gloo(toy_s4_root, tmp_path):
     env = _env()
     env['PORT'] = str(port)
     work = str(tmp_path / 'ddp')
-    cmd = ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options'] + \
-        _data_opts(toy_s4_root, epochs=1)
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=240)
+    cmd = ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', work, '--cfg-options'] + _data_opts(
+        toy_s4_root, epochs=1
+    )
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert 'Distributed training: True' in proc.stdout
     ckpt = _load(osp.join(work, 'epoch_1.pth'))
@@ -174,14 +200,29 @@ def test_configs_run_under_mmseg_tools(resumed_run, toy_s4_root, tmp_path):
     """mmsegmentation's own tools/train.py and tools/test.py (shipped in the package) run our config."""
     assert osp.isfile(osp.join(MMSEG_TOOLS, 'train.py'))
     work = str(tmp_path / 'mmseg_train')
-    out = _run([sys.executable, osp.join(MMSEG_TOOLS, 'train.py'), CONFIG, '--work-dir', work, '--cfg-options'] +
-               _data_opts(toy_s4_root, epochs=1), cwd=str(tmp_path))
+    out = _run(
+        [sys.executable, osp.join(MMSEG_TOOLS, 'train.py'), CONFIG, '--work-dir', work, '--cfg-options']
+        + _data_opts(toy_s4_root, epochs=1),
+        cwd=str(tmp_path),
+    )
     assert osp.isfile(osp.join(work, 'epoch_1.pth')), out[-3000:]
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
     masks = tmp_path / 'mmseg_masks'
-    out = _run([sys.executable, osp.join(MMSEG_TOOLS, 'test.py'), CONFIG, best, '--work-dir',
-                str(tmp_path / 'mmseg_test'), '--out', str(masks), '--cfg-options'] + _data_opts(toy_s4_root),
-               cwd=str(tmp_path))
+    out = _run(
+        [
+            sys.executable,
+            osp.join(MMSEG_TOOLS, 'test.py'),
+            CONFIG,
+            best,
+            '--work-dir',
+            str(tmp_path / 'mmseg_test'),
+            '--out',
+            str(masks),
+            '--cfg-options',
+        ]
+        + _data_opts(toy_s4_root),
+        cwd=str(tmp_path),
+    )
     for key in METRIC_KEYS:
         assert f'{key}: ' in out, out[-2000:]
     # mmseg's --out sets test_evaluator.output_dir: our metrics write the predicted masks there
@@ -207,8 +248,11 @@ def test_amp_dtype_flag(tmp_path, capsys):
         assert exc.value.code == 2
     assert '--amp-dtype needs --amp' in capsys.readouterr().err
     for wrapper in ('AmpOptimWrapper', 'BF16OptimWrapper'):
-        cfg = tool.setup_cfg(tool.parse_args(base + ['--amp', '--amp-dtype', 'bfloat16', '--cfg-options',
-                                                     f'optim_wrapper.type={wrapper}']))
+        cfg = tool.setup_cfg(
+            tool.parse_args(
+                base + ['--amp', '--amp-dtype', 'bfloat16', '--cfg-options', f'optim_wrapper.type={wrapper}']
+            )
+        )
         assert cfg.optim_wrapper.type == wrapper and 'loss_scale' not in cfg.optim_wrapper
 
 
@@ -216,8 +260,20 @@ def test_train_bf16_optim_wrapper(toy_s4_root, tmp_path):
     """tools/train.py --amp --amp-dtype bfloat16 trains the tiny config on CPU with BF16OptimWrapper: finite losses,
     and the checkpoint's optimizer state has no loss_scaler (it loads into plain OptimWrapper)."""
     work = str(tmp_path / 'bf16')
-    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--amp', '--amp-dtype', 'bfloat16',
-                '--cfg-options'] + _data_opts(toy_s4_root, epochs=1))
+    out = _run(
+        [
+            sys.executable,
+            'tools/train.py',
+            CONFIG,
+            '--work-dir',
+            work,
+            '--amp',
+            '--amp-dtype',
+            'bfloat16',
+            '--cfg-options',
+        ]
+        + _data_opts(toy_s4_root, epochs=1)
+    )
     assert "type='BF16OptimWrapper'" in out, out[-3000:]
     ckpt = _load(osp.join(work, 'epoch_1.pth'))
     assert ckpt['meta']['iter'] == ITERS_PER_EPOCH
@@ -237,8 +293,10 @@ def test_compile_option_compiles_the_model_core(toy_s4_root, tmp_path):
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path)]))
     assert cfg.model.get('compile_cfg') is None and not cfg.get('compile')
     work = str(tmp_path / 'compiled')
-    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
-                '--cfg-options', 'compile.backend=eager'] + _data_opts(toy_s4_root, epochs=1))
+    out = _run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--cfg-options', 'compile.backend=eager']
+        + _data_opts(toy_s4_root, epochs=1)
+    )
     assert "compiling CCFormer's tensor core" in out, out[-3000:]
     assert 'Model has been "compiled"' not in out  # mmengine's train_step compile stayed off
     scalars = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
@@ -252,13 +310,16 @@ def test_compile_with_cuda_graphs_refuses_gradient_accumulation(tmp_path):
     tool = _train_tool()
     base = [CONFIG, '--work-dir', str(tmp_path), '--cfg-options']
     with pytest.raises(ValueError, match='accumulative_counts=2'):
-        tool.setup_cfg(tool.parse_args(base + ['compile.mode=reduce-overhead',
-                                               'optim_wrapper.accumulative_counts=2']))
+        tool.setup_cfg(tool.parse_args(base + ['compile.mode=reduce-overhead', 'optim_wrapper.accumulative_counts=2']))
     with pytest.raises(ValueError, match='CUDA graphs'):
-        tool.setup_cfg(tool.parse_args(base + ['model.compile_cfg.backend=cudagraphs',
-                                               'optim_wrapper.accumulative_counts=4']))
-    cfg = tool.setup_cfg(tool.parse_args(base + ['compile.mode=default', 'compile.target=train_step',
-                                                 'optim_wrapper.accumulative_counts=2']))
+        tool.setup_cfg(
+            tool.parse_args(base + ['model.compile_cfg.backend=cudagraphs', 'optim_wrapper.accumulative_counts=4'])
+        )
+    cfg = tool.setup_cfg(
+        tool.parse_args(
+            base + ['compile.mode=default', 'compile.target=train_step', 'optim_wrapper.accumulative_counts=2']
+        )
+    )
     assert cfg.model.compile_cfg == dict(mode='default')
 
 
@@ -266,6 +327,7 @@ def test_compile_with_cuda_graphs_refuses_gradient_accumulation(tmp_path):
 def test_checkpoints_written_load_on_the_safe_path(resumed_run):
     """Every file tools/train.py writes (resume included) needs no global outside the safe loader's allowlist."""
     from projects.ccformer.engine.safe_checkpoint import checkpoint_safe_globals, load_checkpoint_file
+
     paths = glob.glob(osp.join(resumed_run['work'], '*.pth'))
     assert len(paths) >= 2
     for path in paths:
@@ -277,8 +339,11 @@ def test_checkpoints_written_load_on_the_safe_path(resumed_run):
 def _resume_opts(root: str, epochs: int) -> list:
     # random flip (the config's ClipConsistentTransform), dropout in the query generator, 2 persistent workers
     return _data_opts(root, epochs=epochs) + [
-        'default_hooks.checkpoint.max_keep_ckpts=-1', 'train_dataloader.num_workers=2',
-        'train_dataloader.persistent_workers=True', 'model.decode_head.query_generator.ffn_drop=0.2']
+        'default_hooks.checkpoint.max_keep_ckpts=-1',
+        'train_dataloader.num_workers=2',
+        'train_dataloader.persistent_workers=True',
+        'model.decode_head.query_generator.ffn_drop=0.2',
+    ]
 
 
 def test_resume_is_bit_exact(toy_s4_root, tmp_path):
@@ -292,9 +357,11 @@ def test_resume_is_bit_exact(toy_s4_root, tmp_path):
     with open(osp.join(full, 'epoch_1.pth'), 'rb') as f_in, open(src, 'wb') as f_out:
         f_out.write(f_in.read())
     with open(osp.join(resumed, 'last_checkpoint'), 'w') as f:
-        f.write(src)                                       # the state of a run killed right after epoch 1
-    out = _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', resumed, '--resume', '--cfg-options'] +
-               _resume_opts(toy_s4_root, 2))
+        f.write(src)  # the state of a run killed right after epoch 1
+    out = _run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', resumed, '--resume', '--cfg-options']
+        + _resume_opts(toy_s4_root, 2)
+    )
     assert 'resumed epoch: 1' in out, out[-3000:]
     a, b = (_load(osp.join(d, 'epoch_2.pth'))['state_dict'] for d in (full, resumed))
     assert a.keys() == b.keys()
@@ -309,16 +376,28 @@ def test_non_finite_loss_stops_training_without_saving(toy_s4_root, tmp_path):
     that iteration naming the batch's clips, no checkpoint of the NaN model is written and last_checkpoint still
     names epoch_1.pth."""
     cfg = tmp_path / 'diverging.py'
-    cfg.write_text(f"_base_ = ['{CONFIG}']\n"
-                   "param_scheduler = [dict(type='MultiStepLR', milestones=[1], gamma=1e33, by_epoch=True)]\n")
+    cfg.write_text(
+        f"_base_ = ['{CONFIG}']\n"
+        "param_scheduler = [dict(type='MultiStepLR', milestones=[1], gamma=1e33, by_epoch=True)]\n"
+    )
     work = str(tmp_path / 'work')
-    proc = subprocess.run([sys.executable, 'tools/train.py', str(cfg), '--work-dir', work, '--cfg-options'] +
-                          _data_opts(toy_s4_root, epochs=3), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', str(cfg), '--work-dir', work, '--cfg-options']
+        + _data_opts(toy_s4_root, epochs=3),
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode != 0
     assert 'FloatingPointError: non-finite loss at iteration 4 (epoch 2)' in proc.stdout, proc.stdout[-3000:]
-    ids = [row.split(',')[0] for row in open(osp.join(toy_s4_root, 's4_meta_data.csv')).read().split()[1:]
-           if row.endswith(',train')]
+    ids = [
+        row.split(',')[0]
+        for row in open(osp.join(toy_s4_root, 's4_meta_data.csv')).read().split()[1:]
+        if row.endswith(',train')
+    ]
     assert any(video in proc.stdout.split('FloatingPointError')[-1] for video in ids)
     assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == ['best_mIoU_epoch_1.pth', 'epoch_1.pth']
     with open(osp.join(work, 'last_checkpoint')) as f:
@@ -354,9 +433,10 @@ def test_cfg_options_typo_is_refused(tmp_path):
     train, test = _train_tool(), _test_tool()
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
-    for parse, setup in ((lambda o: train.parse_args([CONFIG, '--work-dir', str(tmp_path), '--cfg-options', o]),
-                          train.setup_cfg),
-                         (lambda o: test.parse_args([CONFIG, str(ckpt), '--cfg-options', o]), test.setup_cfg)):
+    for parse, setup in (
+        (lambda o: train.parse_args([CONFIG, '--work-dir', str(tmp_path), '--cfg-options', o]), train.setup_cfg),
+        (lambda o: test.parse_args([CONFIG, str(ckpt), '--cfg-options', o]), test.setup_cfg),
+    ):
         with pytest.raises(KeyError, match="unknown top-level key 'trian_dataloader'.*'train_dataloader'"):
             setup(parse('trian_dataloader.batch_size=4'))
         assert setup(parse('train_dataloader.batch_size=4')).train_dataloader.batch_size == 4
@@ -387,25 +467,35 @@ def test_test_py_refuses_unsafe_foreign_and_truncated_checkpoints(resumed_run, t
     nonzero exit, no metrics), one of another model is refused naming keys (scored only with
     --allow-partial-checkpoint), a truncated one names the file."""
     from projects.ccformer.engine.safe_checkpoint import CheckpointMismatchError, CorruptCheckpointError
+
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))[0]
     good = _load(best)
     marker = str(tmp_path / 'PWNED')
 
     class Payload:
         def __reduce__(self):
-            return os.system, (f'touch {marker}', )
+            return os.system, (f'touch {marker}',)
 
     evil, foreign, truncated = (str(tmp_path / n) for n in ('evil.pth', 'foreign.pth', 'truncated.pth'))
     torch.save(dict(good, meta=dict(good['meta'], note=Payload())), evil)
-    torch.save(dict(state_dict={'backbone.stem.weight': torch.zeros(3), 'cls.weight': torch.zeros(2)},
-                    meta=good['meta']), foreign)
+    torch.save(
+        dict(state_dict={'backbone.stem.weight': torch.zeros(3), 'cls.weight': torch.zeros(2)}, meta=good['meta']),
+        foreign,
+    )
     data = open(best, 'rb').read()
     with open(truncated, 'wb') as f:
-        f.write(data[:len(data) // 3])
+        f.write(data[: len(data) // 3])
     opts = ['--work-dir', str(tmp_path / 'w'), '--cfg-options'] + _data_opts(toy_s4_root)
 
-    proc = subprocess.run([sys.executable, 'tools/test.py', CONFIG, evil] + opts, cwd=ROOT, env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', CONFIG, evil] + opts,
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode != 0 and 'mIoU: ' not in proc.stdout
     assert f'UnsafeCheckpointError: refused to load checkpoint {evil}' in proc.stdout, proc.stdout[-2000:]
     assert 'posix.system' in proc.stdout and '--trust-checkpoint' in proc.stdout

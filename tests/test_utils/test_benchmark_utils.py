@@ -1,5 +1,6 @@
 """The benchmark building blocks (projects/ccformer/utils/benchmark.py): statistics, timing loop and barrier
 (CPU; no timing asserted)."""
+
 import os
 
 import pytest
@@ -31,8 +32,13 @@ def test_time_steps_counts_calls_and_reports_first_call():
 
 def test_barrier_single_process(tmp_path):
     calls = []
-    timing = ub.time_steps(lambda: calls.append(1), iters=2, warmup=1, device=torch.device('cpu'),
-                           before_timing=lambda: ub.barrier(str(tmp_path), 1, 5.0))
+    timing = ub.time_steps(
+        lambda: calls.append(1),
+        iters=2,
+        warmup=1,
+        device=torch.device('cpu'),
+        before_timing=lambda: ub.barrier(str(tmp_path), 1, 5.0),
+    )
     assert len(calls) == 4  # warm-up, one re-warm after the barrier, two timed
     assert 'barrier_wait_s' in timing and not timing.get('barrier_timed_out')
     assert any(n.startswith('ready.') for n in os.listdir(tmp_path))

@@ -20,9 +20,9 @@ by ONNX Runtime (``--ort-opt-level``: its graph optimisation levels; ``--ort-pre
 its MatMul / Gemm weights quantised to int8 by ``onnxruntime.quantization.quantize_dynamic``, which does NOT keep
 the outputs equal), on the same inputs; ``--memory-format channels_last`` times a channels-last copy of the PyTorch
 model. Each such record carries ``max_abs_diff`` (the largest logit difference from the eager, contiguous PyTorch
-model on the timed inputs) and ``mask_agreement`` (fraction of pixels whose ``logit > 0`` agrees). ``--threads 1 2`` sweeps the
-intra-op threads (PyTorch and ONNX Runtime). ``--rounds R`` repeats the whole sweep R times, one record of each
-variant after the other (A, B, A, B ...: on a shared machine a load change then hits every variant alike), and the
+model on the timed inputs) and ``mask_agreement`` (fraction of pixels whose ``logit > 0`` agrees). ``--threads 1 2``
+sweeps the intra-op threads (PyTorch and ONNX Runtime). ``--rounds R`` repeats the whole sweep R times, one record of
+each variant after the other (A, B, A, B ...: on a shared machine a load change then hits every variant alike), and the
 ``summary`` gives the median over the rounds and the speed-up over eager PyTorch.
 
 Timing: ``--warmup`` untimed iterations (the first one, which includes ``torch.compile``, is reported as
@@ -46,6 +46,7 @@ Examples::
     python tools/analysis_tools/benchmark.py CONFIG --device cpu --mode infer --amp none --batch-size 1 --parts model \
         --backend pytorch onnxruntime --memory-format contiguous channels_last --threads 1 2 --rounds 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,10 +64,26 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from projects.ccformer.utils.benchmark import (AMP_DTYPES, PURE_DTYPES, BackboneForward, TensorForward, autocast,
-                                               barrier, build_model, compile_kwargs, count_dispatched_ops,
-                                               count_params, environment, load_config, make_data_samples,
-                                               make_inputs, memory_phase, num_classes_of, summarize, time_steps)
+from projects.ccformer.utils.benchmark import (
+    AMP_DTYPES,
+    PURE_DTYPES,
+    BackboneForward,
+    TensorForward,
+    autocast,
+    barrier,
+    build_model,
+    compile_kwargs,
+    count_dispatched_ops,
+    count_params,
+    environment,
+    load_config,
+    make_data_samples,
+    make_inputs,
+    memory_phase,
+    num_classes_of,
+    summarize,
+    time_steps,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -76,58 +93,126 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', default=None, help='optional checkpoint (random weights without it)')
     parser.add_argument('--mode', nargs='+', choices=['infer', 'train'], default=['infer'])
     parser.add_argument('--batch-size', nargs='+', type=int, default=[2], help='clips per batch')
-    parser.add_argument('--amp', nargs='+', choices=list(AMP_DTYPES) + list(PURE_DTYPES), default=['bf16'],
-                        help='autocast dtype (none = fp32); bf16-pure: a copy of the model cast to bf16 and bf16 '
-                             'inputs, no autocast (inference only; the fp32 model stays on the device, so use '
-                             'peak_alone_est_bytes for its memory)')
+    parser.add_argument(
+        '--amp',
+        nargs='+',
+        choices=list(AMP_DTYPES) + list(PURE_DTYPES),
+        default=['bf16'],
+        help='autocast dtype (none = fp32); bf16-pure: a copy of the model cast to bf16 and bf16 '
+        'inputs, no autocast (inference only; the fp32 model stays on the device, so use '
+        'peak_alone_est_bytes for its memory)',
+    )
     parser.add_argument('--compile', action='store_true', help='torch.compile the timed modules')
-    parser.add_argument('--compile-mode', default='reduce-overhead',
-                        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'])
+    parser.add_argument(
+        '--compile-mode',
+        default='reduce-overhead',
+        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+    )
     parser.add_argument('--compile-backend', default='inductor', help='torch.compile backend (tests use aot_eager)')
     parser.add_argument('--frames', type=int, default=None, help='frames per clip (default: 5, or cfg num_frames)')
     parser.add_argument('--size', type=int, default=224, help='square input size H = W')
     parser.add_argument('--iters', type=int, default=50, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=10, help='untimed iterations (first includes compile)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--forward-mode', choices=['tensor', 'predict'], default='tensor',
-                        help="infer mode: time mode='tensor' (logits) or mode='predict' (upsampled masks)")
-    parser.add_argument('--gt-valid', choices=['all', 'first'], default='all',
-                        help="train mode: frames with labels ('first' = S4 training, frame 1 only)")
-    parser.add_argument('--parts', nargs='+', choices=['model', 'backbone'], default=None,
-                        help='what to time (default: model and backbone)')
-    parser.add_argument('--backbone-only-too', action='store_true',
-                        help='kept for compatibility: the backbone is timed by default (see --parts)')
+    parser.add_argument(
+        '--forward-mode',
+        choices=['tensor', 'predict'],
+        default='tensor',
+        help="infer mode: time mode='tensor' (logits) or mode='predict' (upsampled masks)",
+    )
+    parser.add_argument(
+        '--gt-valid',
+        choices=['all', 'first'],
+        default='all',
+        help="train mode: frames with labels ('first' = S4 training, frame 1 only)",
+    )
+    parser.add_argument(
+        '--parts',
+        nargs='+',
+        choices=['model', 'backbone'],
+        default=None,
+        help='what to time (default: model and backbone)',
+    )
+    parser.add_argument(
+        '--backbone-only-too',
+        action='store_true',
+        help='kept for compatibility: the backbone is timed by default (see --parts)',
+    )
     parser.add_argument('--fused-adamw', action='store_true', help='AdamW(fused=True) on CUDA')
-    parser.add_argument('--count-ops', action='store_true',
-                        help='infer mode: also count the ATen operations one forward dispatches, per sub-module '
-                             '(what bounds an eager run that waits on the host)')
+    parser.add_argument(
+        '--count-ops',
+        action='store_true',
+        help='infer mode: also count the ATen operations one forward dispatches, per sub-module '
+        '(what bounds an eager run that waits on the host)',
+    )
     parser.add_argument('--tf32', action='store_true', help='allow TF32 matmuls/convs in fp32 runs')
-    parser.add_argument('--threads', type=int, nargs='+', default=None,
-                        help='intra-op threads on CPU (torch.set_num_threads and ONNX Runtime); several for a sweep')
-    parser.add_argument('--backend', nargs='+', choices=['pytorch', 'onnxruntime'], default=['pytorch'],
-                        help='onnxruntime: also time the ONNX export of the model run by ONNX Runtime (infer, '
-                             '--amp none, CPU, part model)')
-    parser.add_argument('--onnx', default=None,
-                        help='ONNX file of the same weights (tools/deployment/pytorch2onnx.py; default: exported '
-                             'here into a temporary folder, random weights included)')
-    parser.add_argument('--ort-opt-level', nargs='+', choices=['disable', 'basic', 'extended', 'all'],
-                        default=['all'], help='ONNX Runtime graph optimisation levels to time')
-    parser.add_argument('--ort-precision', nargs='+', choices=['fp32', 'int8'], default=['fp32'],
-                        help='int8: MatMul/Gemm weights quantised (dynamic quantisation; outputs change)')
-    parser.add_argument('--memory-format', nargs='+', choices=['contiguous', 'channels_last'],
-                        default=['contiguous'], help='PyTorch weights and activations layout (CPU: oneDNN)')
-    parser.add_argument('--rounds', type=int, default=1,
-                        help='repeat the sweep, interleaving the variants, and summarise medians over rounds')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        nargs='+',
+        default=None,
+        help='intra-op threads on CPU (torch.set_num_threads and ONNX Runtime); several for a sweep',
+    )
+    parser.add_argument(
+        '--backend',
+        nargs='+',
+        choices=['pytorch', 'onnxruntime'],
+        default=['pytorch'],
+        help='onnxruntime: also time the ONNX export of the model run by ONNX Runtime (infer, '
+        '--amp none, CPU, part model)',
+    )
+    parser.add_argument(
+        '--onnx',
+        default=None,
+        help='ONNX file of the same weights (tools/deployment/pytorch2onnx.py; default: exported '
+        'here into a temporary folder, random weights included)',
+    )
+    parser.add_argument(
+        '--ort-opt-level',
+        nargs='+',
+        choices=['disable', 'basic', 'extended', 'all'],
+        default=['all'],
+        help='ONNX Runtime graph optimisation levels to time',
+    )
+    parser.add_argument(
+        '--ort-precision',
+        nargs='+',
+        choices=['fp32', 'int8'],
+        default=['fp32'],
+        help='int8: MatMul/Gemm weights quantised (dynamic quantisation; outputs change)',
+    )
+    parser.add_argument(
+        '--memory-format',
+        nargs='+',
+        choices=['contiguous', 'channels_last'],
+        default=['contiguous'],
+        help='PyTorch weights and activations layout (CPU: oneDNN)',
+    )
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='repeat the sweep, interleaving the variants, and summarise medians over rounds',
+    )
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', default=None, help='write the results here (JSON; rewritten after each record)')
-    parser.add_argument('--barrier', default=None, metavar='DIR',
-                        help='several processes compile/warm up at the same time, then time one after another: '
-                             'each writes DIR/ready.<pid> after its warm-up, waits for --barrier-count of them, '
-                             'and times while holding DIR/lock (one record per process)')
+    parser.add_argument(
+        '--barrier',
+        default=None,
+        metavar='DIR',
+        help='several processes compile/warm up at the same time, then time one after another: '
+        'each writes DIR/ready.<pid> after its warm-up, waits for --barrier-count of them, '
+        'and times while holding DIR/lock (one record per process)',
+    )
     parser.add_argument('--barrier-count', type=int, default=1)
     parser.add_argument('--barrier-timeout', type=float, default=900.0, help='seconds to wait for the others')
-    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-                        help='override config entries (mmengine DictAction syntax)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='override config entries (mmengine DictAction syntax)',
+    )
     args = parser.parse_args(argv)
     if args.parts is None:
         args.parts = ['model', 'backbone']
@@ -140,10 +225,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.rounds < 1 or any(t < 1 for t in args.threads or []):
         parser.error('--rounds and --threads must be positive')
     if 'onnxruntime' in args.backend:
-        if args.device != 'cpu' or 'infer' not in args.mode or 'none' not in args.amp or 'model' not in args.parts \
-                or args.compile or args.forward_mode != 'tensor':
-            parser.error('--backend onnxruntime times fp32 CPU inference of the whole model: it needs --device cpu, '
-                         "--mode infer, --amp none, --parts model and --forward-mode tensor, without --compile")
+        if (
+            args.device != 'cpu'
+            or 'infer' not in args.mode
+            or 'none' not in args.amp
+            or 'model' not in args.parts
+            or args.compile
+            or args.forward_mode != 'tensor'
+        ):
+            parser.error(
+                '--backend onnxruntime times fp32 CPU inference of the whole model: it needs --device cpu, '
+                "--mode infer, --amp none, --parts model and --forward-mode tensor, without --compile"
+            )
     if 'channels_last' in args.memory_format and (args.compile or args.barrier):
         parser.error('--memory-format channels_last is an eager variant: not with --compile / --barrier')
     return args
@@ -194,8 +287,15 @@ def _make_optimizer(params: List[nn.Parameter], device: torch.device, fused: boo
     return torch.optim.AdamW(params, **kwargs)
 
 
-def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp: str, device: torch.device,
-              args: argparse.Namespace) -> Callable[[], Any]:
+def make_step(
+    part: str,
+    mode: str,
+    model: nn.Module,
+    data: Dict[str, Any],
+    amp: str,
+    device: torch.device,
+    args: argparse.Namespace,
+) -> Callable[[], Any]:
     """The function timed for one (part, mode): see the module docstring for what it runs."""
     if part == 'backbone':
         module: nn.Module = BackboneForward(model.backbone)
@@ -228,6 +328,7 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
                 _mark_step(args)
             with torch.no_grad(), autocast(device, amp):
                 forward()
+
         return infer_step
 
     model.train()
@@ -263,35 +364,67 @@ def make_step(part: str, mode: str, model: nn.Module, data: Dict[str, Any], amp:
     return train_step
 
 
-
-def run_one(model: nn.Module, part: str, mode: str, amp: str, batch: int, frames: int,
-            device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
+def run_one(
+    model: nn.Module,
+    part: str,
+    mode: str,
+    amp: str,
+    batch: int,
+    frames: int,
+    device: torch.device,
+    args: argparse.Namespace,
+) -> Dict[str, Any]:
     """Time one (part, mode, amp, batch) combination and return its record."""
     gen = torch.Generator().manual_seed(args.seed)
     data: Dict[str, Any] = make_inputs(batch, frames, args.size, device, gen)
     if amp in PURE_DTYPES:
         if mode == 'train':
             _release_barrier(args)
-            return dict(part=part, mode=mode, amp=amp, batch_size=batch, frames=frames, size=args.size,
-                        compile=args.compile, status='error',
-                        error=f'--amp {amp} casts the weights: inference only (train with --amp bf16)')
+            return dict(
+                part=part,
+                mode=mode,
+                amp=amp,
+                batch_size=batch,
+                frames=frames,
+                size=args.size,
+                compile=args.compile,
+                status='error',
+                error=f'--amp {amp} casts the weights: inference only (train with --amp bf16)',
+            )
         model = copy.deepcopy(model).to(PURE_DTYPES[amp])
         data = {k: v.to(PURE_DTYPES[amp]) for k, v in data.items()}
     if part == 'model' and (mode == 'train' or args.forward_mode == 'predict'):
-        data['data_samples'] = make_data_samples(batch, frames, args.size, num_classes_of(model),
-                                                 args.gt_valid, device, gen)
-    record: Dict[str, Any] = dict(part=part, mode=mode, amp=amp, batch_size=batch, frames=frames, size=args.size,
-                                  compile=args.compile, compile_mode=args.compile_mode if args.compile else None,
-                                  compile_backend=args.compile_backend if args.compile else None,
-                                  forward_mode=args.forward_mode if part == 'model' and mode == 'infer' else None)
+        data['data_samples'] = make_data_samples(
+            batch, frames, args.size, num_classes_of(model), args.gt_valid, device, gen
+        )
+    record: Dict[str, Any] = dict(
+        part=part,
+        mode=mode,
+        amp=amp,
+        batch_size=batch,
+        frames=frames,
+        size=args.size,
+        compile=args.compile,
+        compile_mode=args.compile_mode if args.compile else None,
+        compile_backend=args.compile_backend if args.compile else None,
+        forward_mode=args.forward_mode if part == 'model' and mode == 'infer' else None,
+    )
     timed = model.backbone if part == 'backbone' else model
-    record.update(params=count_params(timed), trainable_params=count_params(timed, trainable_only=True),
-                  param_bytes=sum(p.numel() * p.element_size() for p in timed.parameters()))
+    record.update(
+        params=count_params(timed),
+        trainable_params=count_params(timed, trainable_only=True),
+        param_bytes=sum(p.numel() * p.element_size() for p in timed.parameters()),
+    )
     try:
         with memory_phase(device) as mem:
             step = make_step(part, mode, model, data, amp, device, args)
-            timing = time_steps(step, args.iters, args.warmup, device,
-                                lambda: barrier(args.barrier, args.barrier_count, args.barrier_timeout))
+            timing = time_steps(
+                step,
+                args.iters,
+                args.warmup,
+                device,
+                lambda: barrier(args.barrier, args.barrier_count, args.barrier_timeout),
+            )
         record.update(summarize(timing, batch, frames))
         record.update(mem)
         if args.count_ops and mode == 'infer' and not args.compile:
@@ -363,8 +496,11 @@ class Variants:
             self.int8_file = path
         key = (level, threads, precision)
         if key not in self._sessions:
-            self._sessions[key] = ORTSegmentor(self.int8_file if precision == 'int8' else self.onnx_file,
-                                               num_threads=threads, graph_optimization_level=level).session
+            self._sessions[key] = ORTSegmentor(
+                self.int8_file if precision == 'int8' else self.onnx_file,
+                num_threads=threads,
+                graph_optimization_level=level,
+            ).session
         return self._sessions[key]
 
     @torch.no_grad()
@@ -378,28 +514,53 @@ class Variants:
     def compare(self, out: torch.Tensor, data: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """``max_abs_diff`` and ``mask_agreement`` (``logit > 0``) of ``out`` against :meth:`reference`."""
         ref = self.reference(data)
-        return dict(max_abs_diff=float((out - ref).abs().max()),
-                    mask_agreement=float(((out > 0) == (ref > 0)).float().mean()))
+        return dict(
+            max_abs_diff=float((out - ref).abs().max()), mask_agreement=float(((out > 0) == (ref > 0)).float().mean())
+        )
 
     def close(self) -> None:
         self._sessions.clear()
         self._tmp.cleanup()
 
 
-def run_onnxruntime(variants: Variants, level: str, precision: str, threads: Optional[int], batch: int, frames: int,
-                    device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
+def run_onnxruntime(
+    variants: Variants,
+    level: str,
+    precision: str,
+    threads: Optional[int],
+    batch: int,
+    frames: int,
+    device: torch.device,
+    args: argparse.Namespace,
+) -> Dict[str, Any]:
     """Time ONNX Runtime on the tensor core's inputs (the ``model`` part, ``--forward-mode tensor``)."""
     data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
-    record: Dict[str, Any] = dict(part='model', mode='infer', amp='none', batch_size=batch, frames=frames,
-                                  size=args.size, compile=False, compile_mode=None, compile_backend=None,
-                                  forward_mode='tensor', backend='onnxruntime', ort_opt_level=level,
-                                  ort_precision=precision, memory_format=None, params=count_params(variants.model),
-                                  trainable_params=count_params(variants.model, trainable_only=True))
+    record: Dict[str, Any] = dict(
+        part='model',
+        mode='infer',
+        amp='none',
+        batch_size=batch,
+        frames=frames,
+        size=args.size,
+        compile=False,
+        compile_mode=None,
+        compile_backend=None,
+        forward_mode='tensor',
+        backend='onnxruntime',
+        ort_opt_level=level,
+        ort_precision=precision,
+        memory_format=None,
+        params=count_params(variants.model),
+        trainable_params=count_params(variants.model, trainable_only=True),
+    )
     try:
         session = variants.session(level, threads, precision)
         feeds = dict(frames=data['inputs'].numpy(), audio=data['audio'].numpy())
-        record.update(summarize(time_steps(lambda: session.run(['logits'], feeds), args.iters, args.warmup,
-                                           device), batch, frames))
+        record.update(
+            summarize(
+                time_steps(lambda: session.run(['logits'], feeds), args.iters, args.warmup, device), batch, frames
+            )
+        )
         record.update(variants.compare(torch.from_numpy(session.run(['logits'], feeds)[0]), data))
         record['max_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         record['status'] = 'ok'
@@ -412,13 +573,27 @@ def sweep(mode: str, amp: str, args: argparse.Namespace) -> List[Dict[str, Any]]
     """The variants timed for one (mode, amp): each part per memory format, then ONNX Runtime per level."""
     out = [dict(backend='pytorch', part=part, memory_format=fmt) for part in args.parts for fmt in args.memory_format]
     if 'onnxruntime' in args.backend and mode == 'infer' and amp == 'none':
-        out += [dict(backend='onnxruntime', part='model', ort_opt_level=level, ort_precision=precision)
-                for level in args.ort_opt_level for precision in args.ort_precision]
+        out += [
+            dict(backend='onnxruntime', part='model', ort_opt_level=level, ort_precision=precision)
+            for level in args.ort_opt_level
+            for precision in args.ort_precision
+        ]
     return out
 
 
-SUMMARY_KEYS = ('part', 'mode', 'amp', 'batch_size', 'compile', 'backend', 'memory_format', 'ort_opt_level',
-                'ort_precision', 'threads', 'forward_mode')
+SUMMARY_KEYS = (
+    'part',
+    'mode',
+    'amp',
+    'batch_size',
+    'compile',
+    'backend',
+    'memory_format',
+    'ort_opt_level',
+    'ort_precision',
+    'threads',
+    'forward_mode',
+)
 
 
 def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -431,8 +606,9 @@ def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     summary = []
     for key, recs in groups.items():
         medians = [r['median_s'] for r in recs]
-        entry = dict(zip(SUMMARY_KEYS, key), rounds=len(recs), median_s=statistics.median(medians),
-                     per_round_median_s=medians)
+        entry = dict(
+            zip(SUMMARY_KEYS, key), rounds=len(recs), median_s=statistics.median(medians), per_round_median_s=medians
+        )
         entry['s_per_clip'] = entry['median_s'] / entry['batch_size']
         if any('max_abs_diff' in r for r in recs):
             entry['max_abs_diff'] = max(r['max_abs_diff'] for r in recs)
@@ -440,8 +616,12 @@ def summarize_rounds(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         summary.append(entry)
     for entry in summary:
         for ref in summary:
-            if (ref['backend'] == 'pytorch' and ref['memory_format'] == 'contiguous' and not ref['compile']
-                    and all(ref[k] == entry[k] for k in ('part', 'mode', 'amp', 'batch_size', 'threads'))):
+            if (
+                ref['backend'] == 'pytorch'
+                and ref['memory_format'] == 'contiguous'
+                and not ref['compile']
+                and all(ref[k] == entry[k] for k in ('part', 'mode', 'amp', 'batch_size', 'threads'))
+            ):
                 entry['speedup_vs_eager'] = ref['median_s'] / entry['median_s']
     return summary
 
@@ -453,17 +633,24 @@ def _variant(rec: Dict[str, Any]) -> str:
 
 
 def _line(rec: Dict[str, Any]) -> str:
-    head = (f"{rec['part']:8s} {rec['mode']:5s} {rec['amp']:4s} bs={rec['batch_size']:<3d} "
-            f"compile={'y' if rec['compile'] else 'n'}")
-    if rec.get('threads') is not None or rec.get('backend', 'pytorch') != 'pytorch' \
-            or rec.get('memory_format') not in (None, 'contiguous'):
+    head = (
+        f"{rec['part']:8s} {rec['mode']:5s} {rec['amp']:4s} bs={rec['batch_size']:<3d} "
+        f"compile={'y' if rec['compile'] else 'n'}"
+    )
+    if (
+        rec.get('threads') is not None
+        or rec.get('backend', 'pytorch') != 'pytorch'
+        or rec.get('memory_format') not in (None, 'contiguous')
+    ):
         head += f" {_variant(rec):13s} threads={rec.get('threads')}"
     if rec['status'] != 'ok':
         return f"{head}  {rec['status'].upper()}: {rec.get('error', '')}"
     mem = f"  peak {rec['peak_mem_bytes'] / 1e9:6.2f} GB" if 'peak_mem_bytes' in rec else ''
-    return (f"{head}  {rec['median_s'] * 1e3:9.2f} ms/it (p10 {rec['p10_s'] * 1e3:.2f}, p90 {rec['p90_s'] * 1e3:.2f})"
-            f"  {rec['frames_per_s']:9.1f} frames/s  {rec['clips_per_s']:8.2f} clips/s  "
-            f"{rec['s_per_clip']:.4f} s/clip  first {rec['first_call_s']:.1f} s{mem}")
+    return (
+        f"{head}  {rec['median_s'] * 1e3:9.2f} ms/it (p10 {rec['p10_s'] * 1e3:.2f}, p90 {rec['p90_s'] * 1e3:.2f})"
+        f"  {rec['frames_per_s']:9.1f} frames/s  {rec['clips_per_s']:8.2f} clips/s  "
+        f"{rec['s_per_clip']:.4f} s/clip  first {rec['first_call_s']:.1f} s{mem}"
+    )
 
 
 def add_ratios(results: List[Dict[str, Any]]) -> None:
@@ -472,9 +659,14 @@ def add_ratios(results: List[Dict[str, Any]]) -> None:
         if rec['part'] != 'model' or rec['status'] != 'ok':
             continue
         for other in results:
-            if (other['part'] == 'backbone' and other['status'] == 'ok'
-                    and all(other.get(k) == rec.get(k) for k in ('mode', 'amp', 'batch_size', 'compile', 'backend',
-                                                                 'memory_format', 'threads', 'round'))):
+            if (
+                other['part'] == 'backbone'
+                and other['status'] == 'ok'
+                and all(
+                    other.get(k) == rec.get(k)
+                    for k in ('mode', 'amp', 'batch_size', 'compile', 'backend', 'memory_format', 'threads', 'round')
+                )
+            ):
                 rec['model_over_backbone'] = rec['frames_per_s'] / other['frames_per_s']
 
 
@@ -483,8 +675,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError('benchmark: --device cuda asked for but torch.cuda.is_available() is False; '
-                           'use --device cpu')
+        raise RuntimeError(
+            'benchmark: --device cuda asked for but torch.cuda.is_available() is False; use --device cpu'
+        )
     if args.threads:
         torch.set_num_threads(args.threads[0])
     torch.backends.cudnn.benchmark = True
@@ -496,8 +689,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     cfg = load_config(args.config, args.cfg_options)
     frames = args.frames or int(cfg.get('num_frames', 5))
     model = build_model(cfg, args.checkpoint).to(device)
-    report: Dict[str, Any] = dict(config=args.config, argv=list(sys.argv if argv is None else argv),
-                                  env=environment(device), tf32=args.tf32, results=[])
+    report: Dict[str, Any] = dict(
+        config=args.config,
+        argv=list(sys.argv if argv is None else argv),
+        env=environment(device),
+        tf32=args.tf32,
+        results=[],
+    )
     variants = Variants(model, frames, args)
     try:
         for rnd in range(args.rounds):
@@ -519,33 +717,57 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     add_ratios(report['results'])
     for rec in report['results']:
         if 'model_over_backbone' in rec:
-            print(f"model/backbone frames/s  {rec['mode']} {rec['amp']} bs={rec['batch_size']} "
-                  f"compile={'y' if rec['compile'] else 'n'}: {rec['model_over_backbone']:.3f}")
+            print(
+                f"model/backbone frames/s  {rec['mode']} {rec['amp']} bs={rec['batch_size']} "
+                f"compile={'y' if rec['compile'] else 'n'}: {rec['model_over_backbone']:.3f}"
+            )
     if args.rounds > 1 or len(report['results']) > len(args.parts) * len(args.mode) * len(args.amp) * len(
-            args.batch_size):
+        args.batch_size
+    ):
         report['summary'] = summarize_rounds(report['results'])
         for entry in report['summary']:
             speedup = f"  {entry['speedup_vs_eager']:.2f}x eager" if 'speedup_vs_eager' in entry else ''
-            diff = (f"  max|diff| {entry['max_abs_diff']:.2g}, masks agree {100 * entry['mask_agreement']:.3f}%"
-                    if 'max_abs_diff' in entry else '')
-            print(f"summary {entry['part']:8s} {entry['mode']} {entry['amp']} bs={entry['batch_size']} "
-                  f"{_variant(entry):13s} threads={entry['threads']}: {entry['s_per_clip']:.4f} s/clip "
-                  f"(median of {entry['rounds']} rounds){speedup}{diff}")
+            diff = (
+                f"  max|diff| {entry['max_abs_diff']:.2g}, masks agree {100 * entry['mask_agreement']:.3f}%"
+                if 'max_abs_diff' in entry
+                else ''
+            )
+            print(
+                f"summary {entry['part']:8s} {entry['mode']} {entry['amp']} bs={entry['batch_size']} "
+                f"{_variant(entry):13s} threads={entry['threads']}: {entry['s_per_clip']:.4f} s/clip "
+                f"(median of {entry['rounds']} rounds){speedup}{diff}"
+            )
     write_json(report, args.json)
     return report
 
 
-def _run_variant(variants: Variants, var: Dict[str, Any], mode: str, amp: str, batch: int, threads: Optional[int],
-                 frames: int, device: torch.device, args: argparse.Namespace) -> Dict[str, Any]:
+def _run_variant(
+    variants: Variants,
+    var: Dict[str, Any],
+    mode: str,
+    amp: str,
+    batch: int,
+    threads: Optional[int],
+    frames: int,
+    device: torch.device,
+    args: argparse.Namespace,
+) -> Dict[str, Any]:
     """One record of :func:`sweep`'s variant ``var``."""
     if var['backend'] == 'onnxruntime':
-        return run_onnxruntime(variants, var['ort_opt_level'], var['ort_precision'], threads, batch, frames, device,
-                               args)
+        return run_onnxruntime(
+            variants, var['ort_opt_level'], var['ort_precision'], threads, batch, frames, device, args
+        )
     model = variants.pytorch(var['memory_format'])
     rec = run_one(model, var['part'], mode, amp, batch, frames, device, args)
     rec.update(backend='pytorch', memory_format=var['memory_format'], ort_opt_level=None, ort_precision=None)
-    if var['memory_format'] != 'contiguous' and rec['status'] == 'ok' and var['part'] == 'model' \
-            and mode == 'infer' and amp == 'none' and args.forward_mode == 'tensor':
+    if (
+        var['memory_format'] != 'contiguous'
+        and rec['status'] == 'ok'
+        and var['part'] == 'model'
+        and mode == 'infer'
+        and amp == 'none'
+        and args.forward_mode == 'tensor'
+    ):
         data = make_inputs(batch, frames, args.size, device, torch.Generator().manual_seed(args.seed))
         with torch.no_grad():
             out = TensorForward(model.eval())(data['inputs'], data['audio']).float()

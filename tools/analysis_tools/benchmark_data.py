@@ -9,6 +9,7 @@ Example (the paper's S4 pipeline on toy data at 224 x 224)::
     python tools/dataset_converters/generate_toy_avsbench.py /tmp/toy224 --layout s4 --img-size 224
     python tools/analysis_tools/benchmark_data.py configs/ccformer_pvt_s4.py --data-root /tmp/toy224 --clips 40
 """
+
 import argparse
 import json
 import statistics
@@ -36,8 +37,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    import projects.ccformer  # noqa: F401,E501  (registers the datasets and transforms)
     from mmseg.registry import DATASETS
+
+    import projects.ccformer  # noqa: F401,E501  (registers the datasets and transforms)
+
     ds_cfg = cfg[f'{args.split}_dataloader'].dataset
     if args.data_root:
         ds_cfg.data_root = args.data_root
@@ -51,10 +54,18 @@ def main(argv: Optional[List[str]] = None) -> dict:
         times.append(time.perf_counter() - start)
     frames = int(sample['inputs'].shape[0])
     median = statistics.median(times)
-    result = dict(config=args.config, split=args.split, data_root=ds_cfg.data_root, clips=args.clips,
-                  frames_per_clip=frames, frame_shape=list(sample['inputs'].shape[-2:]),
-                  median_s_per_clip=median, mean_s_per_clip=statistics.fmean(times),
-                  clips_per_s_per_worker=1.0 / median, frames_per_s_per_worker=frames / median)
+    result = dict(
+        config=args.config,
+        split=args.split,
+        data_root=ds_cfg.data_root,
+        clips=args.clips,
+        frames_per_clip=frames,
+        frame_shape=list(sample['inputs'].shape[-2:]),
+        median_s_per_clip=median,
+        mean_s_per_clip=statistics.fmean(times),
+        clips_per_s_per_worker=1.0 / median,
+        frames_per_s_per_worker=frames / median,
+    )
     print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, 'w') as f:

@@ -9,6 +9,7 @@ model / backbone frames/s (the backbone record of the same setting, from any of 
 seconds (``run_gpu_benchmarks.sh`` writes ``NAME<TAB>rc<TAB>seconds<TAB>limit`` lines); a file that cannot be read
 is listed with its error, and a missing record is not invented.
 """
+
 import argparse
 import json
 import os
@@ -56,8 +57,15 @@ def read_steps(path: Optional[str]) -> List[Dict[str, Any]]:
             parts = line.rstrip('\n').split('\t')
             if len(parts) == 4:
                 name, rc, seconds, limit = parts
-                steps.append(dict(name=name, rc=int(rc), seconds=int(seconds), limit_s=int(limit),
-                                  status='ok' if rc == '0' else ('timeout' if rc == '124' else 'failed')))
+                steps.append(
+                    dict(
+                        name=name,
+                        rc=int(rc),
+                        seconds=int(seconds),
+                        limit_s=int(limit),
+                        status='ok' if rc == '0' else ('timeout' if rc == '124' else 'failed'),
+                    )
+                )
     return steps
 
 
@@ -67,8 +75,11 @@ def add_backbone_ratios(records: List[Dict[str, Any]]) -> None:
         if rec.get('part') != 'model' or rec.get('status') != 'ok':
             continue
         for other in records:
-            if other.get('part') == 'backbone' and other.get('status') == 'ok' and \
-                    all(other.get(k) == rec.get(k) for k in MATCH_KEYS):
+            if (
+                other.get('part') == 'backbone'
+                and other.get('status') == 'ok'
+                and all(other.get(k) == rec.get(k) for k in MATCH_KEYS)
+            ):
                 rec['model_over_backbone'] = rec['frames_per_s'] / other['frames_per_s']
 
 
@@ -80,15 +91,21 @@ def _memory(rec: Dict[str, Any]) -> str:
     return ''
 
 
-def markdown(records: List[Dict[str, Any]], steps: List[Dict[str, Any]], env: Dict[str, Any],
-             budget: Optional[float]) -> str:
+def markdown(
+    records: List[Dict[str, Any]], steps: List[Dict[str, Any]], env: Dict[str, Any], budget: Optional[float]
+) -> str:
     """The table of the records (and of the steps)."""
     device = env.get('gpu') or f"CPU ({env.get('cpu_count')} cores)"
-    lines = [f"Device: {device}; torch {env.get('torch')}, mmcv {env.get('mmcv')}.", '',
-             '| part | mode | precision | clips | compile | ms / it (p10-p90) | frames/s | clips/s | model / backbone '
-             '| peak memory | file |', '|---|---|---|---|---|---|---|---|---|---|---|']
-    order = sorted(records, key=lambda r: (r.get('mode', ''), bool(r.get('compile')), r.get('batch_size', 0),
-                                           r.get('part', '')))
+    lines = [
+        f"Device: {device}; torch {env.get('torch')}, mmcv {env.get('mmcv')}.",
+        '',
+        '| part | mode | precision | clips | compile | ms / it (p10-p90) | frames/s | clips/s | model / backbone '
+        '| peak memory | file |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    order = sorted(
+        records, key=lambda r: (r.get('mode', ''), bool(r.get('compile')), r.get('batch_size', 0), r.get('part', ''))
+    )
     for r in order:
         compiled = (r.get('compile_mode') or r.get('compile_backend') or 'yes') if r.get('compile') else 'eager'
         head = f"| {r.get('part')} | {r.get('mode')} | {r.get('amp')} | {r.get('batch_size')} | {compiled} |"
@@ -96,13 +113,23 @@ def markdown(records: List[Dict[str, Any]], steps: List[Dict[str, Any]], env: Di
             lines.append(f"{head} **{r.get('status')}**: {r.get('error', '')[:120]} | | | | | {r['source']} |")
             continue
         ratio = f"{r['model_over_backbone']:.2f}" if 'model_over_backbone' in r else ''
-        lines.append(f"{head} {r['median_s'] * 1e3:.1f} ({r['p10_s'] * 1e3:.1f}-{r['p90_s'] * 1e3:.1f}) | "
-                     f"{r['frames_per_s']:.0f} | {r['clips_per_s']:.1f} | {ratio} | {_memory(r)} | {r['source']} |")
+        lines.append(
+            f"{head} {r['median_s'] * 1e3:.1f} ({r['p10_s'] * 1e3:.1f}-{r['p90_s'] * 1e3:.1f}) | "
+            f"{r['frames_per_s']:.0f} | {r['clips_per_s']:.1f} | {ratio} | {_memory(r)} | {r['source']} |"
+        )
     if steps:
         total = [s['seconds'] for s in steps if s['name'] == 'total']
-        lines += ['', 'Steps' + (f' ({total[-1]} s in all before this summary' if total else ' (')
-                  + (f', budget {budget:.0f} s' if budget else '') + '; background steps count from the start of '
-                  'their group):', '', '| step | status | seconds | limit |', '|---|---|---|---|']
+        lines += [
+            '',
+            'Steps'
+            + (f' ({total[-1]} s in all before this summary' if total else ' (')
+            + (f', budget {budget:.0f} s' if budget else '')
+            + '; background steps count from the start of '
+            'their group):',
+            '',
+            '| step | status | seconds | limit |',
+            '|---|---|---|---|',
+        ]
         lines += [f"| {s['name']} | {s['status']} (rc {s['rc']}) | {s['seconds']} | {s['limit_s']} |" for s in steps]
     return '\n'.join(lines) + '\n'
 
@@ -113,8 +140,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     add_backbone_ratios(records)
     steps = read_steps(args.steps)
     merged = dict(env=env, budget_s=args.budget, sources=sources, steps=steps, results=records)
-    for path, text in ((args.json, json.dumps(merged, indent=1)), (args.markdown, markdown(records, steps, env,
-                                                                                             args.budget))):
+    for path, text in (
+        (args.json, json.dumps(merged, indent=1)),
+        (args.markdown, markdown(records, steps, env, args.budget)),
+    ):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, 'w') as f:
             f.write(text)

@@ -23,6 +23,7 @@ Example::
     python tools/analysis_tools/check_equivalence.py CONFIG --device cuda --checks autocast compile train-amp msda \
         --amp bf16 fp16 --json work_dirs/equivalence.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,14 +38,29 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 from torch import nn
 
-from projects.ccformer.utils.benchmark import (TensorForward, autocast, build_model, compile_kwargs, load_config,
-                                               make_data_samples, make_inputs, num_classes_of)
+from projects.ccformer.utils.benchmark import (
+    TensorForward,
+    autocast,
+    build_model,
+    compile_kwargs,
+    load_config,
+    make_data_samples,
+    make_inputs,
+    num_classes_of,
+)
 
 # Tolerances on the relative error of the final logits / gradients against fp32 eager (random weights, deep net:
 # bf16 keeps 8 mantissa bits, so ~4e-3 per op accumulates over tens of layers).
-FP16_LOSS_SCALE = 2.0 ** 16  # GradScaler's initial scale
-TOLERANCES = {'bf16': 5e-2, 'fp16': 1e-2, 'compile': 1e-3, 'msda': 1e-4, 'msda_grad': 5e-3,
-              'grad_bf16': 2e-1, 'grad_fp16': 5e-2}
+FP16_LOSS_SCALE = 2.0**16  # GradScaler's initial scale
+TOLERANCES = {
+    'bf16': 5e-2,
+    'fp16': 1e-2,
+    'compile': 1e-3,
+    'msda': 1e-4,
+    'msda_grad': 5e-3,
+    'grad_bf16': 2e-1,
+    'grad_fp16': 5e-2,
+}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -52,10 +68,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('--checkpoint', default=None)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--checks', nargs='+', default=['autocast', 'train-amp'],
-                        choices=['autocast', 'compile', 'train-amp', 'train-compile', 'msda'])
-    parser.add_argument('--amp', nargs='+', default=['bf16'], choices=['bf16', 'fp16', 'bf16-pure'],
-                        help='bf16-pure (autocast check only): a copy of the model cast to bf16, bf16 inputs')
+    parser.add_argument(
+        '--checks',
+        nargs='+',
+        default=['autocast', 'train-amp'],
+        choices=['autocast', 'compile', 'train-amp', 'train-compile', 'msda'],
+    )
+    parser.add_argument(
+        '--amp',
+        nargs='+',
+        default=['bf16'],
+        choices=['bf16', 'fp16', 'bf16-pure'],
+        help='bf16-pure (autocast check only): a copy of the model cast to bf16, bf16 inputs',
+    )
     parser.add_argument('--compile-backend', default='inductor')
     parser.add_argument('--compile-mode', default='default')
     parser.add_argument('--batch-size', type=int, default=2)
@@ -75,8 +100,10 @@ def last_logits(out: Any) -> torch.Tensor:
     while isinstance(out, (list, tuple)):
         out = out[-1]
     if isinstance(out, dict):
-        raise TypeError(f'check_equivalence: tensor-mode output is a dict {list(out)}; expected logits '
-                        '(a tensor or a list over decoder layers), see docs/design.md')
+        raise TypeError(
+            f'check_equivalence: tensor-mode output is a dict {list(out)}; expected logits '
+            '(a tensor or a list over decoder layers), see docs/design.md'
+        )
     return out
 
 
@@ -115,8 +142,13 @@ def capture_neck(model: nn.Module) -> Iterator[List[torch.Tensor]]:
     """
     captured: List[torch.Tensor] = []
     neck = getattr(model, 'neck', None)
-    handle = None if neck is None else neck.register_forward_hook(
-        lambda mod, inp, out: captured.extend(t.detach().float() for t in _tensors(out)))
+    handle = (
+        None
+        if neck is None
+        else neck.register_forward_hook(
+            lambda mod, inp, out: captured.extend(t.detach().float() for t in _tensors(out))
+        )
+    )
     try:
         yield captured
     finally:
@@ -133,8 +165,13 @@ def max_relative_error(outs: Sequence[torch.Tensor], refs: Sequence[torch.Tensor
 
 def gradients(model: nn.Module) -> torch.Tensor:
     """All parameter gradients concatenated (zeros where a parameter got none)."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().flatten()
-                      for p in model.parameters() if p.requires_grad])
+    return torch.cat(
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().flatten()
+            for p in model.parameters()
+            if p.requires_grad
+        ]
+    )
 
 
 def ok(value: float, tol: float) -> bool:
@@ -144,8 +181,14 @@ def ok(value: float, tol: float) -> bool:
 # ----------------------------------------------------------------------------------------------- checks
 
 
-def forward_tensor(model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str = 'none',
-                   fn: Optional[Callable] = None, internals: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
+def forward_tensor(
+    model: nn.Module,
+    data: Dict[str, Any],
+    device: torch.device,
+    amp: str = 'none',
+    fn: Optional[Callable] = None,
+    internals: Optional[List[torch.Tensor]] = None,
+) -> torch.Tensor:
     """Last logits of ``model(inputs, None, 'tensor', audio=audio)`` in fp32; neck outputs into ``internals``."""
     fn = TensorForward(model) if fn is None else fn
     with torch.no_grad(), autocast(device, amp), capture_neck(model) as neck_out:
@@ -155,8 +198,7 @@ def forward_tensor(model: nn.Module, data: Dict[str, Any], device: torch.device,
     return out
 
 
-def loss_and_grads(model: nn.Module, data: Dict[str, Any], device: torch.device,
-                   amp: str = 'none') -> Dict[str, Any]:
+def loss_and_grads(model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str = 'none') -> Dict[str, Any]:
     """``mode='loss'`` + backward; returns the scalar loss, the per-term losses and the gradients.
 
     fp16 scales the loss by ``FP16_LOSS_SCALE`` before ``backward`` and unscales the gradients, as a
@@ -173,8 +215,14 @@ def loss_and_grads(model: nn.Module, data: Dict[str, Any], device: torch.device,
     return dict(loss=float(loss.detach()), terms={k: float(v.detach()) for k, v in log_vars.items()}, grads=grads)
 
 
-def check_autocast(model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str,
-                   ref: torch.Tensor, ref_neck: List[torch.Tensor]) -> Dict[str, Any]:
+def check_autocast(
+    model: nn.Module,
+    data: Dict[str, Any],
+    device: torch.device,
+    amp: str,
+    ref: torch.Tensor,
+    ref_neck: List[torch.Tensor],
+) -> Dict[str, Any]:
     neck: List[torch.Tensor] = []
     if amp == 'bf16-pure':  # weights cast instead of autocast
         pure = copy.deepcopy(model).to(torch.bfloat16)
@@ -185,42 +233,62 @@ def check_autocast(model: nn.Module, data: Dict[str, Any], device: torch.device,
         out = forward_tensor(model, data, device, amp, internals=neck)
     err, neck_err = relative_error(out, ref), max_relative_error(neck, ref_neck)
     tol = TOLERANCES['bf16' if amp == 'bf16-pure' else amp]
-    return dict(check=f'autocast-{amp}', rel_err=err, neck_rel_err=neck_err,
-                agreement=prediction_agreement(out, ref), tol=tol,
-                passed=ok(err, tol) and (not ref_neck or ok(neck_err, tol)))
+    return dict(
+        check=f'autocast-{amp}',
+        rel_err=err,
+        neck_rel_err=neck_err,
+        agreement=prediction_agreement(out, ref),
+        tol=tol,
+        passed=ok(err, tol) and (not ref_neck or ok(neck_err, tol)),
+    )
 
 
-def check_compile(model: nn.Module, data: Dict[str, Any], device: torch.device, ref: torch.Tensor,
-                  backend: str, mode: str) -> Dict[str, Any]:
+def check_compile(
+    model: nn.Module, data: Dict[str, Any], device: torch.device, ref: torch.Tensor, backend: str, mode: str
+) -> Dict[str, Any]:
     compiled = torch.compile(TensorForward(model), **compile_kwargs(backend, mode))
     out = forward_tensor(model, data, device, fn=compiled)
     out2 = forward_tensor(model, data, device, fn=compiled)  # second call: the cached graph
     err = max(relative_error(out, ref), relative_error(out2, ref))
     torch._dynamo.reset()
-    return dict(check=f'compile-{backend}-{mode}', rel_err=err, agreement=prediction_agreement(out, ref),
-                tol=TOLERANCES['compile'], passed=ok(err, TOLERANCES['compile']))
+    return dict(
+        check=f'compile-{backend}-{mode}',
+        rel_err=err,
+        agreement=prediction_agreement(out, ref),
+        tol=TOLERANCES['compile'],
+        passed=ok(err, TOLERANCES['compile']),
+    )
 
 
-def check_train_amp(model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str,
-                    ref: Dict[str, Any]) -> Dict[str, Any]:
+def check_train_amp(
+    model: nn.Module, data: Dict[str, Any], device: torch.device, amp: str, ref: Dict[str, Any]
+) -> Dict[str, Any]:
     res = loss_and_grads(model, data, device, amp)
     loss_err = abs(res['loss'] - ref['loss']) / max(abs(ref['loss']), 1e-12)
     grad_err = relative_error(res['grads'], ref['grads'])
     tol = TOLERANCES[f'grad_{amp}']
     finite = math.isfinite(res['loss']) and bool(torch.isfinite(res['grads']).all())
-    return dict(check=f'train-{amp}', loss=res['loss'], loss_fp32=ref['loss'], loss_rel_err=loss_err,
-                grad_rel_err=grad_err, terms=res['terms'], tol=tol,
-                passed=finite and loss_err <= TOLERANCES[amp] and ok(grad_err, tol))
+    return dict(
+        check=f'train-{amp}',
+        loss=res['loss'],
+        loss_fp32=ref['loss'],
+        loss_rel_err=loss_err,
+        grad_rel_err=grad_err,
+        terms=res['terms'],
+        tol=tol,
+        passed=finite and loss_err <= TOLERANCES[amp] and ok(grad_err, tol),
+    )
 
 
-def check_train_compile(model: nn.Module, data: Dict[str, Any], device: torch.device, backend: str, mode: str,
-                        ref: Dict[str, Any]) -> Dict[str, Any]:
+def check_train_compile(
+    model: nn.Module, data: Dict[str, Any], device: torch.device, backend: str, mode: str, ref: Dict[str, Any]
+) -> Dict[str, Any]:
     """Loss and gradients with the model's ``compile_cfg`` (its tensor core compiled) against eager.
 
-    Two batches (the given one, and its frames negated with the audio's mel bands reversed) in turn, six steps: the first runs eagerly (it
-    caches the shape constants), the second compiles, the other four replay the compiled graph (with CUDA graphs:
-    replays of the recorded graph on alternating inputs). Each compiled step is compared with the eager result of
-    its batch; the record holds the worst.
+    Two batches (the given one, and its frames negated with the audio's mel bands reversed) in turn, six steps: the
+    first runs eagerly (it caches the shape constants), the second compiles, the other four replay the compiled graph
+    (with CUDA graphs: replays of the recorded graph on alternating inputs). Each compiled step is compared with the
+    eager result of its batch; the record holds the worst.
     """
     if not hasattr(model, 'compile_cfg'):
         return dict(check='train-compile', passed=None, error=f'{type(model).__name__} has no compile_cfg')
@@ -234,9 +302,16 @@ def check_train_compile(model: nn.Module, data: Dict[str, Any], device: torch.de
         torch._dynamo.reset()
     loss_err = max(abs(r['loss'] - e['loss']) / max(abs(e['loss']), 1e-12) for r, e in runs)
     grad_err = max(relative_error(r['grads'], e['grads']) for r, e in runs)
-    return dict(check=f'train-compile-{backend}-{mode}', loss=runs[-1][0]['loss'], loss_fp32=runs[-1][1]['loss'],
-                loss_rel_err=loss_err, grad_rel_err=grad_err, compiled_steps=len(runs), tol=TOLERANCES['compile'],
-                passed=ok(loss_err, TOLERANCES['compile']) and ok(grad_err, TOLERANCES['compile']))
+    return dict(
+        check=f'train-compile-{backend}-{mode}',
+        loss=runs[-1][0]['loss'],
+        loss_fp32=runs[-1][1]['loss'],
+        loss_rel_err=loss_err,
+        grad_rel_err=grad_err,
+        compiled_steps=len(runs),
+        tol=TOLERANCES['compile'],
+        passed=ok(loss_err, TOLERANCES['compile']) and ok(grad_err, TOLERANCES['compile']),
+    )
 
 
 class _Counter:
@@ -265,8 +340,7 @@ def msda_path(model: nn.Module, use_kernel: bool) -> Iterator[_Counter]:
     modules = [msda] + [m for name, m in list(sys.modules.items()) if name.startswith('projects.') and m is not None]
     flags = [(m, m.IS_CUDA_AVAILABLE) for m in modules if hasattr(m, 'IS_CUDA_AVAILABLE')]
     torch_refs = [m for m in modules if getattr(m, 'multi_scale_deformable_attn_pytorch', None) is orig_torch]
-    switches = [(m, m.__dict__.get('use_cuda_kernel', None)) for m in model.modules()
-                if hasattr(m, 'use_cuda_kernel')]
+    switches = [(m, m.__dict__.get('use_cuda_kernel', None)) for m in model.modules() if hasattr(m, 'use_cuda_kernel')]
 
     def counted_kernel(*a: Any, **k: Any) -> Any:
         counter.kernel += 1
@@ -308,11 +382,24 @@ def check_msda(model: nn.Module, data: Dict[str, Any], device: torch.device) -> 
         out = forward_tensor(model, data, device)
         res = loss_and_grads(model, data, device)
     err, grad_err = relative_error(out, ref_out), relative_error(res['grads'], ref['grads'])
-    records.append(dict(check='msda-kernel-vs-pytorch-fp32', rel_err=err, grad_rel_err=grad_err,
-                        kernel_calls=c_ker.kernel, pytorch_calls_ref=c_ref.pytorch,
-                        pytorch_calls_kernel_run=c_ker.pytorch, tol=TOLERANCES['msda'],
-                        passed=(c_ker.kernel > 0 and c_ker.pytorch == 0 and c_ref.kernel == 0
-                                and ok(err, TOLERANCES['msda']) and ok(grad_err, TOLERANCES['msda_grad']))))
+    records.append(
+        dict(
+            check='msda-kernel-vs-pytorch-fp32',
+            rel_err=err,
+            grad_rel_err=grad_err,
+            kernel_calls=c_ker.kernel,
+            pytorch_calls_ref=c_ref.pytorch,
+            pytorch_calls_kernel_run=c_ker.pytorch,
+            tol=TOLERANCES['msda'],
+            passed=(
+                c_ker.kernel > 0
+                and c_ker.pytorch == 0
+                and c_ref.kernel == 0
+                and ok(err, TOLERANCES['msda'])
+                and ok(grad_err, TOLERANCES['msda_grad'])
+            ),
+        )
+    )
     rec: Dict[str, Any] = dict(check='msda-kernel-bf16-autocast-fwd-bwd')
     try:
         with msda_path(model, True) as c_bf:
@@ -320,10 +407,15 @@ def check_msda(model: nn.Module, data: Dict[str, Any], device: torch.device) -> 
             res_bf = loss_and_grads(model, data, device, 'bf16')
         grad_err_bf = relative_error(res_bf['grads'], ref['grads'])
         err_bf = relative_error(out_bf, ref_out)
-        rec.update(kernel_calls=c_bf.kernel, pytorch_calls=c_bf.pytorch, rel_err=err_bf, grad_rel_err=grad_err_bf,
-                   loss=res_bf['loss'], loss_fp32=ref['loss'],
-                   passed=(c_bf.kernel > 0 and ok(err_bf, TOLERANCES['bf16'])
-                           and ok(grad_err_bf, TOLERANCES['grad_bf16'])))
+        rec.update(
+            kernel_calls=c_bf.kernel,
+            pytorch_calls=c_bf.pytorch,
+            rel_err=err_bf,
+            grad_rel_err=grad_err_bf,
+            loss=res_bf['loss'],
+            loss_fp32=ref['loss'],
+            passed=(c_bf.kernel > 0 and ok(err_bf, TOLERANCES['bf16']) and ok(grad_err_bf, TOLERANCES['grad_bf16'])),
+        )
     except Exception as err:  # noqa: BLE001  (the failure itself is the record: e.g. no bf16 kernel)
         rec.update(passed=False, error=f'{type(err).__name__}: {err}'.splitlines()[0][:500])
     records.append(rec)
@@ -333,9 +425,18 @@ def check_msda(model: nn.Module, data: Dict[str, Any], device: torch.device) -> 
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def run_checks(model: nn.Module, device: torch.device, checks: Sequence[str], amps: Sequence[str],
-               batch: int, frames: int, size: int, seed: int = 0, compile_backend: str = 'inductor',
-               compile_mode: str = 'default') -> List[Dict[str, Any]]:
+def run_checks(
+    model: nn.Module,
+    device: torch.device,
+    checks: Sequence[str],
+    amps: Sequence[str],
+    batch: int,
+    frames: int,
+    size: int,
+    seed: int = 0,
+    compile_backend: str = 'inductor',
+    compile_mode: str = 'default',
+) -> List[Dict[str, Any]]:
     """Run the named checks on one fixed random batch; return one record per comparison."""
     gen = torch.Generator().manual_seed(seed)
     data: Dict[str, Any] = make_inputs(batch, frames, size, device, gen)
@@ -373,11 +474,28 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     frames = args.frames or int(cfg.get('num_frames', 5))
     torch.manual_seed(args.seed)
     model = build_model(cfg, args.checkpoint).to(device)
-    records = run_checks(model, device, args.checks, args.amp, args.batch_size, frames, args.size, args.seed,
-                         args.compile_backend, args.compile_mode)
-    report = dict(config=args.config, device=str(device), torch=torch.__version__,
-                  gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
-                  batch_size=args.batch_size, frames=frames, size=args.size, records=records)
+    records = run_checks(
+        model,
+        device,
+        args.checks,
+        args.amp,
+        args.batch_size,
+        frames,
+        args.size,
+        args.seed,
+        args.compile_backend,
+        args.compile_mode,
+    )
+    report = dict(
+        config=args.config,
+        device=str(device),
+        torch=torch.__version__,
+        gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
+        batch_size=args.batch_size,
+        frames=frames,
+        size=args.size,
+        records=records,
+    )
     for rec in records:
         print(json.dumps(rec), flush=True)
     if args.json:

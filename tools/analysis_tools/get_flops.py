@@ -14,6 +14,7 @@ the weighted sum of the sampled values (1 per value) and other element-wise ops 
 not counted, as in fvcore. The frozen VGGish is included in the FLOPs and listed separately; "trainable" parameters
 exclude it, as the paper's table does.
 """
+
 import argparse
 import json
 import os.path as osp
@@ -56,8 +57,10 @@ def flop_analyzer(model: nn.Module, inputs: tuple) -> FlopAnalyzer:
 
 
 def count_params(model: nn.Module) -> Dict[str, int]:
-    out = OrderedDict(trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                      total=sum(p.numel() for p in model.parameters()))
+    out = OrderedDict(
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total=sum(p.numel() for p in model.parameters()),
+    )
     for name, child in model.named_children():
         if name == 'data_preprocessor':
             continue
@@ -68,6 +71,7 @@ def count_params(model: nn.Module) -> Dict[str, int]:
 def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = None) -> Dict[str, Any]:
     """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip."""
     from mmseg.registry import MODELS
+
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -86,9 +90,15 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
         if name != 'data_preprocessor':
             flops[name] = by_module.get(f'model.{name}', 0)
     unsupported = dict(analyzer.unsupported_ops())
-    return dict(config=config, frames=frames, shape=list(shape), params=count_params(model), flops=flops,
-                uncounted_ops=unsupported, counting='mmengine FlopAnalyzer (fvcore-style): 1 FLOP = 1 fused '
-                'multiply-add; element-wise ops not counted')
+    return dict(
+        config=config,
+        frames=frames,
+        shape=list(shape),
+        params=count_params(model),
+        flops=flops,
+        uncounted_ops=unsupported,
+        counting='mmengine FlopAnalyzer (fvcore-style): 1 FLOP = 1 fused multiply-add; element-wise ops not counted',
+    )
 
 
 def main(argv=None) -> None:
@@ -104,13 +114,15 @@ def main(argv=None) -> None:
     res = analyse(args.config, tuple(args.shape), args.frames, args.cfg_options)
     p, f = res['params'], res['flops']
     print(f'config: {args.config}')
-    print(f'input: 1 clip x {args.frames} frames x 3 x {args.shape[0]} x {args.shape[1]} (+ {args.frames} '
-          f'log-mel examples 1 x 96 x 64)')
+    print(
+        f'input: 1 clip x {args.frames} frames x 3 x {args.shape[0]} x {args.shape[1]} (+ {args.frames} '
+        f'log-mel examples 1 x 96 x 64)'
+    )
     print(f'counting: {res["counting"]}')
     print(f'trainable params: {p["trainable"] / 1e6:.2f} M   (total incl. frozen: {p["total"] / 1e6:.2f} M)')
     for k, v in p.items():
         if k.startswith('trainable.'):
-            print(f'  {k[len("trainable."):]:<16} {v / 1e6:8.2f} M trainable')
+            print(f'  {k[len("trainable.") :]:<16} {v / 1e6:8.2f} M trainable')
     print(f'FLOPs: {f["total"] / 1e9:.2f} G per clip ({f["total"] / 1e9 / args.frames:.2f} G per frame)')
     for k, v in f.items():
         if k != 'total':

@@ -23,6 +23,7 @@ conditions; ``G_mIoU_frame`` / ``G_F_frame`` use the mean ``empty_fp_rate`` inst
 The report (``--out``, default ``<work-dir>/robustness.json``) holds every metric of every condition, the combined
 scores and, in words, whether the model stays empty when nothing on screen sounds.
 """
+
 import argparse
 import json
 import os
@@ -35,8 +36,12 @@ from mmengine.runner import Runner
 from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
-from projects.ccformer.evaluation.robustness import (check_conditions, evaluate_audio_conditions,
-                                                     format_table, robustness_report)
+from projects.ccformer.evaluation.robustness import (
+    check_conditions,
+    evaluate_audio_conditions,
+    format_table,
+    robustness_report,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,11 +49,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--data-root', help='dataset directory (sets data_root of every dataloader\'s dataset)')
-    parser.add_argument('--conditions', nargs='+', default=list(AUDIO_CONDITIONS), choices=AUDIO_CONDITIONS,
-                        help='audio conditions to test (default: all)')
+    parser.add_argument(
+        '--conditions',
+        nargs='+',
+        default=list(AUDIO_CONDITIONS),
+        choices=AUDIO_CONDITIONS,
+        help='audio conditions to test (default: all)',
+    )
     parser.add_argument('--audio-seed', type=int, default=0, help='seed of shuffled / noise / off-screen audio')
-    parser.add_argument('--noise-dbfs', type=float, default=EVAL_NOISE_DBFS,
-                        help='RMS level of the white noise in dB re full scale (default -20)')
+    parser.add_argument(
+        '--noise-dbfs',
+        type=float,
+        default=EVAL_NOISE_DBFS,
+        help='RMS level of the white noise in dB re full scale (default -20)',
+    )
     parser.add_argument('--out', help='JSON report (default <work-dir>/robustness.json)')
     parser.add_argument('--work-dir', help='logs and the report (default work_dirs/<config>/robustness)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (k=v)')
@@ -70,8 +84,11 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness')
+    cfg.work_dir = (
+        args.work_dir
+        or cfg.get('work_dir')
+        or osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness')
+    )
     cfg.load_from = args.checkpoint
     return cfg
 
@@ -83,8 +100,14 @@ def main(argv=None) -> dict:
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     results = evaluate_audio_conditions(runner, conditions, seed=args.audio_seed, noise_dbfs=args.noise_dbfs)
-    report = robustness_report(results, config=args.config, checkpoint=args.checkpoint, data_root=args.data_root,
-                               audio_seed=args.audio_seed, noise_dbfs=args.noise_dbfs)
+    report = robustness_report(
+        results,
+        config=args.config,
+        checkpoint=args.checkpoint,
+        data_root=args.data_root,
+        audio_seed=args.audio_seed,
+        noise_dbfs=args.noise_dbfs,
+    )
     out = args.out or osp.join(cfg.work_dir, 'robustness.json')
     if is_main_process():
         print('\n' + format_table(results, report['combined']) + '\n\n' + report['empty_output']['text'])

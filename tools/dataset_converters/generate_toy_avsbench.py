@@ -6,6 +6,7 @@ Examples::
     python tools/dataset_converters/generate_toy_avsbench.py data/toy/AVSS --layout avss \
         --num-videos 8 4 4 --img-size 320 240 --subsets v1s v2 --seed 1
 """
+
 import argparse
 
 from projects.ccformer.datasets.toy import DEFAULT_NUM_VIDEOS, generate_toy_avsbench
@@ -15,15 +16,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('root', help='output dataset root (created)')
     parser.add_argument('--layout', choices=['s4', 'ms3', 'avss'], default='s4')
-    parser.add_argument('--num-videos', type=int, nargs=3, metavar=('TRAIN', 'VAL', 'TEST'),
-                        default=[DEFAULT_NUM_VIDEOS[s] for s in ('train', 'val', 'test')],
-                        help='videos per split (per subset for AVSS)')
+    parser.add_argument(
+        '--num-videos',
+        type=int,
+        nargs=3,
+        metavar=('TRAIN', 'VAL', 'TEST'),
+        default=[DEFAULT_NUM_VIDEOS[s] for s in ('train', 'val', 'test')],
+        help='videos per split (per subset for AVSS)',
+    )
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--img-size', type=int, nargs='+', default=None, metavar='N',
-                        help='frame size: one int (square) or W H; default 224 (S4/MS3), '
-                        '320 240 (AVSS)')
-    parser.add_argument('--subsets', nargs='+', default=['v1s', 'v1m', 'v2'],
-                        choices=['v1s', 'v1m', 'v2'], help='AVSS subsets')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        nargs='+',
+        default=None,
+        metavar='N',
+        help='frame size: one int (square) or W H; default 224 (S4/MS3), 320 240 (AVSS)',
+    )
+    parser.add_argument(
+        '--subsets', nargs='+', default=['v1s', 'v1m', 'v2'], choices=['v1s', 'v1m', 'v2'], help='AVSS subsets'
+    )
     return parser.parse_args(argv)
 
 
@@ -35,9 +47,13 @@ def main(argv=None) -> None:
             raise SystemExit('--img-size takes one int or W H')
         size = args.img_size[0] if len(args.img_size) == 1 else tuple(args.img_size)
     rows = generate_toy_avsbench(
-        args.root, layout=args.layout,
-        num_videos=dict(zip(('train', 'val', 'test'), args.num_videos)), seed=args.seed,
-        img_size=size, subsets=args.subsets)
+        args.root,
+        layout=args.layout,
+        num_videos=dict(zip(('train', 'val', 'test'), args.num_videos)),
+        seed=args.seed,
+        img_size=size,
+        subsets=args.subsets,
+    )
     print(f'wrote {len(rows)} {args.layout} videos to {args.root}')
 
 

@@ -29,6 +29,7 @@ Your own videos get category ``unknown`` (``--category``) and split ``test`` (``
 masks they can be segmented with ``demo/video_demo.py`` / the Python API; to evaluate or train on them, add masks
 as ``s4_data/gt_masks/<split>/<category>/<name>/<name>_<k>.png`` (0/255, 224x224).
 """
+
 import argparse
 import csv
 import math
@@ -51,16 +52,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Convert videos to the AVSBench S4 layout')
     parser.add_argument('video_dir', help='folder of videos (AVSBench: raw_videos/ with <split>/<category>/)')
     parser.add_argument('out_root', help='output dataset root (gets s4_meta_data.csv and s4_data/)')
-    parser.add_argument('--csv', help='official s4_meta_data.csv (name,start_time,category,split): convert the '
-                        'videos it lists, keeping their split and category')
-    parser.add_argument('--split', default='test', choices=['train', 'val', 'test'],
-                        help='split of your own videos (default: test)')
+    parser.add_argument(
+        '--csv',
+        help='official s4_meta_data.csv (name,start_time,category,split): convert the '
+        'videos it lists, keeping their split and category',
+    )
+    parser.add_argument(
+        '--split', default='test', choices=['train', 'val', 'test'], help='split of your own videos (default: test)'
+    )
     parser.add_argument('--category', default='unknown', help='category of your own videos (default: unknown)')
     parser.add_argument('--num-frames', type=int, default=5, help='frames (= seconds) per clip (S4: 5)')
     parser.add_argument('--img-size', type=int, default=224, help='frame size (official: 224)')
-    parser.add_argument('--segments', action='store_true',
-                        help='cut each of your videos into consecutive num-frames-second clips '
-                        '(<name>_<i>, start_time = i * num_frames) instead of keeping only the first one')
+    parser.add_argument(
+        '--segments',
+        action='store_true',
+        help='cut each of your videos into consecutive num-frames-second clips '
+        '(<name>_<i>, start_time = i * num_frames) instead of keeping only the first one',
+    )
     parser.add_argument('--workers', type=int, default=1, help='parallel processes')
     parser.add_argument('--overwrite', action='store_true', help='redo clips whose files already exist')
     return parser.parse_args(argv)
@@ -82,19 +90,30 @@ def list_jobs(args: argparse.Namespace) -> List[Dict]:
             if len(row) < 4:
                 raise ValueError(f'{args.csv}, line {line}: expected name,start_time,category,split')
             name, start, category, split = (v.strip() for v in row[:4])
-            candidates = [osp.join(args.video_dir, split, category, name + '.mp4'),
-                          osp.join(args.video_dir, name + '.mp4')]
+            candidates = [
+                osp.join(args.video_dir, split, category, name + '.mp4'),
+                osp.join(args.video_dir, name + '.mp4'),
+            ]
             path = next((p for p in candidates if osp.isfile(p)), candidates[0])
-            jobs.append(dict(path=path, name=name, category=category, split=split,
-                             start_time=start or '0', official=True))
+            jobs.append(
+                dict(path=path, name=name, category=category, split=split, start_time=start or '0', official=True)
+            )
         return jobs
     names = sorted(f for f in os.listdir(args.video_dir) if osp.splitext(f)[1].lower() in VIDEO_EXTS)
     if not names:
         raise FileNotFoundError(f'no video files ({", ".join(VIDEO_EXTS)}) in {args.video_dir}')
     for fname in names:
         stem = osp.splitext(fname)[0].replace(' ', '_')
-        jobs.append(dict(path=osp.join(args.video_dir, fname), name=stem, category=args.category,
-                         split=args.split, start_time='0', official=False))
+        jobs.append(
+            dict(
+                path=osp.join(args.video_dir, fname),
+                name=stem,
+                category=args.category,
+                split=args.split,
+                start_time='0',
+                official=False,
+            )
+        )
     return jobs
 
 
@@ -107,6 +126,7 @@ def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
     import torch
 
     from projects.ccformer.datasets.audio import pad_examples_repeat, waveform_to_logmel
+
     examples = pad_examples_repeat(waveform_to_logmel(waveform, AUDIO_RATE), num, path)[:, None]
     tensor = torch.from_numpy(np.ascontiguousarray(examples, dtype=np.float32)).requires_grad_(True)
     os.makedirs(osp.dirname(path), exist_ok=True)
@@ -118,6 +138,7 @@ def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
 def write_wav(path: str, waveform: np.ndarray) -> None:
     """16 kHz mono 16-bit PCM wav (the official ``audio_wav`` format)."""
     import soundfile as sf
+
     os.makedirs(osp.dirname(path), exist_ok=True)
     sf.write(path, np.clip(waveform, -1, 32767 / 32768), AUDIO_RATE, subtype='PCM_16')
 
@@ -125,14 +146,17 @@ def write_wav(path: str, waveform: np.ndarray) -> None:
 def clip_paths(out_root: str, split: str, category: str, name: str, num_frames: int) -> Dict:
     base = osp.join(out_root, 's4_data')
     return dict(
-        frames=[osp.join(base, 'visual_frames', split, category, name, f'{name}_{k}.png')
-                for k in range(1, num_frames + 1)],
+        frames=[
+            osp.join(base, 'visual_frames', split, category, name, f'{name}_{k}.png') for k in range(1, num_frames + 1)
+        ],
         wav=osp.join(base, 'audio_wav', split, category, f'{name}.wav'),
-        pkl=osp.join(base, 'audio_log_mel', split, category, f'{name}.pkl'))
+        pkl=osp.join(base, 'audio_log_mel', split, category, f'{name}.pkl'),
+    )
 
 
-def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int = 224, segments: bool = False,
-                  overwrite: bool = False) -> Tuple[List[Dict], Optional[str], List[str]]:
+def convert_video(
+    job: Dict, out_root: str, num_frames: int = 5, img_size: int = 224, segments: bool = False, overwrite: bool = False
+) -> Tuple[List[Dict], Optional[str], List[str]]:
     """Convert one video into one or more clips.
 
     Audio shorter than the picture is padded with silence (zeros) and reported. If the conversion fails, every
@@ -142,6 +166,7 @@ def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int =
         ``(csv rows, error message or None, notes)``.
     """
     from projects.ccformer.datasets.video import read_video_audio, read_video_frames, video_info
+
     written: List[str] = []
     try:
         info = video_info(job['path'])
@@ -156,13 +181,28 @@ def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int =
             clip_names = [f'{job["name"]}_{i}' for i in range(n_clips)] if segments else [job['name']]
             starts = [i * num_frames for i in range(n_clips)]
             if whole < num_frames:
-                return [], (f'{job["path"]}: {info["duration"]:.2f} s is shorter than one clip of {num_frames} s '
-                            f'(skipped)'), []
-        todo = [i for i, name in enumerate(clip_names)
-                if overwrite or not all(osp.isfile(p) for p in
-                                        _flat(clip_paths(out_root, job['split'], job['category'], name, num_frames)))]
-        rows = [dict(name=name, start_time=job['start_time'] if job['official'] else starts[i],
-                     category=job['category'], split=job['split']) for i, name in enumerate(clip_names)]
+                return (
+                    [],
+                    (f'{job["path"]}: {info["duration"]:.2f} s is shorter than one clip of {num_frames} s (skipped)'),
+                    [],
+                )
+        todo = [
+            i
+            for i, name in enumerate(clip_names)
+            if overwrite
+            or not all(
+                osp.isfile(p) for p in _flat(clip_paths(out_root, job['split'], job['category'], name, num_frames))
+            )
+        ]
+        rows = [
+            dict(
+                name=name,
+                start_time=job['start_time'] if job['official'] else starts[i],
+                category=job['category'],
+                split=job['split'],
+            )
+            for i, name in enumerate(clip_names)
+        ]
         if not todo:
             return rows, None, []
         frames, _, _ = read_video_frames(job['path'], 1, num_seconds=n_clips * num_frames)
@@ -177,12 +217,14 @@ def convert_video(job: Dict, out_root: str, num_frames: int = 5, img_size: int =
                 if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
                     raise OSError(f'cannot write {path}')
             s0 = starts[i] * AUDIO_RATE
-            wave = waveform[s0:s0 + num_frames * AUDIO_RATE]
+            wave = waveform[s0 : s0 + num_frames * AUDIO_RATE]
             missing = num_frames * AUDIO_RATE - len(wave)
             if missing > 0:  # the sound stopped before the picture: the rest of the clip is silent
                 wave = np.concatenate([wave, np.zeros(missing, dtype=wave.dtype)])
-                notes.append(f'{clip_names[i]}: the audio is {missing / AUDIO_RATE:.2f} s shorter than the picture; '
-                             f'padded with {missing / AUDIO_RATE:.2f} s of silence')
+                notes.append(
+                    f'{clip_names[i]}: the audio is {missing / AUDIO_RATE:.2f} s shorter than the picture; '
+                    f'padded with {missing / AUDIO_RATE:.2f} s of silence'
+                )
             written += [paths['wav'], paths['pkl']]
             write_wav(paths['wav'], wave)
             write_logmel_pkl(paths['pkl'], _read_back(paths['wav']), num_frames)
@@ -211,6 +253,7 @@ def _flat(paths: Dict) -> List[str]:
 def _read_back(wav_path: str) -> np.ndarray:
     """The log-mel is computed from the written wav (int16 / 32768), as the official script does."""
     from projects.ccformer.datasets.audio import load_wav
+
     wave, rate = load_wav(wav_path)
     assert rate == AUDIO_RATE
     return wave
@@ -235,14 +278,20 @@ def write_csv(path: str, rows: List[Dict]) -> None:
 
 def main(argv=None) -> int:
     from tqdm import tqdm
+
     args = parse_args(argv)
     try:
         jobs = list_jobs(args)
     except (FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    kwargs = dict(out_root=args.out_root, num_frames=args.num_frames, img_size=args.img_size,
-                  segments=args.segments, overwrite=args.overwrite)
+    kwargs = dict(
+        out_root=args.out_root,
+        num_frames=args.num_frames,
+        img_size=args.img_size,
+        segments=args.segments,
+        overwrite=args.overwrite,
+    )
     rows, errors, notes = [], [], []
     with tqdm(total=len(jobs), desc='videos -> AVSBench S4', unit='video') as pbar:
         if args.workers > 1:
@@ -264,8 +313,10 @@ def main(argv=None) -> int:
     csv_path = osp.join(args.out_root, 's4_meta_data.csv')
     if rows:
         write_csv(csv_path, rows)
-    print(f'{len(rows)} clips from {len(jobs) - len(errors)}/{len(jobs)} videos written to {args.out_root} '
-          f'(CSV: {csv_path})')
+    print(
+        f'{len(rows)} clips from {len(jobs) - len(errors)}/{len(jobs)} videos written to {args.out_root} '
+        f'(CSV: {csv_path})'
+    )
     for note in notes:
         print(f'  note: {note}')
     for err in errors:

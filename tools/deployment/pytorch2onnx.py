@@ -11,6 +11,7 @@ random inputs of 1 and 2 clips (``--verify-batch-sizes``) next to the PyTorch mo
 logits is printed; the exit status is 1 when it exceeds ``--atol`` or a mask differs on more than ``--min-agreement``
 of the pixels. See ``docs/deployment.md``.
 """
+
 import argparse
 import json
 import os.path as osp
@@ -22,20 +23,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='frame size the model runs at (multiples of 32; AVSBench: 224 224)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=[224, 224],
+        metavar=('H', 'W'),
+        help='frame size the model runs at (multiples of 32; AVSBench: 224 224)',
+    )
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 16: GridSample)')
     parser.add_argument('--no-dynamic-batch', action='store_true', help='fix N to --batch-size')
     parser.add_argument('--batch-size', type=int, default=1, help='clips in the example input of the export')
-    parser.add_argument('--verify-batch-sizes', type=int, nargs='*', default=[1, 2],
-                        help='clips per check against PyTorch (none: skip the check)')
-    parser.add_argument('--atol', type=float, default=1e-3,
-                        help='largest absolute logit difference accepted (fp32; see docs/deployment.md)')
-    parser.add_argument('--min-agreement', type=float, default=0.999,
-                        help='smallest fraction of mask pixels that must agree')
+    parser.add_argument(
+        '--verify-batch-sizes',
+        type=int,
+        nargs='*',
+        default=[1, 2],
+        help='clips per check against PyTorch (none: skip the check)',
+    )
+    parser.add_argument(
+        '--atol',
+        type=float,
+        default=1e-3,
+        help='largest absolute logit difference accepted (fp32; see docs/deployment.md)',
+    )
+    parser.add_argument(
+        '--min-agreement', type=float, default=0.999, help='smallest fraction of mask pixels that must agree'
+    )
     parser.add_argument('--threads', type=int, default=None, help='threads of ONNX Runtime and PyTorch')
-    parser.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE',
-                        help='override config entries (mmengine DictAction syntax)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        metavar='KEY=VALUE',
+        help='override config entries (mmengine DictAction syntax)',
+    )
     args = parser.parse_args(argv)
     if args.no_dynamic_batch and any(n != args.batch_size for n in args.verify_batch_sizes):
         parser.error('--no-dynamic-batch fixes N to --batch-size: --verify-batch-sizes must equal it')
@@ -63,27 +85,40 @@ def main(argv=None) -> dict:
     model = init_avs_model(args.config, args.checkpoint, device='cpu', cfg_options=cfg_options)
     num_frames = get_num_frames(model)
     try:
-        meta = export_onnx(model, args.out, num_frames, tuple(args.shape), batch_size=args.batch_size,
-                           opset=args.opset, dynamic_batch=not args.no_dynamic_batch,
-                           source=dict(config=osp.basename(args.config), checkpoint=osp.basename(args.checkpoint)))
+        meta = export_onnx(
+            model,
+            args.out,
+            num_frames,
+            tuple(args.shape),
+            batch_size=args.batch_size,
+            opset=args.opset,
+            dynamic_batch=not args.no_dynamic_batch,
+            source=dict(config=osp.basename(args.config), checkpoint=osp.basename(args.checkpoint)),
+        )
     except ValueError as err:
         sys.exit(f'error: {err}')
-    print(f'wrote {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB): T={num_frames}, '
-          f'{args.shape[0]} x {args.shape[1]}, K={meta["num_classes"]}, opset {args.opset}')
+    print(
+        f'wrote {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB): T={num_frames}, '
+        f'{args.shape[0]} x {args.shape[1]}, K={meta["num_classes"]}, opset {args.opset}'
+    )
     report = dict(onnx=args.out, meta=meta, checks={})
     if args.verify_batch_sizes:
         report['checks'] = verify_onnx(model, args.out, args.verify_batch_sizes, num_threads=args.threads)
         for name, res in report['checks'].items():
-            print(f'{name}: largest |logit difference| ONNX Runtime vs PyTorch {res["max_abs_diff"]:.3g} '
-                  f'({res["max_rel_diff"]:.3g} of the largest logit), masks agree on '
-                  f'{100 * res["mask_agreement"]:.4f}% of pixels')
+            print(
+                f'{name}: largest |logit difference| ONNX Runtime vs PyTorch {res["max_abs_diff"]:.3g} '
+                f'({res["max_rel_diff"]:.3g} of the largest logit), masks agree on '
+                f'{100 * res["mask_agreement"]:.4f}% of pixels'
+            )
         worst = max(r['max_abs_diff'] for r in report['checks'].values())
         agree = min(r['mask_agreement'] for r in report['checks'].values())
         report['passed'] = worst <= args.atol and agree >= args.min_agreement
         if not report['passed']:
             print(json.dumps(report['checks'], indent=1))
-            sys.exit(f'error: ONNX Runtime differs from PyTorch: largest logit difference {worst:.3g} '
-                     f'(--atol {args.atol}), mask agreement {agree:.6f} (--min-agreement {args.min_agreement})')
+            sys.exit(
+                f'error: ONNX Runtime differs from PyTorch: largest logit difference {worst:.3g} '
+                f'(--atol {args.atol}), mask agreement {agree:.6f} (--min-agreement {args.min_agreement})'
+            )
     return report
 
 

@@ -7,6 +7,7 @@ is present, where it must match the PyTorch path), that mmseg/mmdet import (thei
 
 Usage: ``python tools/misc/check_env.py [--quiet]``; exit status 1 with a message on failure.
 """
+
 import argparse
 import sys
 import traceback
@@ -15,6 +16,7 @@ import traceback
 def check_ext() -> str:
     import mmcv
     import mmcv._ext as ext  # noqa: F401
+
     if not hasattr(ext, 'ms_deform_attn_forward'):
         raise RuntimeError('mmcv._ext has no ms_deform_attn_forward: mmcv was built without ops')
     return f'mmcv {mmcv.__version__} with compiled ops'
@@ -24,9 +26,11 @@ def check_msda(device: str) -> str:
     import torch
     from mmcv.ops import MultiScaleDeformableAttention
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+
     torch.manual_seed(0)
-    attn = MultiScaleDeformableAttention(
-        embed_dims=32, num_heads=4, num_levels=2, num_points=2, batch_first=True).to(device)
+    attn = MultiScaleDeformableAttention(embed_dims=32, num_heads=4, num_levels=2, num_points=2, batch_first=True).to(
+        device
+    )
     shapes = torch.tensor([[8, 8], [4, 4]], device=device)
     start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
     num_value = int(shapes.prod(1).sum())
@@ -39,6 +43,7 @@ def check_msda(device: str) -> str:
         raise RuntimeError(f'MultiScaleDeformableAttention forward/backward on {device} gave a bad result')
     if device == 'cuda':  # the compiled kernel must agree with the PyTorch path
         from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
+
         v = torch.randn(2, num_value, 4, 8, device=device)
         loc = torch.rand(2, 10, 4, 2, 2, 2, device=device)
         w = torch.rand(2, 10, 4, 2, 2, device=device).softmax(-1)
@@ -55,7 +60,9 @@ def check_openmmlab() -> str:
     import mmengine
     import mmseg
     from mmseg.registry import MODELS
+
     import projects.ccformer  # noqa: F401
+
     if MODELS.get('CCFormer') is None:
         raise RuntimeError('projects.ccformer imported but CCFormer is not registered in mmseg MODELS')
     return f'mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, CCFormer registered'
@@ -66,6 +73,7 @@ def main() -> int:
     parser.add_argument('--quiet', action='store_true', help='print nothing when every check passes')
     args = parser.parse_args()
     import torch
+
     checks = [check_ext, lambda: check_msda('cpu'), check_openmmlab]
     if torch.cuda.is_available():
         checks.insert(2, lambda: check_msda('cuda'))
@@ -75,9 +83,12 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001  (report any failure with its cause)
             if not args.quiet:
                 traceback.print_exc()
-                print(f'\nSELF-CHECK FAILED: {exc}\n'
-                      'Fix: re-run `bash tools/setup_env.sh` (it rebuilds mmcv with ops if they are missing); '
-                      'on a GPU machine make sure nvcc matches torch.version.cuda.', file=sys.stderr)
+                print(
+                    f'\nSELF-CHECK FAILED: {exc}\n'
+                    'Fix: re-run `bash tools/setup_env.sh` (it rebuilds mmcv with ops if they are missing); '
+                    'on a GPU machine make sure nvcc matches torch.version.cuda.',
+                    file=sys.stderr,
+                )
             return 1
         if not args.quiet:
             print(f'[check] {msg}')

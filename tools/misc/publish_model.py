@@ -9,13 +9,13 @@ file actually published, so ``sha256sum`` of the released file starts with the s
 without executing code (``projects/ccformer/engine/safe_checkpoint.py``; ``CCFORMER_TRUSTED_CHECKPOINTS=FILE`` opts a
 trusted legacy file in to full unpickling).
 """
+
 import argparse
 import os
 import os.path as osp
 from hashlib import sha256
 
 import torch
-
 
 BLOCK_SIZE = 128 * 1024
 TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
@@ -25,8 +25,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Process a checkpoint to be published')
     parser.add_argument('in_file', help='input checkpoint filename')
     parser.add_argument('out_file', help='output checkpoint filename (the sha256 prefix is appended)')
-    parser.add_argument('--keep-training-state', action='store_true',
-                        help='keep optimizer / scheduler / message hub (for resuming)')
+    parser.add_argument(
+        '--keep-training-state', action='store_true', help='keep optimizer / scheduler / message hub (for resuming)'
+    )
     return parser.parse_args(argv)
 
 
@@ -44,6 +45,7 @@ def sha256sum(filename: str) -> str:
 def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = False) -> str:
     """Strip the training state, save, and rename to ``<out stem>-<sha256[:8]>.pth``. Returns the final path."""
     from projects.ccformer.engine.safe_checkpoint import load_checkpoint_file
+
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'checkpoint {in_file} does not exist')
     checkpoint = load_checkpoint_file(in_file, map_location='cpu')
@@ -55,7 +57,7 @@ def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = 
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     torch.save(checkpoint, out_file)
     sha = sha256sum(out_file)
-    stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
+    stem = out_file[: -len('.pth')] if out_file.endswith('.pth') else out_file
     final_file = f'{stem}-{sha[:8]}.pth'
     os.replace(out_file, final_file)
     return final_file

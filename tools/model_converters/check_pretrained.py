@@ -17,6 +17,7 @@ The script builds each module with ``init_cfg=dict(type='Pretrained', checkpoint
 ``init_weights()``; it exits non-zero with the loader's message when a file does not fit. Files are read without
 executing code (``projects/ccformer/engine/safe_checkpoint.py``); one that needs full unpickling is refused.
 """
+
 import argparse
 import copy
 import pickle
@@ -40,9 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def check_module(module_cfg: dict, path: str, what: str) -> int:
     """Build ``module_cfg`` with a Pretrained ``init_cfg`` from ``path``, load it; return the tensor count."""
     from mmengine.registry import init_default_scope
-
     from mmseg.registry import MODELS
+
     import projects.ccformer  # noqa: F401
+
     init_default_scope('mmseg')
     cfg = copy.deepcopy(dict(module_cfg))
     cfg['init_cfg'] = dict(type='Pretrained', checkpoint=path)
@@ -58,6 +60,7 @@ def main(argv=None) -> int:
     model_cfg: Optional[dict] = None
     if args.config:
         from mmengine.config import Config
+
         model_cfg = Config.fromfile(args.config).model
     ok = True
     jobs = []

@@ -7,6 +7,7 @@ Loading does not need it (``CCFormer`` and ``init_avs_model`` rename such keys t
 file to code outside this project. The table of renamed keys is in ``projects/ccformer/models/utils/
 key_conversion.py``. The file is read without executing code (``projects.ccformer.engine.safe_checkpoint``).
 """
+
 import argparse
 import os.path as osp
 

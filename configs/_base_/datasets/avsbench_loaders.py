@@ -11,15 +11,12 @@ clip_augment = dict(
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
         dict(type='PhotoMetricDistortion'),
         dict(type='Pad', size=(224, 224), pad_val=dict(img=0, seg=255)),
-    ])
+    ],
+)
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='SeededSampler', shuffle=True))  # augmentation seeded by (seed, epoch, index)
+    batch_size=4, num_workers=2, persistent_workers=True, sampler=dict(type='SeededSampler', shuffle=True)
+)  # augmentation seeded by (seed, epoch, index)
 val_dataloader = dict(
-    batch_size=4,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False))
+    batch_size=4, num_workers=2, persistent_workers=True, sampler=dict(type='DefaultSampler', shuffle=False)
+)
 test_dataloader = val_dataloader

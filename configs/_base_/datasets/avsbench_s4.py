@@ -22,11 +22,9 @@ test_pipeline = [
 
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        audio_source=audio_source,
-        pipeline=train_pipeline))
+        type=dataset_type, data_root=data_root, split='train', audio_source=audio_source, pipeline=train_pipeline
+    )
+)
 val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
@@ -34,7 +32,9 @@ val_dataloader = dict(
         split='val',
         audio_source=audio_source,
         test_mode=True,
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+    )
+)
 # the test loader is the val loader on the test split
 test_dataloader = dict(dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='AVSBenchMetric', legacy_videos_per_batch=4)

@@ -25,20 +25,13 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        subsets=subsets,
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, split='train', subsets=subsets, pipeline=train_pipeline)
+)
 val_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='val',
-        subsets=subsets,
-        test_mode=True,
-        pipeline=test_pipeline))
+        type=dataset_type, data_root=data_root, split='val', subsets=subsets, test_mode=True, pipeline=test_pipeline
+    )
+)
 # the test loader is the val loader on the test split
 test_dataloader = dict(dataset=dict(val_dataloader['dataset'], split='test'))
 val_evaluator = dict(type='AVSSMetric')

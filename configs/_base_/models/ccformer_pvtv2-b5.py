@@ -13,7 +13,8 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     size_divisor=32,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+)
 embed_dims = 256
 model = dict(
     type='CCFormer',
@@ -23,11 +24,11 @@ model = dict(
         model_name='pvt_v2_b5',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/pvt_v2_b5.pth')),
+        init_cfg=dict(type='Pretrained', checkpoint='pretrained/pvt_v2_b5.pth'),
+    ),
     audio_encoder=dict(
-        type='VGGish',
-        frozen=True,
-        init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')),
+        type='VGGish', frozen=True, init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')
+    ),
     neck=dict(
         type='EIM',
         in_channels=[64, 128, 320, 512],
@@ -43,7 +44,8 @@ model = dict(
         vae_scales=(1, 2, 3),
         num_iters=1,
         share_weights=True,
-        max_frames=10),
+        max_frames=10,
+    ),
     decode_head=dict(
         type='CCFormerHead',
         num_classes=1,  # AVSBench-object (S4, MS3): one foreground class; AVSS configs set 71
@@ -61,8 +63,10 @@ model = dict(
             fine_level='light',
             fine_dims=64,
             fine_audio=True,
-            mask_dim=8),
-        deep_supervision=True),
+            mask_dim=8,
+        ),
+        deep_supervision=True,
+    ),
     bcl_loss=dict(
         type='BiModalContrastiveLoss',
         embed_dims=embed_dims,
@@ -71,6 +75,8 @@ model = dict(
         temperature=0.07,
         pairing='enhanced_audio',
         same_clip='exclude',
-        loss_weight=0.1),
+        loss_weight=0.1,
+    ),
     use_bcl=True,
-    train_cfg=dict())
+    train_cfg=dict(),
+)

@@ -9,4 +9,6 @@
 _base_ = ['./ccformer_r50.py']
 model = dict(
     backbone=dict(
-        init_cfg=dict(checkpoint='pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth', prefix='backbone.')))
+        init_cfg=dict(checkpoint='pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth', prefix='backbone.')
+    )
+)

@@ -4,9 +4,8 @@
 # optim_wrapper.type=BF16OptimWrapper; no loss scaler, no GradScaler host sync); plain --amp gives fp16 with dynamic
 # loss scaling (AmpOptimWrapper).
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    clip_grad=None)
+    type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.01), clip_grad=None
+)
 param_scheduler = []
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=120, val_interval=1)
 val_cfg = dict(type='ValLoop')

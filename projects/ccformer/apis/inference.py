@@ -8,6 +8,7 @@
 
 Video decoding / encoding (PyAV) lives in :mod:`projects.ccformer.datasets.video`.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,17 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
-from ..datasets.video import (AUDIO_RATE, examples_samples, frame_audio_examples, frame_audio_samples,
-                              pad_with_silence, read_video_audio, read_video_frames, video_info, window_starts)
+from ..datasets.video import (
+    AUDIO_RATE,
+    examples_samples,
+    frame_audio_examples,
+    frame_audio_samples,
+    pad_with_silence,
+    read_video_audio,
+    read_video_frames,
+    video_info,
+    window_starts,
+)
 from ..utils.config import strip_pretrained
 
 if TYPE_CHECKING:  # mmseg is imported where a PyTorch model is built: the ONNX Runtime backend runs without it
@@ -37,12 +47,14 @@ LOADER_TYPES = ('LoadAVSFrames', 'LoadAVSMasks', 'LoadAVSAudio', 'LoadAnnotation
 
 
 # ------------------------------------------------------------------------------------------------ model
-def init_avs_model(config: Union[str, Path, Config],
-                   checkpoint: Optional[str] = None,
-                   device: str = 'cpu',
-                   cfg_options: Optional[dict] = None,
-                   dtype: Union[str, torch.dtype, None] = None,
-                   strict: bool = True) -> torch.nn.Module:
+def init_avs_model(
+    config: Union[str, Path, Config],
+    checkpoint: Optional[str] = None,
+    device: str = 'cpu',
+    cfg_options: Optional[dict] = None,
+    dtype: Union[str, torch.dtype, None] = None,
+    strict: bool = True,
+) -> torch.nn.Module:
     """Build a CCFormer from a config file and (optionally) load a checkpoint.
 
     Args:
@@ -73,8 +85,10 @@ def init_avs_model(config: Union[str, Path, Config],
         raise TypeError(f'config must be a filename or Config object, got {type(config)}')
     if cfg_options is not None:
         config.merge_from_dict(cfg_options)
-    import projects.ccformer  # noqa: F401  (registers the modules even without custom_imports)
     from mmseg.registry import MODELS
+
+    import projects.ccformer  # noqa: F401  (registers the modules even without custom_imports)
+
     if checkpoint is not None:
         strip_pretrained(config.model, keep_frozen=True)
     init_default_scope(config.get('default_scope', 'mmseg'))
@@ -82,17 +96,22 @@ def init_avs_model(config: Union[str, Path, Config],
     model.dataset_meta = None
     if checkpoint is not None:
         if '://' not in checkpoint and not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; train one with tools/train.py '
-                                    f'or pass the path of a downloaded checkpoint')
+            raise FileNotFoundError(
+                f'checkpoint {checkpoint} does not exist; train one with tools/train.py '
+                f'or pass the path of a downloaded checkpoint'
+            )
         from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
-        ckpt = load_model_checkpoint(model, checkpoint, config=str(config.filename or 'the given config'),
-                                     strict=strict)
+
+        ckpt = load_model_checkpoint(
+            model, checkpoint, config=str(config.filename or 'the given config'), strict=strict
+        )
         model.dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
     if model.dataset_meta is None:
         dataset_cfg = config.get('test_dataloader', {}).get('dataset', {})
         metainfo = dataset_cfg.get('metainfo')
         if metainfo is None:
             from mmseg.registry import DATASETS
+
             cls = DATASETS.get(dataset_cfg.get('type', '')) if dataset_cfg else None
             metainfo = getattr(cls, 'METAINFO', None)
         model.dataset_meta = dict(metainfo) if metainfo else None
@@ -112,8 +131,9 @@ def _floating_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
     if isinstance(dtype, str):
         dtype = getattr(torch, names.get(dtype, dtype), None)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f'init_avs_model: dtype must be a floating dtype such as "bfloat16" or "float32", '
-                         f'got {dtype!r}')
+        raise ValueError(
+            f'init_avs_model: dtype must be a floating dtype such as "bfloat16" or "float32", got {dtype!r}'
+        )
     return dtype
 
 
@@ -123,8 +143,11 @@ def _num_frames(model: torch.nn.Module) -> int:
     if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor
         return model.num_frames
     cfg = model.cfg
-    for getter in (lambda: cfg.model.get('num_frames'), lambda: cfg.get('num_frames'),
-                   lambda: cfg.test_dataloader.dataset.get('num_frames')):
+    for getter in (
+        lambda: cfg.model.get('num_frames'),
+        lambda: cfg.get('num_frames'),
+        lambda: cfg.test_dataloader.dataset.get('num_frames'),
+    ):
         try:
             value = getter()
         except (AttributeError, KeyError):
@@ -132,6 +155,7 @@ def _num_frames(model: torch.nn.Module) -> int:
         if value:
             return int(value)
     from mmseg.registry import DATASETS
+
     dataset_type = str(cfg.get('test_dataloader', {}).get('dataset', {}).get('type', ''))
     cls = DATASETS.get(dataset_type) if dataset_type else None
     if getattr(cls, 'NUM_FRAMES', None):
@@ -182,8 +206,14 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
     Raises:
         ValueError: NaN / inf in the audio (naming the file and where), or a wrong shape.
     """
-    from projects.ccformer.datasets.audio import (check_finite_audio, load_logmel_pkl, pad_examples_repeat,
-                                                  wav_to_logmel, waveform_to_logmel)
+    from projects.ccformer.datasets.audio import (
+        check_finite_audio,
+        load_logmel_pkl,
+        pad_examples_repeat,
+        wav_to_logmel,
+        waveform_to_logmel,
+    )
+
     name = 'audio'
     if isinstance(audio, (str, Path)):
         name = str(audio)
@@ -205,8 +235,9 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
     else:
         examples = np.asarray(audio, dtype=np.float32)
         if examples.ndim == 1 or (examples.ndim == 2 and examples.shape[-1] != 64):
-            raise ValueError(f'audio array of shape {examples.shape} looks like a waveform: pass it as '
-                             f'(waveform, sample_rate)')
+            raise ValueError(
+                f'audio array of shape {examples.shape} looks like a waveform: pass it as (waveform, sample_rate)'
+            )
     examples = np.asarray(examples, dtype=np.float32)
     if examples.ndim == 3:
         examples = examples[:, None]
@@ -216,8 +247,14 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
     return pad_examples_repeat(examples, num_frames, name)
 
 
-def _prepare_clip(frames: Sequence[FrameType], audio: Union[AudioType, np.ndarray], num_frames: int,
-                  channel_order: str, img_size: Optional[Tuple[int, int]], video_id: str) -> dict:
+def _prepare_clip(
+    frames: Sequence[FrameType],
+    audio: Union[AudioType, np.ndarray],
+    num_frames: int,
+    channel_order: str,
+    img_size: Optional[Tuple[int, int]],
+    video_id: str,
+) -> dict:
     """The loader output for one clip: BGR frames, ``(T, 1, 96, 64)`` audio and the clip metainfo."""
     if len(frames) != num_frames:
         raise ValueError(f'{video_id}: the model takes clips of T={num_frames} frames, got {len(frames)}')
@@ -248,7 +285,8 @@ def _prepare_clip(frames: Sequence[FrameType], audio: Union[AudioType, np.ndarra
         gt_valid=[0] * num_frames,
         num_frames=num_frames,
         seg_fields=[],
-        reduce_zero_label=False)
+        reduce_zero_label=False,
+    )
 
 
 def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int], logit_threshold: float = 0.0) -> np.ndarray:
@@ -266,13 +304,14 @@ def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int], logit_
 
 
 @torch.no_grad()
-def inference_avs_model(model: torch.nn.Module,
-                        frames: Union[Sequence[FrameType], Sequence[Sequence[FrameType]]],
-                        audio: Union[AudioType, Sequence[AudioType]],
-                        channel_order: str = 'rgb',
-                        img_size: Optional[Tuple[int, int]] = None,
-                        return_datasample: bool = False) -> Union[np.ndarray, List[np.ndarray],
-                                                                  SegDataSample, List[SegDataSample]]:
+def inference_avs_model(
+    model: torch.nn.Module,
+    frames: Union[Sequence[FrameType], Sequence[Sequence[FrameType]]],
+    audio: Union[AudioType, Sequence[AudioType]],
+    channel_order: str = 'rgb',
+    img_size: Optional[Tuple[int, int]] = None,
+    return_datasample: bool = False,
+) -> Union[np.ndarray, List[np.ndarray], SegDataSample, List[SegDataSample]]:
     """Segment one clip (or a batch of clips) given in memory.
 
     Args:
@@ -301,13 +340,21 @@ def inference_avs_model(model: torch.nn.Module,
     num_frames = _num_frames(model)
     if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor: numpy pre-/post-processing
         if return_datasample:
-            raise ValueError('return_datasample needs a PyTorch model; ORTSegmentor.predict(..., '
-                             'return_logits=True) returns the logits')
+            raise ValueError(
+                'return_datasample needs a PyTorch model; ORTSegmentor.predict(..., '
+                'return_logits=True) returns the logits'
+            )
         size = model.resolve_img_size(img_size)
-        prepared = [_prepare_clip(c, a, num_frames, channel_order, size, f'clip_{i}')
-                    for i, (c, a) in enumerate(zip(clips, audios))]
-        masks = model.predict([p['imgs'] for p in prepared], [p['audio'] for p in prepared], channel_order='bgr',
-                              out_shapes=[p['orig_frame_shape'] for p in prepared])
+        prepared = [
+            _prepare_clip(c, a, num_frames, channel_order, size, f'clip_{i}')
+            for i, (c, a) in enumerate(zip(clips, audios))
+        ]
+        masks = model.predict(
+            [p['imgs'] for p in prepared],
+            [p['audio'] for p in prepared],
+            channel_order='bgr',
+            out_shapes=[p['orig_frame_shape'] for p in prepared],
+        )
         return masks if batched else masks[0]
     pipeline = _build_pipeline(model)
     data = []
@@ -326,12 +373,14 @@ def inference_avs_model(model: torch.nn.Module,
 
 # ------------------------------------------------------------------------------------------------ whole videos
 @torch.no_grad()
-def segment_video(model: torch.nn.Module,
-                  video_path: str,
-                  fps: int = 1,
-                  img_size: Optional[Tuple[int, int]] = (224, 224),
-                  batch_size: int = 1,
-                  progress: Optional[Callable[[int], None]] = None) -> Dict:
+def segment_video(
+    model: torch.nn.Module,
+    video_path: str,
+    fps: int = 1,
+    img_size: Optional[Tuple[int, int]] = (224, 224),
+    batch_size: int = 1,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Dict:
     """Segment a whole video file: PyAV decoding, AVSBench sampling, T-frame windows, per-frame masks.
 
     Args:
@@ -362,20 +411,22 @@ def segment_video(model: torch.nn.Module,
         raise ValueError(
             f'{video_path} is shorter than one window: {info["duration"]:.2f} s at {fps} frame(s) per second '
             f'gives {int(info["duration"] * fps)} frames, fewer than the T={num_frames} frames the model takes. '
-            f'Use a video of at least {num_frames / fps:g} s or a higher --fps.')
+            f'Use a video of at least {num_frames / fps:g} s or a higher --fps.'
+        )
     frames, timestamps, info = read_video_frames(video_path, fps)
     starts = window_starts(len(frames), num_frames)
     if not starts:
-        raise ValueError(f'{video_path}: only {len(frames)} frames could be sampled, fewer than one window of '
-                         f'T={num_frames} frames; use a longer video or a higher --fps')
-    waveform, padded = pad_with_silence(read_video_audio(video_path), frame_audio_samples(timestamps, fps),
-                                        video_path)
+        raise ValueError(
+            f'{video_path}: only {len(frames)} frames could be sampled, fewer than one window of '
+            f'T={num_frames} frames; use a longer video or a higher --fps'
+        )
+    waveform, padded = pad_with_silence(read_video_audio(video_path), frame_audio_samples(timestamps, fps), video_path)
     examples = frame_audio_examples(waveform, timestamps, fps)
     masks: List[Optional[np.ndarray]] = [None] * len(frames)
     for b in range(0, len(starts), batch_size):
-        batch = starts[b:b + batch_size]
-        clips = [frames[s:s + num_frames] for s in batch]
-        audios = [examples[s:s + num_frames] for s in batch]
+        batch = starts[b : b + batch_size]
+        clips = [frames[s : s + num_frames] for s in batch]
+        audios = [examples[s : s + num_frames] for s in batch]
         outs = inference_avs_model(model, clips, audios, channel_order='rgb', img_size=img_size)
         for s, out in zip(batch, outs):
             for t in range(num_frames):
@@ -383,8 +434,9 @@ def segment_video(model: torch.nn.Module,
                     masks[s + t] = out[t]
         if progress is not None:
             progress(len(batch))
-    return dict(frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info,
-                audio_padded_seconds=padded)
+    return dict(
+        frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info, audio_padded_seconds=padded
+    )
 
 
 def num_video_windows(video_path: str, num_frames: int, fps: int = 1) -> int:
@@ -398,5 +450,11 @@ def get_num_frames(model: torch.nn.Module) -> int:
     return _num_frames(model)
 
 
-__all__ = ['init_avs_model', 'inference_avs_model', 'segment_video', 'audio_to_examples', 'num_video_windows',
-           'get_num_frames']
+__all__ = [
+    'init_avs_model',
+    'inference_avs_model',
+    'segment_video',
+    'audio_to_examples',
+    'num_video_windows',
+    'get_num_frames',
+]

@@ -3,6 +3,7 @@
 The datasets and transforms need the OpenMMLab stack; without it (``projects.ccformer.OPENMMLAB_MISSING``) only the
 audio front end, the palettes and the toy generator are imported.
 """
+
 from .. import OPENMMLAB_MISSING
 from .audio import load_logmel_pkl, load_wav, waveform_to_logmel
 from .palette import BINARY_CLASSES, BINARY_PALETTE, voc_palette
@@ -10,14 +11,34 @@ from .toy import generate_toy_avsbench
 
 if OPENMMLAB_MISSING is None:
     from . import transforms  # noqa: F401  (registers the transforms)
-    from .audio_conditions import (AUDIO_CONDITIONS, NEGATIVE_CONDITIONS, AudioConditionDataset, AudioSwapDataset,
-                                   NegativeAudioDataset, derangement)
+    from .audio_conditions import (
+        AUDIO_CONDITIONS,
+        NEGATIVE_CONDITIONS,
+        AudioConditionDataset,
+        AudioSwapDataset,
+        NegativeAudioDataset,
+        derangement,
+    )
     from .avsbench import AVSBenchMS3Dataset, AVSBenchS4Dataset, AVSSDataset
     from .samplers import SeededIndex, SeededSampler
 
 __all__ = [
-    'AVSBenchS4Dataset', 'AVSBenchMS3Dataset', 'AVSSDataset', 'waveform_to_logmel', 'load_wav',
-    'load_logmel_pkl', 'voc_palette', 'AUDIO_CONDITIONS', 'NEGATIVE_CONDITIONS', 'AudioConditionDataset',
-    'AudioSwapDataset', 'NegativeAudioDataset', 'derangement', 'BINARY_CLASSES', 'BINARY_PALETTE',
-    'generate_toy_avsbench', 'SeededIndex', 'SeededSampler'
+    'AVSBenchS4Dataset',
+    'AVSBenchMS3Dataset',
+    'AVSSDataset',
+    'waveform_to_logmel',
+    'load_wav',
+    'load_logmel_pkl',
+    'voc_palette',
+    'AUDIO_CONDITIONS',
+    'NEGATIVE_CONDITIONS',
+    'AudioConditionDataset',
+    'AudioSwapDataset',
+    'NegativeAudioDataset',
+    'derangement',
+    'BINARY_CLASSES',
+    'BINARY_PALETTE',
+    'generate_toy_avsbench',
+    'SeededIndex',
+    'SeededSampler',
 ]

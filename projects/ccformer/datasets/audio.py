@@ -15,6 +15,7 @@ end"):
 * :func:`check_finite_audio`: NaN / inf samples or log-mel values stop with an error naming the file
   and where in it they are (they would otherwise give NaN logits that metrics score as background).
 """
+
 import collections
 import io
 import os
@@ -36,7 +37,7 @@ EXAMPLE_HOP_SECONDS = 0.96
 
 WINDOW_LENGTH = int(round(SAMPLE_RATE * STFT_WINDOW_SECONDS))  # 400 samples
 HOP_LENGTH = int(round(SAMPLE_RATE * STFT_HOP_SECONDS))  # 160 samples
-FFT_LENGTH = 2**int(np.ceil(np.log2(WINDOW_LENGTH)))  # 512
+FFT_LENGTH = 2 ** int(np.ceil(np.log2(WINDOW_LENGTH)))  # 512
 NUM_SPECTROGRAM_BINS = FFT_LENGTH // 2 + 1  # 257
 FEATURES_RATE = 1.0 / STFT_HOP_SECONDS  # 100 frames per second
 EXAMPLE_FRAMES = int(round(EXAMPLE_WINDOW_SECONDS * FEATURES_RATE))  # 96
@@ -49,11 +50,13 @@ def hertz_to_mel(frequencies_hertz: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log(1.0 + np.asarray(frequencies_hertz, dtype=np.float64) / 700.0)
 
 
-def mel_filterbank(num_mel_bins: int = NUM_MEL_BINS,
-                   num_spectrogram_bins: int = NUM_SPECTROGRAM_BINS,
-                   sample_rate: int = SAMPLE_RATE,
-                   lower_edge_hertz: float = MEL_MIN_HZ,
-                   upper_edge_hertz: float = MEL_MAX_HZ) -> np.ndarray:
+def mel_filterbank(
+    num_mel_bins: int = NUM_MEL_BINS,
+    num_spectrogram_bins: int = NUM_SPECTROGRAM_BINS,
+    sample_rate: int = SAMPLE_RATE,
+    lower_edge_hertz: float = MEL_MIN_HZ,
+    upper_edge_hertz: float = MEL_MAX_HZ,
+) -> np.ndarray:
     """Triangular HTK mel weights as in VGGish, shape ``[num_spectrogram_bins, num_mel_bins]``.
 
     Band edges are equally spaced in mel between the two edge frequencies; each filter rises
@@ -62,11 +65,11 @@ def mel_filterbank(num_mel_bins: int = NUM_MEL_BINS,
     """
     nyquist = sample_rate / 2.0
     if not 0.0 <= lower_edge_hertz < upper_edge_hertz <= nyquist:
-        raise ValueError(f'mel band edges must satisfy 0 <= {lower_edge_hertz} < '
-                         f'{upper_edge_hertz} <= nyquist {nyquist}')
+        raise ValueError(
+            f'mel band edges must satisfy 0 <= {lower_edge_hertz} < {upper_edge_hertz} <= nyquist {nyquist}'
+        )
     bins_mel = hertz_to_mel(np.linspace(0.0, nyquist, num_spectrogram_bins))
-    edges = np.linspace(hertz_to_mel(lower_edge_hertz), hertz_to_mel(upper_edge_hertz),
-                        num_mel_bins + 2)
+    edges = np.linspace(hertz_to_mel(lower_edge_hertz), hertz_to_mel(upper_edge_hertz), num_mel_bins + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bins_mel[:, None] - lower) / (center - lower)
     falling = (upper - bins_mel[:, None]) / (upper - center)
@@ -95,19 +98,18 @@ def to_mono(waveform: np.ndarray) -> np.ndarray:
     if waveform.ndim == 1:
         return waveform
     if waveform.ndim != 2:
-        raise ValueError(f'waveform must be [samples] or [samples, channels], got shape '
-                         f'{waveform.shape}')
+        raise ValueError(f'waveform must be [samples] or [samples, channels], got shape {waveform.shape}')
     return waveform.mean(axis=1)
 
 
-def resample(waveform: np.ndarray, sample_rate: int,
-             target_rate: int = SAMPLE_RATE) -> np.ndarray:
+def resample(waveform: np.ndarray, sample_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Resample a mono waveform with ``resampy`` (its default ``kaiser_best`` filter), as official."""
     if sample_rate == target_rate:
         return waveform
     if sample_rate <= 0:
         raise ValueError(f'sample rate must be positive, got {sample_rate}')
     import resampy
+
     return resampy.resample(waveform, sample_rate, target_rate)
 
 
@@ -155,10 +157,14 @@ def check_finite_audio(values: np.ndarray, source: str, sample_rate: Optional[in
     if sample_rate:
         where = f'between {rows[0] / sample_rate:.2f} s and {(rows[-1] + 1) / sample_rate:.2f} s'
     else:
-        where = (f'in log-mel examples {rows[0]}..{rows[-1]} (seconds {rows[0] * EXAMPLE_HOP_SECONDS:.2f} to '
-                 f'{(rows[-1] + 1) * EXAMPLE_HOP_SECONDS:.2f})')
-    raise ValueError(f'{source}: {count} non-finite (NaN / inf) audio values {where}. The model cannot use such '
-                     f'sound (its masks would be meaningless); re-extract or regenerate the audio of this file.')
+        where = (
+            f'in log-mel examples {rows[0]}..{rows[-1]} (seconds {rows[0] * EXAMPLE_HOP_SECONDS:.2f} to '
+            f'{(rows[-1] + 1) * EXAMPLE_HOP_SECONDS:.2f})'
+        )
+    raise ValueError(
+        f'{source}: {count} non-finite (NaN / inf) audio values {where}. The model cannot use such '
+        f'sound (its masks would be meaningless); re-extract or regenerate the audio of this file.'
+    )
 
 
 def load_wav(path: str) -> Tuple[np.ndarray, int]:
@@ -175,6 +181,7 @@ def load_wav(path: str) -> Tuple[np.ndarray, int]:
         ValueError: soundfile cannot decode it, or a float file holds NaN / inf samples.
     """
     import soundfile as sf
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f'audio file not found: {path}')
     try:
@@ -185,8 +192,10 @@ def load_wav(path: str) -> Tuple[np.ndarray, int]:
             data, rate = sf.read(path, dtype='int16')
             data = data / 32768.0
     except (RuntimeError, sf.LibsndfileError) as err:  # LibsndfileError subclasses RuntimeError
-        raise ValueError(f'cannot decode audio file {path}: {err}. Re-extract it as a 16 kHz '
-                         f'PCM wav (e.g. `ffmpeg -i video.mp4 -ar 16000 {path}`).') from err
+        raise ValueError(
+            f'cannot decode audio file {path}: {err}. Re-extract it as a 16 kHz '
+            f'PCM wav (e.g. `ffmpeg -i video.mp4 -ar 16000 {path}`).'
+        ) from err
     check_finite_audio(data, path, int(rate))
     return np.asarray(data, dtype=np.float64), int(rate)
 
@@ -206,9 +215,11 @@ def pad_examples_repeat(examples: np.ndarray, num: int, path: str = '') -> np.nd
         path: file name used in the error message.
     """
     if len(examples) == 0:
-        raise ValueError(f'{path or "audio"}: no complete 0.96 s log-mel example (the audio is '
-                         f'shorter than 0.975 s); cannot pad to {num} by repeating the last '
-                         f'example. Provide at least 1 s of audio.')
+        raise ValueError(
+            f'{path or "audio"}: no complete 0.96 s log-mel example (the audio is '
+            f'shorter than 0.975 s); cannot pad to {num} by repeating the last '
+            f'example. Provide at least 1 s of audio.'
+        )
     if len(examples) >= num:
         return examples[:num]
     reps = np.repeat(examples[-1:], num - len(examples), axis=0)
@@ -221,7 +232,7 @@ def pad_examples_zeros(examples: np.ndarray, num: int) -> Tuple[np.ndarray, np.n
     Returns:
         ``(padded [num, ...], valid [num] int flags)`` with 1 for real examples.
     """
-    out = np.zeros((num, ) + examples.shape[1:], dtype=examples.dtype)
+    out = np.zeros((num,) + examples.shape[1:], dtype=examples.dtype)
     n = min(len(examples), num)
     out[:n] = examples[:n]
     valid = np.zeros(num, dtype=np.int64)
@@ -238,6 +249,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         import torch
+
         if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
             return torch._utils._rebuild_tensor_v2
         if (module, name) == ('torch.storage', '_load_from_bytes'):
@@ -247,16 +259,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(
             f'{self.path}: refusing to load global "{module}.{name}"; a log-mel .pkl may only '
             f'contain a plain torch tensor. Never unpickle untrusted files; regenerate it '
-            f'from the wav (audio_source="wav").')
+            f'from the wav (audio_source="wav").'
+        )
 
     def _load_storage(self, data: bytes):
         """Inner storage bytes (legacy ``torch.save``), read with ``weights_only=True``."""
         import torch
+
         try:
             return torch.load(io.BytesIO(data), weights_only=True, map_location='cpu')
         except Exception as err:
-            raise pickle.UnpicklingError(
-                f'{self.path}: refusing the tensor storage inside: {err}') from err
+            raise pickle.UnpicklingError(f'{self.path}: refusing the tensor storage inside: {err}') from err
 
 
 def load_logmel_pkl(path: str) -> np.ndarray:
@@ -276,6 +289,7 @@ def load_logmel_pkl(path: str) -> np.ndarray:
         ValueError: the object is not a tensor, its shape is not ``[n, 1, 96, 64]``, or it holds NaN / inf.
     """
     import torch
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f'log-mel file not found: {path}')
     with open(path, 'rb') as f:
@@ -288,11 +302,12 @@ def load_logmel_pkl(path: str) -> np.ndarray:
         except Exception as err:
             raise pickle.UnpicklingError(f'{path}: not a readable log-mel pickle: {err!r}') from err
     if not isinstance(obj, torch.Tensor):
-        raise ValueError(f'{path}: expected a pickled torch tensor [n, 1, 96, 64], got '
-                         f'{type(obj).__name__}')
+        raise ValueError(f'{path}: expected a pickled torch tensor [n, 1, 96, 64], got {type(obj).__name__}')
     if obj.ndim != 4 or tuple(obj.shape[1:]) != EXAMPLE_SHAPE or obj.shape[0] < 1:
-        raise ValueError(f'{path}: log-mel tensor has shape {tuple(obj.shape)}, expected '
-                         f'[n, 1, 96, 64] (VGGish examples); regenerate it from the wav.')
+        raise ValueError(
+            f'{path}: log-mel tensor has shape {tuple(obj.shape)}, expected '
+            f'[n, 1, 96, 64] (VGGish examples); regenerate it from the wav.'
+        )
     if not obj.is_floating_point():
         raise ValueError(f'{path}: log-mel tensor has dtype {obj.dtype}, expected a float type')
     examples = obj.detach().to(torch.float32).cpu().numpy()

@@ -19,6 +19,7 @@ Conditions (``AUDIO_CONDITIONS``):
 frame's ground truth becomes empty (AVSS: background) and the metrics' empty-ground-truth false-positive rates are
 the figures to read.
 """
+
 import copy
 import functools
 import json
@@ -30,9 +31,9 @@ import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
-
 from mmseg.registry import DATASETS
-from .audio import (EXAMPLE_FRAMES, HOP_LENGTH, SAMPLE_RATE, WINDOW_LENGTH, waveform_to_logmel)
+
+from .audio import EXAMPLE_FRAMES, HOP_LENGTH, SAMPLE_RATE, WINDOW_LENGTH, waveform_to_logmel
 from .toy import KINDS_FILE  # noqa: F401 (re-exported: the file name)
 
 AUDIO_CONDITIONS = ('original', 'shuffled', 'silence', 'noise', 'offscreen')
@@ -61,6 +62,7 @@ def derangement(n: int, seed: int = 0) -> List[int]:
 
 # ----------------------------------------------------------------------------------------------------------------
 # log-mel examples of silence and noise
+
 
 def _samples_for(num: int) -> int:
     """Waveform length whose VGGish framing gives exactly ``num`` 0.96 s examples."""
@@ -93,13 +95,14 @@ def noise_logmel(rng: np.random.Generator, num: int, dbfs: float, color: str = '
         wave = np.fft.irfft(spec, n)
     elif color != 'white':
         raise ValueError(f"noise color must be 'white' or 'pink', got {color!r}")
-    wave *= 10 ** (dbfs / 20) / max(float(np.sqrt(np.mean(wave ** 2))), 1e-12)
+    wave *= 10 ** (dbfs / 20) / max(float(np.sqrt(np.mean(wave**2))), 1e-12)
     examples = waveform_to_logmel(np.clip(wave, -1.0, 1.0), SAMPLE_RATE)
     return examples[:num, None].astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # what each clip shows and sounds (for off-screen donors)
+
 
 def _base_dataset(dataset):
     while hasattr(dataset, 'dataset') and not hasattr(dataset, 'load_data_list'):
@@ -113,15 +116,21 @@ def load_kinds_file(path: str) -> Dict[str, dict]:
         with open(path) as f:
             raw = json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f'{path}: not valid JSON ({err}); expected {{video_id: {{"visible": [...], '
-                         f'"audible": [...]}}}}') from err
+        raise ValueError(
+            f'{path}: not valid JSON ({err}); expected {{video_id: {{"visible": [...], "audible": [...]}}}}'
+        ) from err
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected a JSON object {{video_id: {{"visible": [...], "audible": [...]}}}}')
     for vid, entry in raw.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get('visible'), list)
-                and isinstance(entry.get('audible'), list)):
-            raise ValueError(f'{path}: entry {vid!r} must be {{"visible": [kinds], "audible": [kinds] or '
-                             f'[[kinds of second 1], ...]}}, got {entry!r}')
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get('visible'), list)
+            and isinstance(entry.get('audible'), list)
+        ):
+            raise ValueError(
+                f'{path}: entry {vid!r} must be {{"visible": [kinds], "audible": [kinds] or '
+                f'[[kinds of second 1], ...]}}, got {entry!r}'
+            )
     return raw
 
 
@@ -139,11 +148,13 @@ def _avss_kinds(info: dict) -> Kinds:
     """AVSS: the classes of each label map are what sounds in that second; unlabelled seconds of a clip (v1s
     train) take the classes of its labelled ones (one source all clip long)."""
     from .transforms.loading import LoadAVSMasks
+
     loader = LoadAVSMasks(label_type='palette')
     per_second = []
     for path in info['mask_paths']:
-        per_second.append(None if path is None else
-                          frozenset(str(int(c)) for c in np.unique(loader._load_one(path)) if c != 0))
+        per_second.append(
+            None if path is None else frozenset(str(int(c)) for c in np.unique(loader._load_one(path)) if c != 0)
+        )
     labelled = frozenset().union(*[c for c in per_second if c is not None])
     frame_valid = info.get('frame_valid', [1] * len(per_second))
     per_second = [frozenset() if not v else (labelled if c is None else c) for c, v in zip(per_second, frame_valid)]
@@ -163,6 +174,7 @@ def dataset_clip_kinds(dataset) -> List[Optional[Kinds]]:
     4. otherwise (MS3, whose CSV has no categories): unknown.
     """
     from .avsbench import AVSBenchS4Dataset, AVSSDataset
+
     base = _base_dataset(dataset)
     root = getattr(base, 'data_root', None)
     path = osp.join(root, KINDS_FILE) if root else None
@@ -207,16 +219,20 @@ class OffscreenPool:
         if self.kinds[idx] is None:
             return False
         visible = self.kinds[idx][0]
-        return any(not (audible & visible) and (len(clips) > 1 or idx not in clips)
-                   for audible, clips in self._clips.items())
+        return any(
+            not (audible & visible) and (len(clips) > 1 or idx not in clips) for audible, clips in self._clips.items()
+        )
 
     def candidates(self, idx: int) -> List[List[Tuple[int, int]]]:
         """Groups of donor seconds for clip ``idx`` (empty when its kinds are unknown or nothing qualifies)."""
         if self.kinds[idx] is None:
             return []
         visible = self.kinds[idx][0]
-        return [[(j, s) for j, s in members if j != idx] for audible, members in self.groups.items()
-                if not (audible & visible)]
+        return [
+            [(j, s) for j, s in members if j != idx]
+            for audible, members in self.groups.items()
+            if not (audible & visible)
+        ]
 
     @staticmethod
     def draw(rng: np.random.Generator, groups: List[List[Tuple[int, int]]], num: int) -> List[Tuple[int, int]]:
@@ -230,11 +246,13 @@ def _kinds_error(base, what: str) -> ValueError:
         f'{type(base).__name__} ({getattr(base, "data_root", "")}): {what}. Off-screen sound needs to know what '
         f'each clip shows and sounds: S4 reads the CSV category, AVSS the label maps; for other data write '
         f'{KINDS_FILE} in the data root as {{video_id: {{"visible": [kinds], "audible": [kinds]}}}} '
-        f'(the toy generator writes one).')
+        f'(the toy generator writes one).'
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # dataset wrappers
+
 
 class _AudioWrapper:
     """Shared part of the audio wrappers: lazy init, metainfo, pipeline, off-screen donors, replacing audio."""
@@ -276,13 +294,17 @@ class _AudioWrapper:
     def _load_audio(self, idx: int, num: int) -> np.ndarray:
         """``(num, 1, 96, 64)`` audio of clip ``idx`` through the pipeline's ``LoadAVSAudio``."""
         from .transforms.loading import LoadAVSAudio
-        loader = next((t for t in getattr(self.pipeline, 'transforms', []) if isinstance(t, LoadAVSAudio)),
-                      None) or LoadAVSAudio()
+
+        loader = (
+            next((t for t in getattr(self.pipeline, 'transforms', []) if isinstance(t, LoadAVSAudio)), None)
+            or LoadAVSAudio()
+        )
         path = self.dataset.get_data_info(idx)['audio_path']
         return loader.transform(dict(audio_path=path, num_frames=num))['audio']
 
-    def _offscreen_audio(self, rng: np.random.Generator, idx: int, seconds: Sequence[int],
-                         num: int) -> Dict[int, np.ndarray]:
+    def _offscreen_audio(
+        self, rng: np.random.Generator, idx: int, seconds: Sequence[int], num: int
+    ) -> Dict[int, np.ndarray]:
         """Off-screen examples ``{t: (1, 96, 64)}`` for the given seconds of clip ``idx`` (donors drawn by rng)."""
         donors = OffscreenPool.draw(rng, self._pool.candidates(idx), len(seconds))
         cache: Dict[int, np.ndarray] = {}
@@ -294,8 +316,7 @@ class _AudioWrapper:
         return out
 
     @staticmethod
-    def _apply(packed: dict, replacement: Dict[int, np.ndarray], condition: Sequence[str],
-               supervise: bool) -> dict:
+    def _apply(packed: dict, replacement: Dict[int, np.ndarray], condition: Sequence[str], supervise: bool) -> dict:
         """Put the ``replacement`` audio ``{t: (1, 96, 64)}`` into a packed clip and empty those frames' targets.
 
         Padded frames (``frame_valid`` 0) are left alone. Replaced frames get metainfo ``sounding`` 0 (nothing
@@ -325,8 +346,9 @@ class _AudioWrapper:
         packed['audio'] = audio
         if gt is not None:
             sample.gt_sem_seg.data = gt
-        sample.set_metainfo(dict(audio_condition=list(condition), audio_replaced=replaced, gt_valid=gt_valid,
-                                 sounding=sounding))
+        sample.set_metainfo(
+            dict(audio_condition=list(condition), audio_replaced=replaced, gt_valid=gt_valid, sounding=sounding)
+        )
         return packed
 
 
@@ -348,8 +370,14 @@ class AudioConditionDataset(_AudioWrapper):
         lazy_init (bool): defer loading the annotations. Defaults to False.
     """
 
-    def __init__(self, dataset: Union[BaseDataset, dict], condition: str = 'original', seed: int = 0,
-                 noise_dbfs: float = EVAL_NOISE_DBFS, lazy_init: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Union[BaseDataset, dict],
+        condition: str = 'original',
+        seed: int = 0,
+        noise_dbfs: float = EVAL_NOISE_DBFS,
+        lazy_init: bool = False,
+    ) -> None:
         if condition not in AUDIO_CONDITIONS:
             raise ValueError(f'audio condition {condition!r} is unknown; use one of {AUDIO_CONDITIONS}')
         self.condition, self.seed, self.noise_dbfs = condition, seed, float(noise_dbfs)
@@ -380,12 +408,16 @@ class AudioConditionDataset(_AudioWrapper):
                 else:
                     skipped.append(vid)
             if not self._indices:
-                raise _kinds_error(_base_dataset(self.dataset),
-                                   'no second of any other clip sounds only off screen for any clip')
+                raise _kinds_error(
+                    _base_dataset(self.dataset), 'no second of any other clip sounds only off screen for any clip'
+                )
             if skipped:
-                print_log(f'AudioConditionDataset: off-screen sound leaves out {len(skipped)} of {n} clips whose '
-                          f'visible kinds cover every sound of the other clips (first: {skipped[0]!r})',
-                          logger='current', level=logging.WARNING)
+                print_log(
+                    f'AudioConditionDataset: off-screen sound leaves out {len(skipped)} of {n} clips whose '
+                    f'visible kinds cover every sound of the other clips (first: {skipped[0]!r})',
+                    logger='current',
+                    level=logging.WARNING,
+                )
 
     def get_data_info(self, idx: int) -> dict:
         """Data info of clip ``idx``; ``audio_path`` is the donor's for ``shuffled``."""
@@ -466,21 +498,30 @@ class NegativeAudioDataset(_AudioWrapper):
         lazy_init (bool): defer loading the annotations. Defaults to False.
     """
 
-    def __init__(self, dataset: Union[BaseDataset, dict], prob: float = 0.5, whole_clip_prob: float = 0.5,
-                 conditions: Optional[Dict[str, float]] = None,
-                 noise_dbfs: Tuple[float, float] = (-45.0, -10.0), supervise_unlabelled: bool = False,
-                 spare_labelled: bool = True, seed: int = 0, lazy_init: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Union[BaseDataset, dict],
+        prob: float = 0.5,
+        whole_clip_prob: float = 0.5,
+        conditions: Optional[Dict[str, float]] = None,
+        noise_dbfs: Tuple[float, float] = (-45.0, -10.0),
+        supervise_unlabelled: bool = False,
+        spare_labelled: bool = True,
+        seed: int = 0,
+        lazy_init: bool = False,
+    ) -> None:
         conditions = dict(silence=1.0, noise=1.0, offscreen=1.0) if conditions is None else dict(conditions)
         unknown = set(conditions) - set(NEGATIVE_CONDITIONS)
         if unknown:
-            raise ValueError(f'NegativeAudioDataset: unknown condition(s) {sorted(unknown)}; use '
-                             f'{NEGATIVE_CONDITIONS}')
+            raise ValueError(f'NegativeAudioDataset: unknown condition(s) {sorted(unknown)}; use {NEGATIVE_CONDITIONS}')
         if not 0 <= prob <= 1 or not 0 <= whole_clip_prob <= 1:
-            raise ValueError(f'NegativeAudioDataset: prob={prob} and whole_clip_prob={whole_clip_prob} must be '
-                             f'in [0, 1]')
+            raise ValueError(
+                f'NegativeAudioDataset: prob={prob} and whole_clip_prob={whole_clip_prob} must be in [0, 1]'
+            )
         if any(w < 0 for w in conditions.values()) or sum(conditions.values()) <= 0:
-            raise ValueError(f'NegativeAudioDataset: condition weights must be >= 0 with a positive sum, got '
-                             f'{conditions}')
+            raise ValueError(
+                f'NegativeAudioDataset: condition weights must be >= 0 with a positive sum, got {conditions}'
+            )
         self.prob, self.whole_clip_prob, self.seed = float(prob), float(whole_clip_prob), int(seed)
         self.conditions = conditions
         self.noise_dbfs = (float(noise_dbfs[0]), float(noise_dbfs[1]))
@@ -495,8 +536,12 @@ class NegativeAudioDataset(_AudioWrapper):
         if self.conditions.get('offscreen', 0) > 0:
             kinds = dataset_clip_kinds(self.dataset)
             if all(k is None for k in kinds):
-                print_log(f'NegativeAudioDataset: {_kinds_error(_base_dataset(self.dataset), "no clip has kinds")}'
-                          f' Training without off-screen sound.', logger='current', level=logging.WARNING)
+                print_log(
+                    f'NegativeAudioDataset: {_kinds_error(_base_dataset(self.dataset), "no clip has kinds")}'
+                    f' Training without off-screen sound.',
+                    logger='current',
+                    level=logging.WARNING,
+                )
             else:
                 self._pool = OffscreenPool(kinds)
                 self._has_donor = [self._pool.has_donor(i) for i in range(n)]
@@ -516,8 +561,11 @@ class NegativeAudioDataset(_AudioWrapper):
         else:
             size = int(rng.integers(1, num_frames))
             seconds = sorted(int(s) for s in rng.choice(num_frames, size=size, replace=False))
-        names = [c for c in NEGATIVE_CONDITIONS if self.conditions.get(c, 0) > 0
-                 and (c != 'offscreen' or self._has_donor[int(idx)])] or ['silence']
+        names = [
+            c
+            for c in NEGATIVE_CONDITIONS
+            if self.conditions.get(c, 0) > 0 and (c != 'offscreen' or self._has_donor[int(idx)])
+        ] or ['silence']
         weights = np.array([self.conditions.get(c, 1.0) for c in names], dtype=np.float64)
         drawn = rng.choice(len(names), size=len(seconds), p=weights / weights.sum())
         out: List[Optional[str]] = [None] * num_frames

@@ -4,6 +4,7 @@ One sample is one clip (``docs/design.md``, "One sample = one clip"). Layouts an
 ``docs/data.md`` ("Layout under data/"); every path listed in a sample is checked at start-up (``check_files``)
 so a missing frame, mask or audio file stops with an error naming it.
 """
+
 import csv
 import json
 import os
@@ -28,9 +29,11 @@ def read_csv_rows(path: str) -> List[Dict[str, str]]:
         ValueError: empty file, or a row with fewer fields than the header.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'annotation CSV not found: {path}. Download the dataset (see '
-                                f'docs/data.md) or generate toy data with '
-                                f'tools/dataset_converters/generate_toy_avsbench.py.')
+        raise FileNotFoundError(
+            f'annotation CSV not found: {path}. Download the dataset (see '
+            f'docs/data.md) or generate toy data with '
+            f'tools/dataset_converters/generate_toy_avsbench.py.'
+        )
     with open(path, newline='') as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -42,8 +45,9 @@ def read_csv_rows(path: str) -> List[Dict[str, str]]:
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) < len(header):
-                raise ValueError(f'{path}, line {line}: {len(values)} fields, expected '
-                                 f'{len(header)} ({",".join(header)})')
+                raise ValueError(
+                    f'{path}, line {line}: {len(values)} fields, expected {len(header)} ({",".join(header)})'
+                )
             row = {h: v.strip() for h, v in zip(header, values)}
             row['_line'] = str(line)
             row['_values'] = [v.strip() for v in values]
@@ -54,8 +58,7 @@ def read_csv_rows(path: str) -> List[Dict[str, str]]:
 def _require_columns(path: str, rows: List[dict], columns: Sequence[str]) -> None:
     if rows and any(c not in rows[0] for c in columns):
         missing = [c for c in columns if c not in rows[0]]
-        raise ValueError(f'{path}: missing column(s) {missing}; found '
-                         f'{[k for k in rows[0] if not k.startswith("_")]}')
+        raise ValueError(f'{path}: missing column(s) {missing}; found {[k for k in rows[0] if not k.startswith("_")]}')
 
 
 def _check_split(split: str) -> None:
@@ -72,6 +75,7 @@ class _AVSBaseDataset(BaseSegDataset):
         **kwargs: :class:`mmseg.datasets.BaseSegDataset` arguments (``data_root``, ``ann_file``,
             ``pipeline``, ``test_mode``, ``indices``, ...).
     """
+
     NUM_FRAMES = 5
 
     def __init__(self, split: str = 'train', check_files: bool = True, **kwargs) -> None:
@@ -97,8 +101,7 @@ class _AVSBaseDataset(BaseSegDataset):
         """Fill the keys every clip entry has (design.md)."""
         fields.setdefault('frame_valid', [1] * len(fields['frame_paths']))
         fields.setdefault('gt_valid', [int(p is not None) for p in fields['mask_paths']])
-        fields.update(split=self.split, num_frames=len(fields['frame_paths']), seg_fields=[],
-                      reduce_zero_label=False)
+        fields.update(split=self.split, num_frames=len(fields['frame_paths']), seg_fields=[], reduce_zero_label=False)
         return fields
 
     def _check_entries(self, entries: List[dict]) -> None:
@@ -114,14 +117,16 @@ class _AVSBaseDataset(BaseSegDataset):
             raise FileNotFoundError(
                 f'{self.__class__.__name__} ({self.split}): {len(missing)} file(s) listed by '
                 f'{self.ann_file} are missing, first: {missing[0]}. Restore them, or remove the '
-                f'video from the CSV.')
+                f'video from the CSV.'
+            )
 
     def _select(self, path: str, rows: List[dict]) -> List[dict]:
         _require_columns(path, rows, ['split'])
         bad = [r for r in rows if r['split'] not in SPLITS]
         if bad:
-            raise ValueError(f'{path}, line {bad[0]["_line"]}: unknown split '
-                             f'{bad[0]["split"]!r}; expected one of {SPLITS}')
+            raise ValueError(
+                f'{path}, line {bad[0]["_line"]}: unknown split {bad[0]["split"]!r}; expected one of {SPLITS}'
+            )
         chosen = [r for r in rows if r['split'] == self.split]
         if not chosen:
             raise ValueError(f'{path}: no rows with split == {self.split!r}')
@@ -165,10 +170,12 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
             benchmark's premise: one source that sounds all clip long), the presence target of the
             robust recipe. Default False (unknown).
     """
+
     METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)
 
-    def __init__(self, ann_file: str = 's4_meta_data.csv', audio_source: str = 'pkl',
-                 sounding_unlabelled: bool = False, **kwargs) -> None:
+    def __init__(
+        self, ann_file: str = 's4_meta_data.csv', audio_source: str = 'pkl', sounding_unlabelled: bool = False, **kwargs
+    ) -> None:
         self.sounding_unlabelled = bool(sounding_unlabelled)
         super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
@@ -179,20 +186,23 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
         for r in rows:
             vals = r['_values']
             if len(vals) < 4:
-                raise ValueError(f'{self.ann_file}, line {r["_line"]}: expected name, '
-                                 f'start_time, category, split')
+                raise ValueError(f'{self.ann_file}, line {r["_line"]}: expected name, start_time, category, split')
             # official: name and category by position (0, 2); by header name when present
             name, category = r.get('name', vals[0]), r.get('category', vals[2])
             rel = (self.split, category)
-            frames = [self._path('s4_data', 'visual_frames', *rel, name, f'{name}_{k}.png')
-                      for k in range(1, 6)]
+            frames = [self._path('s4_data', 'visual_frames', *rel, name, f'{name}_{k}.png') for k in range(1, 6)]
             n_masks = 1 if self.split == 'train' else 5
-            masks = [self._path('s4_data', 'gt_masks', *rel, name, f'{name}_{k}.png')
-                     if k <= n_masks else None for k in range(1, 6)]
+            masks = [
+                self._path('s4_data', 'gt_masks', *rel, name, f'{name}_{k}.png') if k <= n_masks else None
+                for k in range(1, 6)
+            ]
             audio = self._audio_path('s4_data', *rel, name=name)
             extra = dict(sounding=[1] * 5) if self.sounding_unlabelled else {}
-            entries.append(self._entry(video_id=name, category=category, frame_paths=frames,
-                                       mask_paths=masks, audio_path=audio, **extra))
+            entries.append(
+                self._entry(
+                    video_id=name, category=category, frame_paths=frames, mask_paths=masks, audio_path=audio, **extra
+                )
+            )
         self._check_entries(entries)
         return entries
 
@@ -208,10 +218,10 @@ class AVSBenchMS3Dataset(_AVSBenchObjectDataset):
         ms3_data/gt_masks/<split>/<name>/<name>_<k>.png
         ms3_data/audio_log_mel/<split>/<name>.pkl, ms3_data/audio_wav/<split>/<name>.wav
     """
+
     METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)
 
-    def __init__(self, ann_file: str = 'ms3_meta_data.csv', audio_source: str = 'pkl',
-                 **kwargs) -> None:
+    def __init__(self, ann_file: str = 'ms3_meta_data.csv', audio_source: str = 'pkl', **kwargs) -> None:
         super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
     def load_data_list(self) -> List[dict]:
@@ -219,13 +229,12 @@ class AVSBenchMS3Dataset(_AVSBenchObjectDataset):
         entries = []
         for r in rows:
             name = r['_values'][0]
-            frames = [self._path('ms3_data', 'visual_frames', name, f'{name}.mp4_{k}.png')
-                      for k in range(1, 6)]
-            masks = [self._path('ms3_data', 'gt_masks', self.split, name, f'{name}_{k}.png')
-                     for k in range(1, 6)]
+            frames = [self._path('ms3_data', 'visual_frames', name, f'{name}.mp4_{k}.png') for k in range(1, 6)]
+            masks = [self._path('ms3_data', 'gt_masks', self.split, name, f'{name}_{k}.png') for k in range(1, 6)]
             audio = self._audio_path('ms3_data', self.split, name=name)
-            entries.append(self._entry(video_id=name, category='', frame_paths=frames,
-                                       mask_paths=masks, audio_path=audio))
+            entries.append(
+                self._entry(video_id=name, category='', frame_paths=frames, mask_paths=masks, audio_path=audio)
+            )
         self._check_entries(entries)
         return entries
 
@@ -241,8 +250,10 @@ def avss_class_names_from_json(path: str) -> Optional[List[str]]:
     with open(path) as f:
         mapping = json.load(f)
     if not isinstance(mapping, dict) or len(mapping) != AVSS_NUM_CLASSES:
-        raise ValueError(f'{path}: expected a JSON object with {AVSS_NUM_CLASSES} entries '
-                         f'(70 classes + background), got {len(mapping)}')
+        raise ValueError(
+            f'{path}: expected a JSON object with {AVSS_NUM_CLASSES} entries '
+            f'(70 classes + background), got {len(mapping)}'
+        )
     values = sorted(int(v) for v in mapping.values())
     offset = values[0]
     if values != list(range(offset, offset + AVSS_NUM_CLASSES)) or offset not in (0, 1):
@@ -272,21 +283,26 @@ class AVSSDataset(_AVSBaseDataset):
     Args:
         subsets: which of ``('v1s', 'v1m', 'v2')`` to use.
     """
-    NUM_FRAMES = 10
-    METAINFO = dict(classes=tuple(['background'] +
-                                  [f'class_{i}' for i in range(1, AVSS_NUM_CLASSES)]),
-                    palette=voc_palette(AVSS_NUM_CLASSES))
 
-    def __init__(self, ann_file: str = 'metadata.csv',
-                 subsets: Sequence[str] = AVSS_SUBSETS,
-                 metainfo: Optional[dict] = None, **kwargs) -> None:
-        subsets = (subsets, ) if isinstance(subsets, str) else tuple(subsets)
+    NUM_FRAMES = 10
+    METAINFO = dict(
+        classes=tuple(['background'] + [f'class_{i}' for i in range(1, AVSS_NUM_CLASSES)]),
+        palette=voc_palette(AVSS_NUM_CLASSES),
+    )
+
+    def __init__(
+        self,
+        ann_file: str = 'metadata.csv',
+        subsets: Sequence[str] = AVSS_SUBSETS,
+        metainfo: Optional[dict] = None,
+        **kwargs,
+    ) -> None:
+        subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
         bad = [s for s in subsets if s not in AVSS_SUBSETS]
         if bad or not subsets:
             raise ValueError(f'subsets must be a non-empty subset of {AVSS_SUBSETS}, got {subsets}')
         self.subsets = subsets
-        names = avss_class_names_from_json(osp.join(kwargs.get('data_root') or '',
-                                                    'label2idx.json'))
+        names = avss_class_names_from_json(osp.join(kwargs.get('data_root') or '', 'label2idx.json'))
         metainfo = dict(metainfo or {})
         if names is not None and 'classes' not in metainfo:
             metainfo['classes'] = tuple(names)
@@ -309,8 +325,9 @@ class AVSSDataset(_AVSBaseDataset):
         for r in rows:
             subset, uid = r['label'], r['uid']
             if subset not in AVSS_SUBSETS:
-                raise ValueError(f'{self.ann_file}, line {r["_line"]}: unknown label '
-                                 f'{subset!r}; expected one of {AVSS_SUBSETS}')
+                raise ValueError(
+                    f'{self.ann_file}, line {r["_line"]}: unknown label {subset!r}; expected one of {AVSS_SUBSETS}'
+                )
             if subset in self.subsets:
                 entries.append(self._avss_entry(subset, uid))
         if not entries:
@@ -324,18 +341,15 @@ class AVSSDataset(_AVSBaseDataset):
         if self.check_files:
             found = self._count(osp.join(vdir, 'frames'), '.jpg')
             if found != n:
-                raise ValueError(f'{osp.join(vdir, "frames")}: {found} .jpg frames, expected {n} '
-                                 f'for subset {subset}')
+                raise ValueError(f'{osp.join(vdir, "frames")}: {found} .jpg frames, expected {n} for subset {subset}')
             m = self._count(osp.join(vdir, 'labels_rgb'), '.png')
         else:
             m = 1 if (subset == 'v1s' and self.split == 'train') else n
         expected_m = 1 if (subset == 'v1s' and self.split == 'train') else n
         if self.split != 'train' and m != n:
-            raise ValueError(f'{osp.join(vdir, "labels_rgb")}: {m} label PNGs, expected {n} for '
-                             f'{subset} {self.split}')
+            raise ValueError(f'{osp.join(vdir, "labels_rgb")}: {m} label PNGs, expected {n} for {subset} {self.split}')
         if m < 1:
-            raise FileNotFoundError(f'{osp.join(vdir, "labels_rgb")}: no label PNG (expected '
-                                    f'{expected_m})')
+            raise FileNotFoundError(f'{osp.join(vdir, "labels_rgb")}: no label PNG (expected {expected_m})')
         m = min(m, n)
         T = self.NUM_FRAMES
         frames = [osp.join(vdir, 'frames', f'{i}.jpg') if i < n else None for i in range(T)]
@@ -345,6 +359,12 @@ class AVSSDataset(_AVSBaseDataset):
             gt_valid = [1] + [0] * (T - 1)
         else:
             gt_valid = list(frame_valid)
-        return self._entry(video_id=uid, category=subset, frame_paths=frames, mask_paths=masks,
-                           audio_path=osp.join(vdir, 'audio.wav'), frame_valid=frame_valid,
-                           gt_valid=gt_valid)
+        return self._entry(
+            video_id=uid,
+            category=subset,
+            frame_paths=frames,
+            mask_paths=masks,
+            audio_path=osp.join(vdir, 'audio.wav'),
+            frame_valid=frame_valid,
+            gt_valid=gt_valid,
+        )

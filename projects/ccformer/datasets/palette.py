@@ -2,6 +2,7 @@
 
 Numpy and OpenCV only (the ONNX Runtime demo draws with it without the OpenMMLab stack).
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -35,8 +36,11 @@ def rgb_to_index(label_rgb: np.ndarray, palette: List[List[int]]) -> np.ndarray:
 
     Colours not in the palette map to 0 (background), as the official one-hot argmax does.
     """
-    codes = (label_rgb[..., 0].astype(np.int64) << 16) | (label_rgb[..., 1].astype(np.int64) << 8) \
+    codes = (
+        (label_rgb[..., 0].astype(np.int64) << 16)
+        | (label_rgb[..., 1].astype(np.int64) << 8)
         | label_rgb[..., 2].astype(np.int64)
+    )
     pal = np.asarray(palette, dtype=np.int64)
     pal_codes = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
     order = np.argsort(pal_codes, kind='stable')
@@ -67,11 +71,13 @@ def resolve_palette(dataset_meta: Optional[dict], num_labels: int) -> List[Tuple
     return palette
 
 
-def overlay_mask(image: np.ndarray,
-                 mask: np.ndarray,
-                 palette: Sequence[Tuple[int, int, int]],
-                 alpha: float = 0.5,
-                 draw_contour: bool = True) -> np.ndarray:
+def overlay_mask(
+    image: np.ndarray,
+    mask: np.ndarray,
+    palette: Sequence[Tuple[int, int, int]],
+    alpha: float = 0.5,
+    draw_contour: bool = True,
+) -> np.ndarray:
     """Blend a label map on an RGB image; label 0 (background) is left untouched.
 
     Args:
@@ -85,8 +91,7 @@ def overlay_mask(image: np.ndarray,
         np.ndarray: ``(H, W, 3)`` uint8 RGB image.
     """
     if mask.shape != image.shape[:2]:
-        mask = cv2.resize(mask.astype(np.uint8), (image.shape[1], image.shape[0]),
-                          interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(mask.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
     out = image.astype(np.float32).copy()
     for label in np.unique(mask):
         if label == 0 or label >= len(palette):
@@ -99,7 +104,6 @@ def overlay_mask(image: np.ndarray,
         for label in np.unique(mask):
             if label == 0 or label >= len(palette):
                 continue
-            contours, _ = cv2.findContours((mask == label).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_SIMPLE)
+            contours, _ = cv2.findContours((mask == label).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(out, contours, -1, tuple(int(c) for c in palette[int(label)]), 1)
     return out

@@ -8,11 +8,11 @@ starts from a fresh one), so a run resumed from a checkpoint would augment diffe
 :func:`~projects.ccformer.datasets.transforms.processing.seeded_rng`, so a sample's augmentation depends only on
 (seed, epoch, index), in any worker and after any resume.
 """
+
 from typing import Iterator
 
 import numpy as np
 from mmengine.dataset import DefaultSampler
-
 from mmseg.registry import DATA_SAMPLERS
 
 

@@ -26,6 +26,7 @@ The ``.pkl`` files are written like the official preprocessing: ``pickle.dump`` 
 ``torch.Tensor [5, 1, 96, 64]`` with ``requires_grad=True``, computed from the written 16 kHz wav.
 Everything is deterministic from ``seed``.
 """
+
 import csv
 import json
 import os
@@ -46,6 +47,7 @@ ImgSize = Union[int, Tuple[int, int]]
 @dataclass(frozen=True)
 class ObjectKind:
     """A toy object kind: how it looks and how it sounds."""
+
     name: str
     shape: str  # 'circle' | 'square' | 'triangle' | 'cross'
     color_bgr: Tuple[int, int, int]
@@ -55,9 +57,9 @@ class ObjectKind:
 
 OBJECT_KINDS: Tuple[ObjectKind, ...] = (
     ObjectKind('red_circle', 'circle', (40, 40, 220), (330.0, 660.0, 990.0)),
-    ObjectKind('green_square', 'square', (60, 200, 40), (880.0, )),
+    ObjectKind('green_square', 'square', (60, 200, 40), (880.0,)),
     ObjectKind('blue_triangle', 'triangle', (220, 90, 30), (2200.0, 4400.0)),
-    ObjectKind('yellow_cross', 'cross', (30, 210, 230), (5000.0, ), 6.0),
+    ObjectKind('yellow_cross', 'cross', (30, 210, 230), (5000.0,), 6.0),
 )
 #: AVSS class index of each kind (index 0 is background); the other classes stay unused.
 KIND_CLASS = {kind.name: i + 1 for i, kind in enumerate(OBJECT_KINDS)}
@@ -112,10 +114,9 @@ def _draw(canvas: np.ndarray, shape: str, cx: int, cy: int, r: int, value) -> No
         raise ValueError(f'unknown shape {shape}')
 
 
-def _place(rng: np.random.Generator, kinds: Sequence[int], h: int,
-           w: int) -> List[Tuple[int, int, int, int, int]]:
+def _place(rng: np.random.Generator, kinds: Sequence[int], h: int, w: int) -> List[Tuple[int, int, int, int, int]]:
     """Non-overlapping placements ``(kind, cx, cy, r, (dx, dy) packed)`` in distinct quadrants."""
-    cells = rng.permutation(4)[:len(kinds)]
+    cells = rng.permutation(4)[: len(kinds)]
     r = max(int(min(h, w) * 0.16), 3)
     out = []
     for kind, cell in zip(kinds, cells):
@@ -126,8 +127,9 @@ def _place(rng: np.random.Generator, kinds: Sequence[int], h: int,
     return out
 
 
-def _render(rng: np.random.Generator, objects, frame: int, h: int, w: int,
-            sounding: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+def _render(
+    rng: np.random.Generator, objects, frame: int, h: int, w: int, sounding: Sequence[int]
+) -> Tuple[np.ndarray, np.ndarray]:
     """One frame (BGR uint8) and its label map (0 = background, else ``KIND_CLASS``)."""
     img = _background(rng, h, w)
     label = np.zeros((h, w), np.uint8)
@@ -149,8 +151,7 @@ def _kind_sound(kind: ObjectKind, t: np.ndarray) -> np.ndarray:
     return wave
 
 
-def _soundtrack(rng: np.random.Generator, schedule: Sequence[Sequence[int]],
-                silent: Sequence[bool]) -> np.ndarray:
+def _soundtrack(rng: np.random.Generator, schedule: Sequence[Sequence[int]], silent: Sequence[bool]) -> np.ndarray:
     """16 kHz waveform: second s plays the kinds in ``schedule[s]`` (zeros where ``silent``)."""
     n = SAMPLE_RATE
     fade = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.01 * n))
@@ -170,6 +171,7 @@ def _soundtrack(rng: np.random.Generator, schedule: Sequence[Sequence[int]],
 @dataclass
 class _Clip:
     """A generated clip: frames, label maps and audio."""
+
     frames: List[np.ndarray]
     labels: List[np.ndarray]
     audio: np.ndarray
@@ -179,12 +181,13 @@ class _Clip:
 
     def kinds_entry(self) -> dict:
         """This clip's entry of ``clip_kinds.json``: the kinds seen, and the kinds heard in each second."""
-        return dict(visible=sorted(OBJECT_KINDS[k].name for k in self.visible_kinds),
-                    audible=[sorted(OBJECT_KINDS[k].name for k in now) for now in self.audible_kinds])
+        return dict(
+            visible=sorted(OBJECT_KINDS[k].name for k in self.visible_kinds),
+            audible=[sorted(OBJECT_KINDS[k].name for k in now) for now in self.audible_kinds],
+        )
 
 
-def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool,
-               allow_empty: bool) -> _Clip:
+def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool) -> _Clip:
     """Build a clip with 2-3 visible kinds.
 
     ``multi=False`` (S4, v1s): one visible kind sounds all clip long. ``multi=True`` (MS3, v1m, v2):
@@ -222,8 +225,14 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
         frames.append(img)
         labels.append(lab)
     audio = _soundtrack(rng, schedule, silent)
-    return _Clip(frames, labels, audio, sorted({k for now in on_screen for k in now}), sorted(visible),
-                 [[] if mute else sorted(now) for now, mute in zip(schedule, silent)])
+    return _Clip(
+        frames,
+        labels,
+        audio,
+        sorted({k for now in on_screen for k in now}),
+        sorted(visible),
+        [[] if mute else sorted(now) for now, mute in zip(schedule, silent)],
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,6 +254,7 @@ def _write_png(path: str, img: np.ndarray) -> None:
 
 def _write_wav(path: str, audio: np.ndarray) -> None:
     import soundfile as sf
+
     os.makedirs(osp.dirname(path), exist_ok=True)
     sf.write(path, audio, SAMPLE_RATE, subtype='PCM_16')
 
@@ -252,6 +262,7 @@ def _write_wav(path: str, audio: np.ndarray) -> None:
 def _write_pkl(path: str, wav_path: str, num: int = 5) -> None:
     """Official-style log-mel pickle of a written wav (plain ``pickle.dump`` of a tensor)."""
     import torch
+
     examples = pad_examples_repeat(wav_to_logmel(wav_path), num, wav_path)
     tensor = torch.from_numpy(examples[:, None]).float().requires_grad_(True)
     os.makedirs(osp.dirname(path), exist_ok=True)
@@ -263,8 +274,7 @@ def _binary(label: np.ndarray) -> np.ndarray:
     return np.where(label > 0, 255, 0).astype(np.uint8)
 
 
-def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
-              size_hw: Tuple[int, int]) -> List[dict]:
+def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int]) -> List[dict]:
     base = osp.join(root, 's4_data')
     rows, kinds = [], {}
     for split in SPLITS:
@@ -275,24 +285,20 @@ def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
             name = f'{_video_id(rng)}_{start * 1000}'
             rel = osp.join(split, category)
             for k in range(1, 6):
-                _write_png(osp.join(base, 'visual_frames', rel, name, f'{name}_{k}.png'),
-                           clip.frames[k - 1])
+                _write_png(osp.join(base, 'visual_frames', rel, name, f'{name}_{k}.png'), clip.frames[k - 1])
                 if split != 'train' or k == 1:
-                    _write_png(osp.join(base, 'gt_masks', rel, name, f'{name}_{k}.png'),
-                               _binary(clip.labels[k - 1]))
+                    _write_png(osp.join(base, 'gt_masks', rel, name, f'{name}_{k}.png'), _binary(clip.labels[k - 1]))
             wav = osp.join(base, 'audio_wav', rel, f'{name}.wav')
             _write_wav(wav, clip.audio)
             _write_pkl(osp.join(base, 'audio_log_mel', rel, f'{name}.pkl'), wav)
             rows.append(dict(name=name, start_time=start, category=category, split=split))
             kinds[name] = clip.kinds_entry()
-    _write_csv(osp.join(root, 's4_meta_data.csv'), ['name', 'start_time', 'category', 'split'],
-               rows)
+    _write_csv(osp.join(root, 's4_meta_data.csv'), ['name', 'start_time', 'category', 'split'], rows)
     _write_kinds(root, kinds)
     return rows
 
 
-def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
-               size_hw: Tuple[int, int]) -> List[dict]:
+def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int]) -> List[dict]:
     base = osp.join(root, 'ms3_data')
     rows, kinds = [], {}
     for split in SPLITS:
@@ -300,10 +306,8 @@ def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
             clip = _make_clip(rng, 5, *size_hw, multi=True, allow_empty=True)
             name = _video_id(rng)
             for k in range(1, 6):
-                _write_png(osp.join(base, 'visual_frames', name, f'{name}.mp4_{k}.png'),
-                           clip.frames[k - 1])
-                _write_png(osp.join(base, 'gt_masks', split, name, f'{name}_{k}.png'),
-                           _binary(clip.labels[k - 1]))
+                _write_png(osp.join(base, 'visual_frames', name, f'{name}.mp4_{k}.png'), clip.frames[k - 1])
+                _write_png(osp.join(base, 'gt_masks', split, name, f'{name}_{k}.png'), _binary(clip.labels[k - 1]))
             wav = osp.join(base, 'audio_wav', split, f'{name}.wav')
             _write_wav(wav, clip.audio)
             _write_pkl(osp.join(base, 'audio_log_mel', split, f'{name}.pkl'), wav)
@@ -314,8 +318,9 @@ def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
     return rows
 
 
-def _write_avss(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
-                size_hw: Tuple[int, int], subsets: Sequence[str]) -> List[dict]:
+def _write_avss(
+    root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int], subsets: Sequence[str]
+) -> List[dict]:
     palette = np.array(voc_palette(AVSS_NUM_CLASSES), np.uint8)
     rows, kinds = [], {}
     for subset in subsets:
@@ -324,8 +329,7 @@ def _write_avss(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
         num_frames = 10 if subset == 'v2' else 5
         for split in SPLITS:
             for _ in range(num_videos.get(split, 0)):
-                clip = _make_clip(rng, num_frames, *size_hw, multi=subset != 'v1s',
-                                  allow_empty=True)
+                clip = _make_clip(rng, num_frames, *size_hw, multi=subset != 'v1s', allow_empty=True)
                 vid = _video_id(rng)
                 start = int(rng.integers(0, 3)) * 10000 if subset == 'v2' else 0
                 uid = f'{vid}_{start}_{start + num_frames * 1000}'
@@ -342,13 +346,20 @@ def _write_avss(root: str, rng: np.random.Generator, num_videos: Dict[str, int],
                         _write_png(osp.join(vdir, 'labels_semantic', f'{i}.png'), clip.labels[i])
                 _write_wav(osp.join(vdir, 'audio.wav'), clip.audio)
                 a_obj = '_'.join(OBJECT_KINDS[k].name for k in clip.target_kinds) or 'silence'
-                rows.append(dict(vid=vid, uid=uid, s_min=start // 60000,
-                                 s_sec=(start // 1000) % 60, a_obj=a_obj, split=split,
-                                 label=subset))
+                rows.append(
+                    dict(
+                        vid=vid,
+                        uid=uid,
+                        s_min=start // 60000,
+                        s_sec=(start // 1000) % 60,
+                        a_obj=a_obj,
+                        split=split,
+                        label=subset,
+                    )
+                )
                 kinds[uid] = clip.kinds_entry()
     _write_kinds(root, kinds)
-    _write_csv(osp.join(root, 'metadata.csv'),
-               ['vid', 'uid', 's_min', 's_sec', 'a_obj', 'split', 'label'], rows)
+    _write_csv(osp.join(root, 'metadata.csv'), ['vid', 'uid', 's_min', 's_sec', 'a_obj', 'split', 'label'], rows)
     names = avss_class_names()
     with open(osp.join(root, 'label2idx.json'), 'w') as f:
         json.dump({name: i + 1 for i, name in enumerate(names)}, f, indent=1)
@@ -370,12 +381,14 @@ def _write_csv(path: str, fields: List[str], rows: List[dict]) -> None:
         writer.writerows(rows)
 
 
-def generate_toy_avsbench(root: str,
-                          layout: str = 's4',
-                          num_videos: Optional[Dict[str, int]] = None,
-                          seed: int = 0,
-                          img_size: Optional[ImgSize] = None,
-                          subsets: Sequence[str] = ('v1s', 'v1m', 'v2')) -> List[dict]:
+def generate_toy_avsbench(
+    root: str,
+    layout: str = 's4',
+    num_videos: Optional[Dict[str, int]] = None,
+    seed: int = 0,
+    img_size: Optional[ImgSize] = None,
+    subsets: Sequence[str] = ('v1s', 'v1m', 'v2'),
+) -> List[dict]:
     """Write a toy dataset in the official layout under ``root``.
 
     Args:

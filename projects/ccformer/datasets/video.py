@@ -7,6 +7,7 @@
 * :func:`window_starts` - T-frame windows over the sampled frames.
 * :func:`write_video` / :func:`pick_video_codec` - encode RGB frames (and a mono waveform) into a video file.
 """
+
 import logging
 import math
 import os.path as osp
@@ -22,8 +23,10 @@ EXAMPLE_HOP_SAMPLES = 15360  # 0.96 s: official examples start at 0, 0.96, 1.92,
 # Official preprocessing keeps candidate i = 15 of 16 per second: frame k is at (k - 1/16) s.
 FRAME_OFFSET = 15 / 16
 
-def sample_frame_indices(num_video_frames: int, video_fps: float, num_seconds: int,
-                         sample_fps: int = 1, start_second: int = 0) -> List[int]:
+
+def sample_frame_indices(
+    num_video_frames: int, video_fps: float, num_seconds: int, sample_fps: int = 1, start_second: int = 0
+) -> List[int]:
     """Indices of the frames AVSBench keeps (the official preprocessing), generalised to ``sample_fps`` per second.
 
     Per sampling slot ``l`` (``sample_fps`` slots a second) the official rule takes candidate ``i = 15`` of the
@@ -34,11 +37,12 @@ def sample_frame_indices(num_video_frames: int, video_fps: float, num_seconds: i
     step = fps / sample_fps
     last = max(0, num_video_frames - 1)
     first = start_second * sample_fps
-    return [min(int(l * step + FRAME_OFFSET * step), last) for l in range(first, first + num_seconds * sample_fps)]
+    return [min(int(k * step + FRAME_OFFSET * step), last) for k in range(first, first + num_seconds * sample_fps)]
 
 
 def _open(path: str):
     import av
+
     if not osp.isfile(path):
         raise FileNotFoundError(f'video file {path} does not exist')
     try:
@@ -62,13 +66,19 @@ def video_info(path: str) -> Dict[str, float]:
             duration = stream.frames / fps
         else:
             duration = 0.0
-        return dict(fps=fps, duration=duration, width=stream.codec_context.width,
-                    height=stream.codec_context.height, has_audio=bool(container.streams.audio),
-                    frames=int(stream.frames or 0))
+        return dict(
+            fps=fps,
+            duration=duration,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            has_audio=bool(container.streams.audio),
+            frames=int(stream.frames or 0),
+        )
 
 
-def read_video_frames(path: str, sample_fps: int = 1,
-                      num_seconds: Optional[int] = None) -> Tuple[List[np.ndarray], List[float], Dict]:
+def read_video_frames(
+    path: str, sample_fps: int = 1, num_seconds: Optional[int] = None
+) -> Tuple[List[np.ndarray], List[float], Dict]:
     """Decode a video with PyAV and keep AVSBench's frames (:func:`sample_frame_indices`).
 
     Args:
@@ -122,18 +132,21 @@ def read_video_audio(path: str, target_rate: int = AUDIO_RATE) -> np.ndarray:
             (naming the file and the time span).
     """
     from projects.ccformer.datasets.audio import check_finite_audio, resample, to_mono
+
     with _open(path) as container:
         if not container.streams.audio:
-            raise ValueError(f'{path} has no audio track: audio-visual segmentation needs the sound. Use a '
-                             f'video with audio (e.g. mux one in with PyAV or `ffmpeg -i {osp.basename(path)} '
-                             f'-i sound.wav -c:v copy out.mp4`).')
+            raise ValueError(
+                f'{path} has no audio track: audio-visual segmentation needs the sound. Use a '
+                f'video with audio (e.g. mux one in with PyAV or `ffmpeg -i {osp.basename(path)} '
+                f'-i sound.wav -c:v copy out.mp4`).'
+            )
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate or stream.rate)
         chunks = []
         for frame in container.decode(stream):
             arr = frame.to_ndarray()
             if frame.format.is_planar:
-                arr = arr.T                                  # (channels, samples) -> (samples, channels)
+                arr = arr.T  # (channels, samples) -> (samples, channels)
             else:
                 arr = arr.reshape(-1, len(frame.layout.channels))
             if np.issubdtype(arr.dtype, np.integer):
@@ -171,8 +184,12 @@ def pad_with_silence(waveform: np.ndarray, num_samples: int, source: str) -> Tup
     if missing <= 0:
         return waveform, 0.0
     seconds = missing / AUDIO_RATE
-    print_log(f'{source}: the audio is {len(waveform) / AUDIO_RATE:.2f} s, {seconds:.2f} s shorter than the '
-              f'picture; the missing {seconds:.2f} s are taken as silence', logger='current', level=logging.WARNING)
+    print_log(
+        f'{source}: the audio is {len(waveform) / AUDIO_RATE:.2f} s, {seconds:.2f} s shorter than the '
+        f'picture; the missing {seconds:.2f} s are taken as silence',
+        logger='current',
+        level=logging.WARNING,
+    )
     return np.concatenate([waveform, np.zeros(missing, dtype=waveform.dtype)]), seconds
 
 
@@ -184,15 +201,18 @@ def frame_audio_examples(waveform: np.ndarray, timestamps: Sequence[float], samp
     time. Windows past the end of the audio use its last complete window (official repeat padding).
     """
     from projects.ccformer.datasets.audio import waveform_to_logmel
+
     n = len(waveform)
     if n < EXAMPLE_SAMPLES:
-        raise ValueError(f'the audio is {n / AUDIO_RATE:.2f} s long; at least {EXAMPLE_SAMPLES / AUDIO_RATE:.3f} s '
-                         f'is needed for one log-mel example')
+        raise ValueError(
+            f'the audio is {n / AUDIO_RATE:.2f} s long; at least {EXAMPLE_SAMPLES / AUDIO_RATE:.3f} s '
+            f'is needed for one log-mel example'
+        )
     starts = []
     for k, t in enumerate(timestamps):
         start = k * EXAMPLE_HOP_SAMPLES if sample_fps == 1 else int(round(t * AUDIO_RATE)) - EXAMPLE_SAMPLES
         starts.append(min(max(start, 0), n - EXAMPLE_SAMPLES))
-    examples = [waveform_to_logmel(waveform[s:s + EXAMPLE_SAMPLES], AUDIO_RATE) for s in starts]
+    examples = [waveform_to_logmel(waveform[s : s + EXAMPLE_SAMPLES], AUDIO_RATE) for s in starts]
     return np.stack([e[0] for e in examples])[:, None].astype(np.float32)
 
 
@@ -213,6 +233,7 @@ def pick_video_codec(preferred: Optional[str] = None) -> str:
     (``write_video`` asks for ``libvpx`` (VP8) for ``.webm`` files, whose container takes no H.264.)
     """
     import av
+
     for name in ([preferred] if preferred else []) + ['libx264', 'h264', 'mpeg4']:
         if name in av.codecs_available:
             try:
@@ -223,14 +244,16 @@ def pick_video_codec(preferred: Optional[str] = None) -> str:
     raise RuntimeError('PyAV has neither an H.264 nor an MPEG-4 encoder; reinstall av (pip install av)')
 
 
-def write_video(path: str,
-                frames: Sequence[np.ndarray],
-                fps: Union[int, float, Fraction] = 1,
-                waveform: Optional[np.ndarray] = None,
-                sample_rate: int = AUDIO_RATE,
-                codec: Optional[str] = None,
-                repeat: int = 1,
-                crf: Optional[int] = None) -> str:
+def write_video(
+    path: str,
+    frames: Sequence[np.ndarray],
+    fps: Union[int, float, Fraction] = 1,
+    waveform: Optional[np.ndarray] = None,
+    sample_rate: int = AUDIO_RATE,
+    codec: Optional[str] = None,
+    repeat: int = 1,
+    crf: Optional[int] = None,
+) -> str:
     """Encode RGB uint8 frames (and optionally a mono float waveform in [-1, 1] as AAC) with PyAV.
 
     Args:
@@ -247,6 +270,7 @@ def write_video(path: str,
         The codec used.
     """
     import av
+
     webm = path.lower().endswith('.webm')
     codec = pick_video_codec(codec or ('libvpx' if webm else None))
     h, w = frames[0].shape[:2]
@@ -271,7 +295,7 @@ def write_video(path: str,
         if astream is not None:
             pcm = np.clip(np.round(np.asarray(waveform, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
             for start in range(0, len(pcm), 1024):
-                aframe = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024].copy(), format='s16', layout='mono')
+                aframe = av.AudioFrame.from_ndarray(pcm[None, start : start + 1024].copy(), format='s16', layout='mono')
                 aframe.sample_rate = sample_rate
                 for packet in astream.encode(aframe):
                     container.mux(packet)
@@ -280,7 +304,16 @@ def write_video(path: str,
 
 
 __all__ = [
-    'AUDIO_RATE', 'sample_frame_indices', 'video_info', 'read_video_frames', 'read_video_audio', 'examples_samples',
-    'frame_audio_samples', 'pad_with_silence', 'frame_audio_examples', 'window_starts', 'pick_video_codec',
-    'write_video'
+    'AUDIO_RATE',
+    'sample_frame_indices',
+    'video_info',
+    'read_video_frames',
+    'read_video_audio',
+    'examples_samples',
+    'frame_audio_samples',
+    'pad_with_silence',
+    'frame_audio_examples',
+    'window_starts',
+    'pick_video_codec',
+    'write_video',
 ]

@@ -6,6 +6,7 @@
   :func:`~projects.ccformer.deployment.onnx_export.verify_onnx` (need torch, onnx and the model stack; imported
   from the submodule, not here).
 """
+
 from .ort_segmentor import ORTSegmentor
 
 __all__ = ['ORTSegmentor']

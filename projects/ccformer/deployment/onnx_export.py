@@ -9,6 +9,7 @@ are written into the file's metadata for :class:`~projects.ccformer.deployment.O
 
 Needs torch, onnx and the model stack (mmcv, mmseg); the file it writes needs only onnxruntime.
 """
+
 import json
 import os
 import os.path as osp
@@ -58,17 +59,22 @@ def frame_resize(model: nn.Module, input_size: Tuple[int, int]) -> str:
         return 'opencv'
     t = resizes[0]
     if len(resizes) == 1 and t['type'].split('.')[-1] == 'AVSSResize' and t.get('mode', 'resize') == 'resize':
-        if tuple(input_size) != (t.get('size', 224), ) * 2:
-            raise ValueError(f'ONNX export: the test pipeline resizes frames to {t.get("size", 224)} x '
-                             f'{t.get("size", 224)} (AVSSResize); export with --shape {t.get("size", 224)} '
-                             f'{t.get("size", 224)}')
+        if tuple(input_size) != (t.get('size', 224),) * 2:
+            raise ValueError(
+                f'ONNX export: the test pipeline resizes frames to {t.get("size", 224)} x '
+                f'{t.get("size", 224)} (AVSSResize); export with --shape {t.get("size", 224)} '
+                f'{t.get("size", 224)}'
+            )
         return 'pil'
-    raise ValueError(f'ONNX export: the ONNX Runtime pre-processing does not reproduce the test pipeline\'s '
-                     f'{[r["type"] for r in resizes]}; only AVSSResize(mode="resize") or no resize')
+    raise ValueError(
+        f'ONNX export: the ONNX Runtime pre-processing does not reproduce the test pipeline\'s '
+        f'{[r["type"] for r in resizes]}; only AVSSResize(mode="resize") or no resize'
+    )
 
 
-def export_metadata(model: nn.Module, num_frames: int, input_size: Tuple[int, int], opset: int,
-                    source: Optional[Dict[str, str]] = None) -> dict:
+def export_metadata(
+    model: nn.Module, num_frames: int, input_size: Tuple[int, int], opset: int, source: Optional[Dict[str, str]] = None
+) -> dict:
     """The pre- and post-processing parameters :class:`ORTSegmentor` reads (``META_KEY`` of the file)."""
     pre = model.data_preprocessor
     head = model.decode_head
@@ -85,7 +91,8 @@ def export_metadata(model: nn.Module, num_frames: int, input_size: Tuple[int, in
         align_corners=bool(getattr(model, 'align_corners', False)),
         opset=int(opset),
         torch=torch.__version__,
-        dataset_meta=_jsonable(getattr(model, 'dataset_meta', None)))
+        dataset_meta=_jsonable(getattr(model, 'dataset_meta', None)),
+    )
     meta.update(source or {})
     return meta
 
@@ -108,12 +115,15 @@ def check_input_size(model: nn.Module, input_size: Tuple[int, int]) -> None:
     (32) and of the preprocessor's ``size_divisor``."""
     divisor = max(32, int(getattr(model.data_preprocessor, 'size_divisor', None) or 1))
     if len(input_size) != 2 or any(int(v) <= 0 or int(v) % divisor for v in input_size):
-        raise ValueError(f'ONNX export: input size {tuple(input_size)} must be two positive multiples of {divisor} '
-                         f'(the backbone\'s stride 32 and the data preprocessor\'s size_divisor), e.g. --shape 224 224')
+        raise ValueError(
+            f'ONNX export: input size {tuple(input_size)} must be two positive multiples of {divisor} '
+            f'(the backbone\'s stride 32 and the data preprocessor\'s size_divisor), e.g. --shape 224 224'
+        )
 
 
-def dummy_inputs(batch: int, num_frames: int, input_size: Tuple[int, int],
-                 seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+def dummy_inputs(
+    batch: int, num_frames: int, input_size: Tuple[int, int], seed: int = 0
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Random model inputs: frames ~ N(0, 1) ``(N, T, 3, H, W)``; audio ``(N, T, 1, 96, 64)`` in the range of
     VGGish log-mels (``log(mel + 0.01)``: about -4.6 to 3)."""
     gen = torch.Generator().manual_seed(seed)
@@ -122,14 +132,16 @@ def dummy_inputs(batch: int, num_frames: int, input_size: Tuple[int, int],
     return frames, audio
 
 
-def export_onnx(model: nn.Module,
-                out_file: str,
-                num_frames: int,
-                input_size: Tuple[int, int] = (224, 224),
-                batch_size: int = 1,
-                opset: int = DEFAULT_OPSET,
-                dynamic_batch: bool = True,
-                source: Optional[Dict[str, str]] = None) -> dict:
+def export_onnx(
+    model: nn.Module,
+    out_file: str,
+    num_frames: int,
+    input_size: Tuple[int, int] = (224, 224),
+    batch_size: int = 1,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    source: Optional[Dict[str, str]] = None,
+) -> dict:
     """Export ``model``'s tensor core to ``out_file`` (TorchScript-based exporter, constant folding on).
 
     Args:
@@ -163,9 +175,17 @@ def export_onnx(model: nn.Module,
             axes = {name: {0: 'batch'} for name in (*INPUT_NAMES, OUTPUT_NAME)} if dynamic_batch else None
             with warnings.catch_warnings():  # the models' shape checks become constants of the graph, as meant
                 warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
-                torch.onnx.export(core, (frames, audio), out_file, input_names=list(INPUT_NAMES),
-                                  output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset,
-                                  do_constant_folding=True, dynamo=False)
+                torch.onnx.export(
+                    core,
+                    (frames, audio),
+                    out_file,
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes=axes,
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
     finally:
         if saved_compile is not None:
             model.compile_cfg = saved_compile
@@ -179,8 +199,7 @@ def export_onnx(model: nn.Module,
 
 
 @torch.no_grad()
-def compare_with_pytorch(model: nn.Module, segmentor: ORTSegmentor, frames: torch.Tensor,
-                         audio: torch.Tensor) -> dict:
+def compare_with_pytorch(model: nn.Module, segmentor: ORTSegmentor, frames: torch.Tensor, audio: torch.Tensor) -> dict:
     """Run the PyTorch model and the ONNX Runtime session on the same inputs.
 
     Returns:
@@ -196,12 +215,17 @@ def compare_with_pytorch(model: nn.Module, segmentor: ORTSegmentor, frames: torc
         agree = float(((out > 0) == (ref > 0)).mean())
     else:
         agree = float((out.argmax(2) == ref.argmax(2)).mean())
-    return dict(max_abs_diff=diff, max_rel_diff=diff / max(float(np.abs(ref).max()), 1e-12), mask_agreement=agree,
-                batch_size=int(frames.shape[0]))
+    return dict(
+        max_abs_diff=diff,
+        max_rel_diff=diff / max(float(np.abs(ref).max()), 1e-12),
+        mask_agreement=agree,
+        batch_size=int(frames.shape[0]),
+    )
 
 
-def verify_onnx(model: nn.Module, onnx_file: str, batch_sizes: Sequence[int] = (1, 2),
-                num_threads: Optional[int] = None) -> Dict[str, dict]:
+def verify_onnx(
+    model: nn.Module, onnx_file: str, batch_sizes: Sequence[int] = (1, 2), num_threads: Optional[int] = None
+) -> Dict[str, dict]:
     """Load ``onnx_file`` with ONNX Runtime and compare it with ``model`` on random inputs of each batch size (two
     sizes check the dynamic batch); returns :func:`compare_with_pytorch`'s dict per batch size."""
     segmentor = ORTSegmentor(onnx_file, num_threads=num_threads)

@@ -13,6 +13,7 @@ the file's metadata (key ``ccformer``, JSON), so no config is needed:
   frame size, then ``sigmoid(logit) > threshold`` (K = 1; ``decode_head.threshold`` stored at export, 0.5 for files
   exported without it) or ``argmax`` over the K classes (the label map resized nearest).
 """
+
 import json
 import math
 import os.path as osp
@@ -30,16 +31,22 @@ INPUT_NAMES = ('frames', 'audio')
 OUTPUT_NAME = 'logits'
 AUDIO_EXAMPLE_SHAPE = (1, 96, 64)
 #: ``graph_optimization_level`` names -> onnxruntime's ``GraphOptimizationLevel`` member names
-OPT_LEVELS = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC', 'extended': 'ORT_ENABLE_EXTENDED',
-              'all': 'ORT_ENABLE_ALL'}
+OPT_LEVELS = {
+    'disable': 'ORT_DISABLE_ALL',
+    'basic': 'ORT_ENABLE_BASIC',
+    'extended': 'ORT_ENABLE_EXTENDED',
+    'all': 'ORT_ENABLE_ALL',
+}
 
 
 def _import_onnxruntime():
     try:
         import onnxruntime
     except ModuleNotFoundError as err:
-        raise ModuleNotFoundError('the ONNX Runtime backend needs onnxruntime: pip install -r '
-                                  'requirements/deploy.txt (or pip install onnxruntime)') from err
+        raise ModuleNotFoundError(
+            'the ONNX Runtime backend needs onnxruntime: pip install -r '
+            'requirements/deploy.txt (or pip install onnxruntime)'
+        ) from err
     return onnxruntime
 
 
@@ -48,8 +55,9 @@ def session_options(num_threads: Optional[int] = None, graph_optimization_level:
     core), one inter-op thread (the graph runs its nodes in sequence) and the given optimisation level."""
     ort = _import_onnxruntime()
     if graph_optimization_level not in OPT_LEVELS:
-        raise ValueError(f'graph_optimization_level must be one of {sorted(OPT_LEVELS)}, '
-                         f'got {graph_optimization_level!r}')
+        raise ValueError(
+            f'graph_optimization_level must be one of {sorted(OPT_LEVELS)}, got {graph_optimization_level!r}'
+        )
     options = ort.SessionOptions()
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[graph_optimization_level])
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -68,25 +76,35 @@ def parse_metadata(custom: Dict[str, str], source: str) -> dict:
         ValueError: the file was not written by ``tools/deployment/pytorch2onnx.py`` or by a newer layout.
     """
     if META_KEY not in custom:
-        raise ValueError(f'{source}: no "{META_KEY}" metadata: this ONNX file was not written by '
-                         'tools/deployment/pytorch2onnx.py; export the model with it')
+        raise ValueError(
+            f'{source}: no "{META_KEY}" metadata: this ONNX file was not written by '
+            'tools/deployment/pytorch2onnx.py; export the model with it'
+        )
     try:
         meta = json.loads(custom[META_KEY])
     except json.JSONDecodeError as err:
-        raise ValueError(f'{source}: the "{META_KEY}" metadata is not valid JSON ({err}); re-export the model with '
-                         'tools/deployment/pytorch2onnx.py') from err
+        raise ValueError(
+            f'{source}: the "{META_KEY}" metadata is not valid JSON ({err}); re-export the model with '
+            'tools/deployment/pytorch2onnx.py'
+        ) from err
     if meta.get('version') != META_VERSION:
-        raise ValueError(f'{source}: metadata layout version {meta.get("version")!r}, this code reads version '
-                         f'{META_VERSION}; re-export the model with this checkout\'s tools/deployment/pytorch2onnx.py')
-    missing = [k for k in ('num_frames', 'input_size', 'mean', 'std', 'bgr_to_rgb', 'num_classes', 'resize')
-               if k not in meta]
+        raise ValueError(
+            f'{source}: metadata layout version {meta.get("version")!r}, this code reads version '
+            f'{META_VERSION}; re-export the model with this checkout\'s tools/deployment/pytorch2onnx.py'
+        )
+    missing = [
+        k for k in ('num_frames', 'input_size', 'mean', 'std', 'bgr_to_rgb', 'num_classes', 'resize') if k not in meta
+    ]
     if missing:
-        raise ValueError(f'{source}: metadata lacks {missing}; re-export the model with '
-                         'tools/deployment/pytorch2onnx.py')
+        raise ValueError(
+            f'{source}: metadata lacks {missing}; re-export the model with tools/deployment/pytorch2onnx.py'
+        )
     threshold = meta.setdefault('threshold', 0.5)  # files exported before the threshold was stored: the default
     if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
-        raise ValueError(f'{source}: metadata threshold {threshold!r} is not a probability in (0, 1); re-export the '
-                         'model with tools/deployment/pytorch2onnx.py')
+        raise ValueError(
+            f'{source}: metadata threshold {threshold!r} is not a probability in (0, 1); re-export the '
+            'model with tools/deployment/pytorch2onnx.py'
+        )
     return meta
 
 
@@ -111,28 +129,35 @@ class ORTSegmentor:
 
     backend = 'onnxruntime'
 
-    def __init__(self,
-                 onnx_file: str,
-                 num_threads: Optional[int] = None,
-                 graph_optimization_level: str = 'all',
-                 providers: Optional[Sequence[str]] = None) -> None:
+    def __init__(
+        self,
+        onnx_file: str,
+        num_threads: Optional[int] = None,
+        graph_optimization_level: str = 'all',
+        providers: Optional[Sequence[str]] = None,
+    ) -> None:
         ort = _import_onnxruntime()
         if not osp.isfile(onnx_file):
-            raise FileNotFoundError(f'ONNX file {onnx_file} does not exist; write one with '
-                                    'tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE')
+            raise FileNotFoundError(
+                f'ONNX file {onnx_file} does not exist; write one with '
+                'tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE'
+            )
         try:
             self.session = ort.InferenceSession(
-                onnx_file, sess_options=session_options(num_threads, graph_optimization_level),
-                providers=list(providers or ['CPUExecutionProvider']))
+                onnx_file,
+                sess_options=session_options(num_threads, graph_optimization_level),
+                providers=list(providers or ['CPUExecutionProvider']),
+            )
         except Exception as err:  # onnxruntime raises its own exception types for unreadable files
-            raise ValueError(f'{onnx_file}: ONNX Runtime cannot load this file ({type(err).__name__}: {err})') \
-                from err
+            raise ValueError(f'{onnx_file}: ONNX Runtime cannot load this file ({type(err).__name__}: {err})') from err
         self.onnx_file = onnx_file
         self.meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, onnx_file)
         names = tuple(i.name for i in self.session.get_inputs())
         if names != INPUT_NAMES or [o.name for o in self.session.get_outputs()] != [OUTPUT_NAME]:
-            raise ValueError(f'{onnx_file}: inputs {names} / outputs {[o.name for o in self.session.get_outputs()]}, '
-                             f'expected {INPUT_NAMES} / ({OUTPUT_NAME!r},); re-export the model')
+            raise ValueError(
+                f'{onnx_file}: inputs {names} / outputs {[o.name for o in self.session.get_outputs()]}, '
+                f'expected {INPUT_NAMES} / ({OUTPUT_NAME!r},); re-export the model'
+            )
         self.num_frames = int(self.meta['num_frames'])
         self.input_size = tuple(int(v) for v in self.meta['input_size'])
         self.num_classes = int(self.meta['num_classes'])
@@ -144,8 +169,10 @@ class ORTSegmentor:
         self.logit_threshold = math.log(p / (1.0 - p))
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}({self.onnx_file!r}, T={self.num_frames}, input_size={self.input_size}, '
-                f'K={self.num_classes}, providers={self.session.get_providers()})')
+        return (
+            f'{type(self).__name__}({self.onnx_file!r}, T={self.num_frames}, input_size={self.input_size}, '
+            f'K={self.num_classes}, providers={self.session.get_providers()})'
+        )
 
     # ------------------------------------------------------------------------------------------ tensors
     def forward(self, frames: np.ndarray, audio: np.ndarray) -> np.ndarray:
@@ -155,8 +182,9 @@ class ORTSegmentor:
         if frames.ndim != 5 or tuple(frames.shape[1:]) != (t, 3, h, w):
             raise ValueError(f'{self.onnx_file}: frames must be (N, T={t}, 3, {h}, {w}), got {tuple(frames.shape)}')
         if tuple(audio.shape) != (frames.shape[0], t) + AUDIO_EXAMPLE_SHAPE:
-            raise ValueError(f'{self.onnx_file}: audio must be (N={frames.shape[0]}, T={t}, 1, 96, 64), got '
-                             f'{tuple(audio.shape)}')
+            raise ValueError(
+                f'{self.onnx_file}: audio must be (N={frames.shape[0]}, T={t}, 1, 96, 64), got {tuple(audio.shape)}'
+            )
         feeds = dict(frames=np.ascontiguousarray(frames, np.float32), audio=np.ascontiguousarray(audio, np.float32))
         return self.session.run([OUTPUT_NAME], feeds)[0]
 
@@ -178,8 +206,9 @@ class ORTSegmentor:
             for j, img in enumerate(clip):
                 img = np.asarray(img)
                 if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                    raise ValueError(f'clip {i}, frame {j}: frames must be (H, W, 3) uint8 arrays, got '
-                                     f'{img.shape} {img.dtype}')
+                    raise ValueError(
+                        f'clip {i}, frame {j}: frames must be (H, W, 3) uint8 arrays, got {img.shape} {img.dtype}'
+                    )
                 if img.shape[:2] != (h, w):
                     img = _resize(img, (w, h), self.meta['resize'])
                 # the model takes RGB when its preprocessor converted BGR to RGB, else the loaded (BGR) order
@@ -198,9 +227,11 @@ class ORTSegmentor:
             if examples.ndim == 3:
                 examples = examples[:, None]
             if examples.ndim != 4 or examples.shape[1:] != AUDIO_EXAMPLE_SHAPE:
-                raise ValueError(f'clip {i}: log-mel examples must be (n, 96, 64) or (n, 1, 96, 64), got '
-                                 f'{examples.shape} (a waveform: projects.ccformer.datasets.audio.'
-                                 'waveform_to_logmel(waveform, sample_rate) first)')
+                raise ValueError(
+                    f'clip {i}: log-mel examples must be (n, 96, 64) or (n, 1, 96, 64), got '
+                    f'{examples.shape} (a waveform: projects.ccformer.datasets.audio.'
+                    'waveform_to_logmel(waveform, sample_rate) first)'
+                )
             if not np.isfinite(examples).all():
                 raise ValueError(f'clip {i}: the log-mel examples hold NaN or infinite values')
             out.append(pad_examples_repeat(examples, self.num_frames, f'clip {i}'))
@@ -222,12 +253,14 @@ class ORTSegmentor:
                 masks[t] = cv2.resize(labels, (out_w, out_h), interpolation=cv2.INTER_NEAREST) if resize else labels
         return masks
 
-    def predict(self,
-                clips: Sequence[Sequence[np.ndarray]],
-                audio: Sequence[np.ndarray],
-                channel_order: str = 'rgb',
-                out_shapes: Optional[Sequence[Tuple[int, int]]] = None,
-                return_logits: bool = False) -> Union[List[np.ndarray], Tuple[List[np.ndarray], np.ndarray]]:
+    def predict(
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        audio: Sequence[np.ndarray],
+        channel_order: str = 'rgb',
+        out_shapes: Optional[Sequence[Tuple[int, int]]] = None,
+        return_logits: bool = False,
+    ) -> Union[List[np.ndarray], Tuple[List[np.ndarray], np.ndarray]]:
         """Segment a batch of clips.
 
         Args:
@@ -253,9 +286,11 @@ class ORTSegmentor:
         pipeline does) or ``input_size``; another size is refused (the ONNX file runs at one size: export another
         with ``pytorch2onnx.py --shape H W``)."""
         if img_size is not None and tuple(img_size) != self.input_size:
-            raise ValueError(f'{self.onnx_file} was exported for {self.input_size[0]} x {self.input_size[1]} '
-                             f'frames, not {img_size[0]} x {img_size[1]}: leave the size unset or export the model '
-                             f'again with tools/deployment/pytorch2onnx.py --shape {img_size[0]} {img_size[1]}')
+            raise ValueError(
+                f'{self.onnx_file} was exported for {self.input_size[0]} x {self.input_size[1]} '
+                f'frames, not {img_size[0]} x {img_size[1]}: leave the size unset or export the model '
+                f'again with tools/deployment/pytorch2onnx.py --shape {img_size[0]} {img_size[1]}'
+            )
         return img_size
 
 
@@ -264,5 +299,6 @@ def _resize(img: np.ndarray, size_wh: Tuple[int, int], method: str) -> np.ndarra
     (``PIL.Image.BILINEAR``, antialiased when shrinking, as ``AVSSResize``)."""
     if method == 'pil':
         from PIL import Image
+
         return np.asarray(Image.fromarray(img).resize(size_wh, Image.BILINEAR))
     return cv2.resize(img, size_wh, interpolation=cv2.INTER_LINEAR)

@@ -1,9 +1,11 @@
 """DistributedDataParallel on CPU (gloo) through mmengine's Runner."""
+
 import logging
 
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
+
 # mmengine's root registry: Runner.wrap_model looks the wrapper type up there (``MODEL_WRAPPERS.get``) without
 # switching to the mmseg scope
 from mmengine.registry import MODEL_WRAPPERS
@@ -32,16 +34,21 @@ def init_cpu_distributed(cfg: Config) -> None:
     """
     import torch
     import torch.distributed as dist
+
     if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
         return
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
     if backend != 'gloo':
-        print_log(f'no CUDA device: using the gloo backend instead of {backend} for CPU DDP', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'no CUDA device: using the gloo backend instead of {backend} for CPU DDP',
+            logger='current',
+            level=logging.WARNING,
+        )
     dist.init_process_group(backend='gloo')
     if cfg.get('model_wrapper_cfg') is None:
         # mmengine passes device_ids=[LOCAL_RANK] to DDP, which a CPU module rejects
         cfg.model_wrapper_cfg = dict(
             type='CPUDistributedDataParallel',
             broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+        )

@@ -1,4 +1,5 @@
 """``--data-root``: point every dataloader of a config at one dataset directory, wrapped datasets included."""
+
 import logging
 from typing import List, Optional
 
@@ -49,13 +50,18 @@ def set_data_root(cfg: Config, data_root: Optional[str], keys=DATALOADER_KEYS) -
         roots = {leaf.get('data_root') for _, leaf in leaves}
         if len(roots) > 1:
             listing = ', '.join(f'{path}.data_root={leaf.get("data_root")!r}' for path, leaf in leaves)
-            raise ValueError(f'--data-root {data_root}: {key} reads several datasets from different roots '
-                             f'({listing}); set each with --cfg-options instead.')
+            raise ValueError(
+                f'--data-root {data_root}: {key} reads several datasets from different roots '
+                f'({listing}); set each with --cfg-options instead.'
+            )
         for path, leaf in leaves:
             leaf['data_root'] = data_root
             changed.append(path)
     cfg.data_root = data_root
     if not changed:
-        print_log(f'--data-root {data_root}: the config has no dataloader dataset to point at it', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'--data-root {data_root}: the config has no dataloader dataset to point at it',
+            logger='current',
+            level=logging.WARNING,
+        )
     return changed

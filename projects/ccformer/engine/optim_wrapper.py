@@ -1,4 +1,5 @@
 """bf16 mixed precision without a ``GradScaler``: :class:`BF16OptimWrapper`."""
+
 import logging
 from contextlib import contextmanager
 from typing import Iterator, Optional, Union
@@ -7,9 +8,8 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
-from torch.optim import Optimizer
-
 from mmseg.registry import OPTIM_WRAPPERS
+from torch.optim import Optimizer
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -32,20 +32,24 @@ class BF16OptimWrapper(OptimWrapper):
             ``torch.bfloat16`` or None.
     """
 
-    def __init__(self,
-                 optimizer: Optimizer,
-                 accumulative_counts: int = 1,
-                 clip_grad: Optional[dict] = None,
-                 dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        accumulative_counts: int = 1,
+        clip_grad: Optional[dict] = None,
+        dtype: Union[str, torch.dtype, None] = None,
+        **kwargs,
+    ) -> None:
         if 'loss_scale' in kwargs:
             raise ValueError(
                 f'BF16OptimWrapper got loss_scale={kwargs["loss_scale"]!r}: bf16 has the exponent range of fp32 and '
-                'needs no loss scaling; remove `optim_wrapper.loss_scale` from the config.')
+                'needs no loss scaling; remove `optim_wrapper.loss_scale` from the config.'
+            )
         if dtype in ('float16', 'half', torch.float16):
             raise ValueError(
                 'BF16OptimWrapper got dtype=float16: fp16 needs loss scaling; use AmpOptimWrapper '
-                '(tools/train.py --amp) for float16.')
+                '(tools/train.py --amp) for float16.'
+            )
         if dtype not in (None, 'bfloat16', torch.bfloat16):
             raise ValueError(f'BF16OptimWrapper only autocasts to bfloat16, got dtype={dtype!r}.')
         super().__init__(optimizer, accumulative_counts, clip_grad, **kwargs)  # unknown kwargs: TypeError
@@ -61,8 +65,7 @@ class BF16OptimWrapper(OptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         """The parent's context (no_sync during gradient accumulation) plus bf16 autocast."""
-        with super().optim_context(model), torch.autocast(device_type=self._device_type(model),
-                                                          dtype=torch.bfloat16):
+        with super().optim_context(model), torch.autocast(device_type=self._device_type(model), dtype=torch.bfloat16):
             yield
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -70,8 +73,12 @@ class BF16OptimWrapper(OptimWrapper):
         if 'loss_scaler' in state_dict:
             state_dict = dict(state_dict)
             state_dict.pop('loss_scaler')
-            print_log('BF16OptimWrapper: dropped the `loss_scaler` state of the checkpoint (AmpOptimWrapper); '
-                      'bf16 training needs no loss scale.', logger='current', level=logging.INFO)
+            print_log(
+                'BF16OptimWrapper: dropped the `loss_scaler` state of the checkpoint (AmpOptimWrapper); '
+                'bf16 training needs no loss scale.',
+                logger='current',
+                level=logging.INFO,
+            )
         super().load_state_dict(state_dict)
 
 

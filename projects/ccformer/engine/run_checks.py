@@ -8,6 +8,7 @@
   run's checkpoints, without ``--resume``, would replace its ``epoch_*.pth`` / ``last_checkpoint`` and leave a stale
   ``best_*.pth`` beside the new one; it is refused unless the earlier files are given up explicitly.
 """
+
 import difflib
 import glob
 import inspect
@@ -19,15 +20,28 @@ from typing import Iterable, List
 from mmengine.logging import print_log
 
 #: top-level config keys mmengine's Runner / our tools read that a config need not define
-RUNNER_CONFIG_KEYS = ('compile', 'model_wrapper_cfg', 'find_unused_parameters', 'activation_checkpointing',
-                      'efficient_conv_bn_eval', 'sync_bn', 'runner_type', 'custom_imports', 'tta_model',
-                      'tta_pipeline', 'gpu_ids', 'num_frames', 'strategy')
+RUNNER_CONFIG_KEYS = (
+    'compile',
+    'model_wrapper_cfg',
+    'find_unused_parameters',
+    'activation_checkpointing',
+    'efficient_conv_bn_eval',
+    'sync_bn',
+    'runner_type',
+    'custom_imports',
+    'tta_model',
+    'tta_pipeline',
+    'gpu_ids',
+    'num_frames',
+    'strategy',
+)
 CHECKPOINT_PATTERNS = ('epoch_*.pth', 'iter_*.pth', 'best_*.pth', 'last_checkpoint')
 
 
 def known_top_level_keys(cfg) -> set:
     """Keys of ``cfg`` plus the Runner arguments and :data:`RUNNER_CONFIG_KEYS`."""
     from mmengine.runner import Runner
+
     runner_args = set(inspect.signature(Runner.__init__).parameters) - {'self'}
     return set(cfg.keys()) | runner_args | set(RUNNER_CONFIG_KEYS)
 
@@ -44,15 +58,19 @@ def check_cfg_options(cfg, options: dict, config: str) -> None:
         if top not in known:
             close = difflib.get_close_matches(top, sorted(known), n=3, cutoff=0.6)
             hint = f'; did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
-            raise KeyError(f'--cfg-options {key}: unknown top-level key {top!r} (not in {config} and not read by '
-                           f'the mmengine Runner){hint} It would be ignored silently.')
+            raise KeyError(
+                f'--cfg-options {key}: unknown top-level key {top!r} (not in {config} and not read by '
+                f'the mmengine Runner){hint} It would be ignored silently.'
+            )
 
 
 def check_output_dir(path: str, flag: str) -> None:
     """Refuse an output folder argument that names an existing file, before any work is done."""
     if path and osp.exists(path) and not osp.isdir(path):
-        raise FileExistsError(f'{flag} {path}: this is an existing file, but {flag} takes a folder (the masks are '
-                              f'written as {flag} DIR/<video>/<video>_<k>.png). Pass a new or existing folder.')
+        raise FileExistsError(
+            f'{flag} {path}: this is an existing file, but {flag} takes a folder (the masks are '
+            f'written as {flag} DIR/<video>/<video>_<k>.png). Pass a new or existing folder.'
+        )
 
 
 def earlier_run_files(work_dir: str) -> List[str]:
@@ -83,11 +101,15 @@ def check_fresh_work_dir(work_dir: str, resume: bool, overwrite: bool) -> None:
         raise FileExistsError(
             f'work dir {work_dir} already holds an earlier run ({_listing(files)}); training here would overwrite '
             f'its checkpoints. Continue that run with --resume, train into a new folder with --work-dir NEW_DIR, '
-            f'or pass --overwrite to delete its checkpoints and start again.')
+            f'or pass --overwrite to delete its checkpoints and start again.'
+        )
     for path in files:
         try:
             os.remove(path)
         except FileNotFoundError:  # another rank of the same launch removed it
             pass
-    print_log(f'--overwrite: deleted the earlier run\'s {_listing(files, len(files))} in {work_dir}',
-              logger='current', level=logging.WARNING)
+    print_log(
+        f'--overwrite: deleted the earlier run\'s {_listing(files, len(files))} in {work_dir}',
+        logger='current',
+        level=logging.WARNING,
+    )

@@ -27,6 +27,7 @@ raises :class:`CorruptCheckpointError` naming it.
 the model (``tools/test.py``, the demo, ``init_avs_model``); the only parts that may be absent are frozen modules
 that load their own ``Pretrained`` file (the frozen VGGish), which are then initialised from that file.
 """
+
 import contextlib
 import io
 import logging
@@ -49,8 +50,17 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 TRUST_ENV = 'CCFORMER_TRUSTED_CHECKPOINTS'
 HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
 _DTYPE_CODES = '?bBhHiIlLqQefdgFDGUS'
-_CORRUPT_PATTERNS = ('PytorchStreamReader', 'central directory', 'zip archive', 'Ran out of input',
-                     'unexpected EOF', 'invalid load key', 'truncated', 'file is corrupted', 'storage has wrong')
+_CORRUPT_PATTERNS = (
+    'PytorchStreamReader',
+    'central directory',
+    'zip archive',
+    'Ran out of input',
+    'unexpected EOF',
+    'invalid load key',
+    'truncated',
+    'file is corrupted',
+    'storage has wrong',
+)
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -69,21 +79,30 @@ class CheckpointMismatchError(ValueError):
 def _history_buffer_method(obj, name: str):
     """``builtins.getattr`` as admitted in a checkpoint: only ``HistoryBuffer.<statistics method>``."""
     from mmengine.logging import HistoryBuffer
+
     if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS + tuple(HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f'refused global builtins.getattr({getattr(obj, "__name__", type(obj).__name__)}, '
-                                 f'{name!r}): only HistoryBuffer statistics methods may be looked up')
+    raise pickle.UnpicklingError(
+        f'refused global builtins.getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}): only HistoryBuffer statistics methods may be looked up'
+    )
 
 
 def checkpoint_safe_globals() -> List:
     """The globals an mmengine checkpoint may hold besides tensors and plain Python (see the module docstring)."""
     from mmengine.logging import HistoryBuffer
     from numpy._core.multiarray import _reconstruct, scalar
+
     dtypes = sorted({type(np.dtype(c)) for c in _DTYPE_CODES}, key=lambda t: t.__name__)
     return [
-        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
-        np.ndarray, np.dtype, _reconstruct, scalar,
-        (_reconstruct, 'numpy.core.multiarray._reconstruct'), (scalar, 'numpy.core.multiarray.scalar'),
+        HistoryBuffer,
+        (_history_buffer_method, 'builtins.getattr'),
+        np.ndarray,
+        np.dtype,
+        _reconstruct,
+        scalar,
+        (_reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (scalar, 'numpy.core.multiarray.scalar'),
         *dtypes,
     ]
 
@@ -91,6 +110,7 @@ def checkpoint_safe_globals() -> List:
 def _allowed_global_names() -> set:
     """Names ``torch.load(weights_only=True)`` admits here: torch's defaults and :func:`checkpoint_safe_globals`."""
     from torch import _weights_only_unpickler as wou
+
     names = set(wou._get_allowed_globals())
     for g in checkpoint_safe_globals():
         names.add(g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}')
@@ -187,23 +207,39 @@ def _is_pickle(path: str) -> bool:
 def _unsafe_error(filename: str, path: Optional[str], err: BaseException) -> UnsafeCheckpointError:
     names = _refused_globals(path, str(err))
     reason = re.search(r'(Unsupported [^\n]*|Trying to load unsupported [^\n]*|refused global [^\n]*)', str(err))
-    what = (f'it imports {", ".join(names[:5])}{" ..." if len(names) > 5 else ""}, which a checkpoint of tensors, '
-            'numbers and mmengine logs never needs' if names else
-            'torch cannot read it without full unpickling'
-            + (f' ({reason.group(1).strip()[:160]})' if reason else ''))
+    what = (
+        f'it imports {", ".join(names[:5])}{" ..." if len(names) > 5 else ""}, which a checkpoint of tensors, '
+        'numbers and mmengine logs never needs'
+        if names
+        else 'torch cannot read it without full unpickling' + (f' ({reason.group(1).strip()[:160]})' if reason else '')
+    )
     return UnsafeCheckpointError(
         f'refused to load checkpoint {filename}: {what}. Loading it could run code hidden in the file, so it was '
         f'not unpickled. Only if you trust where the file comes from, opt in for this file with '
         f'--trust-checkpoint (tools/train.py, tools/test.py, demo/video_demo.py), trust_checkpoint(path) in Python, '
-        f'or {TRUST_ENV}={filename} in the environment (README, "How checkpoints are loaded").')
+        f'or {TRUST_ENV}={filename} in the environment (README, "How checkpoints are loaded").'
+    )
 
 
 def _is_corrupt(err: BaseException) -> bool:
     """Whether a load error means a truncated / garbled file (not a refused global, not a device problem)."""
     if isinstance(err, (RuntimeError, pickle.UnpicklingError)):
         return any(p in str(err) for p in _CORRUPT_PATTERNS)
-    return isinstance(err, (EOFError, IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError,
-                            UnicodeDecodeError, zipfile.BadZipFile, struct.error))
+    return isinstance(
+        err,
+        (
+            EOFError,
+            IndexError,
+            KeyError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            UnicodeDecodeError,
+            zipfile.BadZipFile,
+            struct.error,
+        ),
+    )
 
 
 def _corrupt_error(filename: str, err: BaseException) -> CorruptCheckpointError:
@@ -211,7 +247,8 @@ def _corrupt_error(filename: str, err: BaseException) -> CorruptCheckpointError:
     reason = (str(err).split('. ')[0].splitlines() or [''])[0][:160] or type(err).__name__
     return CorruptCheckpointError(
         f'checkpoint {filename}{size} is truncated or corrupt and cannot be read ({reason}). Download or copy it '
-        f'again (compare its size / sha256 with the source), or use another checkpoint.')
+        f'again (compare its size / sha256 with the source), or use another checkpoint.'
+    )
 
 
 @contextlib.contextmanager
@@ -263,8 +300,11 @@ def load_from_local(filename: str, map_location=None):
         raise _corrupt_error(filename, EOFError('the file is empty'))
     with _load_errors(filename, path):
         if is_trusted(path):
-            print_log(f'{filename} is listed in {TRUST_ENV}: loading it with full unpickling (trusted source)',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'{filename} is listed in {TRUST_ENV}: loading it with full unpickling (trusted source)',
+                logger='current',
+                level=logging.WARNING,
+            )
             return torch.load(path, map_location=map_location, weights_only=False)
         with torch.serialization.safe_globals(checkpoint_safe_globals()), warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Detected pickle protocol')  # refused below anyway
@@ -306,8 +346,10 @@ def checkpoint_state_dict(checkpoint, filename: str = 'checkpoint') -> Dict[str,
     """``checkpoint['state_dict']`` (or the checkpoint itself) with a DDP ``module.`` prefix removed."""
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise CheckpointMismatchError(f'{filename} holds {type(checkpoint).__name__}, not a state dict or an '
-                                      f'mmengine checkpoint (a dict with "state_dict")')
+        raise CheckpointMismatchError(
+            f'{filename} holds {type(checkpoint).__name__}, not a state dict or an '
+            f'mmengine checkpoint (a dict with "state_dict")'
+        )
     out = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state.items())
     out._metadata = getattr(state, '_metadata', OrderedDict())  # per-module versions (BatchNorm)
     return out
@@ -318,8 +360,13 @@ def _frozen_pretrained_prefixes(model: torch.nn.Module) -> List[str]:
     prefixes = []
     for name, module in model.named_modules():
         init_cfg = getattr(module, 'init_cfg', None)
-        if (name and getattr(module, 'frozen', False) and isinstance(init_cfg, dict)
-                and init_cfg.get('type') == 'Pretrained' and init_cfg.get('checkpoint')):
+        if (
+            name
+            and getattr(module, 'frozen', False)
+            and isinstance(init_cfg, dict)
+            and init_cfg.get('type') == 'Pretrained'
+            and init_cfg.get('checkpoint')
+        ):
             prefixes.append(name + '.')
     return prefixes
 
@@ -329,8 +376,13 @@ def _examples(keys: Sequence[str], n: int = 5) -> str:
     return ', '.join(keys[:n]) + (f', ... ({len(keys)} in all)' if len(keys) > n else '')
 
 
-def check_state_dict_fits(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], filename: str,
-                          config: str = '', allow_partial: bool = False) -> List[str]:
+def check_state_dict_fits(
+    model: torch.nn.Module,
+    state_dict: Dict[str, torch.Tensor],
+    filename: str,
+    config: str = '',
+    allow_partial: bool = False,
+) -> List[str]:
     """Refuse a state dict whose keys or shapes do not fit ``model``.
 
     Missing keys are allowed only under frozen submodules with a ``Pretrained`` ``init_cfg`` (the frozen VGGish);
@@ -342,27 +394,38 @@ def check_state_dict_fits(model: torch.nn.Module, state_dict: Dict[str, torch.Te
             keys, unless ``allow_partial`` (then a warning is logged).
     """
     own = {k: v for k, v in model.state_dict().items()}
-    exempt = [p for p in _frozen_pretrained_prefixes(model)
-              if not any(k.startswith(p) for k in state_dict)]
-    missing = [k for k in own if k not in state_dict and 'num_batches_tracked' not in k
-               and not any(k.startswith(p) for p in exempt)]
+    exempt = [p for p in _frozen_pretrained_prefixes(model) if not any(k.startswith(p) for k in state_dict)]
+    missing = [
+        k
+        for k in own
+        if k not in state_dict and 'num_batches_tracked' not in k and not any(k.startswith(p) for p in exempt)
+    ]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f'{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}' for k in own
-              if k in state_dict and hasattr(state_dict[k], 'shape')
-              and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f'{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}'
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], 'shape') and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
-        parts = [f'{len(missing)} model keys missing from it ({_examples(missing)})' if missing else '',
-                 f'{len(unexpected)} keys the model does not have ({_examples(unexpected)})' if unexpected else '',
-                 f'{len(shapes)} shapes differ ({_examples(shapes, 3)})' if shapes else '']
+        parts = [
+            f'{len(missing)} model keys missing from it ({_examples(missing)})' if missing else '',
+            f'{len(unexpected)} keys the model does not have ({_examples(unexpected)})' if unexpected else '',
+            f'{len(shapes)} shapes differ ({_examples(shapes, 3)})' if shapes else '',
+        ]
         where = f' built from {config}' if config else ''
-        message = (f'checkpoint {filename} does not fit the model{where}: ' + '; '.join(p for p in parts if p)
-                   + '. Is it a checkpoint of this config?')
+        message = (
+            f'checkpoint {filename} does not fit the model{where}: '
+            + '; '.join(p for p in parts if p)
+            + '. Is it a checkpoint of this config?'
+        )
         if not allow_partial:
             raise CheckpointMismatchError(
                 message + ' To load the matching part on purpose (fine-tuning, debugging), pass '
-                '--allow-partial-checkpoint (tools/test.py, demo/video_demo.py) or strict=False (init_avs_model).')
-        print_log(message + ' Loading the matching part only (partial load allowed).', logger='current',
-                  level=logging.WARNING)
+                '--allow-partial-checkpoint (tools/test.py, demo/video_demo.py) or strict=False (init_avs_model).'
+            )
+        print_log(
+            message + ' Loading the matching part only (partial load allowed).', logger='current', level=logging.WARNING
+        )
     return exempt
 
 
@@ -370,19 +433,24 @@ def init_exempt_modules(model: torch.nn.Module, prefixes: Sequence[str]) -> None
     """``init_weights()`` of the frozen pretrained submodules a checkpoint left out (they load their own file)."""
     for prefix in prefixes:
         module = model.get_submodule(prefix.rstrip('.'))
-        print_log(f'{prefix.rstrip(".")} is not in the checkpoint: it is frozen and loads its own pretrained file '
-                  f'{module.init_cfg["checkpoint"]}', logger='current')
+        print_log(
+            f'{prefix.rstrip(".")} is not in the checkpoint: it is frozen and loads its own pretrained file '
+            f'{module.init_cfg["checkpoint"]}',
+            logger='current',
+        )
         module.init_weights()
 
 
-def load_model_checkpoint(model: torch.nn.Module, filename: str, config: str = '', strict: bool = True,
-                          map_location='cpu') -> dict:
+def load_model_checkpoint(
+    model: torch.nn.Module, filename: str, config: str = '', strict: bool = True, map_location='cpu'
+) -> dict:
     """Safely read ``filename`` and load it into ``model``, refusing a checkpoint that does not fit (``strict``).
 
     Returns:
         The checkpoint (``meta`` with ``dataset_meta`` for mmengine checkpoints).
     """
     from ..models.utils import convert_ccformer_keys  # checkpoints of the earlier layout fit as they are
+
     checkpoint = load_checkpoint_file(filename, map_location=map_location)
     state = convert_ccformer_keys(checkpoint_state_dict(checkpoint, filename))
     exempt = check_state_dict_fits(model, state, filename, config, allow_partial=not strict)

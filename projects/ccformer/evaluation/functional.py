@@ -15,11 +15,11 @@ The core is count based: :func:`binary_frame_stats` reduces every frame to a han
 ``pr_num``-long count curves; every binary score (legacy or not) is computed from those counts, which is what the
 metric classes store per sample instead of the logits.
 """
+
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-
 from mmseg.evaluation.metrics import IoUMetric
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -56,9 +56,11 @@ def _check_binary_inputs(logits: ArrayLike, gt: ArrayLike) -> Tuple[torch.Tensor
     logits = _as_tensor(logits, 'logits')
     gt = _as_tensor(gt, 'gt')
     if logits.dim() != 3 or tuple(logits.shape) != tuple(gt.shape):
-        raise ValueError(f'logits and gt must both be [N, H, W] with the same shape, got logits '
-                         f'{tuple(logits.shape)} and gt {tuple(gt.shape)}. Predictions must be resized to the '
-                         'ground-truth size before scoring.')
+        raise ValueError(
+            f'logits and gt must both be [N, H, W] with the same shape, got logits '
+            f'{tuple(logits.shape)} and gt {tuple(gt.shape)}. Predictions must be resized to the '
+            'ground-truth size before scoring.'
+        )
     if not logits.is_floating_point():
         raise TypeError(f'logits must be a float tensor (raw scores before sigmoid), got {logits.dtype}.')
     logits = logits.float()
@@ -66,8 +68,10 @@ def _check_binary_inputs(logits: ArrayLike, gt: ArrayLike) -> Tuple[torch.Tensor
         raise ValueError('logits contain NaN; the model output is broken (check for a diverged checkpoint).')
     if gt.numel() and not ((gt == 0) | (gt == 1)).all():
         bad = torch.unique(gt[(gt != 0) & (gt != 1)])[:5].tolist()
-        raise ValueError(f'binary gt must contain only 0 and 1, found {bad}. Masks stored as 0/255 must be '
-                         'binarised when loaded, and padded ground truth (value 255) must not be scored.')
+        raise ValueError(
+            f'binary gt must contain only 0 and 1, found {bad}. Masks stored as 0/255 must be '
+            'binarised when loaded, and padded ground truth (value 255) must not be scored.'
+        )
     return logits, gt.to(device=logits.device, dtype=torch.bool)
 
 
@@ -85,8 +89,9 @@ def legacy_thresholds(pr_num: int = PR_NUM) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 # binary (S4 / MS3): per-frame counts
 # ----------------------------------------------------------------------------------------------------------------
-def threshold_counts(probs: torch.Tensor, gt: torch.Tensor,
-                     thresholds: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def threshold_counts(
+    probs: torch.Tensor, gt: torch.Tensor, thresholds: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-frame, per-threshold counts of ``probs >= t`` (official ``y_temp``), in one pass per frame.
 
     Args:
@@ -139,9 +144,10 @@ def binary_frame_stats(logits: ArrayLike, gt: ArrayLike, pr_num: int = PR_NUM) -
         bg_inter=(~pred & ~gt).flatten(1).sum(1),
         pred_fg=pred.flatten(1).sum(1),
         gt_fg=gt.flatten(1).sum(1),
-        num_pixels=torch.full((num, ), logits.shape[1] * logits.shape[2], dtype=torch.int64),
+        num_pixels=torch.full((num,), logits.shape[1] * logits.shape[2], dtype=torch.int64),
         tp=tp,
-        pp=pp)
+        pp=pp,
+    )
     return {key: value.cpu().numpy().astype(np.int64) for key, value in stats.items()}
 
 
@@ -196,8 +202,7 @@ def frame_fscore_curves_from_stats(stats: BinaryStats) -> np.ndarray:
     return f.astype(np.float32)
 
 
-def fscore_from_counts(tp: np.ndarray, pred_pos: np.ndarray, gt_pos: np.ndarray,
-                       beta2: float = BETA2) -> np.ndarray:
+def fscore_from_counts(tp: np.ndarray, pred_pos: np.ndarray, gt_pos: np.ndarray, beta2: float = BETA2) -> np.ndarray:
     """F-measure ``(1 + b2) P R / (b2 P + R)`` from counts, float64, with 0/0 (no prediction) -> 0.
 
     Undefined when ``gt_pos`` is 0; callers must drop those frames.
@@ -367,7 +372,8 @@ def empty_gt_false_positives(stats: BinaryStats) -> Dict[str, float]:
     return dict(
         num_empty=num_empty,
         fp_frame_rate=float((pred_fg > 0).mean()),
-        fp_pixel_rate=float((pred_fg / stats['num_pixels'][empty]).mean()))
+        fp_pixel_rate=float((pred_fg / stats['num_pixels'][empty]).mean()),
+    )
 
 
 def batch_independent_scores(stats: BinaryStats) -> Dict[str, float]:
@@ -385,8 +391,9 @@ def batch_independent_scores(stats: BinaryStats) -> Dict[str, float]:
     miou = float(frame_iou_from_stats(stats).astype(np.float64).mean()) if num_frames else 0.0
     fscore = float(np.nanmean(frame_fscore_from_stats(stats))) if nonempty.any() else 0.0
     max_fscore = float(legacy_batch_fscore_curve(stats).max()) if num_frames else 0.0
-    return dict(miou=miou, fscore=fscore, max_fscore=max_fscore, num_frames=num_frames,
-                num_nonempty=int(nonempty.sum()))
+    return dict(
+        miou=miou, fscore=fscore, max_fscore=max_fscore, num_frames=num_frames, num_nonempty=int(nonempty.sum())
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -399,13 +406,14 @@ def _check_labels(x: ArrayLike, name: str, num_classes: int) -> torch.Tensor:
             raise TypeError(f'{name} must hold integer class indices, got non-integer floats.')
     x = x.long()
     if x.numel() and (x.min() < 0 or x.max() >= num_classes):
-        raise ValueError(f'{name} values must be class indices in 0..{num_classes - 1} (AVSS has no ignore label), '
-                         f'found range [{int(x.min())}, {int(x.max())}]. Padded labels (255) must not be scored.')
+        raise ValueError(
+            f'{name} values must be class indices in 0..{num_classes - 1} (AVSS has no ignore label), '
+            f'found range [{int(x.min())}, {int(x.max())}]. Padded labels (255) must not be scored.'
+        )
     return x
 
 
-def semantic_frame_counts(pred: ArrayLike, gt: ArrayLike,
-                          num_classes: int = AVSS_NUM_CLASSES) -> Dict[str, np.ndarray]:
+def semantic_frame_counts(pred: ArrayLike, gt: ArrayLike, num_classes: int = AVSS_NUM_CLASSES) -> Dict[str, np.ndarray]:
     """Per-frame, per-class pixel counts of the official AVSS metric: mmseg's ``IoUMetric.intersect_and_union``
     on each frame, without an ignore label (every pixel is counted, as officially).
 
@@ -424,8 +432,9 @@ def semantic_frame_counts(pred: ArrayLike, gt: ArrayLike,
     pred = _check_labels(pred, 'pred', num_classes)
     gt = _check_labels(gt, 'gt', num_classes).to(pred.device)
     if pred.dim() != 3 or pred.shape != gt.shape:
-        raise ValueError(f'pred and gt must both be [N, H, W] with the same shape, got {tuple(pred.shape)} and '
-                         f'{tuple(gt.shape)}.')
+        raise ValueError(
+            f'pred and gt must both be [N, H, W] with the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}.'
+        )
     if not pred.shape[0]:
         empty = np.zeros((0, num_classes), dtype=np.int64)
         return dict(inter=empty, pred_area=empty.copy(), gt_area=empty.copy(), union=empty.copy())
@@ -463,12 +472,14 @@ def accumulate_semantic(counts: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         added element-wise.
     """
     scores = semantic_frame_scores(counts)
-    return dict(iou_sum=scores['iou'].sum(0), f_sum=scores['fscore'].sum(0),
-                count=scores['present'].sum(0).astype(np.int64))
+    return dict(
+        iou_sum=scores['iou'].sum(0), f_sum=scores['fscore'].sum(0), count=scores['present'].sum(0).astype(np.int64)
+    )
 
 
-def semantic_final_scores(iou_sum: np.ndarray, f_sum: np.ndarray,
-                          count: np.ndarray) -> Dict[str, Union[float, np.ndarray]]:
+def semantic_final_scores(
+    iou_sum: np.ndarray, f_sum: np.ndarray, count: np.ndarray
+) -> Dict[str, Union[float, np.ndarray]]:
     """Official final AVSS numbers from accumulated sums.
 
     Per class ``IoU_c = iou_sum[c] / count[c]`` and ``F_c = f_sum[c] / count[c]``, NaN (never-seen class) -> 0;
@@ -481,12 +492,12 @@ def semantic_final_scores(iou_sum: np.ndarray, f_sum: np.ndarray,
     with np.errstate(divide='ignore', invalid='ignore'):
         class_iou = np.nan_to_num(np.asarray(iou_sum, dtype=np.float64) / count, nan=0.0)
         class_f = np.nan_to_num(np.asarray(f_sum, dtype=np.float64) / count, nan=0.0)
-    return dict(class_iou=class_iou, class_fscore=class_f, miou=float(class_iou.mean()),
-                fscore=float(class_f.mean()))
+    return dict(class_iou=class_iou, class_fscore=class_f, miou=float(class_iou.mean()), fscore=float(class_f.mean()))
 
 
-def semantic_miou_fscore(pred_or_logits: ArrayLike, gt: ArrayLike,
-                         num_classes: Optional[int] = None) -> Dict[str, Union[float, np.ndarray]]:
+def semantic_miou_fscore(
+    pred_or_logits: ArrayLike, gt: ArrayLike, num_classes: Optional[int] = None
+) -> Dict[str, Union[float, np.ndarray]]:
     """Official AVSS ``calc_color_miou_fscore`` + final averaging over one set of frames.
 
     Args:

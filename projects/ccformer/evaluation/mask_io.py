@@ -1,11 +1,11 @@
 """Predicted clip masks as PNG files: what ``tools/test.py --out DIR`` and the metrics' ``output_dir`` write."""
+
 import os
 import os.path as osp
 from typing import Optional, Union
 
 import cv2
 import numpy as np
-
 from mmseg.structures import SegDataSample
 
 

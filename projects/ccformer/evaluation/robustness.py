@@ -14,6 +14,7 @@ conditions' mean ``empty_fp_pixel_rate`` (``G_mIoU``, ``G_F``) or mean ``empty_f
 
     G = 2 * S * (100 - FPR) / (S + 100 - FPR)      (0 when both are 0)
 """
+
 import copy
 import logging
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -24,14 +25,23 @@ from mmengine.logging import print_log
 from ..datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS, NEGATIVE_CONDITIONS
 
 #: What the table calls each condition.
-CONDITION_NAMES = dict(original='original audio', shuffled='shuffled (another clip)', silence='silence',
-                       noise='noise', offscreen='off-screen sound')
+CONDITION_NAMES = dict(
+    original='original audio',
+    shuffled='shuffled (another clip)',
+    silence='silence',
+    noise='noise',
+    offscreen='off-screen sound',
+)
 #: The project's goals for empty output (percent of frames with any mask, at most): frames whose ground truth is
 #: empty with the true audio (``original``), and every frame under each negative condition.
 EMPTY_GOALS = dict(original=20.0, silence=5.0, noise=10.0, offscreen=20.0)
 #: (combined key, positive metric key, negative metric key)
-COMBINED = (('G_mIoU', 'mIoU', 'empty_fp_pixel_rate'), ('G_F', 'Fscore', 'empty_fp_pixel_rate'),
-            ('G_mIoU_frame', 'mIoU', 'empty_fp_rate'), ('G_F_frame', 'Fscore', 'empty_fp_rate'))
+COMBINED = (
+    ('G_mIoU', 'mIoU', 'empty_fp_pixel_rate'),
+    ('G_F', 'Fscore', 'empty_fp_pixel_rate'),
+    ('G_mIoU_frame', 'mIoU', 'empty_fp_rate'),
+    ('G_F_frame', 'Fscore', 'empty_fp_rate'),
+)
 
 
 def audio_condition_dataset(dataset, condition: str, seed: int = 0, noise_dbfs: float = EVAL_NOISE_DBFS):
@@ -41,8 +51,9 @@ def audio_condition_dataset(dataset, condition: str, seed: int = 0, noise_dbfs: 
         raise ValueError(f'audio condition {condition!r} is unknown; use one of {AUDIO_CONDITIONS}')
     if condition == 'original':
         return dataset
-    return dict(type='AudioConditionDataset', dataset=dataset, condition=condition, seed=int(seed),
-                noise_dbfs=float(noise_dbfs))
+    return dict(
+        type='AudioConditionDataset', dataset=dataset, condition=condition, seed=int(seed), noise_dbfs=float(noise_dbfs)
+    )
 
 
 def _metric(metrics: dict, key: str) -> Optional[float]:
@@ -83,6 +94,7 @@ def _test_loop(runner, dataset):
     """A test loop of ``runner`` over ``dataset`` with the config's dataloader, ``test_cfg`` and evaluator."""
     from mmengine.registry import LOOPS
     from mmengine.runner import TestLoop
+
     cfg = runner.cfg
     loader = copy.deepcopy(cfg.test_dataloader.to_dict())
     loader['dataset'] = dataset
@@ -91,8 +103,9 @@ def _test_loop(runner, dataset):
     return LOOPS.build(loop_cfg, default_args=args) if 'type' in loop_cfg else TestLoop(**loop_cfg, **args)
 
 
-def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIONS, seed: int = 0,
-                              noise_dbfs: float = EVAL_NOISE_DBFS) -> Dict[str, dict]:
+def evaluate_audio_conditions(
+    runner, conditions: Sequence[str] = AUDIO_CONDITIONS, seed: int = 0, noise_dbfs: float = EVAL_NOISE_DBFS
+) -> Dict[str, dict]:
     """Test ``runner``'s model on its test set under each audio condition, in one process.
 
     What ``Runner.test()`` does, with one test loop per condition between one ``before_run`` (then the checkpoint,
@@ -110,6 +123,7 @@ def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIO
         ``{'status': 'n/a', 'reason': str}`` for an off-screen condition that cannot be built.
     """
     from mmseg.registry import DATASETS
+
     conditions = check_conditions(conditions)
     base = DATASETS.build(copy.deepcopy(runner.cfg.test_dataloader.dataset))
     results: Dict[str, dict] = {}
@@ -118,8 +132,11 @@ def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIO
     try:
         for condition in conditions:
             try:
-                dataset = DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs)) \
-                    if condition != 'original' else base
+                dataset = (
+                    DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs))
+                    if condition != 'original'
+                    else base
+                )
             except ValueError as err:
                 if condition != 'offscreen':
                     raise
@@ -131,8 +148,10 @@ def evaluate_audio_conditions(runner, conditions: Sequence[str] = AUDIO_CONDITIO
             runner._test_loop = _test_loop(runner, dataset)
             metrics = runner.test_loop.run()
             results[condition] = dict(
-                status='ok', ground_truth='empty' if condition in NEGATIVE_CONDITIONS else 'kept',
-                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))})
+                status='ok',
+                ground_truth='empty' if condition in NEGATIVE_CONDITIONS else 'kept',
+                metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))},
+            )
     finally:
         runner.call_hook('after_run')
     return results
@@ -149,8 +168,10 @@ def format_table(results: Dict[str, dict], combined: Optional[dict] = None) -> s
     (undefined) are not shown; ``frames with a mask`` is ``empty_fp_rate`` and ``FPR`` is ``empty_fp_pixel_rate``,
     both over the frames whose ground truth is empty (all frames under negative audio).
     """
-    lines = ['| audio | ground truth | mIoU | F | empty-GT frames | frames with a mask (%) | FPR (% pixels) |',
-             '|---|---|---|---|---|---|---|']
+    lines = [
+        '| audio | ground truth | mIoU | F | empty-GT frames | frames with a mask (%) | FPR (% pixels) |',
+        '|---|---|---|---|---|---|---|',
+    ]
     for condition, res in results.items():
         name = CONDITION_NAMES.get(condition, condition)
         if res.get('status') != 'ok':
@@ -159,16 +180,25 @@ def format_table(results: Dict[str, dict], combined: Optional[dict] = None) -> s
         m = res['metrics']
         negative = condition in NEGATIVE_CONDITIONS
         num_empty = _metric(m, 'num_empty_frames')
-        cells = [name, 'empty' if negative else 'kept', '-' if negative else _fmt(_metric(m, 'mIoU')),
-                 '-' if negative else _fmt(_metric(m, 'Fscore')), 'n/a' if num_empty is None else str(int(num_empty)),
-                 _fmt(_metric(m, 'empty_fp_rate')), _fmt(_metric(m, 'empty_fp_pixel_rate'), 2)]
+        cells = [
+            name,
+            'empty' if negative else 'kept',
+            '-' if negative else _fmt(_metric(m, 'mIoU')),
+            '-' if negative else _fmt(_metric(m, 'Fscore')),
+            'n/a' if num_empty is None else str(int(num_empty)),
+            _fmt(_metric(m, 'empty_fp_rate')),
+            _fmt(_metric(m, 'empty_fp_pixel_rate'), 2),
+        ]
         lines.append('| ' + ' | '.join(cells) + ' |')
     if combined is not None:
         used = ', '.join(combined['negative_conditions']) or 'none'
-        lines += ['', f'Combined (negative conditions: {used}; FPR {_fmt(combined["FPR"], 2)}, frame FPR '
-                      f'{_fmt(combined["frame_FPR"])}): G-mIoU {_fmt(combined["G_mIoU"])}, G-F '
-                      f'{_fmt(combined["G_F"])}; frame-level G-mIoU {_fmt(combined["G_mIoU_frame"])}, G-F '
-                      f'{_fmt(combined["G_F_frame"])}.']
+        lines += [
+            '',
+            f'Combined (negative conditions: {used}; FPR {_fmt(combined["FPR"], 2)}, frame FPR '
+            f'{_fmt(combined["frame_FPR"])}): G-mIoU {_fmt(combined["G_mIoU"])}, G-F '
+            f'{_fmt(combined["G_F"])}; frame-level G-mIoU {_fmt(combined["G_mIoU_frame"])}, G-F '
+            f'{_fmt(combined["G_F_frame"])}.',
+        ]
     return '\n'.join(lines)
 
 
@@ -194,8 +224,10 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
     sentences: List[str] = []
     if 'original' in masked:
         rate, num = masked['original'], counts['original']
-        sentences.append(f'With the true audio the model stays empty on {100 - rate:.1f}% of the {num} silent or '
-                         f'off-screen frames (a mask on {round(rate * num / 100)} of them).')
+        sentences.append(
+            f'With the true audio the model stays empty on {100 - rate:.1f}% of the {num} silent or '
+            f'off-screen frames (a mask on {round(rate * num / 100)} of them).'
+        )
     negative = [c for c in NEGATIVE_CONDITIONS if c in masked]
     if negative:
         listing = ', '.join(f'{masked[c]:.1f}% with {CONDITION_NAMES[c]}' for c in negative)
@@ -208,16 +240,25 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
     if stays_empty is not None:
         goals = ', '.join(f'{CONDITION_NAMES[c]} {EMPTY_GOALS[c]:.0f}%' for c in masked)
         verdict = 'yes' if stays_empty else 'no'
-        sentences.insert(0, f'Does the model stay empty when nothing on screen sounds? {verdict} (at most this share '
-                            f'of frames may get a mask: {goals}).')
+        sentences.insert(
+            0,
+            f'Does the model stay empty when nothing on screen sounds? {verdict} (at most this share '
+            f'of frames may get a mask: {goals}).',
+        )
     original = results.get('original', {}).get('metrics')
     if original and _metric(original, 'mIoU') is not None and _metric(original, 'Fscore') is not None:
         # staying empty is only worth something next to segmenting what does sound
         miou, f_score = _metric(original, 'mIoU'), _metric(original, 'Fscore')
-        sentences.append(f'Where something on screen sounds (true audio) it scores mIoU {miou:.1f}, F {f_score:.1f}'
-                         + (': it segments nothing there either.' if f_score == 0 else '.'))
-    return dict(stays_empty=stays_empty, masked_percent=masked, goals={c: EMPTY_GOALS[c] for c in masked},
-                text=' '.join(sentences))
+        sentences.append(
+            f'Where something on screen sounds (true audio) it scores mIoU {miou:.1f}, F {f_score:.1f}'
+            + (': it segments nothing there either.' if f_score == 0 else '.')
+        )
+    return dict(
+        stays_empty=stays_empty,
+        masked_percent=masked,
+        goals={c: EMPTY_GOALS[c] for c in masked},
+        text=' '.join(sentences),
+    )
 
 
 def robustness_report(results: Dict[str, dict], **info) -> dict:

@@ -1,4 +1,5 @@
 """Batch AVS clips: ``(N, T, 3, H, W)`` frames and ``(N, T, 1, 96, 64)`` audio (``docs/design.md``)."""
+
 from numbers import Number
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -33,15 +34,17 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
         non_blocking: passed to ``cast_data``.
     """
 
-    def __init__(self,
-                 mean: Sequence[Number] = (123.675, 116.28, 103.53),
-                 std: Sequence[Number] = (58.395, 57.12, 57.375),
-                 size: Optional[Sequence[int]] = None,
-                 size_divisor: Optional[int] = None,
-                 pad_val: Number = 0,
-                 seg_pad_val: Number = 255,
-                 bgr_to_rgb: bool = True,
-                 non_blocking: bool = False) -> None:
+    def __init__(
+        self,
+        mean: Sequence[Number] = (123.675, 116.28, 103.53),
+        std: Sequence[Number] = (58.395, 57.12, 57.375),
+        size: Optional[Sequence[int]] = None,
+        size_divisor: Optional[int] = None,
+        pad_val: Number = 0,
+        seg_pad_val: Number = 255,
+        bgr_to_rgb: bool = True,
+        non_blocking: bool = False,
+    ) -> None:
         super().__init__(non_blocking)
         if size is not None and size_divisor is not None:
             raise ValueError('set only one of size and size_divisor')
@@ -50,10 +53,8 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
         self.pad_val = pad_val
         self.seg_pad_val = seg_pad_val
         self.bgr_to_rgb = bgr_to_rgb
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1),
-                             False)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
-                             False)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), False)
 
     def _normalise(self, clip: torch.Tensor, frame_valid: Optional[List[int]]) -> torch.Tensor:
         """``(T, 3, H, W)`` -> normalised float, padded frames zeroed."""
@@ -66,8 +67,7 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
         if frame_valid is not None:
             valid = torch.as_tensor(frame_valid, dtype=clip.dtype, device=clip.device)
             if valid.numel() != clip.shape[0]:
-                raise ValueError(f'frame_valid has {valid.numel()} entries for {clip.shape[0]} '
-                                 f'frames')
+                raise ValueError(f'frame_valid has {valid.numel()} entries for {clip.shape[0]} frames')
             clip = clip * valid.view(-1, 1, 1, 1)
         return clip
 
@@ -81,25 +81,22 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
         T = clips[0].shape[0]
         if any(c.shape[0] != T for c in clips):
             raise ValueError(f'clips in a batch have different lengths {[c.shape[0] for c in clips]}')
-        valid = [s.metainfo.get('frame_valid') if samples is not None else None
-                 for s in (samples or [None] * len(clips))]
+        valid = [
+            s.metainfo.get('frame_valid') if samples is not None else None for s in (samples or [None] * len(clips))
+        ]
         clips = [self._normalise(c, v) for c, v in zip(clips, valid)]
         h_w = [c.shape[-2:] for c in clips]
         flat = [c.flatten(0, 1) for c in clips]  # (T*3, H, W) for mmseg's stack_batch
-        pad = dict(size=self.size) if self.size is not None else \
-            dict(size_divisor=self.size_divisor or 1)
-        stacked, padded = stack_batch(flat, samples, pad_val=self.pad_val,
-                                      seg_pad_val=self.seg_pad_val, **pad)
+        pad = dict(size=self.size) if self.size is not None else dict(size_divisor=self.size_divisor or 1)
+        stacked, padded = stack_batch(flat, samples, pad_val=self.pad_val, seg_pad_val=self.seg_pad_val, **pad)
         inputs = stacked.view(len(clips), T, 3, *stacked.shape[-2:])
         batch_shape = tuple(inputs.shape[-2:])
         if samples is not None:
             for s, hw in zip(padded, h_w):
-                s.set_metainfo(dict(img_shape=tuple(hw), pad_shape=batch_shape,
-                                    batch_input_shape=batch_shape))
+                s.set_metainfo(dict(img_shape=tuple(hw), pad_shape=batch_shape, batch_input_shape=batch_shape))
             samples = padded
         out = dict(inputs=inputs, data_samples=samples)
         if data.get('audio') is not None:
             audio = data['audio']
-            out['audio'] = (audio if isinstance(audio, torch.Tensor) else
-                            torch.stack(list(audio))).float()
+            out['audio'] = (audio if isinstance(audio, torch.Tensor) else torch.stack(list(audio))).float()
         return out

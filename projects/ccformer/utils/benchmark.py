@@ -5,6 +5,7 @@ shapes, the tensor-mode forward as a module, autocast, timing and memory statist
 Shapes (``docs/design.md``): frames ``(N, T, 3, H, W)`` (normalised floats), log-mel audio ``(N, T, 1, 96, 64)``,
 ground truth ``(T, H, W)`` per clip.
 """
+
 import argparse
 import contextlib
 import gc
@@ -34,8 +35,10 @@ def load_config(path: str, cfg_options: Sequence[str] = ()) -> 'mmengine.Config'
     from mmengine.config import Config, DictAction
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist; pass a path such as '
-                                'configs/ccformer/<name>.py (run from the repository root)')
+        raise FileNotFoundError(
+            f'config file {path!r} does not exist; pass a path such as '
+            'configs/ccformer/<name>.py (run from the repository root)'
+        )
     cfg = Config.fromfile(path)
     if cfg_options:
         parser = argparse.ArgumentParser()
@@ -49,10 +52,9 @@ def load_config(path: str, cfg_options: Sequence[str] = ()) -> 'mmengine.Config'
 
 def build_model(cfg: 'mmengine.Config', checkpoint: Optional[str] = None) -> nn.Module:  # noqa: F821
     """Build ``cfg.model`` on the CPU in the config's default scope, initialise it and load ``checkpoint``."""
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-
-    from mmengine.logging import MMLogger
 
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
@@ -66,10 +68,13 @@ def build_model(cfg: 'mmengine.Config', checkpoint: Optional[str] = None) -> nn.
             logger.setLevel(level)
     if checkpoint:  # read without executing code; a checkpoint of another model is refused
         from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
+
         load_model_checkpoint(model, checkpoint, config=str(cfg.filename or ''))
     if not hasattr(model, 'backbone'):
-        raise AttributeError(f'benchmark: {type(model).__name__} has no `backbone` attribute; '
-                             'use --parts model to time the whole model only')
+        raise AttributeError(
+            f'benchmark: {type(model).__name__} has no `backbone` attribute; '
+            'use --parts model to time the whole model only'
+        )
     return model
 
 
@@ -83,16 +88,24 @@ def num_classes_of(model: nn.Module) -> int:
 # ----------------------------------------------------------------------------------------------- inputs
 
 
-def make_inputs(batch: int, frames: int, size: int, device: torch.device,
-                generator: torch.Generator) -> Dict[str, torch.Tensor]:
+def make_inputs(
+    batch: int, frames: int, size: int, device: torch.device, generator: torch.Generator
+) -> Dict[str, torch.Tensor]:
     """Random preprocessed inputs: ``inputs (N, T, 3, H, W)`` ~ N(0, 1) and ``audio (N, T, 1, 96, 64)``."""
     inputs = torch.randn(batch, frames, 3, size, size, generator=generator)
     audio = torch.randn(batch, frames, *AUDIO_SHAPE, generator=generator)
     return dict(inputs=inputs.to(device), audio=audio.to(device))
 
 
-def make_data_samples(batch: int, frames: int, size: int, num_classes: int, gt_valid: str,
-                      device: torch.device, generator: torch.Generator) -> list:
+def make_data_samples(
+    batch: int,
+    frames: int,
+    size: int,
+    num_classes: int,
+    gt_valid: str,
+    device: torch.device,
+    generator: torch.Generator,
+) -> list:
     """``SegDataSample`` per clip with random blob masks ``(T, H, W)`` and the metainfo of ``docs/design.md``."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -108,11 +121,24 @@ def make_data_samples(batch: int, frames: int, size: int, num_classes: int, gt_v
             gt = torch.where(blobs > 0.5, labels, torch.zeros_like(labels))
         valid = [1] * frames if gt_valid == 'all' else [1] + [0] * (frames - 1)
         gt = gt * torch.tensor(valid).view(frames, 1, 1)
-        sample = SegDataSample(metainfo=dict(
-            video_id=f'bench_{b}', category='', img_path=f'bench_{b}/0.png',
-            frame_paths=[f'bench_{b}/{t}.png' for t in range(frames)], audio_path=f'bench_{b}.pkl',
-            ori_shape=(size, size), img_shape=(size, size), pad_shape=(size, size), num_frames=frames,
-            frame_valid=[1] * frames, gt_valid=valid, flip=False, flip_direction=None, scale_factor=(1.0, 1.0)))
+        sample = SegDataSample(
+            metainfo=dict(
+                video_id=f'bench_{b}',
+                category='',
+                img_path=f'bench_{b}/0.png',
+                frame_paths=[f'bench_{b}/{t}.png' for t in range(frames)],
+                audio_path=f'bench_{b}.pkl',
+                ori_shape=(size, size),
+                img_shape=(size, size),
+                pad_shape=(size, size),
+                num_frames=frames,
+                frame_valid=[1] * frames,
+                gt_valid=valid,
+                flip=False,
+                flip_direction=None,
+                scale_factor=(1.0, 1.0),
+            )
+        )
         sample.gt_sem_seg = PixelData(data=gt.to(device))
         samples.append(sample)
     return samples
@@ -146,6 +172,7 @@ def barrier(directory: Optional[str], count: int, timeout: float) -> Iterator[Di
         yield info
         return
     import fcntl
+
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, f'ready.{os.getpid()}'), 'w'):
         pass
@@ -164,9 +191,13 @@ def barrier(directory: Optional[str], count: int, timeout: float) -> Iterator[Di
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-
-def time_steps(step: Callable[[], Any], iters: int, warmup: int, device: torch.device,
-               before_timing: Optional[Callable[[], contextlib.AbstractContextManager]] = None) -> Dict[str, Any]:
+def time_steps(
+    step: Callable[[], Any],
+    iters: int,
+    warmup: int,
+    device: torch.device,
+    before_timing: Optional[Callable[[], contextlib.AbstractContextManager]] = None,
+) -> Dict[str, Any]:
     """Run ``step`` ``warmup`` times untimed, then ``iters`` times timed.
 
     On CUDA each timed iteration is bracketed by CUDA events and the host does not wait between iterations, so the
@@ -232,12 +263,22 @@ def summarize(timing: Dict[str, Any], batch: int, frames: int) -> Dict[str, Any]
     n = len(times)
     extra = {k: timing[k] for k in ('barrier_wait_s', 'barrier_timed_out') if k in timing}
     return dict(
-        **extra, iters=n, first_call_s=timing['first_call_s'], warmup_s=timing['warmup_s'],
-        median_s=median, p10_s=percentile(times, 10), p90_s=percentile(times, 90),
-        mean_s=statistics.fmean(times), min_s=min(times), max_s=max(times),
-        clips_per_s=batch / median, frames_per_s=batch * frames / median,
-        wall_clips_per_s=batch * n / timing['wall_s'], wall_frames_per_s=batch * frames * n / timing['wall_s'],
-        s_per_clip=median / batch)
+        **extra,
+        iters=n,
+        first_call_s=timing['first_call_s'],
+        warmup_s=timing['warmup_s'],
+        median_s=median,
+        p10_s=percentile(times, 10),
+        p90_s=percentile(times, 90),
+        mean_s=statistics.fmean(times),
+        min_s=min(times),
+        max_s=max(times),
+        clips_per_s=batch / median,
+        frames_per_s=batch * frames / median,
+        wall_clips_per_s=batch * n / timing['wall_s'],
+        wall_frames_per_s=batch * frames * n / timing['wall_s'],
+        s_per_clip=median / batch,
+    )
 
 
 @contextlib.contextmanager
@@ -255,9 +296,13 @@ def memory_phase(device: torch.device) -> Iterator[Dict[str, Any]]:
         if device.type == 'cuda':
             synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
-            stats.update(peak_mem_bytes=peak, peak_mem_gib=peak / 2**30, start_mem_bytes=start,
-                         peak_above_start_bytes=peak - start,
-                         peak_reserved_bytes=torch.cuda.max_memory_reserved(device))
+            stats.update(
+                peak_mem_bytes=peak,
+                peak_mem_gib=peak / 2**30,
+                start_mem_bytes=start,
+                peak_above_start_bytes=peak - start,
+                peak_reserved_bytes=torch.cuda.max_memory_reserved(device),
+            )
         else:
             # ru_maxrss is in KiB on Linux: the process-wide high-water mark, not per phase
             stats.update(max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -288,14 +333,12 @@ class BackboneForward(nn.Module):
         return self.backbone(inputs.flatten(0, 1))
 
 
-
 def compile_kwargs(backend: str, mode: str) -> Dict[str, Any]:
     """``torch.compile`` arguments: ``mode`` only applies to inductor."""
     kwargs: Dict[str, Any] = dict(backend=backend)
     if backend == 'inductor':
         kwargs['mode'] = mode
     return kwargs
-
 
 
 def count_dispatched_ops(step: Callable[[], Any], model: nn.Module) -> Dict[str, Any]:
@@ -333,8 +376,6 @@ def count_dispatched_ops(step: Callable[[], Any], model: nn.Module) -> Dict[str,
     return dict(total=sum(detail.values()), by_part=by_part, detail=detail)
 
 
-
-
 def count_params(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
@@ -342,13 +383,23 @@ def count_params(module: nn.Module, trainable_only: bool = False) -> int:
 def environment(device: torch.device) -> Dict[str, Any]:
     """Versions and device, for the record."""
     env: Dict[str, Any] = dict(
-        torch=torch.__version__, python=platform.python_version(), host=platform.node(),
-        device=str(device), cpu_threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine(),
-        cpu_count=os.cpu_count(), load_average=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None)
+        torch=torch.__version__,
+        python=platform.python_version(),
+        host=platform.node(),
+        device=str(device),
+        cpu_threads=torch.get_num_threads(),
+        cpu=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        load_average=list(os.getloadavg()) if hasattr(os, 'getloadavg') else None,
+    )
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
-        env.update(gpu=props.name, gpu_mem_bytes=props.total_memory, cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version())
+        env.update(
+            gpu=props.name,
+            gpu_mem_bytes=props.total_memory,
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     for name in ('mmcv', 'mmengine', 'mmseg', 'mmdet', 'timm'):
         try:
             env[name] = __import__(name).__version__
@@ -358,8 +409,25 @@ def environment(device: torch.device) -> Dict[str, Any]:
 
 
 __all__ = [
-    'AMP_DTYPES', 'PURE_DTYPES', 'AUDIO_SHAPE', 'load_config', 'build_model', 'num_classes_of', 'make_inputs',
-    'make_data_samples', 'autocast', 'synchronize', 'barrier', 'time_steps', 'percentile', 'summarize',
-    'memory_phase', 'TensorForward', 'BackboneForward', 'compile_kwargs', 'count_dispatched_ops', 'count_params',
-    'environment'
+    'AMP_DTYPES',
+    'PURE_DTYPES',
+    'AUDIO_SHAPE',
+    'load_config',
+    'build_model',
+    'num_classes_of',
+    'make_inputs',
+    'make_data_samples',
+    'autocast',
+    'synchronize',
+    'barrier',
+    'time_steps',
+    'percentile',
+    'summarize',
+    'memory_phase',
+    'TensorForward',
+    'BackboneForward',
+    'compile_kwargs',
+    'count_dispatched_ops',
+    'count_params',
+    'environment',
 ]

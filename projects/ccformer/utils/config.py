@@ -1,4 +1,5 @@
 """Config helpers shared by the inference API and the tools."""
+
 from typing import Any
 
 PRETRAINED_KEYS = ('pretrained', 'checkpoint_path')
@@ -30,8 +31,9 @@ def strip_pretrained(node: Any, keep_frozen: bool = False) -> int:
             value = node[key]
             if frozen and (key == 'init_cfg' or key in PRETRAINED_KEYS):
                 continue
-            if key == 'init_cfg' and any(_is_pretrained(v) for v in (value if isinstance(value, (list, tuple))
-                                                                       else [value])):
+            if key == 'init_cfg' and any(
+                _is_pretrained(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+            ):
                 kept = [v for v in value if not _is_pretrained(v)] if isinstance(value, (list, tuple)) else []
                 node[key] = kept or None
                 changed += 1

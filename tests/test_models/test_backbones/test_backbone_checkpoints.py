@@ -3,15 +3,15 @@
 State dicts with the official key names are made here from randomly initialised reference models (timm PVT-v2 /
 torchvision ResNet-50) and saved; the config's ``init_cfg`` loads them and every parameter must arrive.
 """
+
 import re
 
 import pytest
 import torch
 import torchvision
-
 from mmengine.config import ConfigDict
-
 from mmseg.registry import MODELS
+
 from projects.ccformer.models.backbones import TimmPyramidBackbone
 
 # PVT-v2-b5 depths with tiny widths: the official key set of b5, built in a second on CPU
@@ -34,6 +34,7 @@ def timm_to_official_pvt_v2(sd: dict) -> dict:
 @pytest.fixture(scope='module')
 def official_pvt(tmp_path_factory):
     import timm
+
     torch.manual_seed(0)
     ref = timm.create_model('pvt_v2_b5', pretrained=False, num_classes=10, **PVT_KW).eval()
     sd = timm_to_official_pvt_v2(ref.state_dict())
@@ -45,8 +46,14 @@ def official_pvt(tmp_path_factory):
 
 def test_timm_pvt_v2_loads_official_layout(official_pvt):
     ref, sd, path = official_pvt
-    bb = MODELS.build(dict(type='TimmPyramidBackbone', model_name='pvt_v2_b5',
-                           init_cfg=dict(type='Pretrained', checkpoint=path), **PVT_KW)).eval()
+    bb = MODELS.build(
+        dict(
+            type='TimmPyramidBackbone',
+            model_name='pvt_v2_b5',
+            init_cfg=dict(type='Pretrained', checkpoint=path),
+            **PVT_KW,
+        )
+    ).eval()
     bb.init_weights()
     ref_sd = ref.state_dict()
     for k, v in bb.model.state_dict().items():
@@ -64,10 +71,18 @@ def test_timm_pvt_v2_loads_official_layout(official_pvt):
 def test_mmdet_pvt_v2_loads_official_layout(official_pvt):
     """The same official file through mmdet's PyramidVisionTransformerV2 (pvt_convert): every key, same outputs."""
     from mmdet.models.backbones.pvt import pvt_convert
+
     ref, sd, path = official_pvt
-    bb = MODELS.build(ConfigDict(type='mmdet.PyramidVisionTransformerV2', embed_dims=16, num_layers=[3, 6, 40, 3],
-                                 num_heads=[1, 2, 4, 8], mlp_ratios=[4, 4, 4, 4],
-                                 init_cfg=dict(type='Pretrained', checkpoint=path))).eval()
+    bb = MODELS.build(
+        ConfigDict(
+            type='mmdet.PyramidVisionTransformerV2',
+            embed_dims=16,
+            num_layers=[3, 6, 40, 3],
+            num_heads=[1, 2, 4, 8],
+            mlp_ratios=[4, 4, 4, 4],
+            init_cfg=dict(type='Pretrained', checkpoint=path),
+        )
+    ).eval()
     bb.init_weights()
     converted = pvt_convert(sd)
     for k, v in bb.state_dict().items():
@@ -82,14 +97,21 @@ def test_mmdet_resnet50_loads_torchvision_layout(tmp_path):
     torch.manual_seed(0)
     ref = torchvision.models.resnet50(weights=None).eval()
     path = tmp_path / 'resnet50-0676ba61.pth'
-    torch.save(ref.state_dict(), path)                      # the torchvision file is a plain state dict
-    bb = MODELS.build(dict(type='mmdet.ResNet', depth=50, out_indices=(0, 1, 2, 3), style='pytorch',
-                           init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    torch.save(ref.state_dict(), path)  # the torchvision file is a plain state dict
+    bb = MODELS.build(
+        dict(
+            type='mmdet.ResNet',
+            depth=50,
+            out_indices=(0, 1, 2, 3),
+            style='pytorch',
+            init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+        )
+    )
     bb.init_weights()
-    bb.eval()                                               # mmdet's ResNet.train() returns None: no chaining
+    bb.eval()  # mmdet's ResNet.train() returns None: no chaining
     ref_sd = ref.state_dict()
     for k, v in bb.state_dict().items():
-        assert torch.equal(v, ref_sd[k]), k                 # every parameter and BN buffer mapped
+        assert torch.equal(v, ref_sd[k]), k  # every parameter and BN buffer mapped
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         y = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
@@ -110,10 +132,12 @@ def test_any_timm_backbone_through_config():
 
 def test_timm_backbone_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='pvt_v2_b5.pth'):
-        TimmPyramidBackbone('pvt_v2_b0', init_cfg=dict(type='Pretrained',
-                                                      checkpoint=str(tmp_path / 'pvt_v2_b5.pth'))).init_weights()
+        TimmPyramidBackbone(
+            'pvt_v2_b0', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'pvt_v2_b5.pth'))
+        ).init_weights()
     path = tmp_path / 'other.pth'
     torch.save({'foo.weight': torch.zeros(1)}, path)
     with pytest.raises(KeyError, match='unloaded'):
-        TimmPyramidBackbone('resnet18', out_indices=(1, 2, 3, 4),
-                            init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
+        TimmPyramidBackbone(
+            'resnet18', out_indices=(1, 2, 3, 4), init_cfg=dict(type='Pretrained', checkpoint=str(path))
+        ).init_weights()

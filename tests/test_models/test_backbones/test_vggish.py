@@ -1,4 +1,5 @@
 """VGGish: shapes, freezing, and loading the official torchvggish key layout through init_cfg."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,20 +30,20 @@ def reference_vggish(sd: dict, x: torch.Tensor) -> torch.Tensor:
         if i in (0, 3, 8, 13):
             x = F.max_pool2d(x, 2)
     assert x.shape[1:] == (512, 6, 4)
-    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)    # TF order (N, H, W, C)
+    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # TF order (N, H, W, C)
     for i in (0, 2, 4):
         x = F.relu(F.linear(x, sd[f'embeddings.{i}.weight'], sd[f'embeddings.{i}.bias']))
     return x
 
 
-TINY = dict(channels=(8, 8, 16, 16), fc_dims=(32, 32))     # same structure, narrow: fast
+TINY = dict(channels=(8, 8, 16, 16), fc_dims=(32, 32))  # same structure, narrow: fast
 
 
 def test_vggish_shape_and_frozen():
     m = VGGish(**TINY)
     assert all(not p.requires_grad for p in m.parameters())
     m.train()
-    assert not m.training                       # frozen -> stays in eval mode
+    assert not m.training  # frozen -> stays in eval mode
     y = m(torch.randn(3, 1, 96, 64))
     assert y.shape == (3, 128) and not y.requires_grad and (y >= 0).all()
     with pytest.raises(ValueError, match=r'\(N, 1, 96, 64\)'):
@@ -60,20 +61,21 @@ def test_vggish_trainable_when_not_frozen():
 def test_vggish_loads_official_layout(tmp_path):
     sd = official_state_dict()
     path = tmp_path / 'vggish-10086976.pth'
-    torch.save(sd, path)                                   # plain state dict, like the official file
+    torch.save(sd, path)  # plain state dict, like the official file
     m = VGGish(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    assert set(m.state_dict()) == set(sd)                   # exactly the official key set
+    assert set(m.state_dict()) == set(sd)  # exactly the official key set
     m.init_weights()
     for k, v in m.state_dict().items():
-        assert torch.equal(v, sd[k]), k                    # every key mapped
+        assert torch.equal(v, sd[k]), k  # every key mapped
     x = torch.randn(2, 1, 96, 64)
     torch.testing.assert_close(m(x), reference_vggish(sd, x), rtol=1e-4, atol=1e-5)
 
 
 def test_vggish_bad_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match='vggish-10086976.pth.*Download it from https://github.com/harritaylor'):
-        VGGish(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'vggish-10086976.pth')),
-               **TINY).init_weights()
+        VGGish(
+            init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'vggish-10086976.pth')), **TINY
+        ).init_weights()
     sd = VGGish(**TINY).state_dict()
     sd['fc.weight'] = sd.pop('embeddings.4.weight')
     path = tmp_path / 'wrong.pth'

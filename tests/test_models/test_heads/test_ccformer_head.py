@@ -4,20 +4,23 @@ Shapes used by the tiny head: d=32, N=3 queries, B=2 clips, T=3 frames,
 64x64 input -> feats at strides 4/8/16/32 = 16/8/4/2 pixels; logits
 (B*T, K, 16, 16) per decoder stage.
 """
+
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
-from torch import nn
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from projects.ccformer.models.decode_heads import (AttentionQueryGenerator,
-                                                   CCFormerHead,
-                                                   MultiQueryTransformerDecoder,
-                                                   SDPAttention)
+from torch import nn
+
+from projects.ccformer.models.decode_heads import (
+    AttentionQueryGenerator,
+    CCFormerHead,
+    MultiQueryTransformerDecoder,
+    SDPAttention,
+)
 from projects.ccformer.models.decode_heads.layers import ITILayer, MSDeformAttn
 from projects.ccformer.models.utils import EIMOutput
 
@@ -34,29 +37,34 @@ def tiny_cfg(num_classes=1, **overrides):
         encoder=dict(
             num_layers=1,
             layer_cfg=dict(
-                self_attn_cfg=dict(embed_dims=D, num_heads=4, num_levels=3,
-                                   num_points=2, dropout=0.0,
-                                   batch_first=True),
-                ffn_cfg=dict(embed_dims=D, feedforward_channels=64,
-                             ffn_drop=0.0))),
-        query_generator=dict(num_layers=1, num_heads=4,
-                             feedforward_channels=64, proj_drop=0.0,
-                             ffn_drop=0.0),
+                self_attn_cfg=dict(
+                    embed_dims=D, num_heads=4, num_levels=3, num_points=2, dropout=0.0, batch_first=True
+                ),
+                ffn_cfg=dict(embed_dims=D, feedforward_channels=64, ffn_drop=0.0),
+            ),
+        ),
+        query_generator=dict(num_layers=1, num_heads=4, feedforward_channels=64, proj_drop=0.0, ffn_drop=0.0),
         decoder=dict(
             num_ici_layers=2,
             num_iti_layers=1,
             ici_layer_cfg=dict(
                 self_attn_cfg=dict(embed_dims=D, num_heads=4),
-                cross_attn_cfg=dict(embed_dims=D, num_heads=4, num_levels=3,
-                                    num_points=2, dropout=0.0,
-                                    batch_first=True),
-                ffn_cfg=dict(embed_dims=D, feedforward_channels=64,
-                             ffn_drop=0.0)),
-            iti_layer_cfg=dict(num_heads=4, feedforward_channels=64,
-                               proj_drop=0.0, ffn_drop=0.0)),
-        seg_head=dict(num_heads=4, feedforward_channels=64, proj_drop=0.0,
-                      ffn_drop=0.0, mlp_channels=(16, ),
-                      norm_cfg=dict(type='GN', num_groups=8)))
+                cross_attn_cfg=dict(
+                    embed_dims=D, num_heads=4, num_levels=3, num_points=2, dropout=0.0, batch_first=True
+                ),
+                ffn_cfg=dict(embed_dims=D, feedforward_channels=64, ffn_drop=0.0),
+            ),
+            iti_layer_cfg=dict(num_heads=4, feedforward_channels=64, proj_drop=0.0, ffn_drop=0.0),
+        ),
+        seg_head=dict(
+            num_heads=4,
+            feedforward_channels=64,
+            proj_drop=0.0,
+            ffn_drop=0.0,
+            mlp_channels=(16,),
+            norm_cfg=dict(type='GN', num_groups=8),
+        ),
+    )
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key].update(value)
@@ -74,14 +82,14 @@ def build(num_classes=1, **overrides):
 
 def neck_out(seed=0, frame_valid=None):
     g = torch.Generator().manual_seed(seed)
-    feats = [
-        torch.randn(B * T, D, HW // s, HW // s, generator=g)
-        for s in (4, 8, 16, 32)
-    ]
-    return EIMOutput(feats=feats, feats_orig=feats,
-                     audio=torch.randn(B, T, D, generator=g),
-                     audio_orig=torch.randn(B, T, D, generator=g),
-                     frame_valid=frame_valid)
+    feats = [torch.randn(B * T, D, HW // s, HW // s, generator=g) for s in (4, 8, 16, 32)]
+    return EIMOutput(
+        feats=feats,
+        feats_orig=feats,
+        audio=torch.randn(B, T, D, generator=g),
+        audio_orig=torch.randn(B, T, D, generator=g),
+        frame_valid=frame_valid,
+    )
 
 
 def samples(gt, gt_valid):
@@ -109,12 +117,15 @@ def test_forward_shapes_and_predict():
     assert not torch.allclose(outs[0], outs[1])
 
 
-@pytest.mark.parametrize('decoder,stages', [
-    (dict(num_ici_layers=0), 3),  # w/o ICI keeps 3 stages of ITI layers
-    (dict(num_iti_layers=0), 2),  # w/o ITI
-    (dict(combine='gate'), 2),
-    (dict(num_ici_layers=3, num_iti_layers=2), 3),
-])
+@pytest.mark.parametrize(
+    'decoder,stages',
+    [
+        (dict(num_ici_layers=0), 3),  # w/o ICI keeps 3 stages of ITI layers
+        (dict(num_iti_layers=0), 2),  # w/o ITI
+        (dict(combine='gate'), 2),
+        (dict(num_ici_layers=3, num_iti_layers=2), 3),
+    ],
+)
 def test_decoder_ablations_run(decoder, stages):
     head = build(decoder=decoder).eval()
     with torch.no_grad():
@@ -130,26 +141,23 @@ def test_decoder_ablations_run(decoder, stages):
 
 
 def test_default_encoder_follows_embed_dims():
-    head = MODELS.build(dict(type='CCFormerHead', num_classes=1,
-                             embed_dims=D, seg_head=dict(
-                                 norm_cfg=dict(type='GN', num_groups=8))))
+    head = MODELS.build(
+        dict(type='CCFormerHead', num_classes=1, embed_dims=D, seg_head=dict(norm_cfg=dict(type='GN', num_groups=8)))
+    )
     assert head.encoder.embed_dims == D
     assert len(head.encoder.layers) == 3
 
 
 def test_decoder_bad_counts():
     with pytest.raises(ValueError, match='both 0'):
-        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=0,
-                                     num_iti_layers=0)
+        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=0, num_iti_layers=0)
     with pytest.raises(ValueError, match='num_stages'):
-        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=2,
-                                     num_stages=3)
+        MultiQueryTransformerDecoder(embed_dims=D, num_ici_layers=2, num_stages=3)
 
 
-@pytest.mark.parametrize('mode,context', [('attention', 'clip'),
-                                          ('attention', 'frame'),
-                                          ('repeat', 'clip'),
-                                          ('none', 'clip')])
+@pytest.mark.parametrize(
+    'mode,context', [('attention', 'clip'), ('attention', 'frame'), ('repeat', 'clip'), ('none', 'clip')]
+)
 def test_query_generator_modes(mode, context):
     head = build(query_generator=dict(mode=mode, audio_context=context))
     head.eval()
@@ -180,14 +188,13 @@ def test_semantic_head_and_padded_frames():
         out_a, out_b = head.predict(a), head.predict(b)
     assert out_a.shape == (B * T, 71, 16, 16)
     keep = [i for i in range(B * T) if i != pad]
-    torch.testing.assert_close(out_a[keep], out_b[keep], atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(out_a[keep], out_b[keep], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out_a[pad], out_b[pad])
     # without the mask, the padded frame leaks into its clip
     a, b = a._replace(frame_valid=None), b._replace(frame_valid=None)
     with torch.no_grad():
         out_a, out_b = head.predict(a), head.predict(b)
-    assert not torch.allclose(out_a[T:T + 2], out_b[T:T + 2], atol=1e-4)
+    assert not torch.allclose(out_a[T : T + 2], out_b[T : T + 2], atol=1e-4)
 
 
 def test_dice_loss_gt_valid_and_official_formula():
@@ -201,11 +208,9 @@ def test_dice_loss_gt_valid_and_official_formula():
         losses = head.loss_by_feat(logits, samples(gt, gt_valid))
     assert set(losses) == {'d0.loss_dice', 'loss_dice'}
     # official AVSegFormer Dice on frame 1 of each clip, last stage
-    p = F.interpolate(logits[-1], size=(32, 32), mode='bilinear',
-                      align_corners=False).sigmoid()[:, 0].flatten(1)
+    p = F.interpolate(logits[-1], size=(32, 32), mode='bilinear', align_corners=False).sigmoid()[:, 0].flatten(1)
     g_ = gt.flatten(0, 1).flatten(1).float()
-    dice = 1 - 2 * (p * g_).sum(1) / ((p * p).sum(1) + 1e-3 +
-                                      (g_ * g_).sum(1) + 1e-3)
+    dice = 1 - 2 * (p * g_).sum(1) / ((p * p).sum(1) + 1e-3 + (g_ * g_).sum(1) + 1e-3)
     expected = dice[[0, T]].mean()
     torch.testing.assert_close(losses['loss_dice'], expected)
     # frames with gt_valid 0 do not affect the loss
@@ -232,13 +237,9 @@ def test_ce_loss_gt_valid_and_ignore():
     assert set(losses) == {'d0.loss_ce', 'loss_ce'}
     up = F.interpolate(logits[-1], size=(32, 32), mode='bilinear')
     flat = gt.flatten(0, 1)
-    per_frame = torch.stack([
-        F.cross_entropy(up[i:i + 1], flat[i:i + 1], ignore_index=255)
-        for i in range(B * T)
-    ])
-    w = torch.tensor([1., 1, 1, 1, 0, 0])
-    torch.testing.assert_close(losses['loss_ce'],
-                               (per_frame * w).sum() / w.sum())
+    per_frame = torch.stack([F.cross_entropy(up[i : i + 1], flat[i : i + 1], ignore_index=255) for i in range(B * T)])
+    w = torch.tensor([1.0, 1, 1, 1, 0, 0])
+    torch.testing.assert_close(losses['loss_ce'], (per_frame * w).sum() / w.sum())
     gt2 = gt.clone()
     gt2[1, 1:] = 0
     losses2 = head.loss_by_feat(logits, samples(gt2, gt_valid))
@@ -273,9 +274,9 @@ def test_gradients_reach_all_parameters():
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
-    missing = [n for n, p in head.named_parameters()
-               if p.requires_grad and (p.grad is None or
-                                       not p.grad.abs().sum() > 0)]
+    missing = [
+        n for n, p in head.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
     assert not missing, missing
 
 
@@ -296,11 +297,23 @@ def ref_mha(attn, q, k, v, kpm=None):
     parameters of an mmcv ``MultiheadAttention`` / ``SDPAttention``."""
     mha = attn.attn
     out, _ = F.multi_head_attention_forward(
-        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
-        attn.embed_dims, attn.num_heads, mha.in_proj_weight,
-        mha.in_proj_bias, None, None, False, 0.0, mha.out_proj.weight,
-        mha.out_proj.bias, training=False, key_padding_mask=kpm,
-        need_weights=False)
+        q.transpose(0, 1),
+        k.transpose(0, 1),
+        v.transpose(0, 1),
+        attn.embed_dims,
+        attn.num_heads,
+        mha.in_proj_weight,
+        mha.in_proj_bias,
+        None,
+        None,
+        False,
+        0.0,
+        mha.out_proj.weight,
+        mha.out_proj.bias,
+        training=False,
+        key_padding_mask=kpm,
+        need_weights=False,
+    )
     return out.transpose(0, 1)
 
 
@@ -309,6 +322,7 @@ def test_sdpa_attention_matches_mmcv_multihead_attention():
     gives its results: cross / self attention, key padding, per-head 3-D
     masks, and key_pos taken from query_pos when it has the key's shape."""
     from mmcv.cnn.bricks.transformer import MultiheadAttention
+
     torch.manual_seed(0)
     mha = MultiheadAttention(D, 4, batch_first=True).eval()
     attn = SDPAttention(D, 4).eval()
@@ -321,18 +335,17 @@ def test_sdpa_attention_matches_mmcv_multihead_attention():
     window = torch.rand(2, 5, 7) > 0.6
     window[..., 0] = False
     window = window.repeat_interleave(4, 0)
-    cases = [dict(key=k, value=k, query_pos=qp, key_pos=kp,
-                  key_padding_mask=kpm),
-             dict(key=k, value=k, query_pos=qp, key_pos=kp, attn_mask=window),
-             dict(query_pos=qp, key_pos=qp),
-             dict(key=q, value=q, query_pos=qp)]
+    cases = [
+        dict(key=k, value=k, query_pos=qp, key_pos=kp, key_padding_mask=kpm),
+        dict(key=k, value=k, query_pos=qp, key_pos=kp, attn_mask=window),
+        dict(query_pos=qp, key_pos=qp),
+        dict(key=q, value=q, query_pos=qp),
+    ]
     with torch.no_grad():
         for kw in cases:
-            torch.testing.assert_close(attn(q, **kw), mha(q, **kw),
-                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(attn(q, **kw), mha(q, **kw), atol=1e-5, rtol=1e-5)
         ref = q + ref_mha(mha, q + qp, k + kp, k, kpm)
-        torch.testing.assert_close(attn(q, **cases[0]), ref, atol=1e-5,
-                                   rtol=1e-5)
+        torch.testing.assert_close(attn(q, **cases[0]), ref, atol=1e-5, rtol=1e-5)
 
 
 def test_iti_layer_equals_per_clip_reference():
@@ -346,23 +359,19 @@ def test_iti_layer_equals_per_clip_reference():
     with torch.no_grad():
         out_q, out_p = layer(intra, inter, ipos, ppos, kpm)
         for b in range(B):
-            q, p, m = intra[b:b + 1], inter[b:b + 1], kpm[b:b + 1]
+            q, p, m = intra[b : b + 1], inter[b : b + 1], kpm[b : b + 1]
             a, e = layer.intra, layer.inter
             q = a.norms[0](q + ref_mha(a.self_attn, q + ipos, q + ipos, q, m))
             q = a.norms[1](a.ffn(q))
-            p = e.norms[0](p + ref_mha(e.cross_attn, p + ppos, q + ipos,
-                                       q, m))
+            p = e.norms[0](p + ref_mha(e.cross_attn, p + ppos, q + ipos, q, m))
             p = e.norms[1](p + ref_mha(e.self_attn, p + ppos, p + ppos, p))
             p = e.norms[2](e.ffn(p))
-            torch.testing.assert_close(out_q[b:b + 1], q, atol=1e-5,
-                                       rtol=1e-5)
-            torch.testing.assert_close(out_p[b:b + 1], p, atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(out_q[b : b + 1], q, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(out_p[b : b + 1], p, atol=1e-5, rtol=1e-5)
     no_ffn = ITILayer(D, 4, 64, intra_ffn=False)
     assert no_ffn.intra.ffn is None and len(no_ffn.intra.norms) == 1
     with torch.no_grad():
-        assert no_ffn.eval()(intra, inter, ipos, ppos, kpm)[0].shape == \
-            intra.shape
+        assert no_ffn.eval()(intra, inter, ipos, ppos, kpm)[0].shape == intra.shape
 
 
 def test_ici_batched_equals_per_frame():
@@ -373,32 +382,24 @@ def test_ici_batched_equals_per_frame():
         memory, _, levels = head._encode(inputs.feats[1:])
         spatial, starts = levels['spatial_shapes'], levels['level_start_index']
         query, query_pos = head.query_generator(inputs.audio)
-        ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(
-            -1, -1, 3, -1)
-        kw = dict(key_padding_mask=None, spatial_shapes=spatial,
-                  level_start_index=starts)
-        batched = dec.ici_layers[0](query, query_pos=query_pos, value=memory,
-                                    reference_points=ref, **kw)
+        ref = dec.ref_point_head(query_pos).sigmoid()[:, :, None].expand(-1, -1, 3, -1)
+        kw = dict(key_padding_mask=None, spatial_shapes=spatial, level_start_index=starts)
+        batched = dec.ici_layers[0](query, query_pos=query_pos, value=memory, reference_points=ref, **kw)
         for i in range(B * T):
             s = slice(i, i + 1)
-            one = dec.ici_layers[0](query[s], query_pos=query_pos[s],
-                                    value=memory[s], reference_points=ref[s],
-                                    **kw)
-            torch.testing.assert_close(batched[s], one, atol=1e-5,
-                                       rtol=1e-5)
+            one = dec.ici_layers[0](query[s], query_pos=query_pos[s], value=memory[s], reference_points=ref[s], **kw)
+            torch.testing.assert_close(batched[s], one, atol=1e-5, rtol=1e-5)
         # encoder: batched frames == one frame at a time
         for i in (0, B * T - 1):
-            one, _, _ = head._encode([f[i:i + 1]
-                                      for f in inputs.feats[1:]])
-            torch.testing.assert_close(memory[i:i + 1], one, atol=1e-5,
-                                       rtol=1e-5)
+            one, _, _ = head._encode([f[i : i + 1] for f in inputs.feats[1:]])
+            torch.testing.assert_close(memory[i : i + 1], one, atol=1e-5, rtol=1e-5)
 
 
 def test_generator_clip_context_equals_per_frame_loop():
     torch.manual_seed(0)
-    gen = AttentionQueryGenerator(D, N, num_layers=2, num_heads=4,
-                                  feedforward_channels=64, proj_drop=0.0,
-                                  ffn_drop=0.0).eval()
+    gen = AttentionQueryGenerator(
+        D, N, num_layers=2, num_heads=4, feedforward_channels=64, proj_drop=0.0, ffn_drop=0.0
+    ).eval()
     audio = torch.randn(B, T, D)
     valid = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
     with torch.no_grad():
@@ -410,15 +411,16 @@ def test_generator_clip_context_equals_per_frame_loop():
                 q = gen.audio_query.weight[None]
                 qp = gen.query_pos.weight[None] + t_pos[t]
                 for layer in gen.layers:
-                    q = layer.norms[0](q + ref_mha(
-                        layer.cross_attn, q + qp, audio[b:b + 1] + t_pos[None],
-                        audio[b:b + 1], kpm[b:b + 1]))
-                    q = layer.norms[1](q + ref_mha(layer.self_attn, q + qp,
-                                                   q + qp, q))
+                    q = layer.norms[0](
+                        q
+                        + ref_mha(
+                            layer.cross_attn, q + qp, audio[b : b + 1] + t_pos[None], audio[b : b + 1], kpm[b : b + 1]
+                        )
+                    )
+                    q = layer.norms[1](q + ref_mha(layer.self_attn, q + qp, q + qp, q))
                     q = layer.norms[2](layer.ffn(q))
                 q = q + gen.query_feat.weight[None]
-                torch.testing.assert_close(query[b * T + t:b * T + t + 1], q,
-                                           atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(query[b * T + t : b * T + t + 1], q, atol=1e-5, rtol=1e-5)
 
 
 def test_default_sizes_match_paper_budget():
@@ -467,8 +469,7 @@ def test_default_head_sizes_after_slimming():
     # the query generator has 3 layers of 1.58 M
     assert len(head.query_generator.layers) == 3
     # 2 attentions (4 d^2 + 4 d) + FFN d-2048-d + 3 LN
-    assert count(head.query_generator.layers[0]) == \
-        2 * (4 * d * d + 4 * d) + (2 * d * 2048 + 2048 + d) + 3 * 2 * d
+    assert count(head.query_generator.layers[0]) == 2 * (4 * d * d + 4 * d) + (2 * d * 2048 + 2048 + d) + 3 * 2 * d
 
 
 def test_fine_level_full_restores_previous_layout():
@@ -481,11 +482,14 @@ def test_fine_level_full_restores_previous_layout():
     assert out.shape == (B * T, 1, 16, 16) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize('seg_cfg', [
-    dict(fine_audio=False),
-    dict(feedforward_channels=(0, 64, 0, 32)),
-    dict(fine_dims=16, fine_num_heads=2),
-])
+@pytest.mark.parametrize(
+    'seg_cfg',
+    [
+        dict(fine_audio=False),
+        dict(feedforward_channels=(0, 64, 0, 32)),
+        dict(fine_dims=16, fine_num_heads=2),
+    ],
+)
 def test_seg_head_switches(seg_cfg):
     head = build(seg_head=seg_cfg).eval()
     seg = head.seg_head
@@ -504,6 +508,7 @@ def test_seg_head_switches(seg_cfg):
 
 def test_seg_head_bad_config():
     from projects.ccformer.models.decode_heads import CrossModalFPNHead
+
     gn = dict(type='GN', num_groups=8)
     with pytest.raises(ValueError, match='fine_level'):
         CrossModalFPNHead(D, N, fine_level='half', norm_cfg=gn)
@@ -528,8 +533,7 @@ def test_light_fine_level_equals_reference():
     inputs = neck_out(4, frame_valid=valid)
     feats, audio = inputs.feats, inputs.audio_orig
     captured = {}
-    hook = seg.output_convs[1].register_forward_hook(
-        lambda m, a, o: captured.setdefault('y8', o))
+    hook = seg.output_convs[1].register_forward_hook(lambda m, a, o: captured.setdefault('y8', o))
     with torch.no_grad():
         out = seg.forward_pixel(feats, audio, T, valid)
         hook.remove()
@@ -542,14 +546,10 @@ def test_light_fine_level_equals_reference():
         a = blk.audio_proj(audio)
         rows = []
         for b in range(B):
-            v = x[b * T:(b + 1) * T].flatten(2).transpose(1, 2).reshape(
-                1, -1, c)
-            kpm = ~valid[b:b + 1]
-            v = blk.norms[0](v + ref_mha(blk.cross_attn, v + pos,
-                                         a[b:b + 1] + a_pos, a[b:b + 1],
-                                         kpm))
-            rows.append(v.reshape(T, h * w, c).transpose(1, 2).reshape(
-                T, c, h, w))
+            v = x[b * T : (b + 1) * T].flatten(2).transpose(1, 2).reshape(1, -1, c)
+            kpm = ~valid[b : b + 1]
+            v = blk.norms[0](v + ref_mha(blk.cross_attn, v + pos, a[b : b + 1] + a_pos, a[b : b + 1], kpm))
+            rows.append(v.reshape(T, h * w, c).transpose(1, 2).reshape(T, c, h, w))
         x = torch.cat(rows)
         up = F.interpolate(y8, size=(h, w), mode='nearest')
         x = x + F.conv2d(up, seg.fine_reduce.weight, seg.fine_reduce.bias)
@@ -566,16 +566,14 @@ def test_msda_offset_normalizer_equals_computed():
         spatial, starts = levels['spatial_shapes'], levels['level_start_index']
         norm = levels['offset_normalizer']
         _, _, ref, _, _, norm2 = head._level_meta(
-            tuple((f.shape[-2], f.shape[-1]) for f in inputs.feats[1:]),
-            memory.device)
+            tuple((f.shape[-2], f.shape[-1]) for f in inputs.feats[1:]), memory.device
+        )
         assert norm is norm2  # cached
-        torch.testing.assert_close(
-            norm.flatten(), torch.tensor([8., 8, 4, 4, 2, 2]))
+        torch.testing.assert_close(norm.flatten(), torch.tensor([8.0, 8, 4, 4, 2, 2]))
         for m in head.modules():  # nonzero offsets so the normalizer matters
             if isinstance(m, MSDeformAttn):
                 nn.init.normal_(m.sampling_offsets.weight, std=0.5)
-        kw = dict(reference_points=ref, spatial_shapes=spatial,
-                  level_start_index=starts)
+        kw = dict(reference_points=ref, spatial_shapes=spatial, level_start_index=starts)
         a = layer(memory, value=memory, **kw)
         b = layer(memory, value=memory, offset_normalizer=norm, **kw)
     torch.testing.assert_close(a, b)
@@ -588,8 +586,7 @@ def test_msda_python_shapes_path_equals_tensor_path():
     from torch.utils._python_dispatch import TorchDispatchMode
 
     torch.manual_seed(0)
-    attn = MSDeformAttn(embed_dims=32, num_heads=4, num_levels=3,
-                        num_points=2, batch_first=True).eval()
+    attn = MSDeformAttn(embed_dims=32, num_heads=4, num_levels=3, num_points=2, batch_first=True).eval()
     nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
     shapes = [(8, 8), (4, 4), (2, 2)]
     spatial = torch.tensor(shapes)
@@ -599,7 +596,6 @@ def test_msda_python_shapes_path_equals_tensor_path():
     ops = []
 
     class Count(TorchDispatchMode):
-
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             ops[-1] += 1
             return func(*args, **(kwargs or {}))
@@ -608,8 +604,6 @@ def test_msda_python_shapes_path_equals_tensor_path():
     for extra in ({}, {'spatial_shapes_list': shapes}):
         ops.append(0)
         with torch.no_grad(), Count():
-            outs.append(attn(query, reference_points=ref,
-                             spatial_shapes=spatial,
-                             level_start_index=starts, **extra))
+            outs.append(attn(query, reference_points=ref, spatial_shapes=spatial, level_start_index=starts, **extra))
     assert torch.equal(outs[0], outs[1])
     assert ops[1] < ops[0]

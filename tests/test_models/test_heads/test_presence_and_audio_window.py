@@ -1,11 +1,12 @@
 """Presence head (frame gating) and the temporal audio window of the EIM and the FPN head."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from test_ccformer_head import B, T, build, neck_out, samples
 
 from projects.ccformer.models.decode_heads import CCFormerHead
 from projects.ccformer.models.utils import audio_window_mask, frame_distance_mask
-from test_ccformer_head import B, T, build, neck_out, samples
 
 
 def test_frame_distance_mask():
@@ -13,49 +14,59 @@ def test_frame_distance_mask():
     assert m.shape == (6, 3)
     expected = torch.tensor([[0, 1, 1], [0, 1, 1], [1, 0, 1], [1, 0, 1], [1, 1, 0], [1, 1, 0]], dtype=torch.bool)
     assert torch.equal(m, expected)
-    m1 = frame_distance_mask(3, 1, [1, 2], 1, torch.device('cpu'))      # two query groups
+    m1 = frame_distance_mask(3, 1, [1, 2], 1, torch.device('cpu'))  # two query groups
     assert m1.shape == (9, 3) and not m1[0, 1] and m1[0, 2] and m1[3, 2] and not m1[7, 2]
     assert frame_distance_mask(3, None, [4], 1, torch.device('cpu')) is None
-    assert frame_distance_mask(3, 2, [4], 1, torch.device('cpu')) is None   # spans the clip
-    keys = frame_distance_mask(2, 0, [1], 3, torch.device('cpu'))          # VAE: audio queries, visual keys
+    assert frame_distance_mask(3, 2, [4], 1, torch.device('cpu')) is None  # spans the clip
+    keys = frame_distance_mask(2, 0, [1], 3, torch.device('cpu'))  # VAE: audio queries, visual keys
     assert torch.equal(keys, torch.tensor([[0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool))
 
 
 def test_audio_window_mask_never_leaves_a_query_without_keys():
     window = frame_distance_mask(3, 0, [1], 1, torch.device('cpu'))
-    padding = torch.tensor([[False, False, True]])                           # frame 2 padded
+    padding = torch.tensor([[False, False, True]])  # frame 2 padded
     m = audio_window_mask(window, padding)
     assert m.shape == (1, 3, 3)
     assert torch.equal(m[0, 0], torch.tensor([False, True, True]))
-    assert not m[0, 2].all()                                                 # falls back to all keys
+    assert not m[0, 2].all()  # falls back to all keys
 
 
 @pytest.mark.parametrize('window', [0, 1])
 def test_eim_and_fpn_audio_window_limit_the_audio_reach(window):
     from mmseg.registry import MODELS
+
     torch.manual_seed(0)
-    eim = MODELS.build(dict(type='EIM', in_channels=[8, 8, 8, 8], embed_dims=32, num_heads=4, ffn_dims=32,
-                            audio_channels=16, audio_window=window,
-                            norm_cfg=dict(type='GN', num_groups=8))).eval()
+    eim = MODELS.build(
+        dict(
+            type='EIM',
+            in_channels=[8, 8, 8, 8],
+            embed_dims=32,
+            num_heads=4,
+            ffn_dims=32,
+            audio_channels=16,
+            audio_window=window,
+            norm_cfg=dict(type='GN', num_groups=8),
+        )
+    ).eval()
     t = 4
     feats = [torch.randn(t, 8, s, s) for s in (8, 4, 2, 1)]
     audio = torch.randn(t, 16)
     changed = audio.clone()
-    changed[0] += 3.0                                                         # change frame 0's sound
+    changed[0] += 3.0  # change frame 0's sound
     with torch.no_grad():
         a, b = eim(feats, audio, t), eim(feats, changed, t)
     for x, y in zip(a.feats[1:], b.feats[1:]):
         diff = (x - y).abs().amax(dim=(1, 2, 3))
-        assert (diff[window + 1:] == 0).all() and (diff[:window + 1] > 0).all()
-    diff = (a.audio - b.audio).abs().amax(dim=-1)[0]                    # VAE: audio of frame t
-    assert diff[0] > 0                                                        # reads visual tokens only
+        assert (diff[window + 1 :] == 0).all() and (diff[: window + 1] > 0).all()
+    diff = (a.audio - b.audio).abs().amax(dim=-1)[0]  # VAE: audio of frame t
+    assert diff[0] > 0  # reads visual tokens only
 
 
 def test_fpn_audio_window_zero_uses_own_frame_audio_only():
     head = build(seg_head=dict(audio_window=0)).eval()
     x = neck_out(0)
     y = neck_out(0)
-    y.audio_orig[0, 1] += 4.0                                              # clip 0, frame 1
+    y.audio_orig[0, 1] += 4.0  # clip 0, frame 1
     with torch.no_grad():
         fa = head.seg_head.forward_pixel([x.feats[0]] + x.feats[1:], x.audio_orig, T)
         fb = head.seg_head.forward_pixel([y.feats[0]] + y.feats[1:], y.audio_orig, T)
@@ -64,7 +75,7 @@ def test_fpn_audio_window_zero_uses_own_frame_audio_only():
 
 
 def test_presence_gate_binary_and_semantic():
-    logits = torch.tensor([[[[2.0, -1.0]]], [[[2.0, -1.0]]]])               # (2, 1, 1, 2)
+    logits = torch.tensor([[[[2.0, -1.0]]], [[[2.0, -1.0]]]])  # (2, 1, 1, 2)
     presence = torch.tensor([1.0, -0.5]).view(2, 1, 1, 1)
     gated = CCFormerHead.gate(logits, presence)
     assert torch.equal(gated > 0, torch.tensor([[[[True, False]]], [[[False, False]]]]))
@@ -79,7 +90,7 @@ def test_presence_head_loss_and_gated_predict(num_classes):
     head = build(num_classes, presence_head=dict(loss_weight=0.5)).eval()
     inputs = neck_out()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
-    gt[0, 0, 4:12, 4:12] = 1                                                  # only clip 0 frame 0 sounds
+    gt[0, 0, 4:12, 4:12] = 1  # only clip 0 frame 0 sounds
     gt_valid = [[1, 1, 0], [1, 1, 1]]
     with torch.no_grad():
         stages = head(inputs)
@@ -101,15 +112,15 @@ def test_presence_head_loss_and_gated_predict(num_classes):
 def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
     head = build(presence_head=dict(loss_weight=1.0, balanced=balanced)).eval()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
-    gt[:, 0, 4:12, 4:12] = 1                                                  # labelled frames 0 sound
+    gt[:, 0, 4:12, 4:12] = 1  # labelled frames 0 sound
     data = samples(gt, [[1, 0, 0], [1, 0, 0]])
-    data[0].set_metainfo(dict(sounding=[-1, 0, 1]))                        # clip 0: frame 1 silent, 2 sounds
+    data[0].set_metainfo(dict(sounding=[-1, 0, 1]))  # clip 0: frame 1 silent, 2 sounds
     with torch.no_grad():
         stages = head(neck_out())
         losses = head.loss_by_feat(stages, data)
     p = stages[-1][:, 1, 0, 0]
     target = torch.tensor([1.0, 0, 1, 1, 0, 0])
-    w = torch.tensor([1.0, 1, 1, 1, 0, 0])                                    # clip 1 gives no sounding
+    w = torch.tensor([1.0, 1, 1, 1, 0, 0])  # clip 1 gives no sounding
     value = F.binary_cross_entropy_with_logits(p, target, reduction='none') * w
     if balanced:
         expected = 0.5 * ((value * target).sum() / 3 + (value * (1 - target)).sum() / 1)
@@ -137,6 +148,7 @@ def test_presence_head_bad_config():
 
 def test_audio_visual_presence_is_the_best_scaled_cosine_match():
     from projects.ccformer.models.decode_heads import AudioVisualPresence
+
     torch.manual_seed(0)
     m = AudioVisualPresence(embed_dims=8, proj_dims=4, in_index=1, init_scale=5.0)
     with torch.no_grad():
@@ -145,7 +157,7 @@ def test_audio_visual_presence_is_the_best_scaled_cosine_match():
     feats = [torch.randn(6, 8, s, s) for s in (8, 4, 2, 1)]
     out = m(audio, feats)
     a = F.normalize(m.audio_proj(audio.flatten(0, 1)), dim=-1)
-    v = F.normalize(m.visual_proj(feats[1]), dim=1).flatten(2)               # (6, 4, 16)
+    v = F.normalize(m.visual_proj(feats[1]), dim=1).flatten(2)  # (6, 4, 16)
     expected = torch.stack([(a[i] @ v[i]).max() for i in range(6)]) * 5.0 - 1.0
     torch.testing.assert_close(out, expected)
     # a visual location equal (after projection) to the sound gives the highest possible score

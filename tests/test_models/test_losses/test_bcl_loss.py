@@ -1,13 +1,14 @@
 """BCL: frame-level InfoNCE checked against a hand computation on 2 clips x 2 frames."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mmseg.registry import MODELS
-from projects.ccformer.models.utils import EIMOutput
+
 from projects.ccformer.models.losses import bimodal_info_nce
+from projects.ccformer.models.utils import EIMOutput
 
 TAU = 0.5
 
@@ -28,7 +29,7 @@ def test_exclude_same_clip_by_hand():
     q, k = embeddings()
     other = {0: [2, 3], 1: [2, 3], 2: [0, 1], 3: [0, 1]}
     losses = []
-    for i in range(4):        # positive = same frame; denominator = positive + the other clip's frames
+    for i in range(4):  # positive = same frame; denominator = positive + the other clip's frames
         den = math.exp(s(q, k, i, i)) + sum(math.exp(s(q, k, i, j)) for j in other[i])
         losses.append(-math.log(math.exp(s(q, k, i, i)) / den))
     expected = sum(losses) / 4
@@ -40,7 +41,7 @@ def test_same_clip_as_positives_by_hand():
     q, k = embeddings()
     clip = {0: [0, 1], 1: [0, 1], 2: [2, 3], 3: [2, 3]}
     losses = []
-    for i in range(4):        # SupCon: mean over the two same-clip positives, all 4 frames in the denominator
+    for i in range(4):  # SupCon: mean over the two same-clip positives, all 4 frames in the denominator
         den = sum(math.exp(s(q, k, i, j)) for j in range(4))
         losses.append(-sum(math.log(math.exp(s(q, k, i, p)) / den) for p in clip[i]) / 2)
     got = bimodal_info_nce(q, k, TAU, same_clip='positive')
@@ -49,9 +50,9 @@ def test_same_clip_as_positives_by_hand():
 
 def test_padded_frames_excluded_by_hand():
     q, k = embeddings()
-    valid = torch.tensor([[1, 1], [1, 0]], dtype=torch.bool)      # frame 3 (clip 1, frame 1) is padding
+    valid = torch.tensor([[1, 1], [1, 0]], dtype=torch.bool)  # frame 3 (clip 1, frame 1) is padding
     q_pad, k_pad = q.clone(), k.clone()
-    q_pad[1, 1] = 1e3                                              # garbage must not leak
+    q_pad[1, 1] = 1e3  # garbage must not leak
     k_pad[1, 1] = -1e3
     other = {0: [2], 1: [2], 2: [0, 1]}
     losses = []
@@ -76,9 +77,13 @@ def test_symmetric_and_errors():
 def neck_out(b=2, t=3, d=32, valid=None, requires_grad=False):
     g = torch.Generator().manual_seed(0)
     feats = [torch.randn(b * t, d, 4, 4, generator=g, requires_grad=requires_grad) for _ in range(2)]
-    return EIMOutput(audio=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
-                     audio_orig=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
-                     feats=feats, feats_orig=[f * 2 for f in feats], frame_valid=valid)
+    return EIMOutput(
+        audio=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
+        audio_orig=torch.randn(b, t, d, generator=g, requires_grad=requires_grad),
+        feats=feats,
+        feats_orig=[f * 2 for f in feats],
+        frame_valid=valid,
+    )
 
 
 @pytest.mark.parametrize('pairing', ['enhanced_audio', 'original_visual', 'enhanced_visual'])
@@ -91,12 +96,15 @@ def test_module_pairings_weight_and_padding(pairing):
     assert val.ndim == 0 and torch.isfinite(val)
     val.backward()
     assert torch.isfinite(out.audio_orig.grad).all()
-    assert torch.count_nonzero(out.audio_orig.grad[1, 1:]) == 0         # padded frames get no gradient
+    assert torch.count_nonzero(out.audio_orig.grad[1, 1:]) == 0  # padded frames get no gradient
     # the module = 0.1 * InfoNCE of the chosen modality
     o = neck_out(valid=valid)
     qf = loss.query_features(o)
-    ref = {'enhanced_audio': o.audio, 'original_visual': o.feats_orig[-1].mean((2, 3)).view(2, 3, -1),
-           'enhanced_visual': o.feats[-1].mean((2, 3)).view(2, 3, -1)}[pairing]
+    ref = {
+        'enhanced_audio': o.audio,
+        'original_visual': o.feats_orig[-1].mean((2, 3)).view(2, 3, -1),
+        'enhanced_visual': o.feats[-1].mean((2, 3)).view(2, 3, -1),
+    }[pairing]
     torch.testing.assert_close(qf, ref)
     qn = F.normalize(loss.query_head(qf), dim=-1)
     kn = F.normalize(loss.key_head(o.audio_orig), dim=-1)
@@ -106,4 +114,4 @@ def test_module_pairings_weight_and_padding(pairing):
 def test_default_head_size():
     loss = MODELS.build(dict(type='BiModalContrastiveLoss'))
     n = sum(p.numel() for p in loss.parameters())
-    assert n == 2 * (256 * 512 + 512 + 512 * 128 + 128)      # 0.39 M, the paper's w/o-BCL delta (0.4 M)
+    assert n == 2 * (256 * 512 + 512 + 512 * 128 + 128)  # 0.39 M, the paper's w/o-BCL delta (0.4 M)

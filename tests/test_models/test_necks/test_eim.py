@@ -1,8 +1,9 @@
 """EIM neck: shapes, switches, clip-wide attention, padded frames, batched-scale equivalence, size."""
+
 import pytest
 import torch
-
 from mmseg.registry import MODELS
+
 from projects.ccformer.models.necks import EIM
 from projects.ccformer.models.necks.eim import clip_tokens_to_maps, maps_to_clip_tokens
 
@@ -12,8 +13,16 @@ SIZES = ((8, 8), (4, 4), (2, 2), (1, 1))
 
 
 def tiny(**kw) -> EIM:
-    cfg = dict(type='EIM', in_channels=CH, audio_channels=16, embed_dims=D, num_heads=4, ffn_dims=64,
-               norm_cfg=dict(type='GN', num_groups=8), max_frames=5)
+    cfg = dict(
+        type='EIM',
+        in_channels=CH,
+        audio_channels=16,
+        embed_dims=D,
+        num_heads=4,
+        ffn_dims=64,
+        norm_cfg=dict(type='GN', num_groups=8),
+        max_frames=5,
+    )
     cfg.update(kw)
     return MODELS.build(cfg).eval()
 
@@ -28,7 +37,7 @@ def test_token_reshapes_roundtrip():
     x = torch.randn(B * T, D, 4, 5)
     tok = maps_to_clip_tokens(x, T)
     assert tok.shape == (B, T * 20, D)
-    torch.testing.assert_close(tok[1, 20 * 2 + 7], x[1 * T + 2, :, 1, 2])   # clip 1, frame 2, pixel (1, 2)
+    torch.testing.assert_close(tok[1, 20 * 2 + 7], x[1 * T + 2, :, 1, 2])  # clip 1, frame 2, pixel (1, 2)
     torch.testing.assert_close(clip_tokens_to_maps(tok, T, (4, 5)), x)
 
 
@@ -39,7 +48,7 @@ def test_eim_shapes():
     assert [tuple(f.shape) for f in out.feats_orig] == [(B * T, D, *hw) for hw in SIZES]
     assert out.audio.shape == (B, T, D) and out.audio_orig.shape == (B, T, D)
     assert out.frame_valid is None
-    assert torch.equal(out.feats[0], out.feats_orig[0])           # default: AVE on strides 8/16/32
+    assert torch.equal(out.feats[0], out.feats_orig[0])  # default: AVE on strides 8/16/32
     for f, fo in zip(out.feats[1:], out.feats_orig[1:]):
         assert not torch.allclose(f, fo)
     assert not torch.allclose(out.audio, out.audio_orig)
@@ -51,18 +60,21 @@ def test_eim_switches():
     feats, audio = inputs()
     torch.manual_seed(0)
     full = tiny()
-    for kw, same_v, same_a in [(dict(use_eim=False), True, True), (dict(use_ave=False), True, False),
-                               (dict(use_vae=False), False, True)]:
+    for kw, same_v, same_a in [
+        (dict(use_eim=False), True, True),
+        (dict(use_ave=False), True, False),
+        (dict(use_vae=False), False, True),
+    ]:
         m = tiny(**kw)
-        m.load_state_dict(full.state_dict(), strict=False)   # same projections / layers where present
+        m.load_state_dict(full.state_dict(), strict=False)  # same projections / layers where present
         out = m(feats, audio, T)
-        assert torch.equal(out.feats[0], out.feats_orig[0])       # stride 4 is not in the default ave_scales
+        assert torch.equal(out.feats[0], out.feats_orig[0])  # stride 4 is not in the default ave_scales
         for f, fo in zip(out.feats[1:], out.feats_orig[1:]):
             assert torch.equal(f, fo) == same_v, kw
         assert torch.equal(out.audio, out.audio_orig) == same_a, kw
     # w/o EIM keeps only the projections
     n_proj = sum(p.numel() for p in tiny(use_eim=False).parameters())
-    assert n_proj == sum(c * D + 2 * D for c in CH) + 16 * D + D     # conv (no bias, GN) + GN affine + Linear
+    assert n_proj == sum(c * D + 2 * D for c in CH) + 16 * D + D  # conv (no bias, GN) + GN affine + Linear
     # AVE only on selected scales
     out = tiny(ave_scales=(2, 3))(feats, audio, T)
     assert torch.equal(out.feats[0], out.feats_orig[0])
@@ -74,7 +86,7 @@ def test_eim_attention_is_clip_wide():
     m = tiny()
     out = m(feats, audio, T)
     audio2 = audio.clone()
-    audio2[2] += 1.0                      # clip 0, frame 2
+    audio2[2] += 1.0  # clip 0, frame 2
     out2 = m(feats, audio2, T)
     # the enhanced visual tokens of frame 0 in clip 0 see frame 2's audio; clip 1 does not
     assert not torch.allclose(out.feats[1][0], out2.feats[1][0])
@@ -88,7 +100,7 @@ def test_eim_padded_frames_are_ignored():
     out = m(feats, audio, T, valid)
     feats2 = [f.clone() for f in feats]
     for f in feats2:
-        f[2] = torch.randn_like(f[2]) * 5          # garbage in the padded frame (clip 0, frame 2)
+        f[2] = torch.randn_like(f[2]) * 5  # garbage in the padded frame (clip 0, frame 2)
     audio2 = audio.clone()
     audio2[2] = 7.0
     out2 = m(feats2, audio2, T, valid)
@@ -124,10 +136,10 @@ def test_eim_iterations_and_per_scale_weights():
 
 
 def test_eim_default_size_and_errors():
-    m = EIM()    # paper sizes: d = 256, 8 heads, FFN 2048, PVT-v2-b5 channels
+    m = EIM()  # paper sizes: d = 256, 8 heads, FFN 2048, PVT-v2-b5 channels
     layer = 4 * (256 * 256 + 256) + (256 * 2048 + 2048) + (2048 * 256 + 256) + 2 * 2 * 256
     fusion = sum(p.numel() for n, p in m.named_parameters() if not n.startswith(('visual_proj', 'audio_proj')))
-    assert fusion == 2 * layer + 10 * 256 == 2632704        # ~2.6 M, the paper's w/o-EIM delta
+    assert fusion == 2 * layer + 10 * 256 == 2632704  # ~2.6 M, the paper's w/o-EIM delta
     with pytest.raises(ValueError, match='in_channels'):
         m([torch.randn(2, 64, 8, 8)], torch.randn(2, 128), 2)
     with pytest.raises(ValueError, match='ave_scales'):

@@ -1,5 +1,6 @@
 """CCFormer segmentor: the three modes, post-processing, losses with padded frames, a few training steps, the
 pretrained-file check, and every full / short / tiny config."""
+
 import copy
 import functools
 import glob
@@ -13,7 +14,6 @@ from mmengine.config import Config, ConfigDict
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
@@ -56,10 +56,10 @@ def toy_clips(n=2, t=3, num_classes=1, seed=0):
     for i in range(n):
         for j in range(t):
             y, x = 8 + 8 * ((i + j) % 4), 8 + 10 * ((i * 2 + j) % 4)
-            frames[i, j, :, y:y + 16, x:x + 16] = 1.0
+            frames[i, j, :, y : y + 16, x : x + 16] = 1.0
             sounding = (i + j) % 2 == 0
             if sounding:
-                gts[i, j, y:y + 16, x:x + 16] = 1 if num_classes == 1 else 1 + (i + j) % (num_classes - 1)
+                gts[i, j, y : y + 16, x : x + 16] = 1 if num_classes == 1 else 1 + (i + j) % (num_classes - 1)
                 audio[i, j] += 1.0
     return frames, audio, gts
 
@@ -68,9 +68,15 @@ def samples(gts, frame_valid=None, gt_valid=None, **meta):
     out = []
     for i, gt in enumerate(gts):
         t = gt.shape[0]
-        m = dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W), num_frames=t, flip=False,
-                 frame_valid=list(frame_valid[i]) if frame_valid else [1] * t,
-                 gt_valid=list(gt_valid[i]) if gt_valid else [1] * t)
+        m = dict(
+            img_shape=(H, W),
+            ori_shape=(H, W),
+            pad_shape=(H, W),
+            num_frames=t,
+            flip=False,
+            frame_valid=list(frame_valid[i]) if frame_valid else [1] * t,
+            gt_valid=list(gt_valid[i]) if gt_valid else [1] * t,
+        )
         m.update(meta)
         out.append(SegDataSample(gt_sem_seg=PixelData(data=gt), metainfo=m))
     return out
@@ -85,7 +91,7 @@ def test_three_modes_binary(binary_model):
     model = binary_model.eval()
     frames, audio, gts = toy_clips()
     with torch.no_grad():
-        logits = model(frames, mode='tensor', audio=audio)                 # no data_samples needed
+        logits = model(frames, mode='tensor', audio=audio)  # no data_samples needed
         assert logits.shape == (2, 3, 1, H, W)
         ds = samples(gts, ori_shape=(48, 80), flip=True, flip_direction='horizontal')
         preds = model(frames, ds, mode='predict', audio=audio)
@@ -121,10 +127,10 @@ def test_binary_threshold_is_the_heads(binary_model):
                 model.decode_head.threshold = p
                 preds = model(frames, samples(gts), mode='predict', audio=audio)
                 for ds in preds:
-                    logit = math.log(p / (1 - p))   # sigmoid(x) > p, without sigmoid's rounding at p
+                    logit = math.log(p / (1 - p))  # sigmoid(x) > p, without sigmoid's rounding at p
                     assert torch.equal(ds.pred_sem_seg.data, (ds.seg_logits.data > logit).long())
                 fraction = float(torch.cat([ds.pred_sem_seg.data for ds in preds]).float().mean())
-                assert abs(fraction - float((probs > p).float().mean())) < 0.01   # moves with the threshold
+                assert abs(fraction - float((probs > p).float().mean())) < 0.01  # moves with the threshold
             model.decode_head.threshold = 1.0
             with pytest.raises(ValueError, match='threshold'):
                 model(frames, samples(gts), mode='predict', audio=audio)
@@ -153,7 +159,7 @@ def test_semantic_padded_frames():
         preds = model(frames, samples(gts, frame_valid=fv), mode='predict', audio=audio)
     assert 'seg_logits' not in preds[0]
     assert preds[0].pred_sem_seg.data.shape == (3, H, W)
-    assert int(preds[0].pred_sem_seg.data[2].abs().sum()) == 0           # padded frame -> background
+    assert int(preds[0].pred_sem_seg.data[2].abs().sum()) == 0  # padded frame -> background
     assert int(preds[0].pred_sem_seg.data.max()) < k
 
 
@@ -173,8 +179,7 @@ def test_training_steps_lower_the_loss():
     model = build()
     model.train()
     frames, audio, gts = toy_clips(n=2, t=2)
-    data = dict(inputs=[(f * 255).to(torch.uint8) for f in frames], audio=list(audio),
-                data_samples=samples(gts))
+    data = dict(inputs=[(f * 255).to(torch.uint8) for f in frames], audio=list(audio), data_samples=samples(gts))
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01))
     history = []
     for _ in range(6):
@@ -237,13 +242,29 @@ def _diff(new, old):
 
 
 ABLATIONS = sorted(glob.glob(osp.join(ROOT, 'configs/ccformer/ablations/*.py')))
-IDENTITY = ('gen-attention', 'bcl-enhanced-audio')   # the full model, listed for the tables
+IDENTITY = ('gen-attention', 'bcl-enhanced-audio')  # the full model, listed for the tables
 
 
 def test_ablation_set_is_complete():
-    tags = {osp.basename(p).split('_')[1][len('pvtv2-b5-'):] for p in ABLATIONS if 'avss' not in p}
-    assert tags >= {'wo-eim', 'wo-ave', 'wo-vae', 'wo-ici', 'wo-iti', 'wo-bcl', 'gen-none', 'gen-repeat',
-                    'ici1', 'ici2', 'ici4', 'iti1', 'iti2', 'iti4', 'bcl-original-visual', 'bcl-enhanced-visual'}
+    tags = {osp.basename(p).split('_')[1][len('pvtv2-b5-') :] for p in ABLATIONS if 'avss' not in p}
+    assert tags >= {
+        'wo-eim',
+        'wo-ave',
+        'wo-vae',
+        'wo-ici',
+        'wo-iti',
+        'wo-bcl',
+        'gen-none',
+        'gen-repeat',
+        'ici1',
+        'ici2',
+        'ici4',
+        'iti1',
+        'iti2',
+        'iti4',
+        'bcl-original-visual',
+        'bcl-enhanced-visual',
+    }
     assert all(any(t in p for p in ABLATIONS if 'ms3' in p) for t in tags)
     avss = [osp.basename(p) for p in ABLATIONS if 'avss' in p]
     assert avss == ['ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py']  # AVSS + BCL (the paper trains without)
@@ -298,9 +319,13 @@ def test_tiny_configs(task, recipe):
 
 def test_ms3_ablations_mirror_s4():
     """Every MS3 ablation applies the same model change to the MS3 full config as its S4 twin does to S4."""
-    full = {t: load_cfg(osp.join(ROOT, 'configs/ccformer', f)).model.to_dict()
-            for t, f in (('s4', 'ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py'),
-                         ('ms3', 'ccformer_pvtv2-b5_1xb2-120e_avsbench-ms3-224x224.py'))}
+    full = {
+        t: load_cfg(osp.join(ROOT, 'configs/ccformer', f)).model.to_dict()
+        for t, f in (
+            ('s4', 'ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py'),
+            ('ms3', 'ccformer_pvtv2-b5_1xb2-120e_avsbench-ms3-224x224.py'),
+        )
+    }
     ms3 = [p for p in ABLATIONS if 'avsbench-ms3' in p]
     assert len(ms3) == len([p for p in ABLATIONS if 'avsbench-s4' in p])
     for path in ms3:

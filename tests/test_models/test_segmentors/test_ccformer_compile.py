@@ -4,12 +4,12 @@ Graph breaks split a compiled forward into pieces that run eagerly in between (a
 the pieces), so this guards the compiled / CUDA-graph speed. On the CPU the deformable attention runs
 mmcv's PyTorch path (on CUDA the ``ccformer::ms_deform_attn`` custom op); both trace without breaks.
 """
+
 import copy
 import pickle
 
 import pytest
 import torch
-
 from test_ccformer import build, samples, toy_clips
 
 

@@ -3,6 +3,7 @@ with mmcv's compiled deformable-attention kernel, and matches fp32 within bf16 t
 
 Run on the GPU machine: ``python -m pytest tests/test_models/test_segmentors/test_ccformer_cuda.py -s``.
 """
+
 import os.path as osp
 import time
 
@@ -11,7 +12,6 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
@@ -34,6 +34,7 @@ def full_model(config='configs/ccformer_pvt_s4.py'):
 
 def test_full_model_bf16_train_and_predict_with_compiled_msda():
     import mmcv.ops.multi_scale_deform_attn as msda
+
     calls = {'fwd': 0, 'bwd': 0}
     fwd, bwd = msda.ext_module.ms_deform_attn_forward, msda.ext_module.ms_deform_attn_backward
 
@@ -53,9 +54,15 @@ def test_full_model_bf16_train_and_predict_with_compiled_msda():
         x = torch.randn(b, t, 3, 224, 224, device='cuda', generator=g)
         audio = torch.randn(b, t, 1, 96, 64, device='cuda', generator=g)
         gt = (torch.rand(b, t, 224, 224, device='cuda', generator=g) > 0.5).long()
-        samples = [SegDataSample(gt_sem_seg=PixelData(data=gt[i]),
-                                 metainfo=dict(img_shape=(224, 224), ori_shape=(224, 224), frame_valid=[1] * t,
-                                               gt_valid=[1, 0, 0, 0, 0])) for i in range(b)]
+        samples = [
+            SegDataSample(
+                gt_sem_seg=PixelData(data=gt[i]),
+                metainfo=dict(
+                    img_shape=(224, 224), ori_shape=(224, 224), frame_valid=[1] * t, gt_valid=[1, 0, 0, 0, 0]
+                ),
+            )
+            for i in range(b)
+        ]
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
         model.train()
         for step in range(5):
@@ -71,7 +78,7 @@ def test_full_model_bf16_train_and_predict_with_compiled_msda():
             torch.cuda.synchronize()
             print(f'step {step}: loss {float(total):.4f} ({len(losses)} terms) {time.perf_counter() - start:.3f} s')
             assert torch.isfinite(total) and grads_ok
-        assert calls['fwd'] > 0 and calls['bwd'] > 0          # the compiled kernel ran forward and backward
+        assert calls['fwd'] > 0 and calls['bwd'] > 0  # the compiled kernel ran forward and backward
         print(f'compiled MSDA calls: {calls}; peak memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB')
         model.eval()
         with torch.no_grad():

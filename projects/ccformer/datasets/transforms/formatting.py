@@ -1,4 +1,5 @@
 """Pack a loaded clip into model inputs (``docs/design.md``)."""
+
 from typing import Sequence
 
 import numpy as np
@@ -20,10 +21,27 @@ class PackAVSInputs(BaseTransform):
     ``pad_shape`` defaults to ``img_shape``, ``flip`` to False, ``scale_factor`` to (1.0, 1.0).
     """
 
-    DEFAULT_META_KEYS = ('video_id', 'category', 'frame_paths', 'img_path', 'audio_path',
-                         'ori_shape', 'frame_shape', 'img_shape', 'pad_shape', 'num_frames',
-                         'frame_valid', 'gt_valid', 'sounding', 'flip', 'flip_direction', 'scale_factor',
-                         'split', 'reduce_zero_label', 'sample_idx')
+    DEFAULT_META_KEYS = (
+        'video_id',
+        'category',
+        'frame_paths',
+        'img_path',
+        'audio_path',
+        'ori_shape',
+        'frame_shape',
+        'img_shape',
+        'pad_shape',
+        'num_frames',
+        'frame_valid',
+        'gt_valid',
+        'sounding',
+        'flip',
+        'flip_direction',
+        'scale_factor',
+        'split',
+        'reduce_zero_label',
+        'sample_idx',
+    )
 
     def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)
@@ -38,8 +56,7 @@ class PackAVSInputs(BaseTransform):
         if 'gt_masks' in results:
             masks = torch.from_numpy(np.ascontiguousarray(results['gt_masks']).astype(np.int64))
             sample.gt_sem_seg = PixelData(data=masks)
-        results.setdefault('img_path', next((p for p in results.get('frame_paths', []) if p),
-                                            None))
+        results.setdefault('img_path', next((p for p in results.get('frame_paths', []) if p), None))
         results.setdefault('pad_shape', results.get('img_shape'))
         results.setdefault('flip', False)
         results.setdefault('flip_direction', None)

@@ -1,4 +1,5 @@
 """Loading transforms for AVS clips: frames, masks and audio (``docs/design.md``)."""
+
 import os.path as osp
 from typing import Optional
 
@@ -9,7 +10,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ..audio import (LOG_OFFSET, load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, wav_to_logmel)
+from ..audio import LOG_OFFSET, load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, wav_to_logmel
 from ..palette import AVSS_NUM_CLASSES, rgb_to_index, voc_palette
 
 
@@ -30,8 +31,10 @@ def _decode(content: bytes, path: str, flag: str, backend: str, what: str) -> np
     except Exception as err:  # cv2 / PIL errors on corrupt data
         raise ValueError(f'cannot decode {what} {path}: {err}') from err
     if img is None or img.size == 0:
-        raise ValueError(f'cannot decode {what} {path}: the file is empty or not an image '
-                         f'(corrupt or truncated?). Re-extract it from the video.')
+        raise ValueError(
+            f'cannot decode {what} {path}: the file is empty or not an image '
+            f'(corrupt or truncated?). Re-extract it from the video.'
+        )
     return img
 
 
@@ -53,8 +56,9 @@ class LoadAVSFrames(BaseTransform):
         different size from the clip's first frame.
     """
 
-    def __init__(self, to_float32: bool = False, imdecode_backend: str = 'cv2',
-                 backend_args: Optional[dict] = None) -> None:
+    def __init__(
+        self, to_float32: bool = False, imdecode_backend: str = 'cv2', backend_args: Optional[dict] = None
+    ) -> None:
         self.to_float32 = to_float32
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args
@@ -66,19 +70,19 @@ class LoadAVSFrames(BaseTransform):
         for t, path in enumerate(paths):
             if path is None:
                 continue
-            img = _decode(_read_bytes(path, self.backend_args, 'frame'), path, 'color',
-                          self.imdecode_backend, 'frame')
+            img = _decode(_read_bytes(path, self.backend_args, 'frame'), path, 'color', self.imdecode_backend, 'frame')
             if shape is None:
                 shape, first = img.shape, path
             elif img.shape != shape:
-                raise ValueError(f'frame {path} has shape {img.shape[:2]} but {first} has '
-                                 f'{shape[:2]}; all frames of a clip must have one size.')
+                raise ValueError(
+                    f'frame {path} has shape {img.shape[:2]} but {first} has '
+                    f'{shape[:2]}; all frames of a clip must have one size.'
+                )
             imgs[t] = img
         if shape is None:
             raise ValueError(f'clip {results.get("video_id")} has no real frame')
         dtype = np.float32 if self.to_float32 else np.uint8
-        imgs = [np.zeros(shape, dtype) if im is None else im.astype(dtype, copy=False)
-                for im in imgs]
+        imgs = [np.zeros(shape, dtype) if im is None else im.astype(dtype, copy=False) for im in imgs]
         results['imgs'] = imgs
         results['img_path'] = next(p for p in paths if p is not None)
         results['img_shape'] = shape[:2]
@@ -86,8 +90,7 @@ class LoadAVSFrames(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(to_float32={self.to_float32}, '
-                f"imdecode_backend='{self.imdecode_backend}')")
+        return f'{self.__class__.__name__}(to_float32={self.to_float32}, imdecode_backend=\'{self.imdecode_backend}\')'
 
 
 @TRANSFORMS.register_module()
@@ -107,8 +110,13 @@ class LoadAVSMasks(BaseTransform):
     Added keys: ``gt_masks``, ``seg_fields`` (appends ``'gt_masks'``).
     """
 
-    def __init__(self, label_type: str = 'binary', num_classes: int = AVSS_NUM_CLASSES,
-                 imdecode_backend: str = 'cv2', backend_args: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        label_type: str = 'binary',
+        num_classes: int = AVSS_NUM_CLASSES,
+        imdecode_backend: str = 'cv2',
+        backend_args: Optional[dict] = None,
+    ) -> None:
         if label_type not in ('binary', 'palette'):
             raise ValueError(f"label_type must be 'binary' or 'palette', got {label_type!r}")
         self.label_type = label_type
@@ -126,10 +134,14 @@ class LoadAVSMasks(BaseTransform):
         if img.ndim == 3:
             if img.shape[2] == 4:
                 img = img[..., :3]
-            img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY) \
-                if img.shape[2] == 3 else img[..., 0]
-        half = 127 if img.dtype == np.uint8 else np.iinfo(img.dtype).max // 2 \
-            if np.issubdtype(img.dtype, np.integer) else 0.5
+            img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2GRAY) if img.shape[2] == 3 else img[..., 0]
+        half = (
+            127
+            if img.dtype == np.uint8
+            else np.iinfo(img.dtype).max // 2
+            if np.issubdtype(img.dtype, np.integer)
+            else 0.5
+        )
         return (img > half).astype(np.uint8)
 
     def transform(self, results: dict) -> dict:
@@ -140,15 +152,18 @@ class LoadAVSMasks(BaseTransform):
         else:
             real = [m for m in masks if m is not None]
             if not real:
-                raise ValueError(f'clip {results.get("video_id")}: no mask and no frames to '
-                                 f'size empty masks; put LoadAVSFrames before LoadAVSMasks')
+                raise ValueError(
+                    f'clip {results.get("video_id")}: no mask and no frames to '
+                    f'size empty masks; put LoadAVSFrames before LoadAVSMasks'
+                )
             shape = real[0].shape
         for path, m in zip(paths, masks):
             if m is not None and m.shape != shape:
-                raise ValueError(f'mask {path} has shape {m.shape} but the frames have {shape}; '
-                                 f'masks must be stored at the frame size.')
-        results['gt_masks'] = np.stack(
-            [np.zeros(shape, np.uint8) if m is None else m for m in masks])
+                raise ValueError(
+                    f'mask {path} has shape {m.shape} but the frames have {shape}; '
+                    f'masks must be stored at the frame size.'
+                )
+        results['gt_masks'] = np.stack([np.zeros(shape, np.uint8) if m is None else m for m in masks])
         fields = list(results.get('seg_fields', []))
         if 'gt_masks' not in fields:
             fields.append('gt_masks')
@@ -212,7 +227,7 @@ class LoadAVSAudio(BaseTransform):
         results['audio'] = np.ascontiguousarray(audio[:, None], dtype=np.float32)
         results['audio_valid'] = valid.tolist()
         if results.get('sounding') is not None:
-            silent = (audio <= SILENT_LOGMEL).all(-1).mean(-1) >= 0.5         # (T,): half its rows or more
+            silent = (audio <= SILENT_LOGMEL).all(-1).mean(-1) >= 0.5  # (T,): half its rows or more
             results['sounding'] = [0 if mute else int(v) for v, mute in zip(results['sounding'], silent)]
         return results
 

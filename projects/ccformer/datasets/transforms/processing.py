@@ -1,4 +1,5 @@
 """Clip-level processing: the official AVSS resize and clip-consistent augmentation."""
+
 import contextlib
 import random
 from typing import Callable, Dict, Iterator, List, Sequence, Union
@@ -61,7 +62,7 @@ class AVSSResize(BaseTransform):
         s = self.size
 
         def crop(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(a[y0:y0 + s, x0:x0 + s])
+            return np.ascontiguousarray(a[y0 : y0 + s, x0 : x0 + s])
 
         dtype = results['imgs'][0].dtype
         imgs = []
@@ -70,9 +71,9 @@ class AVSSResize(BaseTransform):
             imgs.append(crop(_pil_resize(img8, (new_w, new_h), Image.BILINEAR)).astype(dtype))
         results['imgs'] = imgs
         if 'gt_masks' in results:
-            results['gt_masks'] = np.stack([
-                crop(_pil_resize(m, (new_w, new_h), Image.NEAREST)) for m in results['gt_masks']
-            ])
+            results['gt_masks'] = np.stack(
+                [crop(_pil_resize(m, (new_w, new_h), Image.NEAREST)) for m in results['gt_masks']]
+            )
         results['frame_shape'] = results.get('ori_shape', (h, w))
         results['img_shape'] = imgs[0].shape[:2]
         results['ori_shape'] = imgs[0].shape[:2]
@@ -113,8 +114,7 @@ def seeded_rng(seed: int) -> Iterator[None]:
 
 
 def _same_rng_state(a: tuple, b: tuple) -> bool:
-    return (a[0][2] == b[0][2] and np.array_equal(a[0][1], b[0][1]) and a[1] == b[1]
-            and torch.equal(a[2], b[2]))
+    return a[0][2] == b[0][2] and np.array_equal(a[0][1], b[0][1]) and a[1] == b[1] and torch.equal(a[2], b[2])
 
 
 @TRANSFORMS.register_module()
@@ -183,12 +183,12 @@ class ClipConsistentTransform(BaseTransform):
                 outputs.append(out)
                 if t == 0:
                     after_first = _rng_state()
-                elif not (_same_rng_state(_rng_state(), after_first)
-                          or _same_rng_state(_rng_state(), start)):
+                elif not (_same_rng_state(_rng_state(), after_first) or _same_rng_state(_rng_state(), start)):
                     raise RuntimeError(
                         f'{transform} drew different random numbers for frame {t} than for '
                         f'frame 0 (data-dependent or partly cached randomness); it cannot be '
-                        f'used in ClipConsistentTransform.')
+                        f'used in ClipConsistentTransform.'
+                    )
         _set_rng_state(after_first)
         return outputs
 
@@ -200,8 +200,9 @@ class ClipConsistentTransform(BaseTransform):
                 return None
         shapes = {o['img'].shape for o in frames}
         if len(shapes) != 1:
-            raise RuntimeError(f'clip {results.get("video_id")}: frames got different shapes '
-                               f'{sorted(shapes)} from {self.transforms}.')
+            raise RuntimeError(
+                f'clip {results.get("video_id")}: frames got different shapes {sorted(shapes)} from {self.transforms}.'
+            )
         first = frames[0]
         for key, value in first.items():
             if key not in ('img', 'gt_seg_map', 'seg_fields'):

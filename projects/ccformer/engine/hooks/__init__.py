@@ -5,6 +5,11 @@ from .prediction_save_hook import AVSPredictionSaveHook
 from .visualization_hook import AVSVisualizationHook, draw_clip, overlay_mask
 
 __all__ = [
-    'AVSVisualizationHook', 'AVSPredictionSaveHook', 'draw_clip', 'overlay_mask', 'NonFiniteCheckHook',
-    'IterSeedHook', 'StrictCheckpointHook'
+    'AVSVisualizationHook',
+    'AVSPredictionSaveHook',
+    'draw_clip',
+    'overlay_mask',
+    'NonFiniteCheckHook',
+    'IterSeedHook',
+    'StrictCheckpointHook',
 ]

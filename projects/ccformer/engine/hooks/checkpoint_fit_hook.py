@@ -1,8 +1,9 @@
 """Refuse a checkpoint that does not fit the model when ``Runner.load_checkpoint`` loads it (``tools/test.py``)."""
+
 from mmengine.hooks import Hook
 from mmengine.model import BaseTTAModel, is_model_wrapper
-
 from mmseg.registry import HOOKS
+
 from ..safe_checkpoint import check_state_dict_fits, checkpoint_state_dict, init_exempt_modules
 
 
@@ -33,6 +34,11 @@ class StrictCheckpointHook(Hook):
         model = runner.model
         while is_model_wrapper(model) or isinstance(model, BaseTTAModel):  # DDP, test-time augmentation
             model = model.module
-        exempt = check_state_dict_fits(model, checkpoint_state_dict(checkpoint, self.checkpoint), self.checkpoint,
-                                       self.config, allow_partial=self.allow_partial)
+        exempt = check_state_dict_fits(
+            model,
+            checkpoint_state_dict(checkpoint, self.checkpoint),
+            self.checkpoint,
+            self.config,
+            allow_partial=self.allow_partial,
+        )
         init_exempt_modules(model, exempt)

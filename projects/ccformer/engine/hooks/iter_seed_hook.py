@@ -1,8 +1,9 @@
 """Seed torch's RNGs from (seed, iteration) before every training iteration (bit-exact resume)."""
+
 import torch
 from mmengine.hooks import Hook
-
 from mmseg.registry import HOOKS
+
 from ...datasets.samplers import derive_seed
 
 #: separates the model's seed stream from the samplers' (seed, epoch, index) streams

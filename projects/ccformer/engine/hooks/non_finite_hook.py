@@ -1,10 +1,10 @@
 """Stop training at the first non-finite loss, naming the clips of the batch; never save a non-finite model."""
+
 from typing import Any, Dict, List, Optional
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
 
 
@@ -47,8 +47,9 @@ class NonFiniteCheckHook(Hook):
 
     priority = 'ABOVE_NORMAL'
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
-                         outputs: Optional[dict] = None) -> None:
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch: Optional[dict] = None, outputs: Optional[dict] = None
+    ) -> None:
         bad = non_finite_tensors(dict(outputs or {}))
         if bad:
             values = ', '.join(f'{k}={float(outputs[k].float().mean())}' for k in bad)
@@ -56,7 +57,8 @@ class NonFiniteCheckHook(Hook):
                 f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): {values}. The batch '
                 f'held the clips {"; ".join(batch_sources(data_batch)) or "(no data samples)"}. Check these inputs '
                 f'first (non-finite or corrupt audio / frames), then the learning rate. Training stopped before '
-                f'any checkpoint of this model was written; last_checkpoint still names the last finite one.')
+                f'any checkpoint of this model was written; last_checkpoint still names the last finite one.'
+            )
 
     def _check_model(self, runner, state: Optional[Dict[str, Any]] = None) -> None:
         if state is None:
@@ -67,7 +69,8 @@ class NonFiniteCheckHook(Hook):
             raise FloatingPointError(
                 f'the model has non-finite weights after iteration {runner.iter} (e.g. {", ".join(bad[:5])}); '
                 f'it is not saved. last_checkpoint still names the last finite checkpoint: resume from it with a '
-                f'lower learning rate or check the training data.')
+                f'lower learning rate or check the training data.'
+            )
 
     def after_train_epoch(self, runner) -> None:
         self._check_model(runner)

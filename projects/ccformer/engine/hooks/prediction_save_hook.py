@@ -1,8 +1,8 @@
 """Save the per-frame predicted masks of every test clip as PNG files (``tools/test.py --out DIR``)."""
+
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
-
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 

@@ -1,4 +1,5 @@
 """Clip-aware visualization hook: one image per clip, prediction row above ground-truth row."""
+
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -8,7 +9,6 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.visualization import Visualizer
-
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
@@ -23,20 +23,22 @@ def _to_numpy(x) -> np.ndarray:
 
 def _put_text(image: np.ndarray, text: str) -> np.ndarray:
     scale = max(0.3, min(image.shape[:2]) / 400)
-    cv2.putText(image, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
-                cv2.LINE_AA)
-    cv2.putText(image, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
+    cv2.putText(image, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(
+        image, text, (3, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return image
 
 
-def draw_clip(frames: Sequence[Optional[np.ndarray]],
-              pred: Optional[np.ndarray] = None,
-              gt: Optional[np.ndarray] = None,
-              gt_valid: Optional[Sequence[int]] = None,
-              palette: Optional[Sequence[Tuple[int, int, int]]] = None,
-              alpha: float = 0.5,
-              with_text: bool = True) -> np.ndarray:
+def draw_clip(
+    frames: Sequence[Optional[np.ndarray]],
+    pred: Optional[np.ndarray] = None,
+    gt: Optional[np.ndarray] = None,
+    gt_valid: Optional[Sequence[int]] = None,
+    palette: Optional[Sequence[Tuple[int, int, int]]] = None,
+    alpha: float = 0.5,
+    with_text: bool = True,
+) -> np.ndarray:
     """Compose one clip: T frames side by side, prediction row on top, ground-truth row below.
 
     Args:
@@ -105,14 +107,16 @@ class AVSVisualizationHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self,
-                 draw: bool = False,
-                 interval: int = 1,
-                 show: bool = False,
-                 wait_time: float = 0.,
-                 draw_gt: bool = True,
-                 alpha: float = 0.5,
-                 backend_args: Optional[dict] = None):
+    def __init__(
+        self,
+        draw: bool = False,
+        interval: int = 1,
+        show: bool = False,
+        wait_time: float = 0.0,
+        draw_gt: bool = True,
+        alpha: float = 0.5,
+        backend_args: Optional[dict] = None,
+    ):
         if interval < 1:
             raise ValueError(f'AVSVisualizationHook: interval must be >= 1, got {interval}')
         self._visualizer: Visualizer = Visualizer.get_current_instance()
@@ -148,10 +152,12 @@ class AVSVisualizationHook(Hook):
         if self.draw_gt and 'gt_sem_seg' in sample:
             gt = _to_numpy(sample.gt_sem_seg.data)
             if pred is not None and gt.shape != pred.shape:
-                gt = np.stack([
-                    cv2.resize(g.astype(np.uint8), (pred.shape[2], pred.shape[1]),
-                               interpolation=cv2.INTER_NEAREST) for g in gt
-                ])
+                gt = np.stack(
+                    [
+                        cv2.resize(g.astype(np.uint8), (pred.shape[2], pred.shape[1]), interpolation=cv2.INTER_NEAREST)
+                        for g in gt
+                    ]
+                )
         if pred is not None and pred.ndim == 2:
             pred = pred[None]
         if gt is not None and gt.ndim == 2:
@@ -165,12 +171,9 @@ class AVSVisualizationHook(Hook):
         palette = resolve_palette(meta, num_labels)
         return draw_clip(frames, pred, gt, sample.metainfo.get('gt_valid'), palette, self.alpha)
 
-    def _after_iter(self,
-                    runner,
-                    batch_idx: int,
-                    data_batch: dict,
-                    outputs: Sequence[SegDataSample],
-                    mode: str = 'val') -> None:
+    def _after_iter(
+        self, runner, batch_idx: int, data_batch: dict, outputs: Sequence[SegDataSample], mode: str = 'val'
+    ) -> None:
         if not self.draw or mode == 'train':
             return
         if not self.every_n_inner_iters(batch_idx, self.interval):

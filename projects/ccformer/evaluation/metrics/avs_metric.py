@@ -2,14 +2,15 @@
 
 See ``docs/metrics.md`` for what every reported key means and why both families exist.
 """
+
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-
 from mmseg.registry import METRICS
+
 from .. import functional as F
 from ..mask_io import save_clip_masks
 
@@ -37,17 +38,21 @@ def as_clip(data: torch.Tensor, name: str, video_id: str) -> torch.Tensor:
     if data.dim() == 2:
         data = data[None]
     if data.dim() != 3:
-        raise ValueError(f'{name} of video {video_id!r} must be (T, H, W) (docs/design.md "Metrics input"), got '
-                         f'shape {tuple(data.shape)}.')
+        raise ValueError(
+            f'{name} of video {video_id!r} must be (T, H, W) (docs/design.md "Metrics input"), got '
+            f'shape {tuple(data.shape)}.'
+        )
     return data
 
 
 def check_same_frames(pred: torch.Tensor, gt: torch.Tensor, pred_name: str, video_id: str) -> None:
     """Raise ``ValueError`` naming the video when prediction and ground truth have different frame counts."""
     if pred.shape[0] != gt.shape[0]:
-        raise ValueError(f'video {video_id!r}: {pred_name} has {pred.shape[0]} frames but gt_sem_seg has '
-                         f'{gt.shape[0]}; a clip must be predicted and labelled frame by frame (check num_frames of '
-                         f'the model / dataset and that the ground truth of every frame was loaded).')
+        raise ValueError(
+            f'video {video_id!r}: {pred_name} has {pred.shape[0]} frames but gt_sem_seg has '
+            f'{gt.shape[0]}; a clip must be predicted and labelled frame by frame (check num_frames of '
+            f'the model / dataset and that the ground truth of every frame was loaded).'
+        )
 
 
 def frame_flags(sample: Any, key: str, num_frames: int, video_id: str) -> np.ndarray:
@@ -57,8 +62,10 @@ def frame_flags(sample: Any, key: str, num_frames: int, video_id: str) -> np.nda
         return np.ones(num_frames, dtype=bool)
     flags = np.asarray(torch.as_tensor(flags).cpu()).reshape(-1)
     if flags.shape[0] != num_frames:
-        raise ValueError(f'metainfo {key!r} of video {video_id!r} has {flags.shape[0]} entries for '
-                         f'{num_frames} frames; it must have one 0/1 entry per frame.')
+        raise ValueError(
+            f'metainfo {key!r} of video {video_id!r} has {flags.shape[0]} entries for '
+            f'{num_frames} frames; it must have one 0/1 entry per frame.'
+        )
     return flags.astype(bool)
 
 
@@ -71,8 +78,11 @@ def empty_frame_metrics(stats: F.BinaryStats) -> Dict[str, float]:
     See :func:`functional.empty_gt_false_positives`.
     """
     empty = F.empty_gt_false_positives(stats)
-    return dict(empty_fp_rate=100 * empty['fp_frame_rate'], empty_fp_pixel_rate=100 * empty['fp_pixel_rate'],
-                num_empty_frames=float(empty['num_empty']))
+    return dict(
+        empty_fp_rate=100 * empty['fp_frame_rate'],
+        empty_fp_pixel_rate=100 * empty['fp_pixel_rate'],
+        num_empty_frames=float(empty['num_empty']),
+    )
 
 
 def order_results(results: List[dict]) -> List[dict]:
@@ -120,14 +130,16 @@ class AVSBenchMetric(BaseMetric):
             ``IoUMetric`` in one evaluator, give one of them a ``prefix`` (both report ``mIoU``).
     """
 
-    def __init__(self,
-                 legacy_videos_per_batch: int = 4,
-                 pr_num: int = F.PR_NUM,
-                 output_dir: Optional[str] = None,
-                 keep_results: bool = True,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        legacy_videos_per_batch: int = 4,
+        pr_num: int = F.PR_NUM,
+        output_dir: Optional[str] = None,
+        keep_results: bool = True,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+        **kwargs,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         if int(legacy_videos_per_batch) < 1:
             raise ValueError(f'legacy_videos_per_batch must be >= 1, got {legacy_videos_per_batch}.')
@@ -149,16 +161,17 @@ class AVSBenchMetric(BaseMetric):
             gt = sample_pixel_data(sample, 'gt_sem_seg')
             if logits is None or gt is None:
                 missing = 'seg_logits' if logits is None else 'gt_sem_seg'
-                raise KeyError(f'AVSBenchMetric needs {missing!r} in the data sample of video {video_id!r}: the '
-                               'model must store the (T, H, W) logits as seg_logits (docs/design.md, "The model" '
-                               'step 5) and the test pipeline must load the masks.')
+                raise KeyError(
+                    f'AVSBenchMetric needs {missing!r} in the data sample of video {video_id!r}: the '
+                    'model must store the (T, H, W) logits as seg_logits (docs/design.md, "The model" '
+                    'step 5) and the test pipeline must load the masks.'
+                )
             logits = as_clip(logits, 'seg_logits', video_id)
             gt = as_clip(gt, 'gt_sem_seg', video_id)
             check_same_frames(logits, gt, 'seg_logits', video_id)
             keep = torch.from_numpy(frame_flags(sample, 'gt_valid', gt.shape[0], video_id))
             try:
-                stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)],
-                                             pr_num=self.pr_num)
+                stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)], pr_num=self.pr_num)
             except (ValueError, TypeError) as err:
                 raise type(err)(f'video {video_id!r}: {err}') from err
             self.results.append(dict(video_id=video_id, sample_idx=sample_get(sample, 'sample_idx'), stats=stats))
@@ -170,7 +183,8 @@ class AVSBenchMetric(BaseMetric):
             raise ValueError('AVSBenchMetric got no results; was the evaluator run on an empty dataset?')
         stats = F.concat_binary_stats([r['stats'] for r in results])
         video_index = np.concatenate(
-            [np.full(r['stats']['gt_fg'].shape[0], i, dtype=np.int64) for i, r in enumerate(results)])
+            [np.full(r['stats']['gt_fg'].shape[0], i, dtype=np.int64) for i, r in enumerate(results)]
+        )
         batch_ids = video_index // self.legacy_videos_per_batch
         legacy_miou, legacy_f, num_batches = F.legacy_scores(stats, batch_ids)
         scores = F.batch_independent_scores(stats)
@@ -179,11 +193,13 @@ class AVSBenchMetric(BaseMetric):
             f'AVSBenchMetric: {len(results)} videos, {scores["num_frames"]} scored frames '
             f'({int(empty["num_empty_frames"])} with empty ground truth); legacy numbers use '
             f'{self.legacy_videos_per_batch} videos per batch ({num_batches} batches).',
-            logger='current')
+            logger='current',
+        )
         return dict(
             mIoU=100 * scores['miou'],
             Fscore=100 * scores['fscore'],
             maxFscore=100 * scores['max_fscore'],
             legacy_mIoU=100 * legacy_miou,
             legacy_Fscore=100 * legacy_f,
-            **empty)
+            **empty,
+        )

@@ -1,17 +1,25 @@
 """AVSBench-semantic (AVSS) metric: the official per-class accumulated mIoU and F-score."""
+
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from mmseg.registry import METRICS
 from .. import functional as F
 from ..mask_io import save_clip_masks
-from .avs_metric import (as_clip, check_same_frames, empty_frame_metrics, frame_flags, order_results, sample_get,
-                         sample_pixel_data)
+from .avs_metric import (
+    as_clip,
+    check_same_frames,
+    empty_frame_metrics,
+    frame_flags,
+    order_results,
+    sample_get,
+    sample_pixel_data,
+)
 
 
 @METRICS.register_module()
@@ -43,14 +51,16 @@ class AVSSMetric(BaseMetric):
         collect_device, prefix: see :class:`mmengine.evaluator.BaseMetric`.
     """
 
-    def __init__(self,
-                 num_classes: int = F.AVSS_NUM_CLASSES,
-                 force_padded_background: bool = True,
-                 output_dir: Optional[str] = None,
-                 keep_results: bool = True,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int = F.AVSS_NUM_CLASSES,
+        force_padded_background: bool = True,
+        output_dir: Optional[str] = None,
+        keep_results: bool = True,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+        **kwargs,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self._num_classes = int(num_classes)
         self.force_padded_background = force_padded_background
@@ -94,11 +104,20 @@ class AVSSMetric(BaseMetric):
                 raise type(err)(f'video {video_id!r}: {err}') from err
             sums = F.accumulate_semantic(counts)
             # non-background pixels per real frame, for the empty-ground-truth false positives
-            foreground = dict(gt_fg=counts['gt_area'][valid, 1:].sum(1), pred_fg=counts['pred_area'][valid, 1:].sum(1),
-                              num_pixels=counts['pred_area'][valid].sum(1))
+            foreground = dict(
+                gt_fg=counts['gt_area'][valid, 1:].sum(1),
+                pred_fg=counts['pred_area'][valid, 1:].sum(1),
+                num_pixels=counts['pred_area'][valid].sum(1),
+            )
             self.results.append(
-                dict(video_id=video_id, sample_idx=sample_get(sample, 'sample_idx'), num_frames=pred.shape[0],
-                     foreground=foreground, **sums))
+                dict(
+                    video_id=video_id,
+                    sample_idx=sample_get(sample, 'sample_idx'),
+                    num_frames=pred.shape[0],
+                    foreground=foreground,
+                    **sums,
+                )
+            )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Sum the per-clip statistics over the split and average over all classes."""
@@ -114,7 +133,8 @@ class AVSSMetric(BaseMetric):
         print_log(
             f'AVSSMetric: {len(results)} videos, {num_frames} frames (padded frames included); mIoU and F are '
             f'means over all {self.num_classes} classes ({int((count > 0).sum())} seen).',
-            logger='current')
+            logger='current',
+        )
         foreground = {key: np.concatenate([r['foreground'][key] for r in results]) for key in results[0]['foreground']}
         return dict(mIoU=100 * final['miou'], Fscore=100 * final['fscore'], **empty_frame_metrics(foreground))
 

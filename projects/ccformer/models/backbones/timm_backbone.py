@@ -8,15 +8,16 @@ module's own ``checkpoint_filter_fn`` (timm's converter for the original layout)
 backbone parameter is left unloaded. timm's PVT-v2 runs its attention with
 ``torch.nn.functional.scaled_dot_product_attention``.
 """
+
 import sys
 from typing import List, Optional, Sequence
 
 import timm
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ...engine.safe_checkpoint import load_checkpoint_file
 from .vggish import check_pretrained_file
 
@@ -38,15 +39,18 @@ class TimmPyramidBackbone(BaseModule):
         ``(N, 3, H, W)`` -> list of ``(N, C_i, H / s_i, W / s_i)``; ``self.channels`` gives ``C_i``.
     """
 
-    def __init__(self, model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 init_cfg: Optional[dict] = None, **kwargs) -> None:
+    def __init__(
+        self, model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), init_cfg: Optional[dict] = None, **kwargs
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.model_name = model_name
         self.out_indices = list(out_indices)
         model = timm.create_model(model_name, pretrained=False, num_classes=0, **kwargs)
         if not hasattr(model, 'forward_intermediates'):
-            raise TypeError(f'timm model {model_name!r} has no forward_intermediates(); upgrade timm (>=1.0) '
-                            f'or use mmseg TIMMBackbone for it.')
+            raise TypeError(
+                f'timm model {model_name!r} has no forward_intermediates(); upgrade timm (>=1.0) '
+                f'or use mmseg TIMMBackbone for it.'
+            )
         model.prune_intermediate_layers(self.out_indices, prune_norm=True, prune_head=True)
         self.model = model
         info = model.feature_info
@@ -56,11 +60,12 @@ class TimmPyramidBackbone(BaseModule):
     def init_weights(self) -> None:
         cfg = self.init_cfg
         if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
-            super().init_weights()   # timm's own initialisation was done at construction
+            super().init_weights()  # timm's own initialisation was done at construction
             return
         path = cfg['checkpoint']
-        check_pretrained_file(path, f'TimmPyramidBackbone({self.model_name})',
-                              PVT_V2_URL if self.model_name == 'pvt_v2_b5' else '')
+        check_pretrained_file(
+            path, f'TimmPyramidBackbone({self.model_name})', PVT_V2_URL if self.model_name == 'pvt_v2_b5' else ''
+        )
         ckpt = load_checkpoint_file(path, map_location='cpu')  # weights-only: never runs code
         state = ckpt
         for key in ('state_dict', 'model'):
@@ -72,15 +77,20 @@ class TimmPyramidBackbone(BaseModule):
         own = self.model.state_dict()
         missing = sorted(k for k in own if k not in state)
         if missing:
-            raise KeyError(f'TimmPyramidBackbone({self.model_name}): checkpoint "{path}" leaves {len(missing)} '
-                           f'backbone tensors unloaded, e.g. {missing[:5]}; is it the right model?')
+            raise KeyError(
+                f'TimmPyramidBackbone({self.model_name}): checkpoint "{path}" leaves {len(missing)} '
+                f'backbone tensors unloaded, e.g. {missing[:5]}; is it the right model?'
+            )
         bad = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
         if bad:
             raise ValueError(f'TimmPyramidBackbone({self.model_name}): shape mismatch in "{path}" for {bad[:5]}')
         self.model.load_state_dict({k: state[k] for k in own}, strict=True)
         self._is_init = True
-        print_log(f'TimmPyramidBackbone: loaded {len(own)} tensors of {self.model_name} from {path} '
-                  f'({len(set(state) - set(own))} unused, e.g. the classifier)', logger='current')
+        print_log(
+            f'TimmPyramidBackbone: loaded {len(own)} tensors of {self.model_name} from {path} '
+            f'({len(set(state) - set(own))} unused, e.g. the classifier)',
+            logger='current',
+        )
 
     def forward(self, x: Tensor) -> List[Tensor]:
         """(N, 3, H, W) -> list of (N, C_i, H/s_i, W/s_i)."""

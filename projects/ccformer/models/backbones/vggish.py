@@ -11,6 +11,7 @@ State-dict keys are those of the official PyTorch port (``vggish-10086976.pth``)
 
 so the file loads with ``init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')``.
 """
+
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -18,9 +19,9 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ...engine.safe_checkpoint import load_checkpoint_file
 
 VGGISH_URL = 'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth'
@@ -51,7 +52,8 @@ def check_pretrained_file(path: str, what: str, url: str = '') -> None:
     raise FileNotFoundError(
         f'{what}: pretrained checkpoint "{path}" not found (cwd: {osp.abspath(".")}).{hint} put it at that '
         f'path (see README, "Pretrained weights"), or set the init_cfg checkpoint in the config '
-        f'(e.g. --cfg-options) to where it is; set init_cfg=None to train from scratch.')
+        f'(e.g. --cfg-options) to where it is; set init_cfg=None to train from scratch.'
+    )
 
 
 @MODELS.register_module()
@@ -72,15 +74,24 @@ class VGGish(BaseModule):
         input ``(N, 1, 96, 64)`` log-mel examples -> output ``(N, 128)`` embeddings (>= 0, final ReLU).
     """
 
-    def __init__(self, channels: Sequence[int] = (64, 128, 256, 512), fc_dims: Sequence[int] = (4096, 4096),
-                 frozen: bool = True, init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        fc_dims: Sequence[int] = (4096, 4096),
+        frozen: bool = True,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.frozen = frozen
         self.features = _vggish_features(channels)
         self.embeddings = nn.Sequential(
-            nn.Linear(channels[3] * 4 * 6, fc_dims[0]), nn.ReLU(inplace=True),
-            nn.Linear(fc_dims[0], fc_dims[1]), nn.ReLU(inplace=True),
-            nn.Linear(fc_dims[1], 128), nn.ReLU(inplace=True))
+            nn.Linear(channels[3] * 4 * 6, fc_dims[0]),
+            nn.ReLU(inplace=True),
+            nn.Linear(fc_dims[0], fc_dims[1]),
+            nn.ReLU(inplace=True),
+            nn.Linear(fc_dims[1], 128),
+            nn.ReLU(inplace=True),
+        )
         if frozen:
             self.requires_grad_(False)
             self.eval()
@@ -95,14 +106,16 @@ class VGGish(BaseModule):
         check_pretrained_file(path, 'VGGish', VGGISH_URL)
         ckpt = load_checkpoint_file(path, map_location='cpu')  # weights-only: never runs code
         state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        state = {k[len('module.') :] if k.startswith('module.') else k: v for k, v in state.items()}
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
-            raise KeyError(f'VGGish checkpoint "{path}" does not have the torchvggish key layout '
-                           f'(features.*, embeddings.*): missing {missing}, unexpected {unexpected}. '
-                           f'Use {VGGISH_URL}.')
+            raise KeyError(
+                f'VGGish checkpoint "{path}" does not have the torchvggish key layout '
+                f'(features.*, embeddings.*): missing {missing}, unexpected {unexpected}. '
+                f'Use {VGGISH_URL}.'
+            )
         self.load_state_dict(state, strict=True)
         self._is_init = True
         print_log(f'VGGish: loaded {len(state)} tensors from {path}', logger='current')
@@ -112,9 +125,9 @@ class VGGish(BaseModule):
         return super().train(False if self.frozen else mode)
 
     def _embed(self, x: Tensor) -> Tensor:
-        x = self.features(x)                               # (N, 512, 6, 4) (official widths)
-        x = x.permute(0, 2, 3, 1).flatten(1)               # TF (NHWC) order -> (N, 12288)
-        return self.embeddings(x)                          # (N, 128)
+        x = self.features(x)  # (N, 512, 6, 4) (official widths)
+        x = x.permute(0, 2, 3, 1).flatten(1)  # TF (NHWC) order -> (N, 12288)
+        return self.embeddings(x)  # (N, 128)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 1, 96, 64) log-mel -> (N, 128) embedding."""

@@ -1,5 +1,6 @@
 """CCFormer decode head: the Multi-query Transformer Module and the
 segmentation head (Sec. III-C, III-D, III-E of Gong et al., TMM 2025)."""
+
 import copy
 import re
 from typing import Dict, List, Optional, Sequence, Union
@@ -8,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
-from torch import Tensor, nn
-
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from torch import Tensor, nn
+
 from ..utils import EIMOutput
 from .layers import CCFormerEncoder, ConstCache
 from .presence import AudioVisualPresence  # noqa: F401 (registers it)
@@ -25,20 +26,27 @@ ConfigType = Union[dict, ConfigDict]
 DEFAULT_ENCODER = dict(
     num_layers=3,
     layer_cfg=dict(
-        self_attn_cfg=dict(embed_dims=256, num_heads=8, num_levels=3,
-                           num_points=4, dropout=0.1, batch_first=True,
-                           im2col_step=128),
-        ffn_cfg=dict(embed_dims=256, feedforward_channels=1024, ffn_drop=0.1,
-                     act_cfg=dict(type='ReLU', inplace=True))))
+        self_attn_cfg=dict(
+            embed_dims=256, num_heads=8, num_levels=3, num_points=4, dropout=0.1, batch_first=True, im2col_step=128
+        ),
+        ffn_cfg=dict(embed_dims=256, feedforward_channels=1024, ffn_drop=0.1, act_cfg=dict(type='ReLU', inplace=True)),
+    ),
+)
 
 #: Official AVSegFormer Dice: 1 - 2*sum(pg) / (sum(p^2)+1e-3 + sum(g^2)+1e-3).
-BINARY_LOSS = dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
-                   naive_dice=False, eps=1e-3, reduction='mean',
-                   loss_weight=1.0)
+BINARY_LOSS = dict(
+    type='mmdet.DiceLoss',
+    use_sigmoid=True,
+    activate=True,
+    naive_dice=False,
+    eps=1e-3,
+    reduction='mean',
+    loss_weight=1.0,
+)
 #: AVSS: per-pixel cross-entropy.
-SEMANTIC_LOSS = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-                     loss_weight=1.0, loss_name='loss_ce',
-                     avg_non_ignore=True)
+SEMANTIC_LOSS = dict(
+    type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0, loss_name='loss_ce', avg_non_ignore=True
+)
 
 
 def _with_dims(cfg: Optional[ConfigType], default: dict, **dims) -> dict:
@@ -108,28 +116,28 @@ class CCFormerHead(BaseModule):
             comes out empty. None (default, the paper): none.
     """
 
-    def __init__(self,
-                 num_classes: int,
-                 embed_dims: int = 256,
-                 num_queries: int = 5,
-                 encoder: Optional[ConfigType] = None,
-                 positional_encoding: Optional[ConfigType] = None,
-                 query_generator: Optional[ConfigType] = None,
-                 decoder: Optional[ConfigType] = None,
-                 seg_head: Optional[ConfigType] = None,
-                 loss_decode: Optional[Union[ConfigType,
-                                             Sequence[ConfigType]]] = None,
-                 deep_supervision: bool = True,
-                 ignore_index: int = 255,
-                 align_corners: bool = False,
-                 threshold: float = 0.5,
-                 presence_head: Optional[ConfigType] = None,
-                 presence_margin: float = 0.0,
-                 init_cfg: Optional[ConfigType] = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        embed_dims: int = 256,
+        num_queries: int = 5,
+        encoder: Optional[ConfigType] = None,
+        positional_encoding: Optional[ConfigType] = None,
+        query_generator: Optional[ConfigType] = None,
+        decoder: Optional[ConfigType] = None,
+        seg_head: Optional[ConfigType] = None,
+        loss_decode: Optional[Union[ConfigType, Sequence[ConfigType]]] = None,
+        deep_supervision: bool = True,
+        ignore_index: int = 255,
+        align_corners: bool = False,
+        threshold: float = 0.5,
+        presence_head: Optional[ConfigType] = None,
+        presence_margin: float = 0.0,
+        init_cfg: Optional[ConfigType] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
-            raise ValueError('CCFormerHead: num_classes must be 1 (binary) '
-                             'or the number of classes (71 for AVSS).')
+            raise ValueError('CCFormerHead: num_classes must be 1 (binary) or the number of classes (71 for AVSS).')
         self.num_classes = num_classes
         self.out_channels = num_classes
         self.embed_dims = embed_dims
@@ -138,8 +146,7 @@ class CCFormerHead(BaseModule):
         self.ignore_index = ignore_index
         self.align_corners = align_corners
         if not 0.0 < threshold < 1.0:
-            raise ValueError('CCFormerHead: threshold is a probability in '
-                             f'(0, 1), got {threshold}.')
+            raise ValueError(f'CCFormerHead: threshold is a probability in (0, 1), got {threshold}.')
         self.threshold = threshold
 
         if encoder is None:  # the default at this embed_dims
@@ -150,47 +157,54 @@ class CCFormerHead(BaseModule):
         self.encoder = CCFormerEncoder(**enc_cfg)
         self.num_levels = enc_cfg.layer_cfg.self_attn_cfg.num_levels
         if self.num_levels != 3:
-            raise ValueError('CCFormerHead: the encoder runs over strides '
-                             '8/16/32, set encoder.layer_cfg.self_attn_cfg.'
-                             f'num_levels=3 (got {self.num_levels}).')
+            raise ValueError(
+                'CCFormerHead: the encoder runs over strides '
+                '8/16/32, set encoder.layer_cfg.self_attn_cfg.'
+                f'num_levels=3 (got {self.num_levels}).'
+            )
         if self.encoder.embed_dims != embed_dims:
-            raise ValueError('CCFormerHead: encoder embed_dims '
-                             f'{self.encoder.embed_dims} != {embed_dims}.')
-        pos_cfg = _with_dims(positional_encoding,
-                             dict(num_feats=embed_dims // 2, normalize=True),
-                             type='mmdet.SinePositionalEncoding')
+            raise ValueError(f'CCFormerHead: encoder embed_dims {self.encoder.embed_dims} != {embed_dims}.')
+        pos_cfg = _with_dims(
+            positional_encoding, dict(num_feats=embed_dims // 2, normalize=True), type='mmdet.SinePositionalEncoding'
+        )
         self.pos_enc = MODELS.build(pos_cfg)
-        self.level_embed = nn.Parameter(torch.empty(self.num_levels,
-                                                    embed_dims))
+        self.level_embed = nn.Parameter(torch.empty(self.num_levels, embed_dims))
         nn.init.normal_(self.level_embed)
-        self.query_generator = MODELS.build(_with_dims(
-            query_generator, dict(), type='AttentionQueryGenerator',
-            embed_dims=embed_dims, num_queries=num_queries))
-        self.decoder = MODELS.build(_with_dims(
-            decoder, dict(), type='MultiQueryTransformerDecoder',
-            embed_dims=embed_dims, num_queries=num_queries))
-        self.seg_head = MODELS.build(_with_dims(
-            seg_head, dict(), type='CrossModalFPNHead',
-            embed_dims=embed_dims, num_queries=num_queries,
-            num_classes=num_classes))
+        self.query_generator = MODELS.build(
+            _with_dims(
+                query_generator, dict(), type='AttentionQueryGenerator', embed_dims=embed_dims, num_queries=num_queries
+            )
+        )
+        self.decoder = MODELS.build(
+            _with_dims(
+                decoder, dict(), type='MultiQueryTransformerDecoder', embed_dims=embed_dims, num_queries=num_queries
+            )
+        )
+        self.seg_head = MODELS.build(
+            _with_dims(
+                seg_head,
+                dict(),
+                type='CrossModalFPNHead',
+                embed_dims=embed_dims,
+                num_queries=num_queries,
+                num_classes=num_classes,
+            )
+        )
         if loss_decode is None:
             loss_decode = BINARY_LOSS if num_classes == 1 else SEMANTIC_LOSS
         if isinstance(loss_decode, (dict, ConfigDict)):
             loss_decode = [loss_decode]
-        self.loss_decode = ModuleList(
-            [MODELS.build(copy.deepcopy(cfg)) for cfg in loss_decode])
-        self.loss_names = [self._loss_name(cfg, m)
-                           for cfg, m in zip(loss_decode, self.loss_decode)]
+        self.loss_decode = ModuleList([MODELS.build(copy.deepcopy(cfg)) for cfg in loss_decode])
+        self.loss_names = [self._loss_name(cfg, m) for cfg, m in zip(loss_decode, self.loss_decode)]
         self.presence_margin = float(presence_margin)
         self.presence_head = None
         if presence_head is not None:
             presence_head = dict(presence_head)
-            self.presence_loss_weight = float(
-                presence_head.pop('loss_weight', 1.0))
+            self.presence_loss_weight = float(presence_head.pop('loss_weight', 1.0))
             self.presence_balanced = bool(presence_head.pop('balanced', False))
-            self.presence_head = MODELS.build(_with_dims(
-                presence_head, dict(), type='AudioVisualPresence',
-                embed_dims=embed_dims))
+            self.presence_head = MODELS.build(
+                _with_dims(presence_head, dict(), type='AudioVisualPresence', embed_dims=embed_dims)
+            )
         self._const = ConstCache()
 
     @staticmethod
@@ -213,43 +227,43 @@ class CCFormerHead(BaseModule):
         def build() -> tuple:
             spatial = torch.tensor(shapes, dtype=torch.long, device=device)
             sizes = [h * w for h, w in shapes]
-            starts = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))],
-                                  dtype=torch.long, device=device)
+            starts = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))], dtype=torch.long, device=device)
             refs, poss, ids = [], [], []
             for lvl, (h, w) in enumerate(shapes):
                 ys, xs = torch.meshgrid(
                     (torch.arange(h, device=device) + 0.5) / h,
                     (torch.arange(w, device=device) + 0.5) / w,
-                    indexing='ij')
+                    indexing='ij',
+                )
                 refs.append(torch.stack([xs.flatten(), ys.flatten()], -1))
-                pos = self.pos_enc(None, torch.empty(1, 1, h, w,
-                                                     device=device))
+                pos = self.pos_enc(None, torch.empty(1, 1, h, w, device=device))
                 poss.append(pos.flatten(2).transpose(1, 2))
-                ids.append(torch.full((h * w, ), lvl, device=device))
-            ref = torch.cat(refs)[None, :, None].expand(
-                -1, -1, len(shapes), -1).contiguous()
+                ids.append(torch.full((h * w,), lvl, device=device))
+            ref = torch.cat(refs)[None, :, None].expand(-1, -1, len(shapes), -1).contiguous()
             norm = spatial.flip(-1).float()[None, None, None, :, None, :]
-            return (spatial, starts, ref, torch.cat(poss, 1), torch.cat(ids),
-                    norm)
+            return (spatial, starts, ref, torch.cat(poss, 1), torch.cat(ids), norm)
 
         return self._const(key, build)
 
     def _check_inputs(self, x: EIMOutput) -> None:
         """The head's one input check: the neck's output type and sizes."""
         if not isinstance(x, EIMOutput):
-            raise TypeError('CCFormerHead: the neck must return an EIMOutput '
-                            f'(projects.ccformer.models.utils), got '
-                            f'{type(x).__name__}.')
+            raise TypeError(
+                'CCFormerHead: the neck must return an EIMOutput '
+                f'(projects.ccformer.models.utils), got '
+                f'{type(x).__name__}.'
+            )
         if len(x.feats) != 4:
-            raise ValueError('CCFormerHead: EIMOutput.feats must hold 4 maps '
-                             '(strides 4, 8, 16, 32), got '
-                             f'{len(x.feats)}.')
-        if x.embed_dims != self.embed_dims or \
-                x.feats[0].shape[1] != self.embed_dims:
-            raise ValueError(f'CCFormerHead: the neck outputs '
-                             f'{x.embed_dims} channels, the head has '
-                             f'embed_dims={self.embed_dims}; set the same '
-                             'embed_dims in neck and decode_head.')
+            raise ValueError(
+                f'CCFormerHead: EIMOutput.feats must hold 4 maps (strides 4, 8, 16, 32), got {len(x.feats)}.'
+            )
+        if x.embed_dims != self.embed_dims or x.feats[0].shape[1] != self.embed_dims:
+            raise ValueError(
+                f'CCFormerHead: the neck outputs '
+                f'{x.embed_dims} channels, the head has '
+                f'embed_dims={self.embed_dims}; set the same '
+                'embed_dims in neck and decode_head.'
+            )
 
     def _encode(self, feats: List[Tensor]) -> tuple:
         """Deformable encoder over strides 8/16/32.
@@ -262,16 +276,16 @@ class CCFormerHead(BaseModule):
             (h, w) as Python ints)).
         """
         shapes = tuple((f.shape[-2], f.shape[-1]) for f in feats)
-        spatial, starts, ref, pos, ids, norm = self._level_meta(
-            shapes, feats[0].device)
-        levels = dict(spatial_shapes=spatial, level_start_index=starts,
-                      offset_normalizer=norm, spatial_shapes_list=shapes)
+        spatial, starts, ref, pos, ids, norm = self._level_meta(shapes, feats[0].device)
+        levels = dict(
+            spatial_shapes=spatial, level_start_index=starts, offset_normalizer=norm, spatial_shapes_list=shapes
+        )
         tokens = torch.cat([f.flatten(2) for f in feats], 2).transpose(1, 2)
         pos = (pos + self.level_embed[ids][None]).to(tokens.dtype)
         memory = self.encoder(tokens, pos, ref, **levels)
         maps = [
-            m.transpose(1, 2).reshape(m.shape[0], -1, h, w) for m, (h, w) in
-            zip(memory.split([h * w for h, w in shapes], dim=1), shapes)
+            m.transpose(1, 2).reshape(m.shape[0], -1, h, w)
+            for m, (h, w) in zip(memory.split([h * w for h, w in shapes], dim=1), shapes)
         ]
         return memory, maps, levels
 
@@ -282,20 +296,17 @@ class CCFormerHead(BaseModule):
         num_frames = x.num_frames
         memory, maps, levels = self._encode(x.feats[1:])
         query, query_pos = self.query_generator(x.audio, x.frame_valid)
-        stages = self.decoder(query, query_pos, memory, num_frames,
-                              x.frame_valid, **levels)
+        stages = self.decoder(query, query_pos, memory, num_frames, x.frame_valid, **levels)
         if not all_stages:
             stages = stages[-1:]
-        mask_feat = self.seg_head.forward_pixel(
-            [x.feats[0]] + maps, x.audio_orig, num_frames, x.frame_valid)
+        mask_feat = self.seg_head.forward_pixel([x.feats[0]] + maps, x.audio_orig, num_frames, x.frame_valid)
         logits = self.seg_head.forward_masks(mask_feat, torch.stack(stages))
         if self.presence_head is None:
             return logits
         # the frame's presence logit as channel K of every stage
         presence = self.presence_head(x.audio_orig, x.feats_orig)
         presence = presence.to(logits.dtype)[None, :, None, None, None]
-        return torch.cat([logits, presence.expand(
-            logits.shape[0], -1, 1, *logits.shape[-2:])], 2)
+        return torch.cat([logits, presence.expand(logits.shape[0], -1, 1, *logits.shape[-2:])], 2)
 
     @staticmethod
     def gate(logits: Tensor, presence: Tensor) -> Tensor:
@@ -309,8 +320,7 @@ class CCFormerHead(BaseModule):
         """
         if logits.shape[1] == 1:
             return torch.minimum(logits, presence)
-        bg = torch.maximum(logits[:, :1],
-                           logits[:, 1:].amax(1, keepdim=True) - presence)
+        bg = torch.maximum(logits[:, :1], logits[:, 1:].amax(1, keepdim=True) - presence)
         return torch.cat([bg, logits[:, 1:]], 1)
 
     def forward(self, x: EIMOutput) -> List[Tensor]:
@@ -330,9 +340,9 @@ class CCFormerHead(BaseModule):
         """
         return list(self._run(x, True).unbind(0))
 
-    def predict(self, x: EIMOutput,
-                batch_img_metas: Optional[List[dict]] = None,
-                test_cfg: Optional[ConfigType] = None) -> Tensor:
+    def predict(
+        self, x: EIMOutput, batch_img_metas: Optional[List[dict]] = None, test_cfg: Optional[ConfigType] = None
+    ) -> Tensor:
         """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
         only); the segmentor resizes them with ``batch_img_metas``, which
         the head does not need (kept for mmseg's head signature), nor
@@ -344,8 +354,7 @@ class CCFormerHead(BaseModule):
         return self.gate(out[:, :k], out[:, k:, :1, :1] + self.presence_margin)
 
     # ---------------------------------------------------------------- loss
-    def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int,
-            device: torch.device) -> tuple:
+    def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int, device: torch.device) -> tuple:
         """GT (B*T, H, W) long and per-frame weights (B*T,) from gt_valid."""
         gts, weights = [], []
         for i, sample in enumerate(data_samples):
@@ -354,13 +363,15 @@ class CCFormerHead(BaseModule):
                 raise ValueError(
                     f'CCFormerHead.loss: data_samples[{i}].gt_sem_seg.data '
                     f'has shape {tuple(gt.shape)}, expected (T={num_frames}, '
-                    'H, W); PackAVSInputs must stack the T masks.')
+                    'H, W); PackAVSInputs must stack the T masks.'
+                )
             valid = sample.metainfo.get('gt_valid')
             if valid is None or len(valid) != num_frames:
                 raise ValueError(
                     f'CCFormerHead.loss: data_samples[{i}] metainfo gt_valid '
                     f'is {valid!r}; it must list T={num_frames} flags '
-                    '(1 = supervised frame), set by the dataset.')
+                    '(1 = supervised frame), set by the dataset.'
+                )
             gts.append(gt)
             weights.extend(float(v) for v in valid)
         w = torch.tensor(weights, dtype=torch.float32)
@@ -389,23 +400,22 @@ class CCFormerHead(BaseModule):
                     count = valid.flatten(1).sum(1).clamp(min=1)
                     value = (value * valid.flatten(1)).sum(1) / count
             else:
-                value = loss(logits, gt, reduction_override='none',
-                             ignore_index=self.ignore_index)
+                value = loss(logits, gt, reduction_override='none', ignore_index=self.ignore_index)
                 if value.dim() > 1:
                     count = valid.flatten(1).sum(1).clamp(min=1)
                     value = value.flatten(1).sum(1) / count
             out.append(value)
         return out
 
-    def loss_by_feat(self, stage_logits: List[Tensor],
-                     data_samples: Sequence[SegDataSample]
-                     ) -> Dict[str, Tensor]:
+    def loss_by_feat(self, stage_logits: List[Tensor], data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
         """Losses from precomputed stage logits (see :meth:`loss`); T is
         the number of predicted frames per data sample."""
         if not data_samples or stage_logits[0].shape[0] % len(data_samples):
-            raise ValueError(f'CCFormerHead.loss: {len(data_samples)} data '
-                             f'samples do not divide the '
-                             f'{stage_logits[0].shape[0]} predicted frames.')
+            raise ValueError(
+                f'CCFormerHead.loss: {len(data_samples)} data '
+                f'samples do not divide the '
+                f'{stage_logits[0].shape[0]} predicted frames.'
+            )
         num_frames = stage_logits[0].shape[0] // len(data_samples)
         if not self.deep_supervision:
             stage_logits = stage_logits[-1:]
@@ -413,54 +423,51 @@ class CCFormerHead(BaseModule):
         presence = None
         if self.presence_head is not None:
             presence = logits[:, :, self.num_classes, 0, 0].float()
-            logits = logits[:, :, :self.num_classes]
+            logits = logits[:, :, : self.num_classes]
         s, bt = logits.shape[:2]
         gt, weight = self._gt(data_samples, num_frames, logits.device)
         if gt.shape[0] != bt:
-            raise ValueError(f'CCFormerHead.loss: {len(data_samples)} data '
-                             f'samples x T={num_frames} != {bt} predicted '
-                             'frames.')
+            raise ValueError(
+                f'CCFormerHead.loss: {len(data_samples)} data samples x T={num_frames} != {bt} predicted frames.'
+            )
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = F.interpolate(
-                logits.flatten(0, 1).float(), size=gt.shape[-2:],
-                mode='bilinear', align_corners=self.align_corners)
+                logits.flatten(0, 1).float(), size=gt.shape[-2:], mode='bilinear', align_corners=self.align_corners
+            )
             gt_s = gt[None].expand(s, -1, -1, -1).flatten(0, 1)
             denom = weight.sum().clamp(min=1.0)
             losses = {}
-            for name, value in zip(self.loss_names,
-                                   self._frame_losses(logits, gt_s)):
+            for name, value in zip(self.loss_names, self._frame_losses(logits, gt_s)):
                 per_stage = (value.view(s, bt) * weight).sum(1) / denom
                 for i in range(s):
                     key = name if i == s - 1 else f'd{i}.{name}'
                     losses[key] = per_stage[i]
             if presence is not None:
-                target, p_weight = self._presence_target(
-                    gt, weight, data_samples, num_frames)
-                value = F.binary_cross_entropy_with_logits(
-                    presence[-1], target, reduction='none') * p_weight
+                target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
+                value = F.binary_cross_entropy_with_logits(presence[-1], target, reduction='none') * p_weight
                 if self.presence_balanced:
                     # positives and negatives weigh half each
                     pos = target * p_weight
                     neg = (1 - target) * p_weight
                     value = 0.5 * (
-                        (value * target).sum() / pos.sum().clamp(min=1.0) +
-                        (value * (1 - target)).sum() / neg.sum().clamp(min=1.0))
+                        (value * target).sum() / pos.sum().clamp(min=1.0)
+                        + (value * (1 - target)).sum() / neg.sum().clamp(min=1.0)
+                    )
                 else:
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
         return losses
 
-    def _presence_target(self, gt: Tensor, weight: Tensor,
-                         data_samples: Sequence[SegDataSample],
-                         num_frames: int) -> tuple:
+    def _presence_target(
+        self, gt: Tensor, weight: Tensor, data_samples: Sequence[SegDataSample], num_frames: int
+    ) -> tuple:
         """Presence targets and weights, both (B*T,) float.
 
         Labelled frames (``weight`` > 0): 1 where the GT has foreground.
         Other frames: metainfo ``sounding`` (1 / 0) where a sample gives it,
         else weight 0.
         """
-        target = ((gt == 1) if self.num_classes == 1 else
-                  (gt > 0) & (gt != self.ignore_index)).flatten(1).any(1)
+        target = ((gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)).flatten(1).any(1)
         target = target.float()
         known = [-1] * (len(data_samples) * num_frames)
         for i, sample in enumerate(data_samples):
@@ -471,17 +478,19 @@ class CCFormerHead(BaseModule):
                 raise ValueError(
                     f'CCFormerHead.loss: data_samples[{i}] metainfo sounding '
                     f'is {sounding!r}; it must list T={num_frames} flags '
-                    '(1 sounding, 0 silent, -1 unknown).')
+                    '(1 sounding, 0 silent, -1 unknown).'
+                )
             start = i * num_frames
-            known[start:start + num_frames] = [int(v) for v in sounding]
+            known[start : start + num_frames] = [int(v) for v in sounding]
         known = torch.tensor(known, dtype=torch.float32).to(gt.device)
         from_meta = (weight <= 0) & (known >= 0)
         target = torch.where(from_meta, known, target)
         p_weight = torch.where(from_meta, torch.ones_like(weight), weight)
         return target, p_weight
 
-    def loss(self, x: EIMOutput, data_samples: Sequence[SegDataSample],
-             train_cfg: Optional[ConfigType] = None) -> Dict[str, Tensor]:
+    def loss(
+        self, x: EIMOutput, data_samples: Sequence[SegDataSample], train_cfg: Optional[ConfigType] = None
+    ) -> Dict[str, Tensor]:
         """Deep-supervised segmentation losses.
 
         Args:

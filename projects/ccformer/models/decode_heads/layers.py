@@ -16,6 +16,7 @@
   a :class:`SelfAttentionLayer` and a :class:`CrossSelfAttentionLayer`.
 * :class:`ConstCache`, :func:`sine_embed_1d`, :func:`padding_mask`: helpers.
 """
+
 import math
 from typing import Callable, Dict, Hashable, Optional, Tuple
 
@@ -24,16 +25,21 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN
 from mmcv.ops import MultiScaleDeformableAttention
 from mmcv.ops.multi_scale_deform_attn import (
-    MultiScaleDeformableAttnFunction, ext_module,
-    multi_scale_deformable_attn_pytorch)
+    MultiScaleDeformableAttnFunction,
+    ext_module,
+    multi_scale_deformable_attn_pytorch,
+)
 from mmdet.models.layers.transformer import (
-    DeformableDetrTransformerDecoderLayer, DeformableDetrTransformerEncoder,
-    DeformableDetrTransformerEncoderLayer, DetrTransformerEncoderLayer,
-    Mask2FormerTransformerDecoderLayer)
+    DeformableDetrTransformerDecoderLayer,
+    DeformableDetrTransformerEncoder,
+    DeformableDetrTransformerEncoderLayer,
+    DetrTransformerEncoderLayer,
+    Mask2FormerTransformerDecoderLayer,
+)
 from mmengine.model import BaseModule, ModuleList
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..utils.attention import attn_cfg, build_attention, ffn_cfg
 
 # dtypes the compiled mmcv 2.1.0 ``ms_deform_attn`` CUDA kernel dispatches on
@@ -42,73 +48,81 @@ from ..utils.attention import attn_cfg, build_attention, ffn_cfg
 MSDA_KERNEL_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
-def _msda_kernel_forward(value: Tensor, spatial_shapes: Tensor,
-                         level_start_index: Tensor, sampling_locations: Tensor,
-                         attention_weights: Tensor,
-                         im2col_step: int) -> Tensor:
+def _msda_kernel_forward(
+    value: Tensor,
+    spatial_shapes: Tensor,
+    level_start_index: Tensor,
+    sampling_locations: Tensor,
+    attention_weights: Tensor,
+    im2col_step: int,
+) -> Tensor:
     """mmcv's compiled forward: (B, Lv, h, c) ... -> (B, Lq, h * c)."""
     return ext_module.ms_deform_attn_forward(
-        value, spatial_shapes, level_start_index, sampling_locations,
-        attention_weights, im2col_step=im2col_step)
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step=im2col_step
+    )
 
 
-def _msda_kernel_backward(value: Tensor, spatial_shapes: Tensor,
-                          level_start_index: Tensor,
-                          sampling_locations: Tensor,
-                          attention_weights: Tensor, grad_output: Tensor,
-                          im2col_step: int) -> Tuple[Tensor, Tensor, Tensor]:
+def _msda_kernel_backward(
+    value: Tensor,
+    spatial_shapes: Tensor,
+    level_start_index: Tensor,
+    sampling_locations: Tensor,
+    attention_weights: Tensor,
+    grad_output: Tensor,
+    im2col_step: int,
+) -> Tuple[Tensor, Tensor, Tensor]:
     """mmcv's compiled backward -> grads of value, locations, weights."""
     grad_value = torch.zeros_like(value)
     grad_loc = torch.zeros_like(sampling_locations)
     grad_weight = torch.zeros_like(attention_weights)
     ext_module.ms_deform_attn_backward(
-        value, spatial_shapes, level_start_index, sampling_locations,
-        attention_weights, grad_output.contiguous(), grad_value, grad_loc,
-        grad_weight, im2col_step=im2col_step)
+        value,
+        spatial_shapes,
+        level_start_index,
+        sampling_locations,
+        attention_weights,
+        grad_output.contiguous(),
+        grad_value,
+        grad_loc,
+        grad_weight,
+        im2col_step=im2col_step,
+    )
     return grad_value, grad_loc, grad_weight
 
 
 if hasattr(torch.library, 'custom_op'):
     # The compiled kernel as a PyTorch custom op: torch.compile traces through
     # it (no graph break, so CUDA graphs cover the whole head).
-    ms_deform_attn_op = torch.library.custom_op(
-        'ccformer::ms_deform_attn', mutates_args=())(_msda_kernel_forward)
-    _msda_backward_op = torch.library.custom_op(
-        'ccformer::ms_deform_attn_backward',
-        mutates_args=())(_msda_kernel_backward)
+    ms_deform_attn_op = torch.library.custom_op('ccformer::ms_deform_attn', mutates_args=())(_msda_kernel_forward)
+    _msda_backward_op = torch.library.custom_op('ccformer::ms_deform_attn_backward', mutates_args=())(
+        _msda_kernel_backward
+    )
 
     @ms_deform_attn_op.register_fake
-    def _(value, spatial_shapes, level_start_index, sampling_locations,
-          attention_weights, im2col_step):
+    def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
         bs, _, heads, channels = value.shape
-        return value.new_empty(bs, sampling_locations.shape[1],
-                               heads * channels)
+        return value.new_empty(bs, sampling_locations.shape[1], heads * channels)
 
     @_msda_backward_op.register_fake
-    def _(value, spatial_shapes, level_start_index, sampling_locations,
-          attention_weights, grad_output, im2col_step):
-        return (torch.empty_like(value), torch.empty_like(sampling_locations),
-                torch.empty_like(attention_weights))
+    def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, grad_output, im2col_step):
+        return (torch.empty_like(value), torch.empty_like(sampling_locations), torch.empty_like(attention_weights))
 
     def _msda_setup_context(ctx, inputs, output) -> None:
         ctx.save_for_backward(*inputs[:5])
         ctx.im2col_step = inputs[5]
 
     def _msda_backward(ctx, grad_output):
-        grads = _msda_backward_op(*ctx.saved_tensors, grad_output,
-                                  ctx.im2col_step)
+        grads = _msda_backward_op(*ctx.saved_tensors, grad_output, ctx.im2col_step)
         return grads[0], None, None, grads[1], grads[2], None
 
-    ms_deform_attn_op.register_autograd(
-        _msda_backward, setup_context=_msda_setup_context)
+    ms_deform_attn_op.register_autograd(_msda_backward, setup_context=_msda_setup_context)
 else:  # torch < 2.4: mmcv's autograd Function
     ms_deform_attn_op = MultiScaleDeformableAttnFunction.apply
 
 
 def _is_compiling() -> bool:
     compiler = getattr(torch, 'compiler', None)
-    return bool(compiler is not None and hasattr(compiler, 'is_compiling')
-                and compiler.is_compiling())
+    return bool(compiler is not None and hasattr(compiler, 'is_compiling') and compiler.is_compiling())
 
 
 class ConstCache:
@@ -152,13 +166,12 @@ def sine_embed_1d(length: int, dims: int, device: torch.device) -> Tensor:
     idx = torch.arange(dims // 2, dtype=torch.float32, device=device)
     freq = torch.exp(-math.log(10000.0) * 2 * idx / dims)
     emb = torch.zeros(length, dims, device=device)
-    emb[:, 0:2 * (dims // 2):2] = torch.sin(pos * freq)
-    emb[:, 1:2 * (dims // 2):2] = torch.cos(pos * freq)
+    emb[:, 0 : 2 * (dims // 2) : 2] = torch.sin(pos * freq)
+    emb[:, 1 : 2 * (dims // 2) : 2] = torch.cos(pos * freq)
     return emb
 
 
-def padding_mask(frame_valid: Optional[Tensor],
-                 repeat: int = 1) -> Optional[Tensor]:
+def padding_mask(frame_valid: Optional[Tensor], repeat: int = 1) -> Optional[Tensor]:
     """Key padding mask (True = ignore) from per-frame validity.
 
     Args:
@@ -211,17 +224,19 @@ class MSDeformAttn(MultiScaleDeformableAttention):
 
     use_cuda_kernel = True
 
-    def forward(self,
-                query: Tensor,
-                key: Optional[Tensor] = None,
-                value: Optional[Tensor] = None,
-                identity: Optional[Tensor] = None,
-                query_pos: Optional[Tensor] = None,
-                key_padding_mask: Optional[Tensor] = None,
-                reference_points: Optional[Tensor] = None,
-                spatial_shapes: Optional[Tensor] = None,
-                level_start_index: Optional[Tensor] = None,
-                **kwargs) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor] = None,
+        value: Optional[Tensor] = None,
+        identity: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        key_padding_mask: Optional[Tensor] = None,
+        reference_points: Optional[Tensor] = None,
+        spatial_shapes: Optional[Tensor] = None,
+        level_start_index: Optional[Tensor] = None,
+        **kwargs,
+    ) -> Tensor:
         if not self.batch_first:
             raise ValueError('MSDeformAttn needs batch_first=True.')
         if value is None:
@@ -236,35 +251,30 @@ class MSDeformAttn(MultiScaleDeformableAttention):
         if key_padding_mask is not None:
             value = value.masked_fill(key_padding_mask[..., None], 0.0)
         value = value.view(bs, num_value, self.num_heads, -1)
-        offsets = self.sampling_offsets(query).view(
-            bs, num_query, self.num_heads, self.num_levels, self.num_points, 2)
-        weights = self.attention_weights(query).view(
-            bs, num_query, self.num_heads, self.num_levels * self.num_points)
-        weights = weights.softmax(-1).view(bs, num_query, self.num_heads,
-                                           self.num_levels, self.num_points)
+        offsets = self.sampling_offsets(query).view(bs, num_query, self.num_heads, self.num_levels, self.num_points, 2)
+        weights = self.attention_weights(query).view(bs, num_query, self.num_heads, self.num_levels * self.num_points)
+        weights = weights.softmax(-1).view(bs, num_query, self.num_heads, self.num_levels, self.num_points)
         normalizer = kwargs.get('offset_normalizer')
         if normalizer is None:
-            normalizer = spatial_shapes.flip(-1).to(
-                offsets.dtype)[None, None, None, :, None, :]
-        locations = reference_points[:, :, None, :, None, :] + \
-            offsets / normalizer
+            normalizer = spatial_shapes.flip(-1).to(offsets.dtype)[None, None, None, :, None, :]
+        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer
         if value.is_cuda and self.use_cuda_kernel:
-            dtype = value.dtype if value.dtype in MSDA_KERNEL_DTYPES \
-                else torch.float32
-            step = bs if bs <= self.im2col_step else math.gcd(
-                bs, self.im2col_step)
+            dtype = value.dtype if value.dtype in MSDA_KERNEL_DTYPES else torch.float32
+            step = bs if bs <= self.im2col_step else math.gcd(bs, self.im2col_step)
             locations = locations.expand(bs, *locations.shape[1:])
             output = ms_deform_attn_op(
-                value.to(dtype).contiguous(), spatial_shapes,
-                level_start_index, locations.to(dtype).contiguous(),
-                weights.to(dtype).contiguous(), step)
+                value.to(dtype).contiguous(),
+                spatial_shapes,
+                level_start_index,
+                locations.to(dtype).contiguous(),
+                weights.to(dtype).contiguous(),
+                step,
+            )
         else:
             shapes = kwargs.get('spatial_shapes_list')
             output = multi_scale_deformable_attn_pytorch(
-                value.float(),
-                spatial_shapes if shapes is None else shapes,
-                locations.float(),
-                weights.float())
+                value.float(), spatial_shapes if shapes is None else shapes, locations.float(), weights.float()
+            )
         output = self.output_proj(output.to(value.dtype))
         return self.dropout(output) + identity
 
@@ -276,10 +286,7 @@ class CCFormerEncoderLayer(DeformableDetrTransformerEncoderLayer):
         self.self_attn = MSDeformAttn(**self.self_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = FFN(**self.ffn_cfg)
-        self.norms = ModuleList([
-            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-            for _ in range(2)
-        ])
+        self.norms = ModuleList([build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(2)])
 
 
 class CCFormerEncoder(DeformableDetrTransformerEncoder):
@@ -290,14 +297,10 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
     """
 
     def _init_layers(self) -> None:
-        self.layers = ModuleList([
-            CCFormerEncoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
-        ])
+        self.layers = ModuleList([CCFormerEncoderLayer(**self.layer_cfg) for _ in range(self.num_layers)])
         self.embed_dims = self.layers[0].embed_dims
 
-    def forward(self, query: Tensor, query_pos: Tensor,
-                reference_points: Tensor, **levels) -> Tensor:
+    def forward(self, query: Tensor, query_pos: Tensor, reference_points: Tensor, **levels) -> Tensor:
         """query (B*T, L, d), query_pos (1, L, d), reference_points
         (1, L, levels, 2), ``**levels``: ``spatial_shapes``,
         ``level_start_index`` and optionally ``offset_normalizer`` and
@@ -305,11 +308,8 @@ class CCFormerEncoder(DeformableDetrTransformerEncoder):
         (B*T, L, d)."""
         for layer in self.layers:
             query = layer(
-                query=query,
-                query_pos=query_pos,
-                key_padding_mask=None,
-                reference_points=reference_points,
-                **levels)
+                query=query, query_pos=query_pos, key_padding_mask=None, reference_points=reference_points, **levels
+            )
         return query
 
 
@@ -329,10 +329,7 @@ class ICILayer(DeformableDetrTransformerDecoderLayer):
         self.cross_attn = MSDeformAttn(**self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = FFN(**self.ffn_cfg)
-        self.norms = ModuleList([
-            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-            for _ in range(3)
-        ])
+        self.norms = ModuleList([build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(3)])
 
 
 class SelfAttentionLayer(DetrTransformerEncoderLayer):
@@ -344,20 +341,23 @@ class SelfAttentionLayer(DetrTransformerEncoderLayer):
         self.self_attn = build_attention(self.self_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = None if self.ffn_cfg is None else FFN(**self.ffn_cfg)
-        self.norms = ModuleList([
-            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-            for _ in range(1 if self.ffn is None else 2)
-        ])
+        self.norms = ModuleList(
+            [build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(1 if self.ffn is None else 2)]
+        )
 
-    def forward(self, query: Tensor, query_pos: Tensor,
-                key_padding_mask: Optional[Tensor] = None,
-                **kwargs) -> Tensor:
+    def forward(self, query: Tensor, query_pos: Tensor, key_padding_mask: Optional[Tensor] = None, **kwargs) -> Tensor:
         if self.ffn is not None:
-            return super().forward(query, query_pos, key_padding_mask,
-                                   **kwargs)
-        return self.norms[0](self.self_attn(
-            query=query, key=query, value=query, query_pos=query_pos,
-            key_pos=query_pos, key_padding_mask=key_padding_mask))
+            return super().forward(query, query_pos, key_padding_mask, **kwargs)
+        return self.norms[0](
+            self.self_attn(
+                query=query,
+                key=query,
+                value=query,
+                query_pos=query_pos,
+                key_pos=query_pos,
+                key_padding_mask=key_padding_mask,
+            )
+        )
 
 
 class CrossSelfAttentionLayer(Mask2FormerTransformerDecoderLayer):
@@ -370,10 +370,7 @@ class CrossSelfAttentionLayer(Mask2FormerTransformerDecoderLayer):
         self.cross_attn = build_attention(self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = FFN(**self.ffn_cfg)
-        self.norms = ModuleList([
-            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-            for _ in range(3)
-        ])
+        self.norms = ModuleList([build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(3)])
 
 
 @MODELS.register_module()
@@ -413,39 +410,41 @@ class ITILayer(BaseModule):
             ``'SDPAttention'``.
     """
 
-    def __init__(self,
-                 embed_dims: int = 256,
-                 num_heads: int = 8,
-                 feedforward_channels: int = 2048,
-                 attn_drop: float = 0.0,
-                 proj_drop: float = 0.1,
-                 ffn_drop: float = 0.1,
-                 intra_ffn: bool = True,
-                 attn_type: str = 'MultiheadAttention',
-                 norm_cfg: dict = dict(type='LN'),
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        num_heads: int = 8,
+        feedforward_channels: int = 2048,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.1,
+        ffn_drop: float = 0.1,
+        intra_ffn: bool = True,
+        attn_type: str = 'MultiheadAttention',
+        norm_cfg: dict = dict(type='LN'),
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
-        attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop,
-                        type=attn_type)
+        attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop, type=attn_type)
         ffn = ffn_cfg(embed_dims, feedforward_channels, ffn_drop)
         self.embed_dims = embed_dims
-        self.intra = SelfAttentionLayer(
-            self_attn_cfg=dict(attn), ffn_cfg=ffn if intra_ffn else None,
-            norm_cfg=norm_cfg)
+        self.intra = SelfAttentionLayer(self_attn_cfg=dict(attn), ffn_cfg=ffn if intra_ffn else None, norm_cfg=norm_cfg)
         self.inter = CrossSelfAttentionLayer(
-            self_attn_cfg=dict(attn), cross_attn_cfg=dict(attn),
-            ffn_cfg=dict(ffn), norm_cfg=norm_cfg)
+            self_attn_cfg=dict(attn), cross_attn_cfg=dict(attn), ffn_cfg=dict(ffn), norm_cfg=norm_cfg
+        )
 
-    def forward(self, intra: Tensor, inter: Tensor, intra_pos: Tensor,
-                inter_pos: Tensor,
-                key_padding_mask: Optional[Tensor] = None
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        intra: Tensor,
+        inter: Tensor,
+        intra_pos: Tensor,
+        inter_pos: Tensor,
+        key_padding_mask: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor]:
         """intra (B, T*N, d), inter (B, N, d), intra_pos (B or 1, T*N, d),
         inter_pos (B or 1, N, d), key_padding_mask (B, T*N) or None ->
         updated (intra, inter) with the same shapes."""
-        intra = self.intra(intra, query_pos=intra_pos,
-                           key_padding_mask=key_padding_mask)
-        inter = self.inter(inter, key=intra, value=intra, query_pos=inter_pos,
-                           key_pos=intra_pos,
-                           key_padding_mask=key_padding_mask)
+        intra = self.intra(intra, query_pos=intra_pos, key_padding_mask=key_padding_mask)
+        inter = self.inter(
+            inter, key=intra, value=intra, query_pos=inter_pos, key_pos=intra_pos, key_padding_mask=key_padding_mask
+        )
         return intra, inter

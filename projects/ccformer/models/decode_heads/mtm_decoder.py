@@ -1,16 +1,16 @@
 """Multi-query Transformer Decoder of CCFormer (Sec. III-C, Eqs. 7-10)."""
+
 import copy
 from typing import List, Optional
 
 import torch
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
+from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from mmseg.registry import MODELS
 from ..utils.attention import attn_cfg, ffn_cfg
-from .layers import (ConstCache, ICILayer, ITILayer, padding_mask,
-                     sine_embed_1d)
+from .layers import ConstCache, ICILayer, ITILayer, padding_mask, sine_embed_1d
 
 
 @MODELS.register_module()
@@ -52,34 +52,38 @@ class MultiQueryTransformerDecoder(BaseModule):
         combine (str): 'sum' | 'gate'.
     """
 
-    def __init__(self,
-                 embed_dims: int = 256,
-                 num_queries: int = 5,
-                 num_ici_layers: int = 3,
-                 num_iti_layers: int = 3,
-                 num_stages: Optional[int] = None,
-                 ici_layer_cfg: Optional[dict] = None,
-                 iti_layer_cfg: Optional[dict] = None,
-                 combine: str = 'sum',
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        num_queries: int = 5,
+        num_ici_layers: int = 3,
+        num_iti_layers: int = 3,
+        num_stages: Optional[int] = None,
+        ici_layer_cfg: Optional[dict] = None,
+        iti_layer_cfg: Optional[dict] = None,
+        combine: str = 'sum',
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if combine not in ('sum', 'gate'):
-            raise ValueError(f'MultiQueryTransformerDecoder: combine='
-                             f'{combine!r}; use "sum" or "gate".')
+            raise ValueError(f'MultiQueryTransformerDecoder: combine={combine!r}; use "sum" or "gate".')
         if num_ici_layers < 0 or num_iti_layers < 0:
-            raise ValueError('MultiQueryTransformerDecoder: layer counts must '
-                             'be >= 0.')
+            raise ValueError('MultiQueryTransformerDecoder: layer counts must be >= 0.')
         if num_ici_layers == 0 and num_iti_layers == 0:
-            raise ValueError('MultiQueryTransformerDecoder: num_ici_layers and '
-                             'num_iti_layers are both 0, the decoder would do '
-                             'nothing; keep at least one.')
+            raise ValueError(
+                'MultiQueryTransformerDecoder: num_ici_layers and '
+                'num_iti_layers are both 0, the decoder would do '
+                'nothing; keep at least one.'
+            )
         if num_stages is None:
             num_stages = num_ici_layers if num_ici_layers > 0 else 3
         if num_ici_layers > 0 and num_stages != num_ici_layers:
-            raise ValueError(f'MultiQueryTransformerDecoder: num_stages='
-                             f'{num_stages} but num_ici_layers='
-                             f'{num_ici_layers}; with ICI layers each stage '
-                             f'has one, so drop num_stages from the config.')
+            raise ValueError(
+                f'MultiQueryTransformerDecoder: num_stages='
+                f'{num_stages} but num_ici_layers='
+                f'{num_ici_layers}; with ICI layers each stage '
+                f'has one, so drop num_stages from the config.'
+            )
         self.embed_dims = embed_dims
         self.num_queries = num_queries
         self.num_ici_layers = num_ici_layers
@@ -87,21 +91,24 @@ class MultiQueryTransformerDecoder(BaseModule):
         self.num_stages = num_stages
         self.combine = combine
         ici_cfg = ConfigDict(copy.deepcopy(ici_layer_cfg or {}))
-        ici_cfg.setdefault('self_attn_cfg', attn_cfg(
-            embed_dims, num_heads=8, attn_drop=0.0, proj_drop=0.1))
-        ici_cfg.setdefault('cross_attn_cfg', dict(
-            embed_dims=embed_dims, num_heads=8, num_levels=3, num_points=4,
-            dropout=0.1, batch_first=True, im2col_step=128))
+        ici_cfg.setdefault('self_attn_cfg', attn_cfg(embed_dims, num_heads=8, attn_drop=0.0, proj_drop=0.1))
+        ici_cfg.setdefault(
+            'cross_attn_cfg',
+            dict(
+                embed_dims=embed_dims,
+                num_heads=8,
+                num_levels=3,
+                num_points=4,
+                dropout=0.1,
+                batch_first=True,
+                im2col_step=128,
+            ),
+        )
         ici_cfg.setdefault('ffn_cfg', ffn_cfg(embed_dims, 2048, ffn_drop=0.1))
-        self.ici_layers = ModuleList([
-            ICILayer(**copy.deepcopy(ici_cfg)) for _ in range(num_ici_layers)
-        ])
+        self.ici_layers = ModuleList([ICILayer(**copy.deepcopy(ici_cfg)) for _ in range(num_ici_layers)])
         iti_cfg = dict(embed_dims=embed_dims)
         iti_cfg.update(iti_layer_cfg or {})
-        self.iti_layers = ModuleList([
-            ITILayer(**iti_cfg)
-            for _ in range(num_stages * num_iti_layers)
-        ])
+        self.iti_layers = ModuleList([ITILayer(**iti_cfg) for _ in range(num_stages * num_iti_layers)])
         if num_ici_layers > 0:
             self.ref_point_head = nn.Linear(embed_dims, 2)
         if num_iti_layers > 0:
@@ -111,8 +118,7 @@ class MultiQueryTransformerDecoder(BaseModule):
                 self.gate = nn.Linear(2 * embed_dims, embed_dims)
         self._const = ConstCache()
 
-    def _combine(self, intra: Tensor, inter: Tensor,
-                 num_frames: int) -> Tensor:
+    def _combine(self, intra: Tensor, inter: Tensor, num_frames: int) -> Tensor:
         """Eq. 10. intra (B*T, N, d), inter (B, N, d) -> (B*T, N, d)."""
         b, n, d = inter.shape
         inter = inter[:, None].expand(b, num_frames, n, d).reshape(-1, n, d)
@@ -121,13 +127,15 @@ class MultiQueryTransformerDecoder(BaseModule):
         gate = torch.sigmoid(self.gate(torch.cat([intra, inter], dim=-1)))
         return intra + gate * inter
 
-    def forward(self,
-                query: Tensor,
-                query_pos: Tensor,
-                memory: Tensor,
-                num_frames: int,
-                frame_valid: Optional[Tensor] = None,
-                **levels) -> List[Tensor]:
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memory: Tensor,
+        num_frames: int,
+        frame_valid: Optional[Tensor] = None,
+        **levels,
+    ) -> List[Tensor]:
         """Run all stages.
 
         Args:
@@ -154,25 +162,18 @@ class MultiQueryTransformerDecoder(BaseModule):
             ref = self.ref_point_head(query_pos).sigmoid()
             ref = ref[:, :, None, :].expand(-1, -1, num_levels, -1)
         if self.num_iti_layers > 0:
-            t_pos = self._const(
-                ('t', num_frames, query.device),
-                lambda: sine_embed_1d(num_frames, d, query.device))
-            intra_pos = (query_pos.reshape(b, num_frames, n, d) +
-                         t_pos.to(query.dtype)[None, :, None]).reshape(
-                             b, num_frames * n, d)
-            inter = self.inter_query.weight.to(query.dtype)[None].expand(
-                b, n, d)
+            t_pos = self._const(('t', num_frames, query.device), lambda: sine_embed_1d(num_frames, d, query.device))
+            intra_pos = (query_pos.reshape(b, num_frames, n, d) + t_pos.to(query.dtype)[None, :, None]).reshape(
+                b, num_frames * n, d
+            )
+            inter = self.inter_query.weight.to(query.dtype)[None].expand(b, n, d)
             inter_pos = self.inter_pos.weight.to(query.dtype)[None]
             mask = padding_mask(frame_valid, n)
         for s in range(self.num_stages):
             if s < self.num_ici_layers:
                 query = self.ici_layers[s](
-                    query,
-                    query_pos=query_pos,
-                    value=memory,
-                    key_padding_mask=None,
-                    reference_points=ref,
-                    **levels)
+                    query, query_pos=query_pos, value=memory, key_padding_mask=None, reference_points=ref, **levels
+                )
             if self.num_iti_layers == 0:
                 outs.append(query)
                 continue

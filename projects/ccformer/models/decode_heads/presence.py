@@ -1,13 +1,13 @@
 """Sounding-object presence: does anything visible in a frame make the frame's sound?"""
+
 import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor, nn
-
 from mmseg.registry import MODELS
+from torch import Tensor, nn
 
 
 @MODELS.register_module()
@@ -34,8 +34,14 @@ class AudioVisualPresence(BaseModule):
         audio ``(B, T, d)``, feats 4 x ``(B*T, d, H_i, W_i)`` -> ``(B*T,)`` logits.
     """
 
-    def __init__(self, embed_dims: int = 256, proj_dims: Optional[int] = None, in_index: int = 1,
-                 init_scale: float = 10.0, init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        proj_dims: Optional[int] = None,
+        in_index: int = 1,
+        init_scale: float = 10.0,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         proj_dims = proj_dims or embed_dims
         self.in_index = in_index
@@ -45,7 +51,7 @@ class AudioVisualPresence(BaseModule):
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, audio: Tensor, feats) -> Tensor:
-        a = F.normalize(self.audio_proj(audio.flatten(0, 1)), dim=-1)            # (B*T, p)
-        v = F.normalize(self.visual_proj(feats[self.in_index]), dim=1)            # (B*T, p, h, w)
-        sim = torch.einsum('mp,mphw->mhw', a, v).flatten(1).amax(1)             # (B*T,)
+        a = F.normalize(self.audio_proj(audio.flatten(0, 1)), dim=-1)  # (B*T, p)
+        v = F.normalize(self.visual_proj(feats[self.in_index]), dim=1)  # (B*T, p, h, w)
+        sim = torch.einsum('mp,mphw->mhw', a, v).flatten(1).amax(1)  # (B*T,)
         return sim * self.logit_scale.exp() + self.bias

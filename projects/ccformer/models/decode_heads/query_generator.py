@@ -1,13 +1,13 @@
 """Attention Query Generator of CCFormer (Sec. III-C, Table V)."""
+
 from typing import Optional, Tuple
 
 from mmengine.model import BaseModule, ModuleList
+from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from mmseg.registry import MODELS
 from ..utils.attention import attn_cfg, ffn_cfg
-from .layers import (ConstCache, CrossSelfAttentionLayer, padding_mask,
-                     sine_embed_1d)
+from .layers import ConstCache, CrossSelfAttentionLayer, padding_mask, sine_embed_1d
 
 
 class QueryGeneratorLayer(CrossSelfAttentionLayer):
@@ -22,16 +22,24 @@ class QueryGeneratorLayer(CrossSelfAttentionLayer):
     the cross-attention runs per group of frames.
     """
 
-    def forward(self, query: Tensor, query_pos: Tensor, audio: Tensor,
-                audio_pos: Optional[Tensor], audio_mask: Optional[Tensor],
-                num_queries: int) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        audio: Tensor,
+        audio_pos: Optional[Tensor],
+        audio_mask: Optional[Tensor],
+        num_queries: int,
+    ) -> Tensor:
         """query (G, M*N, d) grouped so that the cross-attention of all M
         frames of a group (a clip, or one frame) runs in one call; audio
         (G, La, d). Self-attention runs per frame: (G*M, N, d)."""
         g, mn, d = query.shape
-        query = self.norms[0](self.cross_attn(
-            query, key=audio, value=audio, query_pos=query_pos,
-            key_pos=audio_pos, key_padding_mask=audio_mask))
+        query = self.norms[0](
+            self.cross_attn(
+                query, key=audio, value=audio, query_pos=query_pos, key_pos=audio_pos, key_padding_mask=audio_mask
+            )
+        )
         q = query.reshape(-1, num_queries, d)
         pos = query_pos.expand(g, -1, -1).reshape(-1, num_queries, d)
         q = self.norms[1](self.self_attn(q, query_pos=pos, key_pos=pos))
@@ -88,26 +96,26 @@ class AttentionQueryGenerator(BaseModule):
     MODES = ('attention', 'repeat', 'none')
     CONTEXTS = ('clip', 'frame')
 
-    def __init__(self,
-                 embed_dims: int = 256,
-                 num_queries: int = 5,
-                 num_layers: int = 3,
-                 mode: str = 'attention',
-                 audio_context: str = 'clip',
-                 num_heads: int = 8,
-                 feedforward_channels: int = 2048,
-                 attn_drop: float = 0.0,
-                 proj_drop: float = 0.1,
-                 ffn_drop: float = 0.1,
-                 attn_type: str = 'MultiheadAttention',
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        num_queries: int = 5,
+        num_layers: int = 3,
+        mode: str = 'attention',
+        audio_context: str = 'clip',
+        num_heads: int = 8,
+        feedforward_channels: int = 2048,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.1,
+        ffn_drop: float = 0.1,
+        attn_type: str = 'MultiheadAttention',
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if mode not in self.MODES:
-            raise ValueError(f'AttentionQueryGenerator: mode={mode!r}; use '
-                             f'one of {self.MODES} in the head config.')
+            raise ValueError(f'AttentionQueryGenerator: mode={mode!r}; use one of {self.MODES} in the head config.')
         if audio_context not in self.CONTEXTS:
-            raise ValueError(f'AttentionQueryGenerator: audio_context='
-                             f'{audio_context!r}; use one of {self.CONTEXTS}.')
+            raise ValueError(f'AttentionQueryGenerator: audio_context={audio_context!r}; use one of {self.CONTEXTS}.')
         self.embed_dims = embed_dims
         self.num_queries = num_queries
         self.mode = mode
@@ -117,20 +125,22 @@ class AttentionQueryGenerator(BaseModule):
         self._const = ConstCache()
         if mode == 'attention':
             self.audio_query = nn.Embedding(num_queries, embed_dims)
-            attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop,
-                            type=attn_type)
-            self.layers = ModuleList([
-                QueryGeneratorLayer(
-                    self_attn_cfg=dict(attn), cross_attn_cfg=dict(attn),
-                    ffn_cfg=ffn_cfg(embed_dims, feedforward_channels,
-                                    ffn_drop))
-                for _ in range(num_layers)
-            ])
+            attn = attn_cfg(embed_dims, num_heads, attn_drop, proj_drop, type=attn_type)
+            self.layers = ModuleList(
+                [
+                    QueryGeneratorLayer(
+                        self_attn_cfg=dict(attn),
+                        cross_attn_cfg=dict(attn),
+                        ffn_cfg=ffn_cfg(embed_dims, feedforward_channels, ffn_drop),
+                    )
+                    for _ in range(num_layers)
+                ]
+            )
 
     def _temporal(self, num_frames: int, audio: Tensor) -> Tensor:
-        pos = self._const(('t', num_frames, audio.device),
-                          lambda: sine_embed_1d(num_frames, self.embed_dims,
-                                                audio.device))
+        pos = self._const(
+            ('t', num_frames, audio.device), lambda: sine_embed_1d(num_frames, self.embed_dims, audio.device)
+        )
         return pos.to(audio.dtype)
 
     def _attend(self, audio: Tensor, frame_valid: Optional[Tensor]) -> Tensor:
@@ -140,11 +150,8 @@ class AttentionQueryGenerator(BaseModule):
         t_pos = self._temporal(t, audio)  # (T, d)
         if self.audio_context == 'clip':
             # queries grouped per clip: (B, T*N, d) against (B, T, d)
-            query = self.audio_query.weight.repeat(t, 1)[None].expand(
-                b, -1, -1)
-            query_pos = (t_pos[:, None] +
-                         self.query_pos.weight.to(audio.dtype)).reshape(
-                             1, t * n, d)
+            query = self.audio_query.weight.repeat(t, 1)[None].expand(b, -1, -1)
+            query_pos = (t_pos[:, None] + self.query_pos.weight.to(audio.dtype)).reshape(1, t * n, d)
             keys, key_pos = audio, t_pos[None]
             mask = padding_mask(frame_valid)
         else:
@@ -160,8 +167,7 @@ class AttentionQueryGenerator(BaseModule):
             query = layer(query, query_pos, keys, key_pos, mask, n)
         return query.reshape(b * t, n, d)
 
-    def forward(self, audio: Tensor, frame_valid: Optional[Tensor] = None
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(self, audio: Tensor, frame_valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Generate the intra-frame queries.
 
         Args:
@@ -173,9 +179,7 @@ class AttentionQueryGenerator(BaseModule):
         """
         b, t, d = audio.shape
         if d != self.embed_dims:
-            raise ValueError(f'AttentionQueryGenerator: audio has {d} '
-                             f'channels, expected embed_dims='
-                             f'{self.embed_dims}.')
+            raise ValueError(f'AttentionQueryGenerator: audio has {d} channels, expected embed_dims={self.embed_dims}.')
         n = self.num_queries
         feat = self.query_feat.weight.to(audio.dtype)[None]  # (1, N, d)
         if self.mode == 'attention':
@@ -184,6 +188,5 @@ class AttentionQueryGenerator(BaseModule):
             query = audio.reshape(b * t, 1, d) + feat
         else:
             query = feat.expand(b * t, n, d)
-        query_pos = self.query_pos.weight.to(audio.dtype)[None].expand(
-            b * t, n, d)
+        query_pos = self.query_pos.weight.to(audio.dtype)[None].expand(b * t, n, d)
         return query, query_pos

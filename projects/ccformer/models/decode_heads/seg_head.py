@@ -1,4 +1,5 @@
 """Cross-modal FPN segmentation head of CCFormer (Sec. III-D)."""
+
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -9,14 +10,20 @@ from mmdet.models.layers import SinePositionalEncoding
 from mmdet.models.layers.transformer import DetrTransformerDecoderLayer
 from mmdet.models.layers.transformer.utils import MLP
 from mmengine.model import BaseModule, ModuleList
-from torch import Tensor, nn
-
 from mmseg.models.backbones.mit import EfficientMultiheadAttention
 from mmseg.models.utils import nchw_to_nlc, nlc_to_nchw
 from mmseg.registry import MODELS
-from ..utils.attention import (PostNormCrossAttentionLayer, attn_cfg,
-                               audio_window_mask, build_attention, ffn_cfg,
-                               frame_distance_mask, per_head_mask)
+from torch import Tensor, nn
+
+from ..utils.attention import (
+    PostNormCrossAttentionLayer,
+    attn_cfg,
+    audio_window_mask,
+    build_attention,
+    ffn_cfg,
+    frame_distance_mask,
+    per_head_mask,
+)
 from .layers import ConstCache, padding_mask, sine_embed_1d
 
 
@@ -31,10 +38,12 @@ class SpatialReductionAttention(EfficientMultiheadAttention):
     mmcv's ``MultiheadAttention`` does.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
-                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
-        super().__init__(embed_dims, num_heads, attn_drop, proj_drop,
-                         batch_first=True, qkv_bias=True, sr_ratio=sr_ratio)
+    def __init__(
+        self, embed_dims: int, num_heads: int, sr_ratio: int, attn_drop: float = 0.0, proj_drop: float = 0.0
+    ) -> None:
+        super().__init__(
+            embed_dims, num_heads, attn_drop, proj_drop, batch_first=True, qkv_bias=True, sr_ratio=sr_ratio
+        )
 
     def reduce(self, x: Tensor) -> Tensor:
         """(B*T, d, H, W) -> (B*T, d, ceil(H/r), ceil(W/r)) (zero-padded)."""
@@ -45,17 +54,23 @@ class SpatialReductionAttention(EfficientMultiheadAttention):
         x = self.sr(F.pad(x, (0, (-w) % r, 0, (-h) % r)))
         return nlc_to_nchw(self.norm(nchw_to_nlc(x)), x.shape[-2:])
 
-    def forward(self, query: Tensor, x: Tensor, num_frames: int,
-                query_pos: Tensor, key_pos: Tensor,
-                key_padding_mask: Optional[Tensor]) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        x: Tensor,
+        num_frames: int,
+        query_pos: Tensor,
+        key_pos: Tensor,
+        key_padding_mask: Optional[Tensor],
+    ) -> Tensor:
         """query (B, T*H*W, d) the clip's tokens of x (B*T, d, H, W); query_pos
         (1, T*H*W, d); key_pos (1, T*h*w, d) of the reduced grid;
         key_padding_mask (B, T*h*w) or None -> (B, T*H*W, d)."""
         kv = nchw_to_nlc(self.reduce(x))
         kv = kv.reshape(query.shape[0], -1, kv.shape[-1])
         return MultiheadAttention.forward(
-            self, query, key=kv, value=kv, query_pos=query_pos,
-            key_pos=key_pos, key_padding_mask=key_padding_mask)
+            self, query, key=kv, value=kv, query_pos=query_pos, key_pos=key_pos, key_padding_mask=key_padding_mask
+        )
 
 
 class AudioSRAFusionBlock(DetrTransformerDecoderLayer):
@@ -86,36 +101,47 @@ class AudioSRAFusionBlock(DetrTransformerDecoderLayer):
     ``feedforward_channels=0`` drops the FFN and its norm (the last step).
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, sr_ratio: int,
-                 feedforward_channels: int, attn_drop: float,
-                 proj_drop: float, ffn_drop: float,
-                 attn_type: str = 'MultiheadAttention') -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        sr_ratio: int,
+        feedforward_channels: int,
+        attn_drop: float,
+        proj_drop: float,
+        ffn_drop: float,
+        attn_type: str = 'MultiheadAttention',
+    ) -> None:
         self.sr_ratio = sr_ratio
         super().__init__(
-            self_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop,
-                                   proj_drop),
-            cross_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop,
-                                    proj_drop, type=attn_type),
-            ffn_cfg=ffn_cfg(embed_dims, feedforward_channels, ffn_drop)
-            if feedforward_channels > 0 else None)
+            self_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop, proj_drop),
+            cross_attn_cfg=attn_cfg(embed_dims, num_heads, attn_drop, proj_drop, type=attn_type),
+            ffn_cfg=ffn_cfg(embed_dims, feedforward_channels, ffn_drop) if feedforward_channels > 0 else None,
+        )
 
     def _init_layers(self) -> None:
         cfg = dict(self.self_attn_cfg)
         cfg.pop('type'), cfg.pop('batch_first')
-        self.self_attn = SpatialReductionAttention(sr_ratio=self.sr_ratio,
-                                                   **cfg)
+        self.self_attn = SpatialReductionAttention(sr_ratio=self.sr_ratio, **cfg)
         self.cross_attn = build_attention(self.cross_attn_cfg)
         self.embed_dims = self.self_attn.embed_dims
         self.ffn = None if self.ffn_cfg is None else FFN(**self.ffn_cfg)
-        self.norms = ModuleList([
-            build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-            for _ in range(3 if self.ffn is not None else 2)
-        ])
+        self.norms = ModuleList(
+            [build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(3 if self.ffn is not None else 2)]
+        )
 
-    def forward(self, x: Tensor, pos: Tensor, pos_r: Tensor, audio: Tensor,
-                audio_pos: Tensor, frame_mask_r: Optional[Tensor],
-                audio_mask: Optional[Tensor], num_frames: int,
-                audio_attn_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        pos_r: Tensor,
+        audio: Tensor,
+        audio_pos: Tensor,
+        frame_mask_r: Optional[Tensor],
+        audio_mask: Optional[Tensor],
+        num_frames: int,
+        audio_attn_mask: Optional[Tensor] = None,
+    ) -> Tensor:
         """x (B*T, d, H, W); pos (1, T*H*W, d); pos_r (1, T*h*w, d) of the
         reduced grid; audio (B, T, d); audio_pos (1, T, d); masks (B, T*h*w)
         and (B, T) or None; audio_attn_mask (T*H*W, T) or (B, T*H*W, T)
@@ -124,14 +150,18 @@ class AudioSRAFusionBlock(DetrTransformerDecoderLayer):
         bt, d, h, w = x.shape
         b = bt // num_frames
         v = nchw_to_nlc(x).reshape(b, -1, d)
-        v = self.norms[0](self.self_attn(v, x, num_frames, pos, pos_r,
-                                         frame_mask_r))
-        v = self.norms[1](self.cross_attn(
-            v, key=audio, value=audio, query_pos=pos, key_pos=audio_pos,
-            attn_mask=per_head_mask(audio_attn_mask,
-                                    self.cross_attn.num_heads),
-            key_padding_mask=None if audio_attn_mask is not None else
-            audio_mask))
+        v = self.norms[0](self.self_attn(v, x, num_frames, pos, pos_r, frame_mask_r))
+        v = self.norms[1](
+            self.cross_attn(
+                v,
+                key=audio,
+                value=audio,
+                query_pos=pos,
+                key_pos=audio_pos,
+                attn_mask=per_head_mask(audio_attn_mask, self.cross_attn.num_heads),
+                key_padding_mask=None if audio_attn_mask is not None else audio_mask,
+            )
+        )
         if self.ffn is not None:
             v = self.norms[2](self.ffn(v))
         return nlc_to_nchw(v.reshape(bt, h * w, d), (h, w))
@@ -152,17 +182,28 @@ class AudioCrossAttnBlock(PostNormCrossAttentionLayer):
     FFN, plus P.
     """
 
-    def __init__(self, dims: int, audio_dims: int, num_heads: int,
-                 attn_drop: float, proj_drop: float,
-                 attn_type: str = 'MultiheadAttention') -> None:
-        super().__init__(attn_cfg(dims, num_heads, attn_drop, proj_drop,
-                                  type=attn_type))
+    def __init__(
+        self,
+        dims: int,
+        audio_dims: int,
+        num_heads: int,
+        attn_drop: float,
+        proj_drop: float,
+        attn_type: str = 'MultiheadAttention',
+    ) -> None:
+        super().__init__(attn_cfg(dims, num_heads, attn_drop, proj_drop, type=attn_type))
         self.audio_proj = nn.Linear(audio_dims, dims)
 
-    def forward(self, x: Tensor, pos: Tensor, audio: Tensor,
-                audio_pos: Tensor, audio_mask: Optional[Tensor],
-                num_frames: int,
-                audio_attn_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        audio: Tensor,
+        audio_pos: Tensor,
+        audio_mask: Optional[Tensor],
+        num_frames: int,
+        audio_attn_mask: Optional[Tensor] = None,
+    ) -> Tensor:
         """x (B*T, c, H, W); pos (1, T*H*W, c); audio (B, T, d); audio_pos
         (1, T, c); audio_mask (B, T) or None; audio_attn_mask as in
         :class:`AudioSRAFusionBlock`. Returns (B*T, c, H, W)."""
@@ -170,11 +211,14 @@ class AudioCrossAttnBlock(PostNormCrossAttentionLayer):
         v = nchw_to_nlc(x).reshape(bt // num_frames, -1, c)
         a = self.audio_proj(audio)
         v = super().forward(
-            v, a, a, query_pos=pos, key_pos=audio_pos,
-            cross_attn_mask=per_head_mask(audio_attn_mask,
-                                          self.cross_attn.num_heads),
-            key_padding_mask=None if audio_attn_mask is not None else
-            audio_mask)
+            v,
+            a,
+            a,
+            query_pos=pos,
+            key_pos=audio_pos,
+            cross_attn_mask=per_head_mask(audio_attn_mask, self.cross_attn.num_heads),
+            key_padding_mask=None if audio_attn_mask is not None else audio_mask,
+        )
         return nlc_to_nchw(v.reshape(bt, h * w, c), (h, w))
 
 
@@ -246,43 +290,45 @@ class CrossModalFPNHead(BaseModule):
 
     FINE_LEVELS = ('light', 'full')
 
-    def __init__(self,
-                 embed_dims: int = 256,
-                 num_queries: int = 5,
-                 num_classes: int = 1,
-                 sr_ratios: Sequence[int] = (8, 4, 2, 1),
-                 num_heads: int = 8,
-                 feedforward_channels: Union[int, Sequence[int]] = 2048,
-                 attn_drop: float = 0.0,
-                 proj_drop: float = 0.1,
-                 ffn_drop: float = 0.1,
-                 fine_level: str = 'light',
-                 fine_dims: Optional[int] = None,
-                 fine_num_heads: Optional[int] = None,
-                 fine_audio: bool = True,
-                 audio_window: Optional[int] = None,
-                 mask_dim: int = 8,
-                 dyn_channels: int = 8,
-                 dyn_layers: int = 3,
-                 dyn_out_channels: int = 1,
-                 controller_layers: int = 3,
-                 mlp_channels: Sequence[int] = (64, 64),
-                 norm_cfg: dict = dict(type='GN', num_groups=32),
-                 attn_type: str = 'MultiheadAttention',
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        num_queries: int = 5,
+        num_classes: int = 1,
+        sr_ratios: Sequence[int] = (8, 4, 2, 1),
+        num_heads: int = 8,
+        feedforward_channels: Union[int, Sequence[int]] = 2048,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.1,
+        ffn_drop: float = 0.1,
+        fine_level: str = 'light',
+        fine_dims: Optional[int] = None,
+        fine_num_heads: Optional[int] = None,
+        fine_audio: bool = True,
+        audio_window: Optional[int] = None,
+        mask_dim: int = 8,
+        dyn_channels: int = 8,
+        dyn_layers: int = 3,
+        dyn_out_channels: int = 1,
+        controller_layers: int = 3,
+        mlp_channels: Sequence[int] = (64, 64),
+        norm_cfg: dict = dict(type='GN', num_groups=32),
+        attn_type: str = 'MultiheadAttention',
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(sr_ratios) != 4:
-            raise ValueError('CrossModalFPNHead: sr_ratios needs one value '
-                             'per level (strides 4, 8, 16, 32).')
+            raise ValueError('CrossModalFPNHead: sr_ratios needs one value per level (strides 4, 8, 16, 32).')
         if isinstance(feedforward_channels, int):
             feedforward_channels = [feedforward_channels] * 4
         if len(feedforward_channels) != 4:
-            raise ValueError('CrossModalFPNHead: feedforward_channels must be '
-                             'an int or one value per level (strides 4, 8, '
-                             f'16, 32), got {feedforward_channels}.')
+            raise ValueError(
+                'CrossModalFPNHead: feedforward_channels must be '
+                'an int or one value per level (strides 4, 8, '
+                f'16, 32), got {feedforward_channels}.'
+            )
         if fine_level not in self.FINE_LEVELS:
-            raise ValueError(f'CrossModalFPNHead: fine_level={fine_level!r}; '
-                             f'use one of {self.FINE_LEVELS}.')
+            raise ValueError(f'CrossModalFPNHead: fine_level={fine_level!r}; use one of {self.FINE_LEVELS}.')
         if dyn_layers < 1:
             raise ValueError('CrossModalFPNHead: dyn_layers must be >= 1.')
         self.embed_dims = embed_dims
@@ -292,44 +338,45 @@ class CrossModalFPNHead(BaseModule):
         self.fine_level = fine_level
         light = fine_level == 'light'
         if not light and fine_dims not in (None, embed_dims):
-            raise ValueError(f'CrossModalFPNHead: fine_dims={fine_dims} is '
-                             "used only by fine_level='light' (the 'full' "
-                             'level runs at embed_dims); drop it.')
+            raise ValueError(
+                f'CrossModalFPNHead: fine_dims={fine_dims} is '
+                "used only by fine_level='light' (the 'full' "
+                'level runs at embed_dims); drop it.'
+            )
         fine = (fine_dims or embed_dims // 4) if light else embed_dims
         self.fine_dims = fine
         if norm_cfg.get('type') == 'GN' and fine % norm_cfg['num_groups']:
-            raise ValueError(f'CrossModalFPNHead: fine_dims={fine} is not '
-                             'divisible by norm_cfg.num_groups='
-                             f'{norm_cfg["num_groups"]}; set fine_dims to a '
-                             'multiple of it in the seg_head config.')
+            raise ValueError(
+                f'CrossModalFPNHead: fine_dims={fine} is not '
+                'divisible by norm_cfg.num_groups='
+                f'{norm_cfg["num_groups"]}; set fine_dims to a '
+                'multiple of it in the seg_head config.'
+            )
         widths = [fine, embed_dims, embed_dims, embed_dims]
-        self.lateral_convs = ModuleList([
-            ConvModule(embed_dims, c, 1, bias=False, norm_cfg=norm_cfg,
-                       act_cfg=None) for c in widths
-        ])
-        self.output_convs = ModuleList([
-            ConvModule(c, c, 3, padding=1, bias=False, norm_cfg=norm_cfg,
-                       act_cfg=dict(type='ReLU')) for c in widths
-        ])
+        self.lateral_convs = ModuleList(
+            [ConvModule(embed_dims, c, 1, bias=False, norm_cfg=norm_cfg, act_cfg=None) for c in widths]
+        )
+        self.output_convs = ModuleList(
+            [ConvModule(c, c, 3, padding=1, bias=False, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU')) for c in widths]
+        )
         blocks = [
-            AudioSRAFusionBlock(embed_dims, num_heads, r, ffn, attn_drop,
-                                proj_drop, ffn_drop, attn_type)
+            AudioSRAFusionBlock(embed_dims, num_heads, r, ffn, attn_drop, proj_drop, ffn_drop, attn_type)
             for r, ffn in zip(sr_ratios, feedforward_channels)
         ]
         if light:
             heads = fine_num_heads or max(num_heads // 2, 1)
-            blocks[0] = AudioCrossAttnBlock(
-                fine, embed_dims, heads, attn_drop, proj_drop,
-                attn_type) if fine_audio else nn.Identity()
+            blocks[0] = (
+                AudioCrossAttnBlock(fine, embed_dims, heads, attn_drop, proj_drop, attn_type)
+                if fine_audio
+                else nn.Identity()
+            )
             self.fine_reduce = nn.Conv2d(embed_dims, fine, 1)
         self.fusions = ModuleList(blocks)
         self.mask_conv = nn.Conv2d(fine, mask_dim, 3, padding=1)
-        chans = [mask_dim] + [dyn_channels] * (dyn_layers - 1) + \
-            [dyn_out_channels]
+        chans = [mask_dim] + [dyn_channels] * (dyn_layers - 1) + [dyn_out_channels]
         self.dyn_shapes = list(zip(chans[1:], chans[:-1]))  # (out, in)
         num_params = sum(o * i + o for o, i in self.dyn_shapes)
-        self.controller = MLP(embed_dims, embed_dims, num_params,
-                              controller_layers)
+        self.controller = MLP(embed_dims, embed_dims, num_params, controller_layers)
         mlp, c_in = [], num_queries * dyn_out_channels
         for c in mlp_channels:
             mlp += [nn.Conv2d(c_in, c, 1), nn.ReLU(inplace=True)]
@@ -339,8 +386,7 @@ class CrossModalFPNHead(BaseModule):
         self._const = ConstCache()
 
     # ------------------------------------------------------------------ pixel
-    def _pos(self, h: int, w: int, num_frames: int, dims: int,
-             device: torch.device) -> Tensor:
+    def _pos(self, h: int, w: int, num_frames: int, dims: int, device: torch.device) -> Tensor:
         """Cached (1, T*h*w, dims): 2-D sine position + frame-index sine."""
 
         def build() -> Tensor:
@@ -354,14 +400,14 @@ class CrossModalFPNHead(BaseModule):
 
     def _audio_pos(self, num_frames: int, dims: int, audio: Tensor) -> Tensor:
         """Cached (1, T, dims) frame-index sine of the audio tokens."""
-        pos = self._const(('t', num_frames, dims, audio.device),
-                          lambda: sine_embed_1d(num_frames, dims,
-                                                audio.device)[None])
+        pos = self._const(
+            ('t', num_frames, dims, audio.device), lambda: sine_embed_1d(num_frames, dims, audio.device)[None]
+        )
         return pos.to(audio.dtype)
 
-    def forward_pixel(self, feats: List[Tensor], audio: Tensor,
-                      num_frames: int,
-                      frame_valid: Optional[Tensor] = None) -> Tensor:
+    def forward_pixel(
+        self, feats: List[Tensor], audio: Tensor, num_frames: int, frame_valid: Optional[Tensor] = None
+    ) -> Tensor:
         """Mask feature from the FPN.
 
         Args:
@@ -382,20 +428,25 @@ class CrossModalFPNHead(BaseModule):
             fusion = self.fusions[lvl]
             x = self.lateral_convs[lvl](feats[lvl])
             c, h, w = x.shape[-3:]
-            window = audio_window_mask(frame_distance_mask(
-                t, self.audio_window, [h * w], 1, x.device), a_mask)
+            window = audio_window_mask(frame_distance_mask(t, self.audio_window, [h * w], 1, x.device), a_mask)
             if isinstance(fusion, AudioSRAFusionBlock):
                 r = fusion.sr_ratio
                 hr, wr = -(-h // r), -(-w // r)
-                x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
-                           self._pos(hr, wr, t, c, x.device).to(dtype),
-                           audio, self._audio_pos(t, c, audio),
-                           padding_mask(frame_valid, hr * wr), a_mask, t,
-                           window)
+                x = fusion(
+                    x,
+                    self._pos(h, w, t, c, x.device).to(dtype),
+                    self._pos(hr, wr, t, c, x.device).to(dtype),
+                    audio,
+                    self._audio_pos(t, c, audio),
+                    padding_mask(frame_valid, hr * wr),
+                    a_mask,
+                    t,
+                    window,
+                )
             elif isinstance(fusion, AudioCrossAttnBlock):
-                x = fusion(x, self._pos(h, w, t, c, x.device).to(dtype),
-                           audio, self._audio_pos(t, c, audio), a_mask, t,
-                           window)
+                x = fusion(
+                    x, self._pos(h, w, t, c, x.device).to(dtype), audio, self._audio_pos(t, c, audio), a_mask, t, window
+                )
             if y is not None:
                 if lvl == 0 and self.fine_level == 'light':
                     y = self.fine_reduce(y)
@@ -420,14 +471,12 @@ class CrossModalFPNHead(BaseModule):
         x = mask_feat.flatten(2)  # (B*T, C, h*w)
         start = 0
         for i, (o, c_in) in enumerate(self.dyn_shapes):
-            weight = params[..., start:start + o * c_in].reshape(
-                s, bt, n, o, c_in)
+            weight = params[..., start : start + o * c_in].reshape(s, bt, n, o, c_in)
             start += o * c_in
-            bias = params[..., start:start + o].unsqueeze(-1)
+            bias = params[..., start : start + o].unsqueeze(-1)
             start += o
             if i == 0:
-                x = torch.einsum('sbnoc,bcp->sbnop', weight, x.to(
-                    weight.dtype)) + bias
+                x = torch.einsum('sbnoc,bcp->sbnop', weight, x.to(weight.dtype)) + bias
             else:
                 x = torch.einsum('sbnoc,sbncp->sbnop', weight, x) + bias
             if i < len(self.dyn_shapes) - 1:

@@ -10,7 +10,8 @@ L2-normalised; ``s_ij = <q_i, k_j> / tau``. For query frame i = (b, t):
   default: they may hold the same sound), or used as extra positives (``same_clip='positive'``);
 * padded frames (``frame_valid`` 0, AVSS) are neither anchors nor keys.
 
-With positives P(i) and the admitted set A(i) = P(i) + negatives (SupCon form when |P(i)| > 1; the paper's equation is not in our copy)::
+With positives P(i) and the admitted set A(i) = P(i) + negatives (SupCon form when |P(i)| > 1; the paper's equation
+is not in our copy)::
 
     L_i = -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) ),   L = mean over valid i.
 
@@ -20,22 +21,28 @@ audio. Default tau = 0.07 (the usual InfoNCE value; the paper does not give it),
 MLP heads ``Linear(d, 512) - ReLU - Linear(512, 128)`` x 2 hold 0.39 M parameters, the paper's w/o-BCL delta
 (143.4 - 143.0 M).
 """
+
 from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..utils import EIMOutput
 
 PAIRINGS = ('enhanced_audio', 'original_visual', 'enhanced_visual')
 
 
-def bimodal_info_nce(query: Tensor, key: Tensor, temperature: float,
-                     frame_valid: Optional[Tensor] = None, same_clip: str = 'exclude',
-                     symmetric: bool = False) -> Tensor:
+def bimodal_info_nce(
+    query: Tensor,
+    key: Tensor,
+    temperature: float,
+    frame_valid: Optional[Tensor] = None,
+    same_clip: str = 'exclude',
+    symmetric: bool = False,
+) -> Tensor:
     """Frame-level InfoNCE on already projected, L2-normalised embeddings.
 
     Args:
@@ -46,13 +53,14 @@ def bimodal_info_nce(query: Tensor, key: Tensor, temperature: float,
         scalar loss (mean over valid anchors; 0 when no valid frame).
     """
     b, t, _ = query.shape
-    q, k = query.flatten(0, 1), key.flatten(0, 1)                        # (M, p)
-    logits = (q @ k.t()).float() / temperature                           # (M, M)
+    q, k = query.flatten(0, 1), key.flatten(0, 1)  # (M, p)
+    logits = (q @ k.t()).float() / temperature  # (M, M)
     clip = torch.arange(b, device=q.device).repeat_interleave(t)
     same = clip[:, None] == clip[None, :]
     eye = torch.eye(b * t, dtype=torch.bool, device=q.device)
-    valid = (torch.ones(b * t, dtype=torch.bool, device=q.device) if frame_valid is None
-             else frame_valid.reshape(-1).bool())
+    valid = (
+        torch.ones(b * t, dtype=torch.bool, device=q.device) if frame_valid is None else frame_valid.reshape(-1).bool()
+    )
     pair_valid = valid[:, None] & valid[None, :]
     if same_clip == 'exclude':
         pos = eye
@@ -63,7 +71,7 @@ def bimodal_info_nce(query: Tensor, key: Tensor, temperature: float,
     else:
         raise ValueError(f"same_clip must be 'exclude' or 'positive', got {same_clip!r}")
     pos = pos & pair_valid
-    admitted = admitted | eye          # padded anchors keep only their own (unused) diagonal: no empty rows
+    admitted = admitted | eye  # padded anchors keep only their own (unused) diagonal: no empty rows
 
     def one_way(lg: Tensor) -> Tensor:
         lg = lg.masked_fill(~admitted, float('-inf'))
@@ -105,10 +113,19 @@ class BiModalContrastiveLoss(nn.Module):
         (weighted).
     """
 
-    def __init__(self, embed_dims: int = 256, hidden_dims: int = 512, proj_dims: int = 128,
-                 temperature: float = 0.07, pairing: str = 'enhanced_audio', visual_scale: int = -1,
-                 same_clip: str = 'exclude', symmetric: bool = False, loss_weight: float = 0.1,
-                 loss_name: str = 'loss_bcl') -> None:
+    def __init__(
+        self,
+        embed_dims: int = 256,
+        hidden_dims: int = 512,
+        proj_dims: int = 128,
+        temperature: float = 0.07,
+        pairing: str = 'enhanced_audio',
+        visual_scale: int = -1,
+        same_clip: str = 'exclude',
+        symmetric: bool = False,
+        loss_weight: float = 0.1,
+        loss_name: str = 'loss_bcl',
+    ) -> None:
         super().__init__()
         if pairing not in PAIRINGS:
             raise ValueError(f'BiModalContrastiveLoss: pairing must be one of {PAIRINGS}, got {pairing!r}')

@@ -21,7 +21,8 @@ Fig. 2. The equations are reconstructed from the prose (ccformer.md); the choice
   over scales for AVE. VAE is sequential over the scales by definition (``A_i`` depends on ``A_{i-1}``); each of
   its steps has only T queries per clip.
 
-Equations (the paper's numbered equations were lost in our copy; per clip, d = 256; ``V_i`` visual tokens of scale i for all T frames, ``A_0`` projected VGGish audio):
+Equations (the paper's numbered equations were lost in our copy; per clip, d = 256; ``V_i`` visual tokens of scale i
+for all T frames, ``A_0`` projected VGGish audio):
 
 * AVE:  ``V'_i = LN(V_i + MHA(V_i + P, A_0 + P, A_0)); V''_i = LN(V'_i + FFN(V'_i))``
 * VAE:  ``A'_i = LN(A_{i-1} + MHA(A_{i-1} + P, V_i + P, V_i)); A_i = LN(A'_i + FFN(A'_i))``
@@ -32,15 +33,16 @@ without self-attention; mmcv ``MultiheadAttention`` and ``FFN``).
 The 1 x 1 conv + GroupNorm projections of the four visual scales to d and the audio ``Linear(128, d)`` belong to the
 neck but are kept in the "w/o EIM" ablation (``use_eim=False``), which outputs the projections only.
 """
+
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from ..utils import EIMOutput, frame_distance_mask
 from ..utils.attention import PostNormCrossAttentionLayer, attend_clip, attn_cfg, ffn_cfg
 
@@ -88,25 +90,27 @@ class EIM(BaseModule):
         projected, audio=(B, T, d) enhanced, audio_orig=(B, T, d) projected, frame_valid=(B, T) bool or None).
     """
 
-    def __init__(self,
-                 in_channels: Sequence[int] = (64, 128, 320, 512),
-                 audio_channels: int = 128,
-                 embed_dims: int = 256,
-                 num_heads: int = 8,
-                 ffn_dims: int = 2048,
-                 dropout: float = 0.0,
-                 use_eim: bool = True,
-                 use_ave: bool = True,
-                 use_vae: bool = True,
-                 ave_scales: Sequence[int] = (1, 2, 3),
-                 vae_scales: Sequence[int] = (1, 2, 3),
-                 num_iters: int = 1,
-                 share_weights: bool = True,
-                 max_frames: int = 10,
-                 audio_window: Optional[int] = None,
-                 attn_type: str = 'MultiheadAttention',
-                 norm_cfg: dict = dict(type='GN', num_groups=32, requires_grad=True),
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int] = (64, 128, 320, 512),
+        audio_channels: int = 128,
+        embed_dims: int = 256,
+        num_heads: int = 8,
+        ffn_dims: int = 2048,
+        dropout: float = 0.0,
+        use_eim: bool = True,
+        use_ave: bool = True,
+        use_vae: bool = True,
+        ave_scales: Sequence[int] = (1, 2, 3),
+        vae_scales: Sequence[int] = (1, 2, 3),
+        num_iters: int = 1,
+        share_weights: bool = True,
+        max_frames: int = 10,
+        audio_window: Optional[int] = None,
+        attn_type: str = 'MultiheadAttention',
+        norm_cfg: dict = dict(type='GN', num_groups=32, requires_grad=True),
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if audio_window is not None and audio_window < 0:
             raise ValueError(f'EIM: audio_window must be None or >= 0, got {audio_window}')
@@ -124,14 +128,18 @@ class EIM(BaseModule):
         self.share_weights = share_weights
 
         self.visual_proj = nn.ModuleList(
-            ConvModule(c, embed_dims, 1, norm_cfg=norm_cfg, act_cfg=None) for c in in_channels)
+            ConvModule(c, embed_dims, 1, norm_cfg=norm_cfg, act_cfg=None) for c in in_channels
+        )
         self.audio_proj = nn.Linear(audio_channels, embed_dims)
 
         def layers(k: int) -> nn.ModuleList:
             return nn.ModuleList(
-                PostNormCrossAttentionLayer(attn_cfg(embed_dims, num_heads, dropout, dropout, type=attn_type),
-                                            ffn_cfg(embed_dims, ffn_dims, dropout))
-                for _ in range(1 if share_weights else k))
+                PostNormCrossAttentionLayer(
+                    attn_cfg(embed_dims, num_heads, dropout, dropout, type=attn_type),
+                    ffn_cfg(embed_dims, ffn_dims, dropout),
+                )
+                for _ in range(1 if share_weights else k)
+            )
 
         self.ave_layers = layers(len(self.ave_scales)) if self.use_ave else None
         self.vae_layers = layers(len(self.vae_scales)) if self.use_vae else None
@@ -153,34 +161,40 @@ class EIM(BaseModule):
         b, t = frame_valid.shape
         return frame_valid[:, :, None].expand(b, t, hw[0] * hw[1]).reshape(b, -1)
 
-    def ave(self, vis: List[Tensor], audio: Tensor, num_frames: int,
-            frame_valid: Optional[Tensor]) -> List[Tensor]:
+    def ave(self, vis: List[Tensor], audio: Tensor, num_frames: int, frame_valid: Optional[Tensor]) -> List[Tensor]:
         """Audio-guided vision enhancement (AVE) of the scales in ``ave_scales``.
 
         vis: 4 x (B*T, d, H_i, W_i); audio: (B, T, d) original -> 4 x (B*T, d, H_i, W_i).
         """
-        a_pos = self.temporal_pos.weight[None, :num_frames]                 # (1, T, d)
+        a_pos = self.temporal_pos.weight[None, :num_frames]  # (1, T, d)
         out = list(vis)
         hws = [tuple(vis[s].shape[-2:]) for s in self.ave_scales]
         tokens = [maps_to_clip_tokens(vis[s], num_frames) for s in self.ave_scales]
         pos = [self._token_pos(num_frames, hw) for hw in hws]
-        if self.share_weights:                         # one attention call for all AVE scales
+        if self.share_weights:  # one attention call for all AVE scales
             q = torch.cat(tokens, 1) if len(tokens) > 1 else tokens[0]
             qp = torch.cat(pos, 1) if len(pos) > 1 else pos[0]
             mask = frame_distance_mask(num_frames, self.audio_window, [h * w for h, w in hws], 1, audio.device)
             enhanced = attend_clip(self.ave_layers[0], q, audio, qp, a_pos, frame_valid, mask)
             enhanced = enhanced.split([tk.shape[1] for tk in tokens], dim=1)
         else:
-            enhanced = [attend_clip(layer, tk, audio, p, a_pos, frame_valid,
-                                    frame_distance_mask(num_frames, self.audio_window, [hw[0] * hw[1]], 1,
-                                                        audio.device))
-                        for layer, tk, p, hw in zip(self.ave_layers, tokens, pos, hws)]
+            enhanced = [
+                attend_clip(
+                    layer,
+                    tk,
+                    audio,
+                    p,
+                    a_pos,
+                    frame_valid,
+                    frame_distance_mask(num_frames, self.audio_window, [hw[0] * hw[1]], 1, audio.device),
+                )
+                for layer, tk, p, hw in zip(self.ave_layers, tokens, pos, hws)
+            ]
         for s, hw, e in zip(self.ave_scales, hws, enhanced):
             out[s] = clip_tokens_to_maps(e, num_frames, hw)
         return out
 
-    def vae(self, vis: List[Tensor], audio: Tensor, num_frames: int,
-            frame_valid: Optional[Tensor]) -> Tensor:
+    def vae(self, vis: List[Tensor], audio: Tensor, num_frames: int, frame_valid: Optional[Tensor]) -> Tensor:
         """Vision-guided audio enhancement (VAE), iterated over ``vae_scales``.
 
         vis: 4 x (B*T, d, H_i, W_i); audio: (B, T, d) = A_0 -> (B, T, d) = A_last.
@@ -190,21 +204,32 @@ class EIM(BaseModule):
         for j, s in enumerate(self.vae_scales):
             hw = tuple(vis[s].shape[-2:])
             layer = self.vae_layers[0 if self.share_weights else j]
-            a = attend_clip(layer, a, maps_to_clip_tokens(vis[s], num_frames), a_pos,
-                            self._token_pos(num_frames, hw), self._token_valid(frame_valid, hw),
-                            frame_distance_mask(num_frames, self.audio_window, [1], hw[0] * hw[1], a.device))
+            a = attend_clip(
+                layer,
+                a,
+                maps_to_clip_tokens(vis[s], num_frames),
+                a_pos,
+                self._token_pos(num_frames, hw),
+                self._token_valid(frame_valid, hw),
+                frame_distance_mask(num_frames, self.audio_window, [1], hw[0] * hw[1], a.device),
+            )
         return a
 
     # ------------------------------------------------------------------ forward
-    def forward(self, feats: Sequence[Tensor], audio: Tensor, num_frames: int,
-                frame_valid: Optional[Tensor] = None) -> EIMOutput:
+    def forward(
+        self, feats: Sequence[Tensor], audio: Tensor, num_frames: int, frame_valid: Optional[Tensor] = None
+    ) -> EIMOutput:
         """See the class docstring for shapes."""
         if len(feats) != len(self.visual_proj):
-            raise ValueError(f'EIM got {len(feats)} visual scales, configured for {len(self.visual_proj)} '
-                             f'(in_channels); set neck.in_channels to the backbone channels')
+            raise ValueError(
+                f'EIM got {len(feats)} visual scales, configured for {len(self.visual_proj)} '
+                f'(in_channels); set neck.in_channels to the backbone channels'
+            )
         if num_frames > self.max_frames and self.temporal_pos is not None:
-            raise ValueError(f'EIM: clips of {num_frames} frames exceed max_frames={self.max_frames}; '
-                             f'raise neck.max_frames in the config')
+            raise ValueError(
+                f'EIM: clips of {num_frames} frames exceed max_frames={self.max_frames}; '
+                f'raise neck.max_frames in the config'
+            )
         vis = [proj(x) for proj, x in zip(self.visual_proj, feats)]
         bt = vis[0].shape[0]
         a0 = self.audio_proj(audio).view(bt // num_frames, num_frames, self.embed_dims)

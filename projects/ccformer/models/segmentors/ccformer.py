@@ -19,19 +19,20 @@ Steps 1-4 are one tensor-only function, :meth:`CCFormer._core`, which ``compile_
 (:mod:`projects.ccformer.models.utils.compile`): the data samples, the losses' target building and the
 post-processing stay eager, so the compiled graph neither guards on per-clip metainfo nor recompiles per batch.
 """
+
 import math
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import PixelData
-from torch import Tensor
-
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
+from torch import Tensor
+
 from ..utils import EIMOutput, convert_ccformer_keys, frame_flags
 from ..utils.compile import CompiledCore, uses_cuda_graphs
 
@@ -39,9 +40,14 @@ from ..utils.compile import CompiledCore, uses_cuda_graphs
 def _pretrained_paths(cfg) -> List[str]:
     """Local checkpoint paths of ``Pretrained`` entries in an ``init_cfg`` (dict or list)."""
     cfgs = cfg if isinstance(cfg, (list, tuple)) else [cfg]
-    return [c['checkpoint'] for c in cfgs
-            if isinstance(c, dict) and c.get('type') == 'Pretrained' and isinstance(c.get('checkpoint'), str)
-            and '://' not in c['checkpoint']]
+    return [
+        c['checkpoint']
+        for c in cfgs
+        if isinstance(c, dict)
+        and c.get('type') == 'Pretrained'
+        and isinstance(c.get('checkpoint'), str)
+        and '://' not in c['checkpoint']
+    ]
 
 
 @MODELS.register_module()
@@ -71,19 +77,21 @@ class CCFormer(BaseSegmentor):
         inputs ``(N, T, 3, H, W)``; audio ``(N, T, 1, 96, 64)``; ``mode='tensor'`` returns ``(N, T, K, H, W)``.
     """
 
-    def __init__(self,
-                 backbone: dict,
-                 audio_encoder: dict,
-                 neck: dict,
-                 decode_head: dict,
-                 bcl_loss: Optional[dict] = None,
-                 use_bcl: bool = True,
-                 train_cfg: Optional[dict] = None,
-                 test_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 align_corners: bool = False,
-                 compile_cfg: Union[bool, dict, None] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        backbone: dict,
+        audio_encoder: dict,
+        neck: dict,
+        decode_head: dict,
+        bcl_loss: Optional[dict] = None,
+        use_bcl: bool = True,
+        train_cfg: Optional[dict] = None,
+        test_cfg: Optional[dict] = None,
+        data_preprocessor: Optional[dict] = None,
+        align_corners: bool = False,
+        compile_cfg: Union[bool, dict, None] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.audio_encoder = MODELS.build(audio_encoder)
@@ -107,31 +115,39 @@ class CCFormer(BaseSegmentor):
                         f'CCFormer: pretrained checkpoint "{path}" for {name or "model"} '
                         f'({type(module).__name__}) not found (cwd: {osp.abspath(".")}). Download it as the '
                         f'README section "Pretrained weights" says and put it there, or point the config '
-                        f'(model.{name}.init_cfg.checkpoint) at it; init_cfg=None trains from scratch.')
+                        f'(model.{name}.init_cfg.checkpoint) at it; init_cfg=None trains from scratch.'
+                    )
         super().init_weights()
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _check_inputs(inputs: Tensor, audio: Optional[Tensor]) -> None:
         if inputs.dim() != 5:
-            raise ValueError(f'CCFormer expects frames of shape (N, T, C, H, W), got {tuple(inputs.shape)}; '
-                             f'use AVSDataPreprocessor (model.data_preprocessor) to batch clips')
+            raise ValueError(
+                f'CCFormer expects frames of shape (N, T, C, H, W), got {tuple(inputs.shape)}; '
+                f'use AVSDataPreprocessor (model.data_preprocessor) to batch clips'
+            )
         if audio is None:
-            raise ValueError('CCFormer needs the clips\' audio: forward(inputs, data_samples, mode, audio=...) with '
-                             'audio of shape (N, T, 1, 96, 64) (AVSDataPreprocessor returns it under "audio")')
+            raise ValueError(
+                'CCFormer needs the clips\' audio: forward(inputs, data_samples, mode, audio=...) with '
+                'audio of shape (N, T, 1, 96, 64) (AVSDataPreprocessor returns it under "audio")'
+            )
         if tuple(audio.shape[:2]) != tuple(inputs.shape[:2]):
-            raise ValueError(f'CCFormer: audio {tuple(audio.shape)} and frames {tuple(inputs.shape)} must agree '
-                             f'on (N, T)')
+            raise ValueError(
+                f'CCFormer: audio {tuple(audio.shape)} and frames {tuple(inputs.shape)} must agree on (N, T)'
+            )
 
     @staticmethod
-    def frame_valid_from_samples(data_samples: Optional[Sequence[SegDataSample]], num_frames: int,
-                                 device: torch.device) -> Optional[Tensor]:
+    def frame_valid_from_samples(
+        data_samples: Optional[Sequence[SegDataSample]], num_frames: int, device: torch.device
+    ) -> Optional[Tensor]:
         """(N, T) bool mask from the samples' ``frame_valid`` metainfo; None when every frame is real (keeps the
         attention kernels mask-free for S4 / MS3). See :func:`~projects.ccformer.models.utils.frame_flags`."""
         return frame_flags(data_samples, 'frame_valid', num_frames, device)
 
-    def extract_feat(self, inputs: Tensor, audio: Optional[Tensor] = None,
-                     frame_valid: Optional[Tensor] = None) -> EIMOutput:
+    def extract_feat(
+        self, inputs: Tensor, audio: Optional[Tensor] = None, frame_valid: Optional[Tensor] = None
+    ) -> EIMOutput:
         """Encoders + EIM. inputs (N, T, 3, H, W), audio (N, T, 1, 96, 64) -> :class:`EIMOutput`."""
         self._check_inputs(inputs, audio)
         return self._extract(inputs, audio, frame_valid)
@@ -139,7 +155,7 @@ class CCFormer(BaseSegmentor):
     def _extract(self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor]) -> EIMOutput:
         n, t = inputs.shape[:2]
         feats = self.backbone(inputs.flatten(0, 1))
-        audio_feat = self.audio_encoder(audio.flatten(0, 1))                # (N*T, 128)
+        audio_feat = self.audio_encoder(audio.flatten(0, 1))  # (N*T, 128)
         if frame_valid is not None:
             audio_feat = audio_feat * frame_valid.reshape(-1, 1).to(audio_feat.dtype)
         return self.neck(list(feats), audio_feat, t, frame_valid)
@@ -162,8 +178,9 @@ class CCFormer(BaseSegmentor):
             return param.dtype
         return torch.float32
 
-    def _core(self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor],
-              all_stages: bool) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
+    def _core(
+        self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor], all_stages: bool
+    ) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
         """Encoders + EIM + head (steps 1-4), tensors only.
 
         Returns:
@@ -175,8 +192,9 @@ class CCFormer(BaseSegmentor):
             return x, self.decode_head.forward(x)
         return x, self.decode_head.predict(x)
 
-    def run_core(self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor],
-                 all_stages: bool) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
+    def run_core(
+        self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor], all_stages: bool
+    ) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
         """:meth:`_core`, compiled when ``compile_cfg`` is set (inputs are checked eagerly first).
 
         Inputs are cast to the dtype of the model's parameters, so a model cast with ``model.to(torch.bfloat16)``
@@ -185,8 +203,15 @@ class CCFormer(BaseSegmentor):
         self._check_inputs(inputs, audio)
         dtype = self._param_dtype()
         inputs, audio = inputs.to(dtype), audio.to(dtype)  # no-ops when the dtypes already match
-        signature = (tuple(inputs.shape), inputs.dtype, inputs.device, frame_valid is None, all_stages,
-                     torch.is_grad_enabled(), torch.is_autocast_enabled(inputs.device.type))
+        signature = (
+            tuple(inputs.shape),
+            inputs.dtype,
+            inputs.device,
+            frame_valid is None,
+            all_stages,
+            torch.is_grad_enabled(),
+            torch.is_autocast_enabled(inputs.device.type),
+        )
         return self._compiled_core(self, inputs, audio, frame_valid, all_stages, signature=signature)
 
     def _core_logits_at(self, logits: Tensor, size: Sequence[int]) -> Tensor:
@@ -203,17 +228,25 @@ class CCFormer(BaseSegmentor):
         return resize(logits, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
 
     # ------------------------------------------------------------------ BaseSegmentor API
-    def encode_decode(self, inputs: Tensor, batch_img_metas: Optional[List[dict]] = None,
-                      audio: Optional[Tensor] = None) -> Tensor:
+    def encode_decode(
+        self, inputs: Tensor, batch_img_metas: Optional[List[dict]] = None, audio: Optional[Tensor] = None
+    ) -> Tensor:
         """Final logits at the input size: (N, T, 3, H, W) -> (N*T, K, H, W)."""
         frame_valid = self.frame_valid_from_samples(
             [SegDataSample(metainfo=m) for m in batch_img_metas] if batch_img_metas else None,
-            inputs.shape[1], inputs.device)
+            inputs.shape[1],
+            inputs.device,
+        )
         _, logits = self.run_core(inputs, audio, frame_valid, all_stages=False)
         return self._core_logits_at(logits, inputs.shape[-2:])
 
-    def forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
-                mode: str = 'tensor', audio: Optional[Tensor] = None):
+    def forward(
+        self,
+        inputs: Tensor,
+        data_samples: Optional[List[SegDataSample]] = None,
+        mode: str = 'tensor',
+        audio: Optional[Tensor] = None,
+    ):
         """mode 'loss' -> dict of losses; 'predict' -> list of SegDataSample; 'tensor' -> (N, T, K, H, W)."""
         if mode == 'loss':
             return self.loss(inputs, data_samples, audio=audio)
@@ -246,8 +279,9 @@ class CCFormer(BaseSegmentor):
         keep = ~replaced
         return x._replace(frame_valid=keep if x.frame_valid is None else keep & x.frame_valid.bool())
 
-    def predict(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
-                audio: Optional[Tensor] = None) -> List[SegDataSample]:
+    def predict(
+        self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None, audio: Optional[Tensor] = None
+    ) -> List[SegDataSample]:
         """Per-clip predictions at ``ori_shape`` (see module docstring, step 5)."""
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
@@ -255,8 +289,9 @@ class CCFormer(BaseSegmentor):
         logits = self._core_logits_at(logits, inputs.shape[-2:])
         return self.postprocess_result(logits.view(n, t, *logits.shape[1:]), data_samples)
 
-    def _forward(self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None,
-                 audio: Optional[Tensor] = None) -> Tensor:
+    def _forward(
+        self, inputs: Tensor, data_samples: Optional[List[SegDataSample]] = None, audio: Optional[Tensor] = None
+    ) -> Tensor:
         """Final logits ``(N, T, K, H, W)`` at the input size; works without data_samples."""
         n, t = inputs.shape[:2]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
@@ -274,8 +309,9 @@ class CCFormer(BaseSegmentor):
             raise ValueError(f'CCFormer: decode_head.threshold must be in (0, 1), got {p}')
         return math.log(p / (1.0 - p))
 
-    def postprocess_result(self, seg_logits: Tensor,
-                           data_samples: Optional[List[SegDataSample]] = None) -> List[SegDataSample]:
+    def postprocess_result(
+        self, seg_logits: Tensor, data_samples: Optional[List[SegDataSample]] = None
+    ) -> List[SegDataSample]:
         """(N, T, K, H, W) logits -> SegDataSamples with ``pred_sem_seg`` (T, h, w) (+ ``seg_logits`` if K = 1).
 
         Per clip: crop the padding (to ``img_shape``), undo the flip, resize to ``ori_shape``.
@@ -286,7 +322,7 @@ class CCFormer(BaseSegmentor):
             data_samples = [SegDataSample() for _ in range(n)]
         for i, ds in enumerate(data_samples):
             meta = ds.metainfo
-            x = seg_logits[i]                                                 # (T, K, H, W)
+            x = seg_logits[i]  # (T, K, H, W)
             img_h, img_w = meta.get('img_shape', x.shape[-2:])[:2]
             x = x[..., :img_h, :img_w]
             if meta.get('flip', False):
@@ -297,11 +333,11 @@ class CCFormer(BaseSegmentor):
             if 'ori_shape' in meta:
                 x = self._resize_logits(x, meta['ori_shape'][:2])
             if k == 1:
-                logits = x[:, 0]                                              # (T, H, W)
+                logits = x[:, 0]  # (T, H, W)
                 pred = (logits > self.logit_threshold).long()
                 ds.set_data(dict(seg_logits=PixelData(data=logits), pred_sem_seg=PixelData(data=pred)))
             else:
-                pred = x.argmax(dim=1)                                        # (T, H, W)
+                pred = x.argmax(dim=1)  # (T, H, W)
                 valid = meta.get('frame_valid')
                 if valid is not None and not all(valid):
                     keep = torch.tensor(valid, dtype=torch.bool).to(pred.device, non_blocking=True)

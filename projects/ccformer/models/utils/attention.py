@@ -9,6 +9,7 @@
   ``x' = LN(x + MHA(x + pos_q, y + pos_k, y)); out = LN(x' + FFN(x'))`` (the AVE / VAE blocks of the EIM).
 * :func:`frame_distance_mask`, :func:`audio_window_mask`, :func:`per_head_mask`: attention masks.
 """
+
 from typing import Optional, Sequence
 
 import torch
@@ -17,25 +18,35 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
 from mmdet.models.layers.transformer import DetrTransformerDecoderLayer
 from mmengine.model import ModuleList
-from torch import Tensor, nn
-
 from mmseg.registry import MODELS
+from torch import Tensor, nn
 
 #: attention types :func:`build_attention` accepts
 ATTENTION_TYPES = ('MultiheadAttention', 'SDPAttention')
 
 
-def attn_cfg(embed_dims: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0,
-             type: str = 'MultiheadAttention') -> dict:
+def attn_cfg(
+    embed_dims: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0, type: str = 'MultiheadAttention'
+) -> dict:
     """Config of a dense attention (default: mmcv ``MultiheadAttention``), batch first."""
-    return dict(type=type, embed_dims=embed_dims, num_heads=num_heads, attn_drop=attn_drop, proj_drop=proj_drop,
-                batch_first=True)
+    return dict(
+        type=type,
+        embed_dims=embed_dims,
+        num_heads=num_heads,
+        attn_drop=attn_drop,
+        proj_drop=proj_drop,
+        batch_first=True,
+    )
 
 
 def ffn_cfg(embed_dims: int, feedforward_channels: int, ffn_drop: float = 0.0) -> dict:
     """Config of an mmcv ``FFN``: Linear - ReLU - Linear, residual added."""
-    return dict(embed_dims=embed_dims, feedforward_channels=feedforward_channels, ffn_drop=ffn_drop,
-                act_cfg=dict(type='ReLU', inplace=True))
+    return dict(
+        embed_dims=embed_dims,
+        feedforward_channels=feedforward_channels,
+        ffn_drop=ffn_drop,
+        act_cfg=dict(type='ReLU', inplace=True),
+    )
 
 
 def build_attention(cfg: dict) -> MultiheadAttention:
@@ -62,17 +73,32 @@ class SDPAttention(MultiheadAttention):
     attention config; no host synchronisation, bf16-safe, flash / memory-efficient kernels on GPU.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0,
-                 batch_first: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        embed_dims: int,
+        num_heads: int,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        batch_first: bool = True,
+        **kwargs,
+    ) -> None:
         if not batch_first:
             raise ValueError('SDPAttention only supports batch_first=True; fix the attention config.')
         super().__init__(embed_dims, num_heads, attn_drop, proj_drop, batch_first=True, **kwargs)
         self.attn_drop = float(self.attn.dropout)
 
-    def forward(self, query: Tensor, key: Optional[Tensor] = None, value: Optional[Tensor] = None,
-                identity: Optional[Tensor] = None, query_pos: Optional[Tensor] = None,
-                key_pos: Optional[Tensor] = None, attn_mask: Optional[Tensor] = None,
-                key_padding_mask: Optional[Tensor] = None, **kwargs) -> Tensor:
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor] = None,
+        value: Optional[Tensor] = None,
+        identity: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        key_pos: Optional[Tensor] = None,
+        attn_mask: Optional[Tensor] = None,
+        key_padding_mask: Optional[Tensor] = None,
+        **kwargs,
+    ) -> Tensor:
         """query (B, Lq, d), key / value (B, Lk, d) -> (B, Lq, d). Extra keyword arguments (reference points
         etc. passed by mmdet layers) are ignored."""
         key = query if key is None else key
@@ -86,16 +112,17 @@ class SDPAttention(MultiheadAttention):
         bsz, lq, lk = q_in.shape[0], q_in.shape[1], value.shape[1]
         w, b = self.attn.in_proj_weight, self.attn.in_proj_bias
         q = F.linear(q_in, w[:d], b[:d]).view(bsz, lq, heads, -1).transpose(1, 2)
-        k = F.linear(k_in, w[d:2 * d], b[d:2 * d]).view(bsz, lk, heads, -1).transpose(1, 2)
-        v = F.linear(value, w[2 * d:], b[2 * d:]).view(bsz, lk, heads, -1).transpose(1, 2)
+        k = F.linear(k_in, w[d : 2 * d], b[d : 2 * d]).view(bsz, lk, heads, -1).transpose(1, 2)
+        v = F.linear(value, w[2 * d :], b[2 * d :]).view(bsz, lk, heads, -1).transpose(1, 2)
         mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
         if attn_mask is not None:
             if attn_mask.dtype != torch.bool:
                 raise TypeError('SDPAttention expects a boolean attn_mask (True = not attended).')
             am = attn_mask if attn_mask.dim() == 2 else attn_mask.view(bsz, heads, lq, lk)
             mask = am if mask is None else (mask | am)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask,
-                                             dropout_p=self.attn_drop if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if mask is None else ~mask, dropout_p=self.attn_drop if self.training else 0.0
+        )
         out = self.attn.out_proj(out.transpose(1, 2).reshape(bsz, lq, d))
         return identity + self.dropout_layer(self.proj_drop(out))
 
@@ -113,32 +140,59 @@ class PostNormCrossAttentionLayer(DetrTransformerDecoderLayer):
     attended -> ``(B, Lq, d)``.
     """
 
-    def __init__(self, cross_attn_cfg: dict, ffn_cfg: Optional[dict] = None, norm_cfg: dict = dict(type='LN'),
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(self_attn_cfg=dict(batch_first=True), cross_attn_cfg=dict(cross_attn_cfg),
-                         ffn_cfg=None if ffn_cfg is None else dict(ffn_cfg), norm_cfg=norm_cfg, init_cfg=init_cfg)
+    def __init__(
+        self,
+        cross_attn_cfg: dict,
+        ffn_cfg: Optional[dict] = None,
+        norm_cfg: dict = dict(type='LN'),
+        init_cfg: Optional[dict] = None,
+    ) -> None:
+        super().__init__(
+            self_attn_cfg=dict(batch_first=True),
+            cross_attn_cfg=dict(cross_attn_cfg),
+            ffn_cfg=None if ffn_cfg is None else dict(ffn_cfg),
+            norm_cfg=norm_cfg,
+            init_cfg=init_cfg,
+        )
 
     def _init_layers(self) -> None:
         self.cross_attn = build_attention(self.cross_attn_cfg)
         self.embed_dims = self.cross_attn.embed_dims
         self.ffn = None if self.ffn_cfg is None else FFN(**self.ffn_cfg)
-        self.norms = ModuleList([build_norm_layer(self.norm_cfg, self.embed_dims)[1]
-                                 for _ in range(1 if self.ffn is None else 2)])
+        self.norms = ModuleList(
+            [build_norm_layer(self.norm_cfg, self.embed_dims)[1] for _ in range(1 if self.ffn is None else 2)]
+        )
 
-    def forward(self, query: Tensor, key: Tensor, value: Optional[Tensor] = None,
-                query_pos: Optional[Tensor] = None, key_pos: Optional[Tensor] = None,
-                cross_attn_mask: Optional[Tensor] = None, key_padding_mask: Optional[Tensor] = None,
-                **kwargs) -> Tensor:
-        query = self.norms[0](self.cross_attn(query, key, key if value is None else value, query_pos=query_pos,
-                                              key_pos=key_pos, attn_mask=cross_attn_mask,
-                                              key_padding_mask=key_padding_mask))
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        key_pos: Optional[Tensor] = None,
+        cross_attn_mask: Optional[Tensor] = None,
+        key_padding_mask: Optional[Tensor] = None,
+        **kwargs,
+    ) -> Tensor:
+        query = self.norms[0](
+            self.cross_attn(
+                query,
+                key,
+                key if value is None else value,
+                query_pos=query_pos,
+                key_pos=key_pos,
+                attn_mask=cross_attn_mask,
+                key_padding_mask=key_padding_mask,
+            )
+        )
         if self.ffn is None:
             return query
         return self.norms[1](self.ffn(query))
 
 
-def frame_distance_mask(num_frames: int, window: Optional[int], query_per_frame: Sequence[int],
-                        key_per_frame: int, device: torch.device) -> Optional[Tensor]:
+def frame_distance_mask(
+    num_frames: int, window: Optional[int], query_per_frame: Sequence[int], key_per_frame: int, device: torch.device
+) -> Optional[Tensor]:
     """Bool ``(Lq, Lk)``, True where a query token's frame and a key token's frame are more than ``window`` frames
     apart (not attended); None when ``window`` is None or spans the clip.
 
@@ -148,7 +202,7 @@ def frame_distance_mask(num_frames: int, window: Optional[int], query_per_frame:
     if window is None or window >= num_frames - 1:
         return None
     t = torch.arange(num_frames, device=device)
-    far = (t[:, None] - t[None, :]).abs() > window                      # (T, T)
+    far = (t[:, None] - t[None, :]).abs() > window  # (T, T)
     far = far.repeat_interleave(key_per_frame, dim=1)
     return torch.cat([far.repeat_interleave(q, dim=0) for q in query_per_frame], dim=0)
 
@@ -170,8 +224,15 @@ def per_head_mask(mask: Optional[Tensor], num_heads: int) -> Optional[Tensor]:
     return mask.repeat_interleave(num_heads, dim=0)
 
 
-def attend_clip(layer: nn.Module, query: Tensor, key: Tensor, query_pos: Optional[Tensor],
-                key_pos: Optional[Tensor], key_valid: Optional[Tensor], window: Optional[Tensor]) -> Tensor:
+def attend_clip(
+    layer: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    query_pos: Optional[Tensor],
+    key_pos: Optional[Tensor],
+    key_valid: Optional[Tensor],
+    window: Optional[Tensor],
+) -> Tensor:
     """``layer`` (a :class:`PostNormCrossAttentionLayer`) with a clip's masks: ``key_valid`` (B, Lk) bool (True =
     attend) and a frame-window mask ``window`` (Lq, Lk) (True = not attended) merged by
     :func:`audio_window_mask`."""
@@ -179,5 +240,4 @@ def attend_clip(layer: nn.Module, query: Tensor, key: Tensor, query_pos: Optiona
     mask = None
     if window is not None:
         mask, padding = per_head_mask(audio_window_mask(window, padding), layer.cross_attn.num_heads), None
-    return layer(query, key, key, query_pos=query_pos, key_pos=key_pos, cross_attn_mask=mask,
-                 key_padding_mask=padding)
+    return layer(query, key, key, query_pos=query_pos, key_pos=key_pos, cross_attn_mask=mask, key_padding_mask=padding)

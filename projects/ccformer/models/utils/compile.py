@@ -5,6 +5,7 @@ shape constants the model caches are built outside the graph) and through ``torc
 compiled functions are shared per set of compile arguments (:func:`compiled`): compiling the unbound function keeps
 no reference to a model and leaves the module picklable and deep-copyable.
 """
+
 import logging
 from typing import Callable, Dict, Hashable, Optional, Union
 
@@ -24,8 +25,10 @@ def compile_kwargs(compile_cfg: Union[bool, dict, None]) -> Optional[dict]:
     if compile_cfg is True:
         compile_cfg = {}
     if not isinstance(compile_cfg, dict):
-        raise TypeError(f'CCFormer: compile_cfg must be None, a bool or a dict of torch.compile arguments, '
-                        f'got {type(compile_cfg).__name__}')
+        raise TypeError(
+            f'CCFormer: compile_cfg must be None, a bool or a dict of torch.compile arguments, '
+            f'got {type(compile_cfg).__name__}'
+        )
     kwargs = dict(compile_cfg)
     kwargs.setdefault('dynamic', False)
     return kwargs
@@ -34,8 +37,9 @@ def compile_kwargs(compile_cfg: Union[bool, dict, None]) -> Optional[dict]:
 def uses_cuda_graphs(compile_cfg: Optional[dict]) -> bool:
     """Whether ``compile_cfg`` records CUDA graphs (inductor's reduce-overhead / max-autotune modes or the
     cudagraphs backend): their outputs live in a memory pool that the next replay overwrites."""
-    return bool(compile_cfg) and (compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune')
-                                  or compile_cfg.get('backend') == 'cudagraphs')
+    return bool(compile_cfg) and (
+        compile_cfg.get('mode') in ('reduce-overhead', 'max-autotune') or compile_cfg.get('backend') == 'cudagraphs'
+    )
 
 
 def compiled(fn: Callable, kwargs: dict) -> Callable:
@@ -74,8 +78,12 @@ class CompiledCore:
             return self.core(model, *args)
         if signature not in self.signatures:
             self.signatures.add(signature)
-            print_log(f'CCFormer: compile_cfg={self.kwargs}: input signature {signature} runs eagerly once, then '
-                      'compiles on its next call (seconds to minutes)', logger='current', level=logging.INFO)
+            print_log(
+                f'CCFormer: compile_cfg={self.kwargs}: input signature {signature} runs eagerly once, then '
+                'compiles on its next call (seconds to minutes)',
+                logger='current',
+                level=logging.INFO,
+            )
             return self.core(model, *args)
         fn = compiled(self.core, self.kwargs)
         if self.uses_cuda_graphs:

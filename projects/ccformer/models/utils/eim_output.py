@@ -1,4 +1,5 @@
 """The typed hand-off from the EIM neck to the decode head and the BCL loss."""
+
 from typing import List, NamedTuple, Optional
 
 from torch import Tensor

@@ -13,7 +13,7 @@ earlier                                                        current
 ``neck.{ave,vae}_layers.N.attn.P``                             ``neck.{ave,vae}_layers.N.cross_attn.attn.P``
 ``neck.{ave,vae}_layers.N.norm1`` / ``norm2``                  ``neck.{ave,vae}_layers.N.norms.0`` / ``norms.1``
 ``...iti_layers.N.intra_self_attn`` / ``intra_ffn``            ``...iti_layers.N.intra.self_attn`` / ``intra.ffn``
-``...iti_layers.N.inter_cross_attn`` / ``inter_self_attn``     ``...iti_layers.N.inter.cross_attn`` / ``inter.self_attn``
+``...iti_layers.N.inter_cross_attn`` / ``inter_self_attn``    ``...iti_layers.N.inter.cross_attn`` / ``inter.self_attn``
 ``...iti_layers.N.inter_ffn``                                  ``...iti_layers.N.inter.ffn``
 ``...iti_layers.N.norms.{0,1,2,3,4}``                          ``...iti_layers.N.{intra.norms.0, intra.norms.1,
                                                                inter.norms.0, inter.norms.1, inter.norms.2}``
@@ -22,12 +22,18 @@ earlier                                                        current
 any other ``<attention>.P``                                    ``<attention>.attn.P`` (mmcv ``MultiheadAttention``)
 ============================================================  =======================================================
 """
+
 import re
 from typing import Dict, List, Tuple
 
 _P = r'(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)'
-_ITI_NORMS = {'0': 'intra.norms.0', '1': 'intra.norms.1', '2': 'inter.norms.0', '3': 'inter.norms.1',
-              '4': 'inter.norms.2'}
+_ITI_NORMS = {
+    '0': 'intra.norms.0',
+    '1': 'intra.norms.1',
+    '2': 'inter.norms.0',
+    '3': 'inter.norms.1',
+    '4': 'inter.norms.2',
+}
 
 #: earlier -> current, applied in order (each rule leaves current names unchanged)
 _TO_CURRENT: List[Tuple[str, object]] = [
@@ -49,8 +55,10 @@ _TO_REFERENCE: List[Tuple[str, object]] = [
     (r'((?:^|\.)(?:ave|vae)_layers\.\d+)\.cross_attn\.', r'\1.attn.'),
     (r'((?:^|\.)(?:ave|vae)_layers\.\d+)\.norms\.0\.', r'\1.norm1.'),
     (r'((?:^|\.)(?:ave|vae)_layers\.\d+)\.norms\.1\.', r'\1.norm2.'),
-    (r'((?:^|\.)iti_layers\.\d+)\.((?:intra|inter)\.norms\.\d)\.',
-     lambda m: f'{m.group(1)}.norms.{_ITI_NORMS_BACK[m.group(2)]}.'),
+    (
+        r'((?:^|\.)iti_layers\.\d+)\.((?:intra|inter)\.norms\.\d)\.',
+        lambda m: f'{m.group(1)}.norms.{_ITI_NORMS_BACK[m.group(2)]}.',
+    ),
     (r'((?:^|\.)iti_layers\.\d+)\.(intra|inter)\.(self_attn|cross_attn|ffn)\.', r'\1.\2_\3.'),
     (r'((?:^|\.)fusions\.\d+)\.self_attn\.sr\.', r'\1.sr.'),
     (r'((?:^|\.)fusions\.\d+)\.self_attn\.norm\.', r'\1.sr_norm.'),
@@ -88,7 +96,7 @@ def convert_ccformer_keys(state_dict: Dict[str, object], prefix: str = '') -> Di
     for key in list(state_dict):
         if not key.startswith(parts):
             continue
-        new = prefix + to_current_name(key[len(prefix):])
+        new = prefix + to_current_name(key[len(prefix) :])
         if new != key:
             if new in state_dict:
                 raise KeyError(f'checkpoint holds both {key!r} (earlier layout) and {new!r}; keep one of them')
