@@ -333,3 +333,7 @@ def test_load_audio_marks_silent_seconds_as_not_sounding(tmp_path):
     out = LoadAVSAudio().transform(dict(audio_path=path, num_frames=5, sounding=[1, 1, 1, -1, 1]))
     assert out['sounding'] == [1, 1, 0, -1, 0]
     assert 'sounding' not in LoadAVSAudio().transform(dict(audio_path=path, num_frames=5))
+    padded = LoadAVSAudio(pad_mode='zeros').transform(dict(audio_path=path, num_frames=7, sounding=[1] * 7))
+    assert padded['sounding'] == [1, 1, 0, 1, 0, -1, -1]  # padded examples: unknown
+    with pytest.raises(ValueError, match='clip.wav: the clip lists 4 sounding flags for 5 frames'):
+        LoadAVSAudio().transform(dict(audio_path=path, num_frames=5, sounding=[1] * 4))

@@ -166,9 +166,10 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
 
     Args:
         audio_source: ``'pkl'`` (official log-mels) or ``'wav'`` (computed on the fly).
-        sounding_unlabelled (bool): give frames without a mask the metainfo ``sounding`` 1 (the
-            benchmark's premise: one source that sounds all clip long), the presence target of the
-            robust recipe. Default False (unknown).
+        sounding_unlabelled (bool): give every frame the metainfo ``sounding`` 1 (the benchmark's
+            premise: one source that sounds all clip long), the presence target of the robust recipe
+            on frames without a mask (labelled frames use their mask; ``LoadAVSAudio`` sets silent
+            seconds to 0). Default False (unknown).
     """
 
     METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)

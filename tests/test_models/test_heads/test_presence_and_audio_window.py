@@ -127,6 +127,11 @@ def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
     else:
         expected = value.sum() / w.sum()
     torch.testing.assert_close(losses['loss_presence'], expected)
+    if balanced:  # one class only: its mean
+        only_pos = samples(gt, [[1, 0, 0], [1, 0, 0]])
+        pos_loss = head.loss_by_feat(stages, only_pos)['loss_presence']
+        expected_pos = F.binary_cross_entropy_with_logits(p[[0, 3]], torch.ones(2))
+        torch.testing.assert_close(pos_loss, expected_pos)
     data[0].set_metainfo(dict(sounding=[1, 1]))
     with pytest.raises(ValueError, match='sounding'):
         head.loss_by_feat(stages, data)

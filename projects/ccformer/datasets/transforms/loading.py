@@ -198,7 +198,8 @@ class LoadAVSAudio(BaseTransform):
     A digitally silent second makes nothing sound: where ``results`` holds per-frame ``sounding`` flags
     (presence targets, e.g. ``AVSBenchS4Dataset(sounding_unlabelled=True)``), the frames whose example is
     digital silence in at least half of its 96 rows (10 ms each; examples do not align with the seconds of
-    the video, so a silent second's example holds some of its neighbours) get 0.
+    the video, so a silent second's example holds some of its neighbours) get 0, and padded examples
+    (``audio_valid`` 0) get -1 (unknown).
 
     Required keys: ``audio_path``, ``num_frames``. Added keys: ``audio``, ``audio_valid``. Modified key:
     ``sounding`` (where present).
@@ -227,8 +228,16 @@ class LoadAVSAudio(BaseTransform):
         results['audio'] = np.ascontiguousarray(audio[:, None], dtype=np.float32)
         results['audio_valid'] = valid.tolist()
         if results.get('sounding') is not None:
+            sounding = list(results['sounding'])
+            if len(sounding) != num:
+                raise ValueError(
+                    f'{path}: the clip lists {len(sounding)} sounding flags for {num} frames; the dataset must give '
+                    f'one flag per frame (1 sounding, 0 silent, -1 unknown)'
+                )
             silent = (audio <= SILENT_LOGMEL).all(-1).mean(-1) >= 0.5  # (T,): half its rows or more
-            results['sounding'] = [0 if mute else int(v) for v, mute in zip(results['sounding'], silent)]
+            results['sounding'] = [
+                -1 if not ok else 0 if mute else int(v) for v, mute, ok in zip(sounding, silent, valid.tolist())
+            ]
         return results
 
     def __repr__(self) -> str:

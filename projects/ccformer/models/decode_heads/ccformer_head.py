@@ -446,13 +446,14 @@ class CCFormerHead(BaseModule):
                 target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
                 value = F.binary_cross_entropy_with_logits(presence[-1], target, reduction='none') * p_weight
                 if self.presence_balanced:
-                    # positives and negatives weigh half each
-                    pos = target * p_weight
-                    neg = (1 - target) * p_weight
-                    value = 0.5 * (
-                        (value * target).sum() / pos.sum().clamp(min=1.0)
-                        + (value * (1 - target)).sum() / neg.sum().clamp(min=1.0)
-                    )
+                    # the mean over positives and the mean over negatives weigh alike (a class absent from the
+                    # batch drops out)
+                    parts = [
+                        (value * t).sum() / (t * p_weight).sum()
+                        for t in (target, 1 - target)
+                        if float((t * p_weight).sum()) > 0
+                    ]
+                    value = torch.stack(parts).mean() if parts else value.sum()
                 else:
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
