@@ -1,6 +1,6 @@
 """The main job (``make demo``): toy data -> train on CPU -> test -> overlays -> video demo -> summary.
 
-    python tools/run_main_job.py [--work-dir work_dirs/demo] [--epochs 30] [--seed 0]
+    python tools/run_main_job.py [--work-dir work_dirs/demo] [--epochs 60] [--seed 0]
 
 Every step runs the user-facing command in a subprocess (exactly what a user types):
 
@@ -52,7 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='tiny model config')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='everything is written here')
     parser.add_argument(
-        '--epochs', type=int, default=30, help='training epochs (epoch-based configs such as the tiny one)'
+        '--epochs',
+        type=int,
+        default=60,
+        help='training epochs (epoch-based configs such as the tiny one; the robust S4 recipe needs 60)',
     )
     parser.add_argument('--iters', type=int, default=300, help='training iterations (iteration-based configs)')
     parser.add_argument(
