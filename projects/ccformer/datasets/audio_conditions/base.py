@@ -14,8 +14,13 @@ from mmseg.registry import DATASETS
 
 from .clip_kinds import OffscreenPool
 
-AUDIO_CONDITIONS = ('original', 'shuffled', 'silence', 'noise', 'offscreen')
+#: Negative audio made from the dataset itself or synthesised (what negative-audio training draws).
 NEGATIVE_CONDITIONS = ('silence', 'noise', 'offscreen')
+#: Negative audio from real recordings given by the user (a :class:`~projects.ccformer.datasets.SoundBank`).
+RECORDED_CONDITION = 'offscreen_recorded'
+#: Every condition whose ground truth is empty.
+EMPTY_GT_CONDITIONS = NEGATIVE_CONDITIONS + (RECORDED_CONDITION,)
+AUDIO_CONDITIONS = ('original', 'shuffled') + EMPTY_GT_CONDITIONS
 
 
 class _AudioWrapper:
