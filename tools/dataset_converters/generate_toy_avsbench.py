@@ -5,11 +5,14 @@ Examples::
     python tools/dataset_converters/generate_toy_avsbench.py data/toy/Single-source --layout s4
     python tools/dataset_converters/generate_toy_avsbench.py data/toy/AVSS --layout avss \
         --num-videos 8 4 4 --img-size 320 240 --subsets v1s v2 --seed 1
+    python tools/dataset_converters/generate_toy_avsbench.py data/recorded/Multi-sources --layout ms3 \
+        --family recorded --num-videos 96 16 32 --img-size 64
 """
 
 import argparse
 
-from projects.ccformer.datasets.toy import DEFAULT_NUM_VIDEOS, generate_toy_avsbench
+from projects.ccformer.datasets.toy import DEFAULT_NUM_VIDEOS, FAMILIES, generate_toy_avsbench
+from projects.ccformer.datasets.toy_recorded import TAKE_SETS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,7 +39,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--subsets', nargs='+', default=['v1s', 'v1m', 'v2'], choices=['v1s', 'v1m', 'v2'], help='AVSS subsets'
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--family',
+        choices=FAMILIES,
+        default='synthetic',
+        help='synthetic: coloured shapes heard as tones (fast, the tests); recorded: photos of animals heard '
+        'through real recordings in a room (docs/robustness.md)',
+    )
+    parser.add_argument(
+        '--test-takes',
+        choices=TAKE_SETS,
+        default=None,
+        help='recorded family: the recordings test clips hear, the held-out takes (default), the training takes or all',
+    )
+    parser.add_argument('--assets', default=None, help='recorded family: assets folder (default: the shipped one)')
+    args = parser.parse_args(argv)
+    if args.family != 'recorded' and (args.test_takes or args.assets):
+        parser.error('--test-takes and --assets apply to --family recorded only')
+    return args
 
 
 def main(argv=None) -> None:
@@ -46,6 +66,11 @@ def main(argv=None) -> None:
         if len(args.img_size) not in (1, 2):
             raise SystemExit('--img-size takes one int or W H')
         size = args.img_size[0] if len(args.img_size) == 1 else tuple(args.img_size)
+    family = args.family
+    if family == 'recorded':
+        family = dict(type='recorded', test_takes=args.test_takes or 'heldout')
+        if args.assets:
+            family['assets_root'] = args.assets
     rows = generate_toy_avsbench(
         args.root,
         layout=args.layout,
@@ -53,8 +78,9 @@ def main(argv=None) -> None:
         seed=args.seed,
         img_size=size,
         subsets=args.subsets,
+        family=family,
     )
-    print(f'wrote {len(rows)} {args.layout} videos to {args.root}')
+    print(f'wrote {len(rows)} {args.layout} videos ({args.family}) to {args.root}')
 
 
 if __name__ == '__main__':

@@ -232,13 +232,17 @@ class SoundBank:
         names = sorted(groups)
         kind = names[int(rng.integers(len(names)))]
         index = groups[kind][int(rng.integers(len(groups[kind])))]
+        return self.window(rng, index, length)
+
+    def window(self, rng: np.random.Generator, index: int, length: int) -> BankDraw:
+        """A random ``length``-sample window of file ``index`` among :meth:`window_starts`, seeded by ``rng``."""
         starts = self.window_starts(index, length)
         start = int(starts[int(rng.integers(len(starts)))])
         source = self._window_source(index, length)
         return BankDraw(
             waveform=np.array(source[start : start + length], dtype=np.float32),
             path=self.files[index],
-            kind=kind,
+            kind=self.file_kinds[index],
             start=start,
             looped=len(self.load(index)) < length,
         )

@@ -172,19 +172,34 @@ def _soundtrack(rng: np.random.Generator, schedule: Sequence[Sequence[int]], sil
 class _Clip:
     """A generated clip: frames, label maps and audio."""
 
-    frames: List[np.ndarray]
-    labels: List[np.ndarray]
-    audio: np.ndarray
-    target_kinds: List[int]
-    visible_kinds: List[int]
-    audible_kinds: List[List[int]]  # per second
+    frames: List[np.ndarray]  # BGR uint8 (h, w, 3)
+    labels: List[np.ndarray]  # uint8 (h, w): 0 = background, else the sounding kind's class index
+    audio: np.ndarray  # 16 kHz float waveform, num_frames seconds
+    target_kinds: List[str]  # kinds that sound on screen in some second
+    visible_kinds: List[str]
+    audible_kinds: List[List[str]]  # per second, on or off screen
 
     def kinds_entry(self) -> dict:
         """This clip's entry of ``clip_kinds.json``: the kinds seen, and the kinds heard in each second."""
-        return dict(
-            visible=sorted(OBJECT_KINDS[k].name for k in self.visible_kinds),
-            audible=[sorted(OBJECT_KINDS[k].name for k in now) for now in self.audible_kinds],
-        )
+        return dict(visible=sorted(self.visible_kinds), audible=[sorted(now) for now in self.audible_kinds])
+
+
+class SyntheticFamily:
+    """The synthetic data family: four kinds (a coloured shape each), each heard as its own tone pattern."""
+
+    name = 'synthetic'
+
+    @staticmethod
+    def class_names() -> List[str]:
+        """The 71 AVSS class names in index order (0 = background)."""
+        return avss_class_names()
+
+    @staticmethod
+    def make_clip(
+        rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool, split: str
+    ) -> '_Clip':
+        """A clip (:func:`_make_clip`); the same for every split."""
+        return _make_clip(rng, num_frames, h, w, multi, allow_empty)
 
 
 def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool) -> _Clip:
@@ -225,13 +240,14 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
         frames.append(img)
         labels.append(lab)
     audio = _soundtrack(rng, schedule, silent)
+    name = [k.name for k in OBJECT_KINDS]
     return _Clip(
         frames,
         labels,
         audio,
-        sorted({k for now in on_screen for k in now}),
-        sorted(visible),
-        [[] if mute else sorted(now) for now, mute in zip(schedule, silent)],
+        [name[k] for k in sorted({k for now in on_screen for k in now})],
+        [name[k] for k in sorted(visible)],
+        [[] if mute else [name[k] for k in sorted(now)] for now, mute in zip(schedule, silent)],
     )
 
 
@@ -274,13 +290,15 @@ def _binary(label: np.ndarray) -> np.ndarray:
     return np.where(label > 0, 255, 0).astype(np.uint8)
 
 
-def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int]) -> List[dict]:
+def _write_s4(
+    root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int], family
+) -> List[dict]:
     base = osp.join(root, 's4_data')
     rows, kinds = [], {}
     for split in SPLITS:
         for _ in range(num_videos.get(split, 0)):
-            clip = _make_clip(rng, 5, *size_hw, multi=False, allow_empty=True)
-            category = OBJECT_KINDS[clip.target_kinds[0]].name if clip.target_kinds else 'silence'
+            clip = family.make_clip(rng, 5, *size_hw, multi=False, allow_empty=True, split=split)
+            category = clip.target_kinds[0] if clip.target_kinds else 'silence'
             start = int(rng.integers(0, 6))
             name = f'{_video_id(rng)}_{start * 1000}'
             rel = osp.join(split, category)
@@ -298,12 +316,14 @@ def _write_s4(root: str, rng: np.random.Generator, num_videos: Dict[str, int], s
     return rows
 
 
-def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int]) -> List[dict]:
+def _write_ms3(
+    root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int], family
+) -> List[dict]:
     base = osp.join(root, 'ms3_data')
     rows, kinds = [], {}
     for split in SPLITS:
         for _ in range(num_videos.get(split, 0)):
-            clip = _make_clip(rng, 5, *size_hw, multi=True, allow_empty=True)
+            clip = family.make_clip(rng, 5, *size_hw, multi=True, allow_empty=True, split=split)
             name = _video_id(rng)
             for k in range(1, 6):
                 _write_png(osp.join(base, 'visual_frames', name, f'{name}.mp4_{k}.png'), clip.frames[k - 1])
@@ -319,7 +339,12 @@ def _write_ms3(root: str, rng: np.random.Generator, num_videos: Dict[str, int], 
 
 
 def _write_avss(
-    root: str, rng: np.random.Generator, num_videos: Dict[str, int], size_hw: Tuple[int, int], subsets: Sequence[str]
+    root: str,
+    rng: np.random.Generator,
+    num_videos: Dict[str, int],
+    size_hw: Tuple[int, int],
+    subsets: Sequence[str],
+    family,
 ) -> List[dict]:
     palette = np.array(voc_palette(AVSS_NUM_CLASSES), np.uint8)
     rows, kinds = [], {}
@@ -329,7 +354,7 @@ def _write_avss(
         num_frames = 10 if subset == 'v2' else 5
         for split in SPLITS:
             for _ in range(num_videos.get(split, 0)):
-                clip = _make_clip(rng, num_frames, *size_hw, multi=subset != 'v1s', allow_empty=True)
+                clip = family.make_clip(rng, num_frames, *size_hw, multi=subset != 'v1s', allow_empty=True, split=split)
                 vid = _video_id(rng)
                 start = int(rng.integers(0, 3)) * 10000 if subset == 'v2' else 0
                 uid = f'{vid}_{start}_{start + num_frames * 1000}'
@@ -345,7 +370,7 @@ def _write_avss(
                         _write_png(osp.join(vdir, 'labels_rgb', f'{i}.png'), rgb[..., ::-1].copy())
                         _write_png(osp.join(vdir, 'labels_semantic', f'{i}.png'), clip.labels[i])
                 _write_wav(osp.join(vdir, 'audio.wav'), clip.audio)
-                a_obj = '_'.join(OBJECT_KINDS[k].name for k in clip.target_kinds) or 'silence'
+                a_obj = '_'.join(clip.target_kinds) or 'silence'
                 rows.append(
                     dict(
                         vid=vid,
@@ -360,7 +385,7 @@ def _write_avss(
                 kinds[uid] = clip.kinds_entry()
     _write_kinds(root, kinds)
     _write_csv(osp.join(root, 'metadata.csv'), ['vid', 'uid', 's_min', 's_sec', 'a_obj', 'split', 'label'], rows)
-    names = avss_class_names()
+    names = family.class_names()
     with open(osp.join(root, 'label2idx.json'), 'w') as f:
         json.dump({name: i + 1 for i, name in enumerate(names)}, f, indent=1)
     return rows
@@ -381,6 +406,29 @@ def _write_csv(path: str, fields: List[str], rows: List[dict]) -> None:
         writer.writerows(rows)
 
 
+def build_family(family: Union[str, dict, object] = 'synthetic'):
+    """The clip maker of a data family: ``'synthetic'`` (:class:`SyntheticFamily`), ``'recorded'``
+    (:class:`~projects.ccformer.datasets.toy_recorded.RecordedFamily`, real recordings and pictures), a dict
+    ``dict(type='recorded', **options)``, or an object with ``make_clip`` and ``class_names``."""
+    if hasattr(family, 'make_clip'):
+        return family
+    options = dict(family) if isinstance(family, dict) else dict(type=family)
+    kind = options.pop('type', 'synthetic')
+    if kind == 'synthetic':
+        if options:
+            raise ValueError(f'the synthetic family takes no options, got {sorted(options)}')
+        return SyntheticFamily()
+    if kind == 'recorded':
+        from .toy_recorded import RecordedFamily
+
+        return RecordedFamily(**options)
+    raise ValueError(f'unknown data family {kind!r}; use {FAMILIES}')
+
+
+#: Data families of :func:`generate_toy_avsbench`.
+FAMILIES = ('synthetic', 'recorded')
+
+
 def generate_toy_avsbench(
     root: str,
     layout: str = 's4',
@@ -388,6 +436,7 @@ def generate_toy_avsbench(
     seed: int = 0,
     img_size: Optional[ImgSize] = None,
     subsets: Sequence[str] = ('v1s', 'v1m', 'v2'),
+    family: Union[str, dict, object] = 'synthetic',
 ) -> List[dict]:
     """Write a toy dataset in the official layout under ``root``.
 
@@ -401,6 +450,8 @@ def generate_toy_avsbench(
         img_size: frame size, an int (square) or ``(w, h)``; default 224 for S4/MS3 (the official
             frames are 224x224) and ``(320, 240)`` for AVSS (original-resolution frames).
         subsets: AVSS subsets to write.
+        family: what the clips show and sound (:func:`build_family`): ``'synthetic'`` (shapes and tones, the
+            default) or ``'recorded'`` (pictures and real recordings of animals).
 
     Returns:
         The CSV rows written.
@@ -409,11 +460,12 @@ def generate_toy_avsbench(
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise ValueError(f'num_videos has unknown splits {sorted(unknown)}; use {SPLITS}')
+    maker = build_family(family)
     rng = np.random.default_rng(seed)
     if layout == 's4':
-        return _write_s4(root, rng, counts, _size_hw(img_size or 224))
+        return _write_s4(root, rng, counts, _size_hw(img_size or 224), maker)
     if layout == 'ms3':
-        return _write_ms3(root, rng, counts, _size_hw(img_size or 224))
+        return _write_ms3(root, rng, counts, _size_hw(img_size or 224), maker)
     if layout == 'avss':
-        return _write_avss(root, rng, counts, _size_hw(img_size or (320, 240)), subsets)
+        return _write_avss(root, rng, counts, _size_hw(img_size or (320, 240)), subsets, maker)
     raise ValueError(f'unknown layout {layout!r}; use s4, ms3 or avss')
