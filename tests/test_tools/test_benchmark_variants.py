@@ -18,6 +18,8 @@ if TOOLS not in sys.path:
 import benchmark as bench  # noqa: E402
 import benchmark_table  # noqa: E402
 
+from projects.ccformer.benchmark import sweep, variant_name  # noqa: E402
+
 
 def test_variants_are_interleaved_checked_and_summarised(tmp_path):
     pytest.importorskip('onnxruntime')
@@ -67,19 +69,19 @@ def test_variants_are_interleaved_checked_and_summarised(tmp_path):
         torch.set_num_threads(threads)
     recs = report['results']
     variants = ['pytorch', 'channels_last', 'ort-disable', 'ort-disable-int8', 'ort-all', 'ort-all-int8']
-    assert [(r['round'], bench._variant(r)) for r in recs] == [(k, v) for k in range(2) for v in variants]
+    assert [(r['round'], variant_name(r)) for r in recs] == [(k, v) for k in range(2) for v in variants]
     for r in recs:
         assert r['status'] == 'ok', r
         assert r['threads'] == 1 and r['batch_size'] == 2 and r['frames_per_s'] == pytest.approx(10 / r['median_s'])
-        if bench._variant(r).endswith('int8'):  # quantised weights: other logits, recorded
+        if variant_name(r).endswith('int8'):  # quantised weights: other logits, recorded
             assert 1e-4 < r['max_abs_diff'] and 0 < r['mask_agreement'] <= 1
-        elif bench._variant(r) != 'pytorch':  # same logits as the eager model on the timed inputs
+        elif variant_name(r) != 'pytorch':  # same logits as the eager model on the timed inputs
             assert r['max_abs_diff'] < 1e-4 and r['mask_agreement'] == 1
     assert report['onnx_bytes'] > 0 and report['onnx_int8_bytes'] > 0 and report['export_s'] > 0  # once, here
-    summary = {bench._variant(e): e for e in report['summary']}
+    summary = {variant_name(e): e for e in report['summary']}
     assert set(summary) == set(variants)
     for name, entry in summary.items():
-        per_round = [r['median_s'] for r in recs if bench._variant(r) == name]
+        per_round = [r['median_s'] for r in recs if variant_name(r) == name]
         assert entry['rounds'] == 2 and entry['per_round_median_s'] == per_round
         assert entry['median_s'] == pytest.approx(statistics.median(per_round))
         assert entry['speedup_vs_eager'] == pytest.approx(summary['pytorch']['median_s'] / entry['median_s'])
@@ -102,9 +104,9 @@ def test_onnxruntime_variant_needs_fp32_cpu_inference_of_the_model():
     with pytest.raises(SystemExit):
         bench.parse_args([TINY_CONFIG, '--rounds', '0'])
     args = bench.parse_args(base + ['--mode', 'infer', 'train', '--amp', 'none', 'bf16'])
-    assert [v['backend'] for v in bench.sweep('infer', 'none', args)] == ['pytorch', 'pytorch', 'onnxruntime']
-    assert [v['backend'] for v in bench.sweep('train', 'none', args)] == ['pytorch', 'pytorch']
-    assert [v['backend'] for v in bench.sweep('infer', 'bf16', args)] == ['pytorch', 'pytorch']
+    assert [v['backend'] for v in sweep('infer', 'none', args)] == ['pytorch', 'pytorch', 'onnxruntime']
+    assert [v['backend'] for v in sweep('train', 'none', args)] == ['pytorch', 'pytorch']
+    assert [v['backend'] for v in sweep('infer', 'bf16', args)] == ['pytorch', 'pytorch']
 
 
 def _record(part, batch, median, **kw):

@@ -17,7 +17,8 @@ argv = sys.argv[1:]
 with open(os.environ['CALLS'], 'a') as f:
     f.write(json.dumps(argv) + '\\n')
 if argv[:2] == ['-m', 'pytest']:
-    paths = [a for a in argv[2:] if not a.startswith('-') and a != 'no:cacheprovider']
+    values = {i + 1 for i, a in enumerate(argv) if a in ('-p', '-k', '--junitxml')}  # option values, not paths
+    paths = [a for i, a in enumerate(argv) if i >= 2 and i not in values and not a.startswith('-')]
     assert all(os.path.exists(os.path.join(root, a)) for a in paths)
     sys.exit(0)
 if argv[0].endswith('benchmark_table.py'):

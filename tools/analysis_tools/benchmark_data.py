@@ -1,4 +1,5 @@
-"""Throughput of a config's data pipeline, per data-loader worker (clips/s).
+"""Throughput of a config's data pipeline, per data-loader worker (clips/s; command line of
+``projects.ccformer.benchmark.pipeline_throughput``).
 
 Builds ``train_dataloader.dataset`` (or ``--split val|test``) from the config and runs its pipeline (loading frames,
 masks and audio, augmentation, packing) in this one process, as one data-loader worker does. The model needs
@@ -12,16 +13,15 @@ Example (the paper's S4 pipeline on toy data at 224 x 224)::
 
 import argparse
 import json
-import statistics
-import time
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+
+from projects.ccformer.benchmark import pipeline_throughput, write_json
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='clips/s of a config\'s data pipeline in one worker')
+    parser = argparse.ArgumentParser(description="clips/s of a config's data pipeline in one worker")
     parser.add_argument('config')
     parser.add_argument('--split', choices=['train', 'val', 'test'], default='train')
     parser.add_argument('--data-root', help='override the dataset data_root')
@@ -33,43 +33,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
+    """Print (and write, with ``--json``) the throughput; return it."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    from mmseg.registry import DATASETS
-
-    import projects.ccformer  # noqa: F401,E501  (registers the datasets and transforms)
-
-    ds_cfg = cfg[f'{args.split}_dataloader'].dataset
-    if args.data_root:
-        ds_cfg.data_root = args.data_root
-    dataset = DATASETS.build(ds_cfg)  # an empty split or a missing file stops here, naming the file
-    for i in range(args.warmup):
-        dataset[i % len(dataset)]
-    times = []
-    for i in range(args.clips):
-        start = time.perf_counter()
-        sample = dataset[(args.warmup + i) % len(dataset)]
-        times.append(time.perf_counter() - start)
-    frames = int(sample['inputs'].shape[0])
-    median = statistics.median(times)
-    result = dict(
-        config=args.config,
-        split=args.split,
-        data_root=ds_cfg.data_root,
-        clips=args.clips,
-        frames_per_clip=frames,
-        frame_shape=list(sample['inputs'].shape[-2:]),
-        median_s_per_clip=median,
-        mean_s_per_clip=statistics.fmean(times),
-        clips_per_s_per_worker=1.0 / median,
-        frames_per_s_per_worker=frames / median,
-    )
+    result = dict(config=args.config, **pipeline_throughput(cfg, args.split, args.data_root, args.clips, args.warmup))
     print(json.dumps(result, indent=1))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+    write_json(result, args.json)
     return result
 
 

@@ -28,8 +28,8 @@ from mmengine.analysis.jit_handles import bmm_flop_jit, get_shape
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 
+from projects.ccformer.deployment.onnx_export import TensorCore
 from projects.ccformer.utils import strip_pretrained
-from projects.ccformer.utils.benchmark import TensorForward
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -81,7 +81,7 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
     model = MODELS.build(ConfigDict(model_cfg)).eval()
     frames_t = torch.randn(1, frames, 3, *shape)
     audio = torch.randn(1, frames, 1, 96, 64)
-    analyzer = flop_analyzer(TensorForward(model), (frames_t, audio))
+    analyzer = flop_analyzer(TensorCore(model), (frames_t, audio))
     with torch.no_grad():
         total = analyzer.total()
         by_module = analyzer.by_module()

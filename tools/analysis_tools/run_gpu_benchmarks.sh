@@ -11,16 +11,19 @@
 #   BUDGET_S=480 bash tools/analysis_tools/run_gpu_benchmarks.sh check OUTDIR   # the 8-minute GPU check: run it
 #                                                                            # through tools/analysis_tools/gpu_check.sh
 #
-# CONFIG (env) overrides the config; BENCH_ARGS / CHECK_ARGS (env) are appended to the compiled stages'
-# benchmark.py / check_equivalence.py commands (a CPU smoke run: BENCH_ARGS="--device cpu --size 64 --iters 2
-# --warmup 1 --compile-backend eager" CHECK_ARGS="--device cpu --size 64 --compile-backend eager"). Each step has its own time limit so one slow step cannot eat the call, and
-# every JSON is rewritten after each record, so what finished comes back even if a later step is killed.
+# CONFIG (env) overrides the config; BENCH_ARGS (env) is appended to the compiled stages' benchmark.py commands (a
+# CPU smoke run: BENCH_ARGS="--device cpu --size 64 --iters 2 --warmup 1 --compile-backend eager"). The correctness
+# steps are the CUDA tests (tests/test_models/test_segmentors/test_ccformer_cuda.py: compiled MSDA kernel against its
+# PyTorch path, bf16 / fp16 autocast against fp32, compile_cfg against eager), with a JUnit XML record. Each step
+# has its own time limit so one slow step cannot eat the call, and every JSON is rewritten after each record, so
+# what finished comes back even if a later step is killed.
 set -uo pipefail
 stage=${1:?quick, eager, compiled, cudagraphs, compiled-fp32, train-compiled, train-compiled-fp32 or check}
 out=${2:?output folder}
 cfg=${CONFIG:-configs/ccformer/ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py}
 py=${PYTHON:-python3}
 bench=tools/analysis_tools/benchmark.py
+cuda_tests=tests/test_models/test_segmentors/test_ccformer_cuda.py
 log=$out/$stage.log
 export PYTHONUNBUFFERED=1
 mkdir -p "$out"
@@ -62,16 +65,16 @@ case $stage in
   quick)  # everything in one call when device time is short: fewer iterations, compiled at 16 clips only
     step 100 infer-eager $py $bench "$cfg" --mode infer --amp bf16 none --batch-size 2 16 \
       --iters 30 --warmup 5 --json "$out/infer_eager.json"
-    step 120 correctness $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
-      --checks autocast train-amp msda --amp bf16 fp16 --batch-size 2 --json "$out/equivalence.json"
+    step 120 correctness $py -m pytest $cuda_tests -q -s -p no:cacheprovider -k "not compile_cfg" \
+      --junitxml "$out/correctness.xml"
     step 150 train-eager $py $bench "$cfg" --mode train --amp bf16 none --batch-size 2 16 \
       --iters 10 --warmup 3 --json "$out/train_eager.json"
     if [ "$(left)" -gt 200 ]; then compiled_sweep infer bf16 16 "model backbone"
     else echo "=== compiled skipped: $(left)s left" | tee -a "$log"; fi
     ;;
   eager)
-    step 150 correctness $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
-      --checks autocast train-amp msda --amp bf16 fp16 --batch-size 2 --json "$out/equivalence.json"
+    step 150 correctness $py -m pytest $cuda_tests -q -s -p no:cacheprovider -k "not compile_cfg" \
+      --junitxml "$out/correctness.xml"
     step 150 infer-eager $py $bench "$cfg" --mode infer --amp bf16 fp16 none --batch-size 2 16 \
       --iters 50 --warmup 10 --json "$out/infer_eager.json"
     step 240 train-eager $py $bench "$cfg" --mode train --amp bf16 none --batch-size 2 16 \
@@ -90,8 +93,8 @@ case $stage in
   train-compiled)  # training step, bf16 (no GradScaler, as BF16OptimWrapper), compiled (COMPILE_MODE, default
     # 'default': no CUDA graphs), fused AdamW: model and backbone at 2 and 16 clips, then the check of gradients
     RESERVE=200 compiled_sweep train bf16 "2 16" "model backbone" --fused-adamw
-    step $(( $(left) - 10 )) train-compile-check $py tools/analysis_tools/check_equivalence.py "$cfg" --device cuda \
-      --checks train-compile --compile-mode "$CMODE" --batch-size 2 ${CHECK_ARGS:-} --json "$out/equivalence_train_compile.json"
+    step $(( $(left) - 10 )) train-compile-check $py -m pytest $cuda_tests -q -s -p no:cacheprovider \
+      -k compile_cfg_training --junitxml "$out/correctness_train_compile.xml"
     ;;
   train-compiled-fp32)  # the fp32 twin of train-compiled (model only), for bf16 / fp32
     compiled_sweep train none "2 16" "model" --fused-adamw
@@ -121,9 +124,10 @@ case $stage in
     done
     bg train_compiled_bf16_model_bs2 --mode train --amp bf16 --batch-size 2 --parts model --iters 20 --warmup 5 \
       --compile --compile-mode default --fused-adamw
-    # 2. meanwhile the CUDA tests (correctness: kernel vs PyTorch path, bf16, compile_cfg with CUDA graphs)
-    step $(( group - 10 )) cuda-tests $py -m pytest tests/test_models/test_segmentors/test_ccformer_cuda.py -q -s \
-      -p no:cacheprovider
+    # 2. meanwhile the CUDA tests (correctness: compiled MSDA kernel vs its PyTorch path, bf16 / fp16 autocast vs
+    #    fp32, bf16 weights, compile_cfg with CUDA graphs; compile_cfg training is the stage train-compiled's check)
+    step $(( group - 10 )) cuda-tests $py -m pytest $cuda_tests -q -s -p no:cacheprovider \
+      -k "not compile_cfg_training" --junitxml "$out/cuda_tests.xml"
     for pid in "${!names[@]}"; do
       wait "$pid"; rc=$?
       echo "=== ${names[$pid]}: rc $rc" >>"$log"; tail -n 20 "$out/${names[$pid]}.log" >>"$log"

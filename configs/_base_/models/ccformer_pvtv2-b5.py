@@ -52,7 +52,10 @@ model = dict(
         embed_dims=embed_dims,
         num_queries=5,
         # encoder=None: 3 deformable layers, 8 heads, 4 points, FFN 1024 (ccformer_head.DEFAULT_ENCODER)
-        query_generator=dict(type='AttentionQueryGenerator', mode='attention', num_layers=3),
+        # each frame's queries read that frame's own audio (audio_context='frame'): the paper's "audio queries
+        # within each frame ... from sparse audio features" and the authors' later code (docs/design.md, "Fidelity");
+        # ablations/*-gen-clip-audio_* attend to the whole clip's audio instead
+        query_generator=dict(type='AttentionQueryGenerator', mode='attention', num_layers=3, audio_context='frame'),
         decoder=dict(type='MultiQueryTransformerDecoder', num_ici_layers=3, num_iti_layers=3, combine='sum'),
         # cross-modal FPN: SRA + audio attention + FFN at strides 8/16/32 (d = 256); light stride-4 level
         # (width 64, audio cross-attention only): docs/model_size.md
@@ -75,6 +78,9 @@ model = dict(
         temperature=0.07,
         pairing='enhanced_audio',
         same_clip='exclude',
+        # audio->visual plus visual->audio InfoNCE, summed as in the authors' later code (docs/design.md,
+        # "Fidelity"); ablations/*-bcl-one-way_* keep the query->key direction only
+        directions='both',
         loss_weight=0.1,
     ),
     use_bcl=True,

@@ -84,7 +84,7 @@ def trained_on(checkpoint: str) -> dict:
     """
     from mmengine.runner import CheckpointLoader
 
-    from ..engine.safe_checkpoint import install_safe_loaders
+    from ..utils.checkpoint import install_safe_loaders
 
     install_safe_loaders()  # as load_checkpoint_file, logging to the log file rather than printing
     try:

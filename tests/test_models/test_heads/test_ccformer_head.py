@@ -107,9 +107,11 @@ def test_forward_shapes_and_predict():
     assert isinstance(head, CCFormerHead)
     inputs = neck_out()
     with torch.no_grad():
-        outs = head(inputs)
+        out = head(inputs)
         pred = head.predict(inputs)
-    assert len(outs) == 2  # one per decoder stage (2 ICI layers)
+    assert out.presence is None  # no presence head
+    outs = out.stage_logits
+    assert len(outs) == out.num_stages == 2  # one per decoder stage (2 ICI layers)
     for o in outs:
         assert o.shape == (B * T, 1, HW // 4, HW // 4)
         assert torch.isfinite(o).all()
@@ -129,7 +131,7 @@ def test_forward_shapes_and_predict():
 def test_decoder_ablations_run(decoder, stages):
     head = build(decoder=decoder).eval()
     with torch.no_grad():
-        outs = head(neck_out())
+        outs = head(neck_out()).stage_logits
     assert len(outs) == stages
     assert all(o.shape == (B * T, 1, 16, 16) for o in outs)
     assert all(torch.isfinite(o).all() for o in outs)
@@ -204,8 +206,8 @@ def test_dice_loss_gt_valid_and_official_formula():
     gt = (torch.rand(B, T, 32, 32, generator=g) > 0.5).long()
     gt_valid = [[1, 0, 0], [1, 0, 0]]  # S4 training: frame 1 only
     with torch.no_grad():
-        logits = head(inputs)
-        losses = head.loss_by_feat(logits, samples(gt, gt_valid))
+        logits = head(inputs).stage_logits
+        losses = head.loss_by_feat(logits, samples(gt, gt_valid))  # a list of stage logits is taken too
     assert set(losses) == {'d0.loss_dice', 'loss_dice'}
     # official AVSegFormer Dice on frame 1 of each clip, last stage
     p = F.interpolate(logits[-1], size=(32, 32), mode='bilinear', align_corners=False).sigmoid()[:, 0].flatten(1)
@@ -232,8 +234,9 @@ def test_ce_loss_gt_valid_and_ignore():
     gt[0, 0, :4] = 255  # padding pixels
     gt_valid = [[1, 1, 1], [1, 0, 0]]
     with torch.no_grad():
-        logits = head(neck_out())
-        losses = head.loss_by_feat(logits, samples(gt, gt_valid))
+        out = head(neck_out())
+        losses = head.loss_by_feat(out, samples(gt, gt_valid))
+    logits = out.stage_logits
     assert set(losses) == {'d0.loss_ce', 'loss_ce'}
     up = F.interpolate(logits[-1], size=(32, 32), mode='bilinear')
     flat = gt.flatten(0, 1)
@@ -242,7 +245,7 @@ def test_ce_loss_gt_valid_and_ignore():
     torch.testing.assert_close(losses['loss_ce'], (per_frame * w).sum() / w.sum())
     gt2 = gt.clone()
     gt2[1, 1:] = 0
-    losses2 = head.loss_by_feat(logits, samples(gt2, gt_valid))
+    losses2 = head.loss_by_feat(out, samples(gt2, gt_valid))
     torch.testing.assert_close(losses['loss_ce'], losses2['loss_ce'])
 
 
@@ -283,10 +286,10 @@ def test_gradients_reach_all_parameters():
 def test_bf16_autocast_cpu():
     head = build(num_classes=71).eval()
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
-        outs = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool)))
+        outs = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool))).stage_logits
     assert all(torch.isfinite(o.float()).all() for o in outs)
     with torch.no_grad():
-        ref = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool)))
+        ref = head(neck_out(frame_valid=torch.ones(B, T, dtype=torch.bool))).stage_logits
     err = (outs[-1].float() - ref[-1]).abs().mean() / ref[-1].abs().mean()
     assert err < 0.1
 

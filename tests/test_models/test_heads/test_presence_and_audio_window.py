@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from test_ccformer_head import B, T, build, neck_out, samples
 
 from projects.ccformer.models.decode_heads import CCFormerHead
-from projects.ccformer.models.utils import audio_window_mask, frame_distance_mask
+from projects.ccformer.models.utils import HeadOutput, audio_window_mask, frame_distance_mask
 
 
 def test_frame_distance_mask():
@@ -93,19 +93,24 @@ def test_presence_head_loss_and_gated_predict(num_classes):
     gt[0, 0, 4:12, 4:12] = 1  # only clip 0 frame 0 sounds
     gt_valid = [[1, 1, 0], [1, 1, 1]]
     with torch.no_grad():
-        stages = head(inputs)
-        losses = head.loss_by_feat(stages, samples(gt, gt_valid))
+        out = head(inputs)
+        losses = head.loss_by_feat(out, samples(gt, gt_valid))
         final = head.predict(inputs)
-    assert stages[-1].shape[1] == num_classes + 1 and final.shape[1] == num_classes
+    # the presence score is a named output, one logit per frame; the stage logits hold the K classes only
+    assert isinstance(out, HeadOutput) and out.presence.shape == (B * T,)
+    assert all(s.shape[1] == num_classes for s in out.stage_logits) and final.shape[1] == num_classes
     assert 'loss_presence' in losses and 'd0.loss_presence' not in losses
-    torch.testing.assert_close(stages[0][:, num_classes], stages[-1][:, num_classes])  # one score per frame
-    p = stages[-1][:, num_classes, 0, 0]
+    p = out.presence
     target = torch.tensor([1.0, 0, 0, 0, 0, 0])
     w = torch.tensor([1.0, 1, 0, 1, 1, 1])
     expected = 0.5 * (F.binary_cross_entropy_with_logits(p, target, reduction='none') * w).sum() / w.sum()
     torch.testing.assert_close(losses['loss_presence'], expected)
-    gated = CCFormerHead.gate(stages[-1][:, :num_classes], stages[-1][:, num_classes:, :1, :1])
+    gated = CCFormerHead.gate(out.stage_logits[-1], p.view(-1, 1, 1, 1))
     torch.testing.assert_close(final, gated)
+    # it is the presence head's logit of each frame
+    torch.testing.assert_close(head.presence_head(inputs.audio_orig, inputs.feats_orig), p)
+    with pytest.raises(ValueError, match='HeadOutput'):
+        head.loss_by_feat(out.stage_logits, samples(gt, gt_valid))
 
 
 @pytest.mark.parametrize('balanced', [False, True])
@@ -118,7 +123,7 @@ def test_presence_loss_targets_of_unlabelled_frames_from_sounding(balanced):
     with torch.no_grad():
         stages = head(neck_out())
         losses = head.loss_by_feat(stages, data)
-    p = stages[-1][:, 1, 0, 0]
+    p = stages.presence
     target = torch.tensor([1.0, 0, 1, 1, 0, 0])
     w = torch.tensor([1.0, 1, 1, 1, 0, 0])  # clip 1 gives no sounding
     value = F.binary_cross_entropy_with_logits(p, target, reduction='none') * w
@@ -141,9 +146,9 @@ def test_presence_margin_shifts_the_gate():
     head = build(presence_head=dict(loss_weight=1.0), presence_margin=2.5).eval()
     inputs = neck_out()
     with torch.no_grad():
-        last = head(inputs)[-1]
+        out = head(inputs)
         final = head.predict(inputs)
-    torch.testing.assert_close(final, CCFormerHead.gate(last[:, :1], last[:, 1:, :1, :1] + 2.5))
+    torch.testing.assert_close(final, CCFormerHead.gate(out.stage_logits[-1], out.presence.view(-1, 1, 1, 1) + 2.5))
 
 
 def test_presence_head_bad_config():

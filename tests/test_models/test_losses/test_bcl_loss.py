@@ -63,13 +63,46 @@ def test_padded_frames_excluded_by_hand():
     assert abs(got.item() - sum(losses) / 3) < 1e-5
 
 
-def test_symmetric_and_errors():
+def test_both_directions_sum_by_hand():
+    """directions='both': the query->key loss plus the key->query loss (each key frame the anchor against the
+    query frames of the other clips), summed as in the authors' code."""
     q, k = embeddings()
-    sym = bimodal_info_nce(q, k, TAU, symmetric=True)
-    expected = 0.5 * (bimodal_info_nce(q, k, TAU) + bimodal_info_nce(k, q, TAU))
-    torch.testing.assert_close(sym, expected)
+    other = {0: [2, 3], 1: [2, 3], 2: [0, 1], 3: [0, 1]}
+    per_direction = []
+    for sim in (lambda i, j: s(q, k, i, j), lambda i, j: s(q, k, j, i)):  # anchors: query frames, then key frames
+        losses = [
+            -math.log(math.exp(sim(i, i)) / (math.exp(sim(i, i)) + sum(math.exp(sim(i, j)) for j in other[i])))
+            for i in range(4)
+        ]
+        per_direction.append(sum(losses) / 4)
+    both = bimodal_info_nce(q, k, TAU, directions='both')
+    assert abs(both.item() - sum(per_direction)) < 1e-5
+    assert abs(bimodal_info_nce(q, k, TAU).item() - per_direction[0]) < 1e-5
+    torch.testing.assert_close(both, bimodal_info_nce(q, k, TAU) + bimodal_info_nce(k, q, TAU))
+    # padded frames are left out in both directions
+    valid = torch.tensor([[1, 1], [1, 0]], dtype=torch.bool)
+    torch.testing.assert_close(
+        bimodal_info_nce(q, k, TAU, valid, directions='both'),
+        bimodal_info_nce(q, k, TAU, valid) + bimodal_info_nce(k, q, TAU, valid),
+    )
+
+
+def test_module_directions_and_errors():
+    one = MODELS.build(dict(type='BiModalContrastiveLoss', embed_dims=32))
+    both = MODELS.build(dict(type='BiModalContrastiveLoss', embed_dims=32, directions='both'))
+    both.load_state_dict(one.state_dict())
+    o = neck_out()
+    qn = F.normalize(one.query_head(o.audio), dim=-1)
+    kn = F.normalize(one.key_head(o.audio_orig), dim=-1)
+    torch.testing.assert_close(both(o), 0.1 * (bimodal_info_nce(qn, kn, 0.07) + bimodal_info_nce(kn, qn, 0.07)))
+    assert sum(p.numel() for p in both.parameters()) == sum(p.numel() for p in one.parameters())
+    q, k = embeddings()
     with pytest.raises(ValueError, match='same_clip'):
         bimodal_info_nce(q, k, TAU, same_clip='negative')
+    with pytest.raises(ValueError, match='directions'):
+        bimodal_info_nce(q, k, TAU, directions='symmetric')
+    with pytest.raises(ValueError, match='directions'):
+        MODELS.build(dict(type='BiModalContrastiveLoss', directions='mean'))
     with pytest.raises(ValueError, match='pairing'):
         MODELS.build(dict(type='BiModalContrastiveLoss', pairing='audio'))
 

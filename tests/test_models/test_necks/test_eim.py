@@ -147,3 +147,30 @@ def test_eim_default_size_and_errors():
     feats, audio = inputs()
     with pytest.raises(ValueError, match='max_frames'):
         tiny()(feats[:1] * 4, audio, 6)
+
+
+def test_eim_compiles_with_aot_autograd():
+    """torch.compile (aot_eager: dynamo + AOT autograd's forward and backward graphs, no code generation) of the
+    EIM computes the eager outputs and gradients."""
+    eim = tiny().train()
+    for m in eim.modules():  # dropout off: one function
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    feats, audio = inputs()
+
+    def run(fn):
+        eim.zero_grad(set_to_none=True)
+        out = fn(feats, audio, T)
+        tensors = [*out.feats, *out.feats_orig, out.audio, out.audio_orig]
+        sum(t.square().mean() for t in tensors).backward()
+        return [t.detach() for t in tensors], [p.grad.clone() for p in eim.parameters() if p.grad is not None]
+
+    torch._dynamo.reset()
+    try:
+        ref, ref_grads = run(eim)
+        out, grads = run(torch.compile(eim, backend='aot_eager'))
+    finally:
+        torch._dynamo.reset()
+    assert len(out) == len(ref) == 10 and len(grads) == len(ref_grads) > 10
+    for a, b in zip(out + grads, ref + ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -264,10 +264,16 @@ def test_ablation_set_is_complete():
         'iti4',
         'bcl-original-visual',
         'bcl-enhanced-visual',
+        'gen-clip-audio',
+        'bcl-one-way',
     }
     assert all(any(t in p for p in ABLATIONS if 'ms3' in p) for t in tags)
     avss = [osp.basename(p) for p in ABLATIONS if 'avss' in p]
-    assert avss == ['ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py']  # AVSS + BCL (the paper trains without)
+    # AVSS + BCL (the paper trains without) and the query generator on the whole clip's audio (10 frames)
+    assert avss == [
+        'ccformer_pvtv2-b5-bcl_1xb6-40e_avss-224x224.py',
+        'ccformer_pvtv2-b5-gen-clip-audio_1xb6-40e_avss-224x224.py',
+    ]
 
 
 @pytest.mark.parametrize('path', [p for p in ABLATIONS if 'avsbench-s4' in p], ids=lambda p: osp.basename(p)[:40])

@@ -135,3 +135,106 @@ def test_compile_cfg_reduce_overhead_matches_eager():
         err = (out.float() - refs[i % 2]).norm() / refs[i % 2].norm()
         print(f'call {i}: compiled vs eager (bf16): rel err {float(err):.2e}')
         assert err < 2e-2
+
+
+def _relative_error(out, ref):
+    out, ref = out.detach().double(), ref.detach().double()
+    return float((out - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def _samples(b=2, t=5, size=224):
+    g = torch.Generator(device='cuda').manual_seed(1)
+    gt = (torch.rand(b, t, size, size, device='cuda', generator=g) > 0.5).long()
+    meta = dict(img_shape=(size, size), ori_shape=(size, size), frame_valid=[1] * t, gt_valid=[1] * t)
+    return [SegDataSample(gt_sem_seg=PixelData(data=gt[i]), metainfo=dict(meta)) for i in range(b)]
+
+
+def _loss_and_grads(model, x, audio, samples, amp=None, scale=1.0):
+    """Loss and concatenated gradients of one step; fp16 scales the loss as a GradScaler does."""
+    model.zero_grad(set_to_none=True)
+    with torch.autocast('cuda', dtype=amp, enabled=amp is not None):
+        loss, _ = model.parse_losses(model(x, samples, mode='loss', audio=audio))
+    (loss * scale).backward()
+    grads = torch.cat([p.grad.float().flatten() / scale for p in model.parameters() if p.grad is not None])
+    model.zero_grad(set_to_none=True)
+    return float(loss), grads
+
+
+def test_msda_kernel_matches_its_pytorch_path(monkeypatch):
+    """mmcv's compiled deformable-attention kernel (the ``ccformer::ms_deform_attn`` op) computes, inside the whole
+    model, the logits and gradients of its PyTorch (``grid_sample``) path, fp32; the calls are counted so the test
+    proves which path ran."""
+    from projects.ccformer.models.decode_heads import layers
+
+    calls = {'kernel': 0, 'pytorch': 0}
+    kernel, pytorch = layers.ext_module.ms_deform_attn_forward, layers.multi_scale_deformable_attn_pytorch
+
+    def count_kernel(*a, **k):
+        calls['kernel'] += 1
+        return kernel(*a, **k)
+
+    def count_pytorch(*a, **k):
+        calls['pytorch'] += 1
+        return pytorch(*a, **k)
+
+    monkeypatch.setattr(layers.ext_module, 'ms_deform_attn_forward', count_kernel)
+    monkeypatch.setattr(layers, 'multi_scale_deformable_attn_pytorch', count_pytorch)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 references
+    model = full_model().eval()
+    x, audio = _clips()
+    samples = _samples()
+    results = {}
+    for use_kernel in (False, True):
+        monkeypatch.setattr(layers.MSDeformAttn, 'use_cuda_kernel', use_kernel)
+        before = dict(calls)
+        with torch.no_grad():
+            logits = model(x, mode='tensor', audio=audio)
+        results[use_kernel] = (logits, _loss_and_grads(model, x, audio, samples)[1])
+        ran = {k: calls[k] - before[k] for k in calls}
+        assert (ran['kernel'] > 0, ran['pytorch'] > 0) == (use_kernel, not use_kernel), ran
+    err = _relative_error(results[True][0], results[False][0])
+    grad_err = _relative_error(results[True][1], results[False][1])
+    print(f'MSDA kernel vs PyTorch path: logits rel err {err:.2e}, gradients {grad_err:.2e}; calls {calls}')
+    assert err < 1e-4 and grad_err < 5e-3
+
+
+@pytest.mark.parametrize('amp', [torch.bfloat16, torch.float16])
+def test_autocast_matches_fp32(amp):
+    """bf16 / fp16 autocast (fp16 with a GradScaler's loss scale): logits, loss and gradients within the precision's
+    rounding of fp32, all finite."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    model = full_model().eval()
+    x, audio = _clips()
+    samples = _samples()
+    with torch.no_grad():
+        ref = model(x, mode='tensor', audio=audio).float()
+        with torch.autocast('cuda', dtype=amp):
+            out = model(x, mode='tensor', audio=audio).float()
+    ref_loss, ref_grads = _loss_and_grads(model, x, audio, samples)
+    loss, grads = _loss_and_grads(model, x, audio, samples, amp, scale=2.0**16 if amp == torch.float16 else 1.0)
+    err, grad_err = _relative_error(out, ref), _relative_error(grads, ref_grads)
+    print(f'{amp} autocast vs fp32: logits {err:.2e}, loss {loss:.5f} vs {ref_loss:.5f}, gradients {grad_err:.2e}')
+    tol, grad_tol = (5e-2, 2e-1) if amp == torch.bfloat16 else (1e-2, 5e-2)
+    assert torch.isfinite(out).all() and torch.isfinite(grads).all()
+    assert 0 < err < tol and abs(loss - ref_loss) / abs(ref_loss) < tol and grad_err < grad_tol
+
+
+def test_compile_cfg_training_matches_eager():
+    """compile_cfg=dict() (inductor, no CUDA graphs) on the tiny model: loss and gradients of six training steps
+    on two alternating batches equal eager (the first step runs eagerly, the second compiles, the others replay)."""
+    model = full_model('configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py').eval()
+    x, audio = _clips(size=64)
+    batches = [(x, audio), (-x, audio.flip(-1).contiguous())]
+    samples = _samples(size=64)
+    refs = [_loss_and_grads(model, *b, samples) for b in batches]
+    model.compile_cfg = dict()
+    try:
+        runs = [_loss_and_grads(model, *batches[i % 2], samples) for i in range(6)]
+    finally:
+        model.compile_cfg = None
+        torch._dynamo.reset()
+    for i, (loss, grads) in enumerate(runs):
+        ref_loss, ref_grads = refs[i % 2]
+        grad_err = _relative_error(grads, ref_grads)
+        print(f'step {i}: compiled vs eager loss {loss:.6f} / {ref_loss:.6f}, gradients rel err {grad_err:.2e}')
+        assert abs(loss - ref_loss) / abs(ref_loss) < 1e-3 and grad_err < 1e-3

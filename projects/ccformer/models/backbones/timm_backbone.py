@@ -18,8 +18,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...engine.safe_checkpoint import load_checkpoint_file
-from .vggish import check_pretrained_file
+from ...utils.checkpoint import check_pretrained_file, load_checkpoint_file
 
 PVT_V2_URL = 'https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b5.pth'
 

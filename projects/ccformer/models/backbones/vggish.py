@@ -12,7 +12,6 @@ State-dict keys are those of the official PyTorch port (``vggish-10086976.pth``)
 so the file loads with ``init_cfg=dict(type='Pretrained', checkpoint='pretrained/vggish-10086976.pth')``.
 """
 
-import os.path as osp
 from typing import Optional, Sequence
 
 import torch
@@ -22,7 +21,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...engine.safe_checkpoint import load_checkpoint_file
+from ...utils.checkpoint import check_pretrained_file, load_checkpoint_file
 
 VGGISH_URL = 'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth'
 
@@ -39,21 +38,6 @@ def _vggish_features(channels: Sequence[int] = (64, 128, 256, 512)) -> nn.Sequen
             layers += [nn.Conv2d(in_ch, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
             in_ch = v
     return nn.Sequential(*layers)
-
-
-def check_pretrained_file(path: str, what: str, url: str = '') -> None:
-    """Raise a clear ``FileNotFoundError`` when a local pretrained checkpoint is missing.
-
-    Remote paths (``http(s)://``, ``torchvision://``, ...) are left to mmengine's loaders.
-    """
-    if '://' in path or osp.isfile(path):
-        return
-    hint = f' Download it from {url} and' if url else ' Download it and'
-    raise FileNotFoundError(
-        f'{what}: pretrained checkpoint "{path}" not found (cwd: {osp.abspath(".")}).{hint} put it at that '
-        f'path (see README, "Pretrained weights"), or set the init_cfg checkpoint in the config '
-        f'(e.g. --cfg-options) to where it is; set init_cfg=None to train from scratch.'
-    )
 
 
 @MODELS.register_module()

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
-from ..utils import EIMOutput
+from ..utils import EIMOutput, HeadOutput
 from .layers import CCFormerEncoder, ConstCache
 from .presence import AudioVisualPresence  # noqa: F401 (registers it)
 
@@ -74,6 +74,9 @@ class CCFormerHead(BaseModule):
         [x.feats[0], memory maps] + x.audio_orig
           -> seg_head (cross-modal FPN + dynamic conv + MLP + FC)
           -> logits per stage, S x (B*T, K, H/4, W/4)
+        x.audio_orig + x.feats_orig (presence_head, optional)
+          -> presence logit per frame (B*T,)
+        forward -> HeadOutput(stage_logits, presence)
 
     Losses (``loss`` / ``loss_by_feat``): on every stage's logits (deep supervision, Sec.
     III-E), bilinearly resized to the GT size, only on frames with
@@ -290,8 +293,8 @@ class CCFormerHead(BaseModule):
         return memory, maps, levels
 
     # ------------------------------------------------------------- forward
-    def _run(self, x: EIMOutput, all_stages: bool) -> Tensor:
-        """Shared forward; returns logits (S, B*T, K, H/4, W/4)."""
+    def _run(self, x: EIMOutput, all_stages: bool) -> HeadOutput:
+        """Shared forward: the stage logits (all S stages, or the last one only) and the presence logits."""
         self._check_inputs(x)
         num_frames = x.num_frames
         memory, maps, levels = self._encode(x.feats[1:])
@@ -301,12 +304,10 @@ class CCFormerHead(BaseModule):
             stages = stages[-1:]
         mask_feat = self.seg_head.forward_pixel([x.feats[0]] + maps, x.audio_orig, num_frames, x.frame_valid)
         logits = self.seg_head.forward_masks(mask_feat, torch.stack(stages))
-        if self.presence_head is None:
-            return logits
-        # the frame's presence logit as channel K of every stage
-        presence = self.presence_head(x.audio_orig, x.feats_orig)
-        presence = presence.to(logits.dtype)[None, :, None, None, None]
-        return torch.cat([logits, presence.expand(logits.shape[0], -1, 1, *logits.shape[-2:])], 2)
+        presence = None
+        if self.presence_head is not None:
+            presence = self.presence_head(x.audio_orig, x.feats_orig).to(logits.dtype)
+        return HeadOutput(list(logits.unbind(0)), presence)
 
     @staticmethod
     def gate(logits: Tensor, presence: Tensor) -> Tensor:
@@ -323,8 +324,8 @@ class CCFormerHead(BaseModule):
         bg = torch.maximum(logits[:, :1], logits[:, 1:].amax(1, keepdim=True) - presence)
         return torch.cat([bg, logits[:, 1:]], 1)
 
-    def forward(self, x: EIMOutput) -> List[Tensor]:
-        """Logits of every decoder stage.
+    def forward(self, x: EIMOutput) -> HeadOutput:
+        """Logits of every decoder stage and the presence score of every frame.
 
         Args:
             x (EIMOutput): the neck's output; ``feats`` 4 x (B*T, d, H_i,
@@ -333,25 +334,26 @@ class CCFormerHead(BaseModule):
                 bool or None. T = ``x.num_frames``.
 
         Returns:
-            list[Tensor]: S x (B*T, K, H/4, W/4), ungated mask logits (the
-            input of :meth:`loss_by_feat`); with ``presence_head`` a
-            channel K+1 holds the frame's presence logit (constant over the
-            map). :meth:`predict` returns the gated final logits.
+            HeadOutput: ``stage_logits`` S x (B*T, K, H/4, W/4), ungated
+            mask logits, and ``presence`` (B*T,) logits (None without
+            ``presence_head``): the input of :meth:`loss_by_feat`.
+            :meth:`predict` returns the gated final logits.
         """
-        return list(self._run(x, True).unbind(0))
+        return self._run(x, True)
 
     def predict(
         self, x: EIMOutput, batch_img_metas: Optional[List[dict]] = None, test_cfg: Optional[ConfigType] = None
     ) -> Tensor:
         """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
-        only); the segmentor resizes them with ``batch_img_metas``, which
-        the head does not need (kept for mmseg's head signature), nor
-        ``test_cfg``."""
-        out = self._run(x, False)[0]
-        if self.presence_head is None:
-            return out
-        k = self.num_classes
-        return self.gate(out[:, :k], out[:, k:, :1, :1] + self.presence_margin)
+        only), gated by the presence score when the head has one
+        (:meth:`gate`, shifted by ``presence_margin``); the segmentor
+        resizes them with ``batch_img_metas``, which the head does not need
+        (kept for mmseg's head signature), nor ``test_cfg``."""
+        out = self._run(x, False)
+        logits = out.stage_logits[-1]
+        if out.presence is None:
+            return logits
+        return self.gate(logits, out.presence.view(-1, 1, 1, 1) + self.presence_margin)
 
     # ---------------------------------------------------------------- loss
     def _gt(self, data_samples: Sequence[SegDataSample], num_frames: int, device: torch.device) -> tuple:
@@ -407,9 +409,21 @@ class CCFormerHead(BaseModule):
             out.append(value)
         return out
 
-    def loss_by_feat(self, stage_logits: List[Tensor], data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
-        """Losses from precomputed stage logits (see :meth:`loss`); T is
-        the number of predicted frames per data sample."""
+    def loss_by_feat(
+        self, head_out: Union[HeadOutput, Sequence[Tensor]], data_samples: Sequence[SegDataSample]
+    ) -> Dict[str, Tensor]:
+        """Losses from the output of :meth:`forward` (see :meth:`loss`); a
+        plain list of stage logits is taken as a :class:`HeadOutput`
+        without presence. T is the number of predicted frames per data
+        sample."""
+        if not isinstance(head_out, HeadOutput):
+            head_out = HeadOutput(list(head_out))
+        if self.presence_head is not None and head_out.presence is None:
+            raise ValueError(
+                'CCFormerHead.loss: the head has a presence_head, so loss_by_feat needs the HeadOutput of '
+                'forward() (with its presence logits), not the stage logits alone.'
+            )
+        stage_logits = head_out.stage_logits
         if not data_samples or stage_logits[0].shape[0] % len(data_samples):
             raise ValueError(
                 f'CCFormerHead.loss: {len(data_samples)} data '
@@ -419,11 +433,8 @@ class CCFormerHead(BaseModule):
         num_frames = stage_logits[0].shape[0] // len(data_samples)
         if not self.deep_supervision:
             stage_logits = stage_logits[-1:]
-        logits = torch.stack(stage_logits)  # (S, B*T, K (+1), h, w)
-        presence = None
-        if self.presence_head is not None:
-            presence = logits[:, :, self.num_classes, 0, 0].float()
-            logits = logits[:, :, : self.num_classes]
+        logits = torch.stack(stage_logits)  # (S, B*T, K, h, w)
+        presence = head_out.presence.float() if self.presence_head is not None else None
         s, bt = logits.shape[:2]
         gt, weight = self._gt(data_samples, num_frames, logits.device)
         if gt.shape[0] != bt:
@@ -444,7 +455,7 @@ class CCFormerHead(BaseModule):
                     losses[key] = per_stage[i]
             if presence is not None:
                 target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
-                value = F.binary_cross_entropy_with_logits(presence[-1], target, reduction='none') * p_weight
+                value = F.binary_cross_entropy_with_logits(presence, target, reduction='none') * p_weight
                 if self.presence_balanced:
                     # the mean over positives and the mean over negatives weigh alike (a class absent from the
                     # batch drops out)

@@ -59,16 +59,20 @@ class AttentionQueryGenerator(BaseModule):
     N times, plus the learnable embeddings (without them the N queries would
     be identical). ``mode='none'`` (Table V): the learnable embeddings only.
 
-    **[choice] audio_context.** ``'clip'`` (default): the queries of frame t
-    attend to all T enhanced audio tokens of the clip; audio tokens and the
-    queries carry the sine embedding of their frame index, so the attention
-    knows which audio belongs to the query's own frame and can also use the
-    neighbouring seconds (padded frames are masked out). ``'frame'``: the
-    queries attend to their own frame's single audio token; the softmax over
-    one key is 1, so the cross-attention reduces to adding the same projected
-    audio vector to every query. We default to ``'clip'`` because it is the
-    only reading in which the attention can select anything, and it matches
-    the clip-wide attention of the EIM.
+    **audio_context.** ``'frame'`` (the configs): the queries of frame t
+    attend to their own frame's single audio token, as the paper describes
+    ("audio queries within each frame ... from sparse audio features") and
+    as the authors' later code does (each frame's query generator input is
+    that frame's audio feature alone; ``docs/design.md``, "Fidelity"). The
+    softmax over one key is 1, so the cross-attention adds the same projected
+    audio vector to every query of the frame; the self-attention and FFN,
+    with the N query embeddings, make the queries differ. ``'clip'`` (the
+    class default, and the ablation ``*-gen-clip-audio_*``): the queries of
+    frame t attend to all T enhanced audio tokens of the clip; audio tokens
+    and queries carry the sine embedding of their frame index, so the
+    attention knows which audio belongs to the query's own frame and can also
+    use the neighbouring seconds (padded frames are masked out). Both have
+    the same parameters.
 
     Also owns the N learnable query position embeddings used by the decoder
     (reference points and positional queries, as in Deformable DETR).

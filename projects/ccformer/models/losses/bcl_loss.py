@@ -15,6 +15,10 @@ is not in our copy)::
 
     L_i = -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) ),   L = mean over valid i.
 
+``directions='both'`` (the configs) adds the same loss with the roles swapped (each key frame the anchor against
+the query frames, ``s`` transposed): ``L = L_q->k + L_k->q``, the sum of both directions as the authors' later code
+computes it (``docs/design.md``, "Fidelity"); ``'query_to_key'`` is ``L_q->k`` alone.
+
 ``pairing`` (Table IX) picks the query modality: ``'enhanced_audio'`` (default), ``'original_visual'`` or
 ``'enhanced_visual'`` (global average pool of the chosen EIM scale, per frame); the key is always the original
 audio. Default tau = 0.07 (the usual InfoNCE value; the paper does not give it), weight 0.1 (paper).
@@ -33,6 +37,7 @@ from torch import Tensor
 from ..utils import EIMOutput
 
 PAIRINGS = ('enhanced_audio', 'original_visual', 'enhanced_visual')
+DIRECTIONS = ('query_to_key', 'both')
 
 
 def bimodal_info_nce(
@@ -41,17 +46,21 @@ def bimodal_info_nce(
     temperature: float,
     frame_valid: Optional[Tensor] = None,
     same_clip: str = 'exclude',
-    symmetric: bool = False,
+    directions: str = 'query_to_key',
 ) -> Tensor:
     """Frame-level InfoNCE on already projected, L2-normalised embeddings.
 
     Args:
         query, key: ``(B, T, p)`` normalised embeddings. frame_valid: ``(B, T)`` bool or None.
-        same_clip: ``'exclude'`` or ``'positive'``. symmetric: also average the key-to-query direction.
+        same_clip: ``'exclude'`` or ``'positive'``.
+        directions: ``'query_to_key'`` (query frames are the anchors) or ``'both'`` (plus the key-to-query
+            direction, summed).
 
     Returns:
-        scalar loss (mean over valid anchors; 0 when no valid frame).
+        scalar loss (per direction the mean over valid anchors; 0 when no valid frame).
     """
+    if directions not in DIRECTIONS:
+        raise ValueError(f'directions must be one of {DIRECTIONS}, got {directions!r}')
     b, t, _ = query.shape
     q, k = query.flatten(0, 1), key.flatten(0, 1)  # (M, p)
     logits = (q @ k.t()).float() / temperature  # (M, M)
@@ -82,8 +91,8 @@ def bimodal_info_nce(
         return per_anchor.sum() / valid.sum().clamp(min=1)
 
     loss = one_way(logits)
-    if symmetric:
-        loss = 0.5 * (loss + one_way(logits.t()))
+    if directions == 'both':  # pos / admitted are symmetric: the transpose makes the keys the anchors
+        loss = loss + one_way(logits.t())
     return loss
 
 
@@ -104,7 +113,8 @@ class BiModalContrastiveLoss(nn.Module):
         pairing (str): one of ``'enhanced_audio'``, ``'original_visual'``, ``'enhanced_visual'``.
         visual_scale (int): EIM scale pooled for the visual pairings (default -1: stride 32).
         same_clip (str): ``'exclude'`` (default) or ``'positive'``.
-        symmetric (bool): average both directions. Default False.
+        directions (str): ``'query_to_key'`` (default: the query modality's frames are the anchors) or ``'both'``
+            (the sum of both directions; the configs' choice, see the module docstring).
         loss_weight (float): lambda. Default 0.1. loss_name (str): key in the loss dict. Default ``'loss_bcl'``.
 
     Shapes:
@@ -122,7 +132,7 @@ class BiModalContrastiveLoss(nn.Module):
         pairing: str = 'enhanced_audio',
         visual_scale: int = -1,
         same_clip: str = 'exclude',
-        symmetric: bool = False,
+        directions: str = 'query_to_key',
         loss_weight: float = 0.1,
         loss_name: str = 'loss_bcl',
     ) -> None:
@@ -131,10 +141,12 @@ class BiModalContrastiveLoss(nn.Module):
             raise ValueError(f'BiModalContrastiveLoss: pairing must be one of {PAIRINGS}, got {pairing!r}')
         if same_clip not in ('exclude', 'positive'):
             raise ValueError(f"BiModalContrastiveLoss: same_clip must be 'exclude' or 'positive', got {same_clip!r}")
+        if directions not in DIRECTIONS:
+            raise ValueError(f'BiModalContrastiveLoss: directions must be one of {DIRECTIONS}, got {directions!r}')
         if temperature <= 0:
             raise ValueError(f'BiModalContrastiveLoss: temperature must be > 0, got {temperature}')
         self.temperature, self.pairing, self.visual_scale = temperature, pairing, visual_scale
-        self.same_clip, self.symmetric = same_clip, symmetric
+        self.same_clip, self.directions = same_clip, directions
         self.loss_weight, self._loss_name = loss_weight, loss_name
         self.query_head = _ProjHead(embed_dims, hidden_dims, proj_dims)
         self.key_head = _ProjHead(embed_dims, hidden_dims, proj_dims)
@@ -154,5 +166,5 @@ class BiModalContrastiveLoss(nn.Module):
     def forward(self, x: EIMOutput) -> Tensor:
         q = F.normalize(self.query_head(self.query_features(x)).float(), dim=-1)
         k = F.normalize(self.key_head(x.audio_orig).float(), dim=-1)
-        loss = bimodal_info_nce(q, k, self.temperature, x.frame_valid, self.same_clip, self.symmetric)
+        loss = bimodal_info_nce(q, k, self.temperature, x.frame_valid, self.same_clip, self.directions)
         return self.loss_weight * loss

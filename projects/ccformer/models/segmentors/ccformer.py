@@ -6,8 +6,9 @@ Data flow (docs/design.md "The model"; B clips, T frames, d = 256):
 2. ``audio_encoder(audio.flatten(0, 1))`` (VGGish, frozen) -> ``(B*T, 128)``, zeroed on padded frames.
 3. ``neck`` (EIM) -> :class:`~projects.ccformer.models.utils.EIMOutput` (``feats``, ``feats_orig``, ``audio``,
    ``audio_orig``, ``frame_valid``).
-4. ``decode_head`` (CCFormerHead): ``forward(x)`` -> list of ``(B*T, K, H/4, W/4)`` logits per decoder stage;
-   ``loss_by_feat(stage_logits, data_samples)``; ``predict(x)`` -> the last stage's logits.
+4. ``decode_head`` (CCFormerHead): ``forward(x)`` -> :class:`~projects.ccformer.models.utils.HeadOutput`
+   (``stage_logits``: ``(B*T, K, H/4, W/4)`` per decoder stage; ``presence``: ``(B*T,)`` or None);
+   ``loss_by_feat(head_out, data_samples)``; ``predict(x)`` -> the last stage's logits, gated by the presence.
 5. ``predict`` upsamples to the input size, crops padding, undoes flips, resizes to ``ori_shape``; K = 1:
    ``seg_logits (T, H, W)`` and ``pred = sigmoid > decode_head.threshold``; K > 1: ``pred = argmax`` with padded
    frames forced to 0.
@@ -33,7 +34,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
-from ..utils import EIMOutput, convert_ccformer_keys, frame_flags
+from ..utils import EIMOutput, HeadOutput, convert_ccformer_keys, frame_flags
 from ..utils.compile import CompiledCore, uses_cuda_graphs
 
 
@@ -180,12 +181,13 @@ class CCFormer(BaseSegmentor):
 
     def _core(
         self, inputs: Tensor, audio: Tensor, frame_valid: Optional[Tensor], all_stages: bool
-    ) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
+    ) -> Tuple[EIMOutput, Union[Tensor, HeadOutput]]:
         """Encoders + EIM + head (steps 1-4), tensors only.
 
         Returns:
-            tuple: the :class:`EIMOutput` and the head's logits at H/4: a list with ``(N*T, K, H/4, W/4)`` per
-            decoder stage when ``all_stages`` (training), else the last stage's ``(N*T, K, H/4, W/4)``.
+            tuple: the :class:`EIMOutput` and, when ``all_stages`` (training), the head's :class:`HeadOutput`
+            (``stage_logits`` ``(N*T, K, H/4, W/4)`` per decoder stage, ``presence`` ``(N*T,)`` or None), else the
+            last stage's gated logits ``(N*T, K, H/4, W/4)``.
         """
         x = self._extract(inputs, audio, frame_valid)
         if all_stages:
@@ -194,7 +196,7 @@ class CCFormer(BaseSegmentor):
 
     def run_core(
         self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor], all_stages: bool
-    ) -> Tuple[EIMOutput, Union[Tensor, List[Tensor]]]:
+    ) -> Tuple[EIMOutput, Union[Tensor, HeadOutput]]:
         """:meth:`_core`, compiled when ``compile_cfg`` is set (inputs are checked eagerly first).
 
         Inputs are cast to the dtype of the model's parameters, so a model cast with ``model.to(torch.bfloat16)``
@@ -262,8 +264,8 @@ class CCFormer(BaseSegmentor):
             raise ValueError('CCFormer.loss needs data_samples with gt_sem_seg')
         t = inputs.shape[1]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
-        x, stages = self.run_core(inputs, audio, frame_valid, all_stages=True)
-        losses = add_prefix(self.decode_head.loss_by_feat(stages, data_samples), 'decode')
+        x, head_out = self.run_core(inputs, audio, frame_valid, all_stages=True)
+        losses = add_prefix(self.decode_head.loss_by_feat(head_out, data_samples), 'decode')
         if self.use_bcl:
             losses[self.bcl_loss.loss_name] = self.bcl_loss(self._bcl_input(x, data_samples))
         return losses

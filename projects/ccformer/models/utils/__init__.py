@@ -10,6 +10,7 @@ from .attention import (
 )
 from .eim_output import EIMOutput
 from .frames import frame_flags
+from .head_output import HeadOutput
 from .key_conversion import convert_ccformer_keys, to_current_name, to_reference_name
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     'frame_distance_mask',
     'per_head_mask',
     'EIMOutput',
+    'HeadOutput',
     'frame_flags',
     'convert_ccformer_keys',
     'to_current_name',

@@ -1,12 +1,12 @@
-"""The benchmark building blocks (projects/ccformer/utils/benchmark.py): statistics, timing loop and barrier
-(CPU; no timing asserted)."""
+"""projects/ccformer/benchmark/timing.py and build.py: statistics, timing loop, barrier, config and inputs (CPU; no
+timing asserted)."""
 
 import os
 
 import pytest
 import torch
 
-from projects.ccformer.utils import benchmark as ub
+from projects.ccformer import benchmark as ub
 
 
 def test_percentile_and_summarize_numbers():

@@ -1,12 +1,11 @@
-"""Building blocks of the speed / equivalence tools (``tools/analysis_tools/benchmark.py``, ``check_equivalence.py``,
-``get_flops.py``): a model built from a config without pretrained weights, random inputs of the preprocessor's
-shapes, the tensor-mode forward as a module, autocast, timing and memory statistics.
+"""Timing, memory and operation counts of a step, and the record of the machine they ran on.
 
-Shapes (``docs/design.md``): frames ``(N, T, 3, H, W)`` (normalised floats), log-mel audio ``(N, T, 1, 96, 64)``,
-ground truth ``(T, H, W)`` per clip.
+:func:`time_steps` runs a step untimed (warm-up, the first call holding ``torch.compile``), then timed (CUDA events
+on a GPU, ``time.perf_counter`` on a CPU); :func:`summarize` turns the times into medians, spreads and throughputs;
+:func:`memory_phase` records the peak memory of a phase; :func:`barrier` lets several processes compile in parallel
+and be timed one after another.
 """
 
-import argparse
 import contextlib
 import gc
 import os
@@ -19,132 +18,10 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from .config import strip_pretrained
-
+#: autocast dtypes by ``--amp`` name (``none``: fp32)
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'none': None}
-# weights cast instead of autocast (inference only): no per-operation casts
+#: weights cast instead of autocast (inference only): no per-operation casts
 PURE_DTYPES = {'bf16-pure': torch.bfloat16}
-AUDIO_SHAPE = (1, 96, 64)
-
-
-# ----------------------------------------------------------------------------------------------- model building
-
-
-def load_config(path: str, cfg_options: Sequence[str] = ()) -> 'mmengine.Config':  # noqa: F821
-    """Load a config, apply ``KEY=VALUE`` overrides and strip pretrained weights from ``cfg.model``."""
-    from mmengine.config import Config, DictAction
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f'config file {path!r} does not exist; pass a path such as '
-            'configs/ccformer/<name>.py (run from the repository root)'
-        )
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
-    if 'model' not in cfg:
-        raise KeyError(f'config {path!r} has no `model` entry')
-    strip_pretrained(cfg.model)
-    return cfg
-
-
-def build_model(cfg: 'mmengine.Config', checkpoint: Optional[str] = None) -> nn.Module:  # noqa: F821
-    """Build ``cfg.model`` on the CPU in the config's default scope, initialise it and load ``checkpoint``."""
-    from mmengine.logging import MMLogger
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    if hasattr(model, 'init_weights'):
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel('WARNING')  # mmengine logs every parameter's init at INFO
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    if checkpoint:  # read without executing code; a checkpoint of another model is refused
-        from projects.ccformer.engine.safe_checkpoint import load_model_checkpoint
-
-        load_model_checkpoint(model, checkpoint, config=str(cfg.filename or ''))
-    if not hasattr(model, 'backbone'):
-        raise AttributeError(
-            f'benchmark: {type(model).__name__} has no `backbone` attribute; '
-            'use --parts model to time the whole model only'
-        )
-    return model
-
-
-def num_classes_of(model: nn.Module) -> int:
-    """Number of label values the ground truth may hold (2 for binary masks)."""
-    head = getattr(model, 'decode_head', None)
-    k = getattr(head, 'num_classes', None) or getattr(head, 'out_channels', None) or 1
-    return max(int(k), 2)
-
-
-# ----------------------------------------------------------------------------------------------- inputs
-
-
-def make_inputs(
-    batch: int, frames: int, size: int, device: torch.device, generator: torch.Generator
-) -> Dict[str, torch.Tensor]:
-    """Random preprocessed inputs: ``inputs (N, T, 3, H, W)`` ~ N(0, 1) and ``audio (N, T, 1, 96, 64)``."""
-    inputs = torch.randn(batch, frames, 3, size, size, generator=generator)
-    audio = torch.randn(batch, frames, *AUDIO_SHAPE, generator=generator)
-    return dict(inputs=inputs.to(device), audio=audio.to(device))
-
-
-def make_data_samples(
-    batch: int,
-    frames: int,
-    size: int,
-    num_classes: int,
-    gt_valid: str,
-    device: torch.device,
-    generator: torch.Generator,
-) -> list:
-    """``SegDataSample`` per clip with random blob masks ``(T, H, W)`` and the metainfo of ``docs/design.md``."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-
-    samples = []
-    for b in range(batch):
-        low = torch.rand(frames, 1, 7, 7, generator=generator)
-        blobs = nn.functional.interpolate(low, size=(size, size), mode='bilinear', align_corners=False)[:, 0]
-        if num_classes <= 2:
-            gt = (blobs > 0.5).long()
-        else:
-            labels = torch.randint(1, num_classes, (frames, 1, 1), generator=generator)
-            gt = torch.where(blobs > 0.5, labels, torch.zeros_like(labels))
-        valid = [1] * frames if gt_valid == 'all' else [1] + [0] * (frames - 1)
-        gt = gt * torch.tensor(valid).view(frames, 1, 1)
-        sample = SegDataSample(
-            metainfo=dict(
-                video_id=f'bench_{b}',
-                category='',
-                img_path=f'bench_{b}/0.png',
-                frame_paths=[f'bench_{b}/{t}.png' for t in range(frames)],
-                audio_path=f'bench_{b}.pkl',
-                ori_shape=(size, size),
-                img_shape=(size, size),
-                pad_shape=(size, size),
-                num_frames=frames,
-                frame_valid=[1] * frames,
-                gt_valid=valid,
-                flip=False,
-                flip_direction=None,
-                scale_factor=(1.0, 1.0),
-            )
-        )
-        sample.gt_sem_seg = PixelData(data=gt.to(device))
-        samples.append(sample)
-    return samples
-
-
-# ----------------------------------------------------------------------------------------------- timing
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -156,6 +33,7 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the device (CUDA only)."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
@@ -308,31 +186,6 @@ def memory_phase(device: torch.device) -> Iterator[Dict[str, Any]]:
             stats.update(max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-# ----------------------------------------------------------------------------------------------- modules
-
-
-class TensorForward(nn.Module):
-    """``model(inputs, None, 'tensor', audio=audio)`` as a module, so it can be compiled as one graph."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor, audio: torch.Tensor) -> Any:
-        return self.model(inputs, None, mode='tensor', audio=audio)
-
-
-class BackboneForward(nn.Module):
-    """``backbone(frames.flatten(0, 1))``: the visual encoder alone on ``(N, T, 3, H, W)`` frames."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, inputs: torch.Tensor) -> Any:
-        return self.backbone(inputs.flatten(0, 1))
-
-
 def compile_kwargs(backend: str, mode: str) -> Dict[str, Any]:
     """``torch.compile`` arguments: ``mode`` only applies to inductor."""
     kwargs: Dict[str, Any] = dict(backend=backend)
@@ -376,10 +229,6 @@ def count_dispatched_ops(step: Callable[[], Any], model: nn.Module) -> Dict[str,
     return dict(total=sum(detail.values()), by_part=by_part, detail=detail)
 
 
-def count_params(module: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
 def environment(device: torch.device) -> Dict[str, Any]:
     """Versions and device, for the record."""
     env: Dict[str, Any] = dict(
@@ -411,12 +260,6 @@ def environment(device: torch.device) -> Dict[str, Any]:
 __all__ = [
     'AMP_DTYPES',
     'PURE_DTYPES',
-    'AUDIO_SHAPE',
-    'load_config',
-    'build_model',
-    'num_classes_of',
-    'make_inputs',
-    'make_data_samples',
     'autocast',
     'synchronize',
     'barrier',
@@ -424,10 +267,7 @@ __all__ = [
     'percentile',
     'summarize',
     'memory_phase',
-    'TensorForward',
-    'BackboneForward',
     'compile_kwargs',
     'count_dispatched_ops',
-    'count_params',
     'environment',
 ]
