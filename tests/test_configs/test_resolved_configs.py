@@ -58,9 +58,18 @@ def expected_changes(name: str) -> dict:
     * tiny configs: they inherit the ``clip_augment`` variable from the dataset bases, which now hold the paper's
       augmentation (their own train pipelines, with random flips only, are unchanged);
     * robust S4 configs: the S4 train set gives its unlabelled, non-silent frames the presence target 1
-      (``sounding_unlabelled``, docs/robustness.md).
+      (``sounding_unlabelled``, docs/robustness.md);
+    * every config: ``default_hooks.checkpoint`` is ``AtomicCheckpointHook`` (mmengine's ``CheckpointHook`` that
+      writes complete files only and removes an old checkpoint after its successor is saved; same arguments);
+    * tiny S4 / MS3 configs: ``crop_size = (64, 64)``, the frame size the tools (video demo, ONNX export, FLOPs)
+      read from the config; nothing in training or testing reads it.
     """
-    changes = {'model.test_cfg': ({'mode': 'whole'}, MISSING)}
+    changes = {
+        'model.test_cfg': ({'mode': 'whole'}, MISSING),
+        'default_hooks.checkpoint.type': ('CheckpointHook', 'AtomicCheckpointHook'),
+    }
+    if '_tiny' in name and 'avss' not in name:
+        changes['crop_size'] = (MISSING, {'__tuple__': [64, 64]})
     if 'avss' in name:
         changes['num_classes'] = (MISSING, 71)
         if '-bcl_' not in name:
