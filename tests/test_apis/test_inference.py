@@ -540,7 +540,7 @@ def test_non_finite_outputs_of_a_semantic_model(toy_avss_root):
 def test_input_size_and_clip_length_come_from_the_config(model, clips, tmp_path):
     """The tiny model runs at 64 x 64 and T = 5 (config), not at a fixed 224 x 224; the API asks the model."""
     from projects.ccformer.apis import as_clip_segmentor, get_num_frames
-    from projects.ccformer.utils import config_input_size, config_num_frames
+    from projects.ccformer.utils import config_input_size, config_num_frames, model_input_size
 
     cfgs = osp.join(ROOT, 'configs', 'ccformer')
     sizes = {
@@ -558,6 +558,12 @@ def test_input_size_and_clip_length_come_from_the_config(model, clips, tmp_path)
     assert config_input_size(bare) is None
     with pytest.raises(ValueError, match=r'MyDataset.*Set num_frames = T at the top level'):
         config_num_frames(bare)
+    # the tools' helper: their flag wins, else the config, else an error naming the flag
+    assert model_input_size(bare, (32, 48)) == (32, 48)
+    with pytest.raises(ValueError, match=r'my.py gives no input size.*pass --shape H W'):
+        model_input_size(bare, None, '--shape', 'my.py')
+    with pytest.raises(ValueError, match=r'--img-size 0 64: give two positive integers'):
+        model_input_size(bare, (0, 64), '--img-size')
     assert model.num_frames == 5 and get_num_frames(model) == 5
     segmentor = as_clip_segmentor(model)
     assert segmentor.input_size == (64, 64) and segmentor.resolve_img_size(None) == (64, 64)

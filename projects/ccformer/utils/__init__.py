@@ -2,6 +2,20 @@
 model's input size and clip length from a config), atomic file writes (:mod:`.atomic`) and the benchmark building
 blocks (:mod:`.benchmark`, imported on use: it needs torch and, to build a model, mmseg)."""
 
-from .config import config_input_size, config_num_frames, config_test_pipeline, pipeline_input_size, strip_pretrained
+from .config import (
+    config_input_size,
+    config_num_frames,
+    config_test_pipeline,
+    model_input_size,
+    pipeline_input_size,
+    strip_pretrained,
+)
 
-__all__ = ['strip_pretrained', 'config_input_size', 'config_num_frames', 'config_test_pipeline', 'pipeline_input_size']
+__all__ = [
+    'strip_pretrained',
+    'config_input_size',
+    'config_num_frames',
+    'config_test_pipeline',
+    'model_input_size',
+    'pipeline_input_size',
+]

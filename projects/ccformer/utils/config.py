@@ -1,6 +1,6 @@
 """Config helpers shared by the inference API and the tools."""
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 PRETRAINED_KEYS = ('pretrained', 'checkpoint_path')
 
@@ -174,3 +174,27 @@ def config_num_frames(cfg: Any, source: str = 'the config') -> int:
         f'{source} does not give the clip length: its test dataset ({", ".join(t for t in types if t) or "none"}) '
         'has no NUM_FRAMES. Set num_frames = T at the top level of the config.'
     )
+
+
+def model_input_size(
+    cfg: Any, override: Optional[Sequence[int]] = None, flag: str = '--shape', source: str = 'the config'
+) -> Tuple[int, int]:
+    """``(H, W)`` a tool makes the model's inputs at: ``override`` (the tool's flag) if given, else
+    :func:`config_input_size`.
+
+    Raises:
+        ValueError: ``override`` is not two positive integers, or neither it nor the config gives a size (naming
+            ``flag`` and ``source``).
+    """
+    if override is not None:
+        size = tuple(int(v) for v in override)
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError(f'{flag} {" ".join(str(v) for v in override)}: give two positive integers H W')
+        return size
+    size = config_input_size(cfg)
+    if size is None:
+        raise ValueError(
+            f'{source} gives no input size (no resize in its test pipeline, no data_preprocessor.size, no crop_size): '
+            f'pass {flag} H W'
+        )
+    return size
