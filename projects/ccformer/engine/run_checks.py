@@ -21,6 +21,8 @@ from typing import Iterable, List
 
 from mmengine.logging import print_log
 
+from ..utils.config import config_value
+
 #: top-level config keys mmengine's Runner / our tools read that a config need not define
 RUNNER_CONFIG_KEYS = (
     'compile',
@@ -66,23 +68,10 @@ def check_cfg_options(cfg, options: dict, config: str) -> None:
                 f'--cfg-options {key}: unknown top-level key {top!r} (not in {config} and not read by '
                 f'the mmengine Runner){hint} It would be ignored silently.'
             )
-        check_option_value(key, options[key], _config_value(cfg, key), config)
+        check_option_value(key, options[key], config_value(cfg, key, _MISSING), config)
 
 
 _MISSING = object()
-
-
-def _config_value(cfg, key: str):
-    """The config's value at a dotted ``--cfg-options`` key (list indices as numbers), or ``_MISSING``."""
-    node = cfg
-    for part in key.split('.'):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
 
 
 def check_option_value(key: str, value, current, config: str) -> None:
@@ -102,9 +91,9 @@ def check_option_value(key: str, value, current, config: str) -> None:
     else:
         return
     raise ValueError(
-            f'--cfg-options {key}={value}: {key} is {kind} in {config} (it is {current!r}), so {value!r} cannot be '
-            f'used. Give {kind}, e.g. {key}={current!r}.'
-        )
+        f'--cfg-options {key}={value}: {key} is {kind} in {config} (it is {current!r}), so {value!r} cannot be '
+        f'used. Give {kind}, e.g. {key}={current!r}.'
+    )
 
 
 def check_output_dir(path: str, flag: str) -> None:

@@ -90,19 +90,24 @@ def _is_mapping(node: Any) -> bool:
     return isinstance(node, dict) or (hasattr(node, 'keys') and hasattr(node, 'get'))
 
 
-def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
+def config_value(cfg: Any, dotted: str, default: Any = None) -> Any:
+    """The value of a config at a dotted key (``a.b.0.c``: list items by index, as ``--cfg-options`` writes
+    them), or ``default`` where the config has no such key."""
     node = cfg
     for key in dotted.split('.'):
-        if not _is_mapping(node) or key not in node:
+        if _is_mapping(node) and key in node:
+            node = node[key]
+        elif isinstance(node, (list, tuple)) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
             return default
-        node = node[key]
     return node
 
 
 def config_test_pipeline(cfg: Any) -> List[dict]:
     """The test pipeline of a config: ``test_dataloader.dataset.pipeline`` (a wrapped dataset's inner one
     included), else the top-level ``test_pipeline``; ``[]`` when there is none."""
-    dataset = _get(cfg, 'test_dataloader.dataset') or {}
+    dataset = config_value(cfg, 'test_dataloader.dataset') or {}
     while isinstance(dataset, dict) and 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
         dataset = dataset['dataset']
     pipeline = dataset.get('pipeline') if isinstance(dataset, dict) else None
@@ -129,14 +134,14 @@ def config_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
     """
     size = pipeline_input_size(cfg)
     if size is None:
-        pre = _get(cfg, 'model.data_preprocessor.size')
+        pre = config_value(cfg, 'model.data_preprocessor.size')
         crop = cfg.get('crop_size') if _is_mapping(cfg) else None
         for value in (pre, crop):
             if value is not None:
                 size = (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
                 break
     if size is None:
-        train = _get(cfg, 'train_dataloader.dataset') or {}
+        train = config_value(cfg, 'train_dataloader.dataset') or {}
         while isinstance(train, dict) and 'pipeline' not in train and isinstance(train.get('dataset'), dict):
             train = train['dataset']
         crops = [s for s in (_crop_size(t) for t in _walk(train.get('pipeline') if isinstance(train, dict) else []))]
@@ -153,7 +158,7 @@ def config_num_frames(cfg: Any, source: str = 'the config') -> int:
     Raises:
         ValueError: the config gives no clip length (naming ``source`` and the fix).
     """
-    dataset = _get(cfg, 'test_dataloader.dataset') or {}
+    dataset = config_value(cfg, 'test_dataloader.dataset') or {}
     candidates = [cfg.get('num_frames') if _is_mapping(cfg) else None]
     types = []
     while isinstance(dataset, dict) and dataset:
