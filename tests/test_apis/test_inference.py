@@ -569,8 +569,14 @@ def test_input_size_and_clip_length_come_from_the_config(model, clips, tmp_path)
     assert segmentor.input_size == (64, 64) and segmentor.resolve_img_size(None) == (64, 64)
     path = str(tmp_path / 'v.mp4')
     big = [cv2.resize(f, (128, 96)) for f in _clip_video(path, clips, 5)[0]]
-    write_video(path, big, 10, load_wav(clips[0]['audio_path'].replace('audio_log_mel', 'audio_wav').replace(
-        '.pkl', '.wav'))[0], 16000, repeat=10)
+    write_video(
+        path,
+        big,
+        10,
+        load_wav(clips[0]['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav'))[0],
+        16000,
+        repeat=10,
+    )
     res = segment_video(model, path)
     assert res.img_size == (64, 64)
     explicit = segment_video(model, path, img_size=(64, 64)).collect()['masks']

@@ -98,13 +98,19 @@ def test_labels_outside_the_palette_are_an_error(tmp_path):
     rgb = np.array(pal, np.uint8)[np.array([[0, 1, 2], [70, 15, 0]])]
     rgb[1, 2] = (1, 2, 3)
     p = _write(tmp_path / 'odd.png', rgb[..., ::-1])
-    with pytest.raises(ValueError, match=r'odd.png: 1 pixels have colours outside the 71-class AVSS palette: '
-                                         r'\(1, 2, 3\) \(1 px\).*Re-export'):
+    with pytest.raises(
+        ValueError,
+        match=r'odd.png: 1 pixels have colours outside the 71-class AVSS palette: '
+        r'\(1, 2, 3\) \(1 px\).*Re-export',
+    ):
         LoadAVSMasks(label_type='palette')(dict(mask_paths=[p]))
     idx = np.array([[0, 3, 3], [70, 15, 0]], np.uint8)  # class indices stored as grey levels
     q = _write(tmp_path / 'index.png', idx)
-    with pytest.raises(ValueError, match=r"index.png: 4 pixels .*\(3, 3, 3\) \(2 px\).*class-index PNG.*"
-                                         r"label_type='index'"):
+    with pytest.raises(
+        ValueError,
+        match=r"index.png: 4 pixels .*\(3, 3, 3\) \(2 px\).*class-index PNG.*"
+        r"label_type='index'",
+    ):
         LoadAVSMasks(label_type='palette')(dict(mask_paths=[q]))
     out = LoadAVSMasks(label_type='index')(dict(mask_paths=[q, None]))
     np.testing.assert_array_equal(out['gt_masks'][0], idx)

@@ -43,7 +43,9 @@ class Improving(BaseMetric):
 
 def toy_runner(work_dir, epochs, hook='AtomicCheckpointHook', max_keep_ckpts=1, resume=False):
     loader = dict(
-        dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=False), batch_size=2,
+        dataset=ToyData(),
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_size=2,
         collate_fn=dict(type='default_collate'),
     )
     return Runner(

@@ -358,13 +358,16 @@ def test_publish_model(tmp_path):
         ),
         src,
     )
+    (tmp_path / 'ccformer_tiny.pth').write_bytes(b'a file of mine')  # a file named like out_file is not touched
     final = pub.process_checkpoint(src, str(tmp_path / 'ccformer_tiny.pth'))
     sha = hashlib.sha256(open(final, 'rb').read()).hexdigest()
     assert final == str(tmp_path / f'ccformer_tiny-{sha[:8]}.pth')
     ckpt = torch.load(final, weights_only=False)
     assert set(ckpt) == {'state_dict', 'meta'}
     assert torch.equal(ckpt['state_dict']['w'], state['w'])
-    assert not osp.exists(tmp_path / 'ccformer_tiny.pth')
+    assert (tmp_path / 'ccformer_tiny.pth').read_bytes() == b'a file of mine'
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(['iter_10.pth', 'ccformer_tiny.pth', osp.basename(final)])
 
 
 def test_check_pretrained_vggish(tmp_path, capsys):

@@ -30,6 +30,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 
 from projects.ccformer.utils import config_num_frames, model_input_size, strip_pretrained
+from projects.ccformer.utils.atomic import write_text
 from projects.ccformer.utils.benchmark import TensorForward
 
 
@@ -142,8 +143,7 @@ def main(argv=None) -> None:
     if res['uncounted_ops']:
         print('not counted (op: calls): ' + ', '.join(f'{k}: {v}' for k, v in sorted(res['uncounted_ops'].items())))
     if args.json:
-        with open(args.json, 'w') as fh:
-            json.dump(res, fh, indent=2)
+        write_text(args.json, json.dumps(res, indent=2))
 
 
 if __name__ == '__main__':

@@ -144,7 +144,6 @@ def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
     import torch
 
     from projects.ccformer.datasets.audio import pad_examples_repeat, waveform_to_logmel
-
     from projects.ccformer.utils.atomic import atomic_open
 
     examples = pad_examples_repeat(waveform_to_logmel(waveform, AUDIO_RATE), num, path)[:, None]
@@ -312,7 +311,9 @@ class MetaCSV:
         newline = '\r\n' if '\r\n' in text else '\r' if '\r' in text else '\n'
         lines = list(csv.reader(io.StringIO(text, newline='')))
         if not lines or not any(v.strip() for v in lines[0]):
-            raise ValueError(f'{path}: empty CSV (no header line); delete it or give it the header name,start_time,category,split')
+            raise ValueError(
+                f'{path}: empty CSV (no header line); delete it or give it the header name,start_time,category,split'
+            )
         table = cls(path, lines[0], list(enumerate(lines[1:], start=2)), bom, newline)
         seen: Dict[str, int] = {}
         for line, row in table.data_rows():

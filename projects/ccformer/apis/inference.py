@@ -192,7 +192,9 @@ class TorchClipSegmentor:
         self.logit_threshold = float(getattr(model, 'logit_threshold', 0.0))
         pipeline = config_test_pipeline(cfg)
         if not pipeline:
-            raise ValueError(f'{cfg.filename}: the config has neither test_dataloader.dataset.pipeline nor test_pipeline')
+            raise ValueError(
+                f'{cfg.filename}: the config has neither test_dataloader.dataset.pipeline nor test_pipeline'
+            )
         self.pipeline = Compose([t for t in pipeline if t['type'].split('.')[-1] not in LOADER_TYPES])
 
     def resolve_img_size(self, img_size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
@@ -610,9 +612,7 @@ class VideoSegmentation:
             if done == len(windows):
                 break
         if emitted < self.num_sampled:
-            raise ValueError(
-                f'{self.video_path}: only {emitted} of {self.num_sampled} sampled frames could be decoded'
-            )
+            raise ValueError(f'{self.video_path}: only {emitted} of {self.num_sampled} sampled frames could be decoded')
 
     def collect(self) -> Dict:
         """Run the whole video and keep everything in memory (short videos; iterate for long ones).

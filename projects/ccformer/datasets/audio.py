@@ -156,9 +156,7 @@ def check_finite_audio(values: np.ndarray, source: str, sample_rate: Optional[in
     raise non_finite_error(source, int((~np.isfinite(values)).sum()), int(rows[0]), int(rows[-1]), sample_rate)
 
 
-def non_finite_error(
-    source: str, count: int, first: int, last: int, sample_rate: Optional[int] = None
-) -> ValueError:
+def non_finite_error(source: str, count: int, first: int, last: int, sample_rate: Optional[int] = None) -> ValueError:
     """The error of :func:`check_finite_audio`: ``count`` non-finite values in rows ``first..last`` (samples of a
     waveform at ``sample_rate``, else log-mel examples)."""
     if sample_rate:

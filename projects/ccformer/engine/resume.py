@@ -108,8 +108,9 @@ def resume_source(work_dir: str) -> Optional[str]:
     for note in notes:
         print_log(f'--resume: skipping {note}', logger='current', level=logging.WARNING)
     if path is not None:
-        print_log(f'--resume: resuming from {path}, the newest complete checkpoint', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'--resume: resuming from {path}, the newest complete checkpoint', logger='current', level=logging.WARNING
+        )
     return path
 
 

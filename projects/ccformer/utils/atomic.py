@@ -37,8 +37,7 @@ def is_temp_file(name: str) -> bool:
         return False
     parts = base.split('.')
     return any(
-        len(h) == 8 and all(c in '0123456789abcdef' for c in h) and t == TEMP_MARK[1:]
-        for h, t in zip(parts, parts[1:])
+        len(h) == 8 and all(c in '0123456789abcdef' for c in h) and t == TEMP_MARK[1:] for h, t in zip(parts, parts[1:])
     )
 
 

@@ -48,7 +48,7 @@ def strip_pretrained(node: Any, keep_frozen: bool = False) -> int:
     return changed
 
 
-# ------------------------------------------------------------------------------------------------ input size, clip length
+# ------------------------------------------------------------------------------------ input size, clip length
 def _resize_size(t: dict) -> Optional[Tuple[int, int]]:
     """``(H, W)`` a resize transform of a test pipeline gives every frame, or None (keeps the aspect ratio)."""
     kind = str(t.get('type', '')).split('.')[-1]

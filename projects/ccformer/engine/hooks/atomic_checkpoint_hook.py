@@ -84,7 +84,8 @@ class AtomicCheckpointHook(CheckpointHook):
             yield deferred
         finally:
             self.file_backend = backend
-        kept = {self.last_ckpt, getattr(self, 'best_ckpt_path', None), *getattr(self, 'best_ckpt_path_dict', {}).values()}
+        best = getattr(self, 'best_ckpt_path_dict', {}).values()
+        kept = {self.last_ckpt, getattr(self, 'best_ckpt_path', None), *best}
         for path in dict.fromkeys(deferred.paths):
             if path in kept or not is_main_process():
                 continue
