@@ -186,7 +186,7 @@ def convert_video(
     Returns:
         ``(csv rows, error message or None, notes)``.
     """
-    from projects.ccformer.datasets.video import read_video_audio, read_video_frames, video_info
+    from projects.ccformer.datasets.video import iter_video_frames, read_video_audio_pcm, video_info
     from projects.ccformer.utils.atomic import write_image
 
     written: List[str] = []
@@ -227,17 +227,22 @@ def convert_video(
         ]
         if not todo:
             return rows, None, []
-        frames, _, _ = read_video_frames(job['path'], 1, num_seconds=n_clips * num_frames)
-        waveform = read_video_audio(job['path'])
+        # frames are decoded and written one at a time (memory does not grow with the video's length)
+        wanted = set(todo)
+        for k, frame, _ in iter_video_frames(job['path'], 1, n_clips * num_frames, info):
+            if k // num_frames not in wanted:
+                continue
+            paths = clip_paths(out_root, job['split'], job['category'], clip_names[k // num_frames], num_frames)
+            path = paths['frames'][k % num_frames]
+            img = cv2.resize(frame, (img_size, img_size))  # bilinear, as official
+            written.append(path)
+            write_image(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        pcm = read_video_audio_pcm(job['path'])  # int16, 32 kB a second
         notes = []
         for i in todo:
             paths = clip_paths(out_root, job['split'], job['category'], clip_names[i], num_frames)
-            for k, path in enumerate(paths['frames']):
-                img = cv2.resize(frames[i * num_frames + k], (img_size, img_size))  # bilinear, as official
-                written.append(path)
-                write_image(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             s0 = starts[i] * AUDIO_RATE
-            wave = waveform[s0 : s0 + num_frames * AUDIO_RATE]
+            wave = pcm[s0 : s0 + num_frames * AUDIO_RATE] / 32768.0
             missing = num_frames * AUDIO_RATE - len(wave)
             if missing > 0:  # the sound stopped before the picture: the rest of the clip is silent
                 wave = np.concatenate([wave, np.zeros(missing, dtype=wave.dtype)])
