@@ -2,17 +2,24 @@
 
 Usage::
 
-    python demo/video_demo.py VIDEO CONFIG CHECKPOINT --out OUT [--fps 1] [--device cpu]
+    python demo/video_demo.py VIDEO CONFIG CHECKPOINT --out OUT [--fps 1] [--device cpu] [--overwrite]
     python demo/video_demo.py VIDEO --backend onnxruntime --onnx model.onnx --out OUT [--threads N]
 
 The video (mp4, mkv, webm, ... with an audio track; decoded with PyAV, no system ffmpeg needed) is sampled like
 AVSBench (one frame per second, 1/16 s before the end of each second; ``--fps N`` samples N frames a second), cut
-into T-frame windows with their 0.96-s VGGish log-mel examples, and segmented. Written to OUT/:
+into T-frame windows with their 0.96-s VGGish log-mel examples, resized to the size the config runs the model at
+(``--img-size H W`` overrides; an ONNX file runs at its export size) and segmented window by window: memory does
+not grow with the video's length. Written to OUT/:
 
 * ``<name>_overlay.mp4``: the sampled frames with the masks overlaid, played at ``--fps`` frames per second, with
   the (16 kHz) soundtrack;
 * ``masks/<name>_<k>.png``: one mask per sampled frame (k = 1, 2, ...; 0/255 for S4/MS3 models like the AVSBench
   ground truth, class indices 0..70 for AVSS models).
+
+The run writes into a new hidden folder beside OUT and renames it to OUT when it has finished, so OUT never mixes
+two runs and a failed run leaves nothing behind. An OUT holding files is refused unless ``--overwrite`` (then the
+earlier OUT is replaced once the new run is complete). A model whose output is NaN / inf (broken weights) stops
+with an error naming the file.
 
 ``--backend onnxruntime`` runs a file written by ``tools/deployment/pytorch2onnx.py`` with ONNX Runtime
 (``projects.ccformer.deployment.ORTSegmentor``): no config, checkpoint, mmcv or mmseg needed (``docs/deployment.md``).
@@ -21,11 +28,30 @@ into T-frame windows with their 0.96-s VGGish log-mel examples, and segmented. W
 import argparse
 import os
 import os.path as osp
+import shutil
 import sys
-from typing import List, Sequence
 
-import cv2
 import numpy as np
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value} is not a positive integer (1 or more)')
+    return value
+
+
+def _opacity(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'{value} is not between 0 (invisible) and 1 (opaque)')
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,26 +67,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument('--onnx', default=None, help='ONNX file for --backend onnxruntime')
     parser.add_argument(
-        '--threads', type=int, default=None, help='onnxruntime: intra-op threads (default: one per core)'
+        '--threads', type=_positive_int, default=None, help='onnxruntime: intra-op threads (default: one per core)'
     )
     parser.add_argument('--out', required=True, help='output directory (overlay video + per-frame masks)')
     parser.add_argument(
-        '--fps', type=int, default=1, help='frames sampled per second (1 = AVSBench, default; higher = denser masks)'
+        '--overwrite',
+        action='store_true',
+        help='replace an --out folder that holds files (of an earlier run); it is replaced only once this run has '
+        'finished',
+    )
+    parser.add_argument(
+        '--fps',
+        type=_positive_int,
+        default=1,
+        help='frames sampled per second (1 = AVSBench, default; higher = denser masks)',
     )
     parser.add_argument(
         '--device', default=None, help="device, e.g. 'cpu' or 'cuda:0' (default: cuda:0 if available, else cpu)"
     )
     parser.add_argument(
         '--img-size',
-        type=int,
+        type=_positive_int,
         nargs=2,
         default=None,
         metavar=('H', 'W'),
-        help='frame size fed to the model (default: 224 224 as AVSBench; onnxruntime: the size '
-        'the file was exported at)',
+        help='frame size fed to the model (default: the size the config runs the model at: its test pipeline\'s '
+        'resize, data_preprocessor.size or crop_size, e.g. 64 64 for the tiny configs, 224 224 for AVSBench; '
+        'onnxruntime: the size the file was exported at)',
     )
-    parser.add_argument('--batch-size', type=int, default=1, help='T-frame windows per forward pass')
-    parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in the overlay video')
+    parser.add_argument('--batch-size', type=_positive_int, default=1, help='T-frame windows per forward pass')
+    parser.add_argument(
+        '--opacity', type=_opacity, default=0.5, help='mask opacity in the overlay video (0 to 1, default 0.5)'
+    )
     parser.add_argument('--codec', default=None, help='video codec (default: libx264 if PyAV has it, else mpeg4)')
     parser.add_argument('--no-audio', action='store_true', help='do not put the soundtrack in the overlay video')
     parser.add_argument(
@@ -116,17 +154,97 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def save_masks(out_dir: str, stem: str, masks: Sequence[np.ndarray], binary: bool) -> List[str]:
-    """Write ``<stem>_<k>.png`` (k from 1): 0/255 for binary models, class indices otherwise."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for k, mask in enumerate(masks, start=1):
-        path = osp.join(out_dir, f'{stem}_{k}.png')
-        img = (mask > 0).astype(np.uint8) * 255 if binary else mask.astype(np.uint8)
-        if not cv2.imwrite(path, img):
-            raise OSError(f'cannot write {path}')
-        paths.append(path)
-    return paths
+def check_out_dir(out: str, overwrite: bool) -> None:
+    """Refuse ``--out`` naming a file, or a folder holding files without ``--overwrite`` (before any work)."""
+    if osp.exists(out) and not osp.isdir(out):
+        sys.exit(
+            f'error: --out {out}: this is an existing file, but --out takes a folder (overlay video and '
+            f'masks are written into it). Pass a new or existing folder.'
+        )
+    if osp.isdir(out) and os.listdir(out) and not overwrite:
+        names = sorted(os.listdir(out))
+        listing = ', '.join(names[:3]) + (f' and {len(names) - 3} more' if len(names) > 3 else '')
+        sys.exit(
+            f'error: --out {out} already holds files ({listing}), e.g. of an earlier run. Choose a new folder, or '
+            'pass --overwrite to replace them once this run has finished.'
+        )
+
+
+def _swap_in(work: str, out: str) -> None:
+    """Move the finished run folder ``work`` to ``out``; an earlier ``out`` is removed only after that."""
+    from projects.ccformer.utils.atomic import temp_name
+
+    old = None
+    if osp.exists(out):
+        old = temp_name(out)
+        os.rename(out, old)
+    try:
+        os.rename(work, out)
+    except OSError:
+        if old is not None:
+            os.rename(old, out)  # put the earlier run back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model(args, device: str):
+    """The model of ``--backend`` (exits with the error for a missing / unsafe / unfitting file)."""
+    if args.backend == 'onnxruntime':
+        from projects.ccformer.deployment import ORTSegmentor
+
+        try:
+            return ORTSegmentor(args.onnx, num_threads=args.threads)
+        except (FileNotFoundError, ValueError) as err:
+            sys.exit(f'error: {err}')
+    from projects.ccformer.apis import init_avs_model
+    from projects.ccformer.engine.safe_checkpoint import (
+        CheckpointMismatchError,
+        CorruptCheckpointError,
+        UnsafeCheckpointError,
+        trust_checkpoint,
+    )
+
+    if args.trust_checkpoint:
+        trust_checkpoint(args.checkpoint)
+    compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
+    try:
+        return init_avs_model(
+            args.config,
+            args.checkpoint,
+            device=device,
+            cfg_options={'model.compile_cfg': compile_cfg} if args.compile else None,
+            dtype=None if args.dtype == 'float32' else args.dtype,
+            strict=not args.allow_partial_checkpoint,
+        )
+    except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
+        sys.exit(f'error: {err}')
+
+
+def run(args, result, work: str, stem: str) -> dict:
+    """Write the masks and the overlay video of ``result`` (a ``VideoSegmentation``) into ``work``, frame by frame."""
+    from projects.ccformer.datasets.palette import overlay_mask, resolve_palette
+    from projects.ccformer.datasets.video import AUDIO_RATE, VideoWriter
+    from projects.ccformer.utils.atomic import write_image
+
+    meta = result.dataset_meta or {}
+    num_labels = max(2, result.num_classes, len(meta.get('classes') or []))
+    binary = num_labels <= 2
+    palette = resolve_palette(meta, num_labels)
+    mask_dir = osp.join(work, 'masks')
+    os.makedirs(mask_dir, exist_ok=True)
+    foreground, count = [], 0
+    with VideoWriter(osp.join(work, f'{stem}_overlay.mp4'), args.fps, not args.no_audio, codec=args.codec) as writer:
+        for item in result:
+            img = (item.mask > 0).astype(np.uint8) * 255 if binary else item.mask.astype(np.uint8)
+            write_image(osp.join(mask_dir, f'{stem}_{item.index + 1}.png'), img)
+            writer.write_frame(overlay_mask(item.frame, item.mask, palette, args.opacity))
+            if not args.no_audio:  # the soundtrack up to the end of the frames written so far
+                end = (item.index + 1) * AUDIO_RATE // args.fps
+                writer.write_audio(result.waveform[writer.samples_written : end])
+            foreground.append(float((item.mask > 0).mean()))
+            count += 1
+    return dict(foreground=foreground, count=count)
 
 
 def main(argv=None) -> dict:
@@ -134,95 +252,57 @@ def main(argv=None) -> dict:
     import torch
     from tqdm import tqdm
 
-    from projects.ccformer.apis import (
-        get_num_frames,
-        init_avs_model,
-        num_video_windows,
-        read_video_audio,
-        segment_video,
-        write_video,
-    )
-    from projects.ccformer.datasets.palette import overlay_mask, resolve_palette
+    from projects.ccformer.apis import segment_video
+    from projects.ccformer.utils.atomic import temp_name
+    from projects.ccformer.utils.outputs import NonFiniteOutputError
 
     if not osp.isfile(args.video):
         sys.exit(f'error: video file {args.video} does not exist')
-    if osp.exists(args.out) and not osp.isdir(args.out):  # before any work (engine.run_checks needs mmseg)
-        sys.exit(
-            f'error: --out {args.out}: this is an existing file, but --out takes a folder (overlay video and '
-            f'masks are written into it). Pass a new or existing folder.'
-        )
+    check_out_dir(args.out, args.overwrite)  # before any work
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    compile_cfg = dict(backend='cudagraphs') if args.compile == 'cudagraphs' else dict(mode=args.compile)
-    cfg_options = {'model.compile_cfg': compile_cfg} if args.compile else None
-    if args.backend == 'onnxruntime':
-        from projects.ccformer.deployment import ORTSegmentor
-
-        try:
-            model = ORTSegmentor(args.onnx, num_threads=args.threads)
-        except (FileNotFoundError, ValueError) as err:
-            sys.exit(f'error: {err}')
-    else:
-        from projects.ccformer.engine.safe_checkpoint import (
-            CheckpointMismatchError,
-            CorruptCheckpointError,
-            UnsafeCheckpointError,
-            trust_checkpoint,
-        )
-
-        if args.trust_checkpoint:
-            trust_checkpoint(args.checkpoint)
-        try:
-            model = init_avs_model(
-                args.config,
-                args.checkpoint,
-                device=device,
-                cfg_options=cfg_options,
-                dtype=None if args.dtype == 'float32' else args.dtype,
-                strict=not args.allow_partial_checkpoint,
-            )
-        except (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, FileNotFoundError) as err:
-            sys.exit(f'error: {err}')
-    img_size = (
-        tuple(args.img_size) if args.img_size else (model.input_size if args.backend == 'onnxruntime' else (224, 224))
-    )
-    num_frames = get_num_frames(model)
-    try:
-        total = num_video_windows(args.video, num_frames, args.fps)
-        with tqdm(total=total, desc=f'segmenting {osp.basename(args.video)}', unit='window') as pbar:
-            result = segment_video(
-                model, args.video, fps=args.fps, img_size=img_size, batch_size=args.batch_size, progress=pbar.update
-            )
-    except ValueError as err:
-        sys.exit(f'error: {err}')
-
+    model = load_model(args, device)
     stem = osp.splitext(osp.basename(args.video))[0]
-    os.makedirs(args.out, exist_ok=True)
-    masks = result['masks']
-    num_labels = max(2, max(int(m.max()) for m in masks) + 1)
-    meta = getattr(model, 'dataset_meta', None) or {}
-    num_labels = max(num_labels, len(meta.get('classes') or []))
-    binary = num_labels <= 2
-    mask_paths = save_masks(osp.join(args.out, 'masks'), stem, masks, binary)
-    palette = resolve_palette(meta, num_labels)
-    overlays = [overlay_mask(f, m, palette, args.opacity) for f, m in zip(result['frames'], masks)]
-    video_out = osp.join(args.out, f'{stem}_overlay.mp4')
-    waveform = None if args.no_audio else read_video_audio(args.video)
-    if waveform is not None:
-        waveform = waveform[: int(len(masks) / args.fps * 16000)]
-    write_video(video_out, overlays, args.fps, waveform, codec=args.codec)
-    fg = [float((m > 0).mean()) for m in masks]
+    try:
+        result = segment_video(model, args.video, fps=args.fps, img_size=args.img_size, batch_size=args.batch_size)
+    except (ValueError, OSError) as err:
+        sys.exit(f'error: {err}')
+    size = result.img_size or result.segmentor.input_size  # None: resized by the pipeline / the ONNX runtime
+    if size is not None:
+        source = '--img-size' if args.img_size else 'the export size' if args.backend == 'onnxruntime' else 'the config'
+        print(f'frames resized to {size[0]} x {size[1]} for the model ({source})')
+    else:
+        print(
+            f'frames go to the model at the video\'s size ({result.info["height"]} x {result.info["width"]}): the '
+            'config names no input size; pass --img-size H W to resize them'
+        )
+    work = temp_name(args.out)
+    os.makedirs(work)
+    try:
+        with tqdm(total=len(result.windows), desc=f'segmenting {osp.basename(args.video)}', unit='window') as pbar:
+            result.progress = pbar.update
+            written = run(args, result, work, stem)
+        _swap_in(work, args.out)
+    except (ValueError, OSError, NonFiniteOutputError) as err:
+        shutil.rmtree(work, ignore_errors=True)
+        sys.exit(f'error: {err}'.replace(work, args.out))  # name the file as it would have been in --out
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    fg = written['foreground']
     print(
-        f'{len(masks)} frames in {len(result["windows"])} windows of T={num_frames}; '
+        f'{written["count"]} frames in {len(result.windows)} windows of T={result.num_frames}; '
         f'mean foreground fraction {np.mean(fg):.3f}'
     )
-    if result['audio_padded_seconds']:
+    if result.audio_padded_seconds:
         print(
-            f'the audio track is {result["audio_padded_seconds"]:.2f} s shorter than the picture: the last '
-            f'{result["audio_padded_seconds"]:.2f} s were segmented as silence'
+            f'the audio track is {result.audio_padded_seconds:.2f} s shorter than the picture: the last '
+            f'{result.audio_padded_seconds:.2f} s were segmented as silence'
         )
+    video_out = osp.join(args.out, f'{stem}_overlay.mp4')
+    mask_paths = [osp.join(args.out, 'masks', f'{stem}_{k}.png') for k in range(1, written['count'] + 1)]
     print(f'overlay video: {video_out}')
-    print(f'masks: {osp.dirname(mask_paths[0])}/ ({len(mask_paths)} PNG files)')
-    return dict(video=video_out, masks=mask_paths, foreground=fg, audio_padded_seconds=result['audio_padded_seconds'])
+    print(f'masks: {osp.join(args.out, "masks")}/ ({len(mask_paths)} PNG files)')
+    return dict(video=video_out, masks=mask_paths, foreground=fg, audio_padded_seconds=result.audio_padded_seconds)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,17 @@
-"""Shared pytest fixtures: tiny toy AVSBench datasets (one per layout), generated once per session.
+"""Shared pytest fixtures: tiny toy AVSBench datasets (one per layout), generated once per session, and a tiny full
+file system.
 
 ``toy_s4_root`` / ``toy_ms3_root`` / ``toy_avss_root`` are dataset roots in the official layouts
 (``projects.ccformer.datasets.toy``). Treat them as read-only: tests that break files make their
-own with ``make_toy_root``.
+own with ``make_toy_root``. ``tiny_fs`` is a 64 KiB tmpfs (skipped where it cannot be mounted).
 """
 
+import os
 import os.path as osp
+import shutil
+import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -71,3 +76,21 @@ def make_toy_root(tmp_path):
         return root
 
     return _make
+
+
+@pytest.fixture
+def tiny_fs():
+    """A 64 KiB tmpfs mounted on a temporary folder, to fill up (needs root and mount rights: skipped otherwise)."""
+    if shutil.which('mount') is None or not hasattr(os, 'geteuid') or os.geteuid() != 0:
+        pytest.skip('a tiny file system needs root and mount(8): not available here')
+    mnt = tempfile.mkdtemp(prefix='ccformer-tinyfs-')
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.rmdir(mnt)
+        pytest.skip(f'cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})')
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(['umount', mnt], capture_output=True).returncode != 0:
+            subprocess.run(['umount', '-l', mnt], check=False)  # a file still open: detach it lazily
+        os.rmdir(mnt)

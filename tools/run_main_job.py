@@ -31,6 +31,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from projects.ccformer.evaluation.robustness import format_table
+from projects.ccformer.utils.atomic import write_text
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -363,10 +364,8 @@ def main(argv=None) -> Dict:
     )
     cli = list(argv if argv is not None else sys.argv[1:])
     summary['command'] = ' '.join(['python tools/run_main_job.py'] + cli)
-    with open(osp.join(work, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
-    with open(osp.join(work, 'summary.md'), 'w') as f:
-        f.write(summary_markdown(summary))
+    write_text(osp.join(work, 'summary.json'), json.dumps(summary, indent=2))
+    write_text(osp.join(work, 'summary.md'), summary_markdown(summary))
     print_summary(summary)
     return summary
 

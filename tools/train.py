@@ -15,6 +15,7 @@ Examples::
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import os.path as osp
@@ -25,8 +26,10 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
+from projects.ccformer.engine.resume import remove_leftover_temp_files, resume_source
 from projects.ccformer.engine.run_checks import check_cfg_options, check_fresh_work_dir
 from projects.ccformer.engine.safe_checkpoint import trust_checkpoint
+from projects.ccformer.engine.work_dir_lock import WorkDirLock
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,7 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def setup_cfg(args: argparse.Namespace) -> Config:
-    """Load the config and apply the command-line overrides."""
+    """Load the config and apply the command-line overrides (no file is touched: :func:`prepare_work_dir` does
+    that, under the work dir's lock)."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'Config file {args.config!r} does not exist; pass a path such as '
@@ -109,7 +113,6 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    check_fresh_work_dir(cfg.work_dir, args.resume, getattr(args, 'overwrite', False))
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
@@ -133,16 +136,36 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 
     move_compile_to_model(cfg)
     check_cuda_graph_accumulation(cfg)
+    use_atomic_checkpoints(cfg)
     cfg.resume = args.resume
+    return cfg
+
+
+def prepare_work_dir(cfg: Config, args: argparse.Namespace) -> None:
+    """Check the work dir and pick the checkpoint to start from (run it while holding the work dir's lock).
+
+    A work dir with an earlier run's checkpoints is refused without ``--resume`` / ``--overwrite``
+    (``--overwrite`` deletes them); temporary files of a save that a killed run left are removed; ``--resume``
+    continues from the newest complete checkpoint (an incomplete or missing newest one is skipped and named).
+    """
+    check_fresh_work_dir(cfg.work_dir, args.resume, getattr(args, 'overwrite', False))
+    remove_leftover_temp_files(cfg.work_dir)
     if args.resume and cfg.get('load_from') is None:
-        fallback = resume_fallback(cfg.work_dir)
-        if fallback is not None:
-            cfg.load_from = fallback
+        source = resume_source(cfg.work_dir)
+        if source is not None:
+            cfg.load_from = source
     if getattr(args, 'trust_checkpoint', False):
         source = cfg.get('load_from') or (find_latest_checkpoint(cfg.work_dir) if args.resume else None)
         if source:
             trust_checkpoint(source)
-    return cfg
+
+
+def use_atomic_checkpoints(cfg: Config) -> None:
+    """mmengine's ``CheckpointHook`` -> ``AtomicCheckpointHook`` (same arguments; complete files only, an old
+    checkpoint removed after its successor is saved). The configs of this project name it already."""
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is not None and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        hook['type'] = 'AtomicCheckpointHook'
 
 
 def move_compile_to_model(cfg: Config) -> None:
@@ -185,51 +208,25 @@ def check_cuda_graph_accumulation(cfg: Config) -> None:
         )
 
 
-def _ckpt_number(path: str) -> int:
-    stem = osp.splitext(osp.basename(path))[0]
-    return int(stem.split('_')[-1]) if stem.split('_')[-1].isdigit() else -1
-
-
-def resume_fallback(work_dir: str):
-    """Checkpoint to resume from when ``last_checkpoint`` names a file that no longer exists, else None.
-
-    mmengine's ``CheckpointHook`` deletes the oldest checkpoint *before* writing the new one, so with
-    ``max_keep_ckpts=1`` a run killed while saving leaves ``last_checkpoint`` pointing at a deleted file; then the
-    newest ``epoch_*.pth`` / ``iter_*.pth`` still in the work dir is used.
-    """
-    record = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(record):
-        return None
-    with open(record) as f:
-        last = f.read().strip()
-    if osp.isfile(last):
-        return None
-    candidates = [
-        osp.join(work_dir, f)
-        for f in os.listdir(work_dir)
-        if (f.startswith('epoch_') or f.startswith('iter_')) and f.endswith('.pth')
-    ]
-    if not candidates:
-        raise FileNotFoundError(
-            f'{record} names {last}, which does not exist, and {work_dir} holds no other epoch_*/iter_*.pth: '
-            'nothing to resume from; start without --resume'
-        )
-    best = max(candidates, key=_ckpt_number)
-    print_log(f'{last} (named in {record}) is missing; resuming from {best}', logger='current', level=logging.WARNING)
-    return best
+def _is_main_rank() -> bool:
+    """Rank 0 of a distributed launch (or a single process): the one that holds the work dir's lock."""
+    return int(os.environ.get('RANK', os.environ.get('SLURM_PROCID', 0))) == 0
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = setup_cfg(args)
-    init_cpu_distributed(cfg)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        from mmseg.registry import RUNNERS
+    # one run per work dir: a second tools/train.py into it is refused, naming this one
+    with WorkDirLock(cfg.work_dir) if _is_main_rank() else contextlib.nullcontext():
+        prepare_work_dir(cfg, args)
+        init_cpu_distributed(cfg)
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            from mmseg.registry import RUNNERS
 
-        runner = RUNNERS.build(cfg)
-    runner.train()
+            runner = RUNNERS.build(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -15,9 +15,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # keep the last checkpoint and the best one by validation mIoU (AVSBench selects on val mIoU)
+    # keep the last checkpoint and the best one by validation mIoU (AVSBench selects on val mIoU); mmengine's
+    # CheckpointHook that writes complete files only and removes an old checkpoint after its successor is saved
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2, save_best='mIoU', rule='greater'
+        type='AtomicCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2, save_best='mIoU', rule='greater'
     ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='AVSVisualizationHook'),

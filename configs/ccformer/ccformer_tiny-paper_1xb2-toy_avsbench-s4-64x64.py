@@ -9,6 +9,9 @@ _base_ = [
     '../_base_/schedules/schedule_toy.py',
 ]
 data_root = 'data/toy/s4'
+# the frame size the model is trained and run at (mmseg's crop_size; the test pipeline keeps the stored size): read
+# by the video demo, segment_video, pytorch2onnx.py and get_flops.py (projects/ccformer/utils/config.py)
+crop_size = (64, 64)
 train_pipeline = [
     dict(type='LoadAVSFrames'),
     dict(type='LoadAVSMasks', label_type='binary'),

@@ -2,12 +2,15 @@
 
 import glob
 import importlib.util
+import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -463,3 +466,209 @@ def test_demo_out_naming_a_file_fails_before_any_work(model_and_ckpt, clips, tmp
     with pytest.raises(SystemExit, match='--out .*out.png: this is an existing file'):
         _demo().main([video, CONFIG, ckpt, '--out', str(out), '--device', 'cpu'])
     assert out.read_bytes() == b'keep'
+
+
+# ------------------------------------------------------------------------------------------------ faults and limits
+def test_integer_pcm_and_channel_layouts(clips):
+    """Integer PCM is scaled by its dtype; (samples, channels) and (channels, samples) give the same examples;
+    shapes that could be either are refused with the shape (before: int16 taken as float, off by ~10 in log-mel;
+    (2, N) read as 2 samples: "shorter than 0.975 s")."""
+    from projects.ccformer.apis import audio_to_examples
+
+    wav = clips[0]['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav')
+    wave, rate = load_wav(wav)  # int16 / 32768
+    ref = audio_to_examples((wave, rate), 5)
+    pcm16 = np.round(wave * 32768).astype(np.int16)
+    np.testing.assert_array_equal(audio_to_examples((pcm16, rate), 5), ref)
+    np.testing.assert_array_equal(audio_to_examples((pcm16.astype(np.int32) << 16, rate), 5), ref)
+    u8 = (pcm16 // 256 + 128).astype(np.uint8)  # 8-bit unsigned wav: 128 is silence
+    np.testing.assert_array_equal(audio_to_examples((u8, rate), 5), audio_to_examples(((u8 - 128.0) / 128, rate), 5))
+    stereo = np.stack([wave, wave], axis=1)
+    np.testing.assert_allclose(audio_to_examples((stereo, rate), 5), ref, atol=1e-6)
+    np.testing.assert_allclose(audio_to_examples((np.ascontiguousarray(stereo.T), rate), 5), ref, atol=1e-6)
+    np.testing.assert_allclose(audio_to_examples((pcm16[None].repeat(2, 0), rate), 5), ref, atol=1e-6)
+    for shape in ((4, 4), (20, 30), (2, 3, 16000)):
+        with pytest.raises(ValueError, match=rf'shape {re.escape(str(shape))} is ambiguous'):
+            audio_to_examples((np.zeros(shape, np.int16), rate), 5)
+    with pytest.raises(ValueError, match='dtype bool'):
+        audio_to_examples((np.zeros(16000, bool), rate), 5)
+
+
+def _nan_checkpoint(model, path, name='decode_head.seg_head.fc.bias'):
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state[name].fill_(float('nan'))
+    torch.save(dict(state_dict=state, meta=dict()), path)
+    return path
+
+
+def test_non_finite_outputs_are_an_error(model, clips, tmp_path):
+    """Weights that give NaN (a corrupted checkpoint): the API, segment_video and the demo stop naming the file
+    (before: empty masks, exit 0)."""
+    from projects.ccformer.utils.outputs import NonFiniteOutputError
+
+    ckpt = _nan_checkpoint(model, str(tmp_path / 'nan.pth'))
+    broken = init_avs_model(CONFIG, ckpt, device='cpu')
+    c = clips[0]
+    with pytest.raises(NonFiniteOutputError, match=r'nan.pth: the model produced \d+ NaN / infinite logits .* clip_0'):
+        inference_avs_model(broken, c['frame_paths'], c['audio_path'])
+    path = str(tmp_path / 'v.mp4')
+    _clip_video(path, clips, 6)
+    with pytest.raises(NonFiniteOutputError, match=r'v.mp4 frames 1..5'):
+        next(iter(segment_video(broken, path)))
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit, match='NaN / infinite logits'):
+        _demo().main([path, CONFIG, ckpt, '--out', str(out), '--device', 'cpu'])
+    assert not out.exists() and [p for p in os.listdir(tmp_path) if p.startswith('.')] == []  # nothing half-written
+
+
+def test_non_finite_outputs_of_a_semantic_model(toy_avss_root):
+    """AVSS (K = 71): the masks are an argmax without seg_logits; NaN logits still stop with the error."""
+    from projects.ccformer.utils.outputs import NonFiniteOutputError
+
+    cfg = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
+    avss = init_avs_model(cfg, None, device='cpu')
+    assert avss.num_frames == 10
+    frames = [np.full((60, 80, 3), 40 * (i % 5), np.uint8) for i in range(10)]
+    audio = np.zeros((10, 96, 64), np.float32)
+    assert inference_avs_model(avss, frames, audio).shape == (10, 60, 80)
+    with torch.no_grad():
+        avss.decode_head.seg_head.fc.bias.fill_(float('nan'))
+    with pytest.raises(NonFiniteOutputError, match='ccformer_tiny_1xb2-toy_avss-64x64.py'):
+        inference_avs_model(avss, frames, audio)
+
+
+def test_input_size_and_clip_length_come_from_the_config(model, clips, tmp_path):
+    """The tiny model runs at 64 x 64 and T = 5 (config), not at a fixed 224 x 224; the API asks the model."""
+    from projects.ccformer.apis import as_clip_segmentor, get_num_frames
+    from projects.ccformer.utils import config_input_size, config_num_frames, model_input_size
+
+    cfgs = osp.join(ROOT, 'configs', 'ccformer')
+    sizes = {
+        'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py': (64, 64),
+        'ccformer_tiny_1xb2-toy_avsbench-ms3-64x64.py': (64, 64),
+        'ccformer_tiny_1xb2-toy_avss-64x64.py': (64, 64),
+        'ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py': (224, 224),
+        'ccformer_r50_1xb6-40e_avss-224x224.py': (224, 224),
+    }
+    for name, size in sizes.items():
+        cfg = Config.fromfile(osp.join(cfgs, name))
+        assert config_input_size(cfg) == size, name
+        assert config_num_frames(cfg) == (10 if 'avss' in name else 5), name
+    bare = Config(dict(test_dataloader=dict(dataset=dict(type='MyDataset', pipeline=[]))))
+    assert config_input_size(bare) is None
+    with pytest.raises(ValueError, match=r'MyDataset.*Set num_frames = T at the top level'):
+        config_num_frames(bare)
+    # the tools' helper: their flag wins, else the config, else an error naming the flag
+    assert model_input_size(bare, (32, 48)) == (32, 48)
+    with pytest.raises(ValueError, match=r'my.py gives no input size.*pass --shape H W'):
+        model_input_size(bare, None, '--shape', 'my.py')
+    with pytest.raises(ValueError, match=r'--img-size 0 64: give two positive integers'):
+        model_input_size(bare, (0, 64), '--img-size')
+    assert model.num_frames == 5 and get_num_frames(model) == 5
+    segmentor = as_clip_segmentor(model)
+    assert segmentor.input_size == (64, 64) and segmentor.resolve_img_size(None) == (64, 64)
+    path = str(tmp_path / 'v.mp4')
+    big = [cv2.resize(f, (128, 96)) for f in _clip_video(path, clips, 5)[0]]
+    write_video(
+        path,
+        big,
+        10,
+        load_wav(clips[0]['audio_path'].replace('audio_log_mel', 'audio_wav').replace('.pkl', '.wav'))[0],
+        16000,
+        repeat=10,
+    )
+    res = segment_video(model, path)
+    assert res.img_size == (64, 64)
+    explicit = segment_video(model, path, img_size=(64, 64)).collect()['masks']
+    assert all(np.array_equal(a, b) for a, b in zip(res['masks'], explicit)) and res['masks'][0].shape == (96, 128)
+
+
+def test_segment_video_streams_window_by_window(model, clips, tmp_path, monkeypatch):
+    """The first frame's mask comes out after one window was decoded (not the whole video), and the streamed
+    frames equal the collected result."""
+    import projects.ccformer.apis.inference as api
+
+    path = str(tmp_path / 'v.mp4')
+    _clip_video(path, clips, 10)
+    decoded = []
+    real = api.iter_video_frames
+
+    def counting(*args, **kwargs):
+        for item in real(*args, **kwargs):
+            decoded.append(item[0])
+            yield item
+
+    monkeypatch.setattr(api, 'iter_video_frames', counting)
+    result = segment_video(model, path, fps=2, img_size=(64, 64), batch_size=1)
+    assert len(result) == 20 and result.windows == [0, 5, 10, 15]
+    stream = iter(result)
+    first = next(stream)
+    assert first.index == 0 and len(decoded) == 5  # one window of T = 5 frames so far
+    rest = list(stream)
+    assert [f.index for f in [first] + rest] == list(range(20)) and len(decoded) == 20
+    monkeypatch.undo()
+    collected = segment_video(model, path, fps=2, img_size=(64, 64), batch_size=3).collect()
+    for item in [first] + rest:
+        np.testing.assert_array_equal(item.mask, collected['masks'][item.index])
+        np.testing.assert_array_equal(item.frame, collected['frames'][item.index])
+
+
+def test_demo_options_name_the_bad_value(model_and_ckpt, clips, tmp_path, capsys):
+    _, ckpt = model_and_ckpt
+    base = ['v.mp4', CONFIG, ckpt, '--out', str(tmp_path / 'o')]
+    for extra, message in (
+        (['--batch-size', '0'], 'argument --batch-size: 0 is not a positive integer'),
+        (['--img-size', '0', '0'], 'argument --img-size: 0 is not a positive integer'),
+        (['--img-size', '64', '-1'], 'argument --img-size: -1 is not a positive integer'),
+        (['--fps', '0'], 'argument --fps: 0 is not a positive integer'),
+        (['--opacity', '2'], 'argument --opacity: 2.0 is not between 0'),
+    ):
+        with pytest.raises(SystemExit):
+            _demo().parse_args(base + extra)
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match='batch_size must be a positive integer'):
+        segment_video(init_avs_model(CONFIG, None), 'missing.mp4', batch_size=0)
+
+
+def test_demo_never_mixes_two_runs(model_and_ckpt, model, clips, tmp_path):
+    """A used --out is refused; --overwrite replaces it only after the new run has finished (no stale masks of the
+    earlier run); a failed run leaves the earlier one as it was."""
+    _, ckpt = model_and_ckpt
+    long, short = str(tmp_path / 'long.mp4'), str(tmp_path / 'long2.mp4')
+    _clip_video(long, clips, 8)
+    _clip_video(short, clips, 6)
+    out = str(tmp_path / 'out')
+    args = [CONFIG, ckpt, '--out', out, '--device', 'cpu', '--no-audio']
+    first = _demo().main([long] + args)
+    assert len(first['masks']) == 8
+    with pytest.raises(SystemExit, match=r'--out .*out already holds files \(long_overlay.mp4, masks\).*--overwrite'):
+        _demo().main([short] + args)
+    before = sorted(os.listdir(out))
+    nan = _nan_checkpoint(model, str(tmp_path / 'nan.pth'))
+    with pytest.raises(SystemExit, match='NaN'):
+        _demo().main([short, CONFIG, nan, '--out', out, '--device', 'cpu', '--no-audio', '--overwrite'])
+    assert sorted(os.listdir(out)) == before and len(os.listdir(osp.join(out, 'masks'))) == 8
+    second = _demo().main([short] + args + ['--overwrite'])
+    assert sorted(os.listdir(out)) == ['long2_overlay.mp4', 'masks']
+    assert sorted(os.listdir(osp.join(out, 'masks'))) == sorted(osp.basename(p) for p in second['masks'])
+    assert len(second['masks']) == 6
+    assert [p for p in os.listdir(tmp_path) if p.startswith('.')] == []
+
+
+def _fill(folder: str, leave: int) -> None:
+    """Fill the file system of ``folder`` up to ``leave`` free bytes."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    with open(osp.join(folder, 'filler'), 'wb') as f:
+        f.write(b'\0' * max(0, free - leave))
+
+
+def test_demo_on_a_full_disk(model_and_ckpt, clips, tmp_path, tiny_fs):
+    _, ckpt = model_and_ckpt
+    path = str(tmp_path / 'v.mp4')
+    _clip_video(path, clips, 10)
+    _fill(tiny_fs, 4096)
+    out = osp.join(tiny_fs, 'out')
+    with pytest.raises(SystemExit, match=r'cannot write .*/out/\S+ \(No space left on device\): the disk .*is full'):
+        _demo().main([path, CONFIG, ckpt, '--out', out, '--device', 'cpu'])
+    assert sorted(os.listdir(tiny_fs)) == ['filler']  # nothing half-written left

@@ -75,8 +75,17 @@ def expected_changes(name: str) -> dict:
       (``model.bcl_loss.directions='both'``; ``*-bcl-one-way*``: the one direction of before, now written out) and
       the query generator reads each frame's own audio (``audio_context='frame'``; the robust and tiny configs
       set it before already; ``*-gen-clip-audio*``: the whole clip's audio of before, now written out).
+    * every config: ``default_hooks.checkpoint`` is ``AtomicCheckpointHook`` (mmengine's ``CheckpointHook`` that
+      writes complete files only and removes an old checkpoint after its successor is saved; same arguments);
+    * tiny S4 / MS3 configs: ``crop_size = (64, 64)``, the frame size the tools (video demo, ONNX export, FLOPs)
+      read from the config; nothing in training or testing reads it.
     """
-    changes = {'model.test_cfg': ({'mode': 'whole'}, MISSING)}
+    changes = {
+        'model.test_cfg': ({'mode': 'whole'}, MISSING),
+        'default_hooks.checkpoint.type': ('CheckpointHook', 'AtomicCheckpointHook'),
+    }
+    if '_tiny' in name and 'avss' not in name:
+        changes['crop_size'] = (MISSING, {'__tuple__': [64, 64]})
     if 'avss' in name:
         changes['num_classes'] = (MISSING, 71)
         if '-bcl_' not in name:

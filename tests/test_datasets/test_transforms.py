@@ -80,7 +80,6 @@ def test_load_palette_masks(tmp_path):
     pal = voc_palette(71)
     idx = np.array([[0, 1, 2], [70, 15, 0]], np.uint8)
     rgb = np.array(pal, np.uint8)[idx]
-    rgb[1, 2] = (1, 2, 3)  # not a palette colour -> background
     p = _write(tmp_path / 'l.png', rgb[..., ::-1])
     out = LoadAVSMasks(label_type='palette')(dict(mask_paths=[p]))
     np.testing.assert_array_equal(out['gt_masks'][0], [[0, 1, 2], [70, 15, 0]])
@@ -90,6 +89,37 @@ def test_load_palette_masks(tmp_path):
     pimg.save(tmp_path / 'p.png')
     out = LoadAVSMasks(label_type='palette')(dict(mask_paths=[str(tmp_path / 'p.png')]))
     np.testing.assert_array_equal(out['gt_masks'][0], idx)
+
+
+def test_labels_outside_the_palette_are_an_error(tmp_path):
+    """A colour outside the AVSS palette names the file and the colours (before: scored as background); class-index
+    PNGs get the hint and are read with label_type='index'."""
+    pal = voc_palette(71)
+    rgb = np.array(pal, np.uint8)[np.array([[0, 1, 2], [70, 15, 0]])]
+    rgb[1, 2] = (1, 2, 3)
+    p = _write(tmp_path / 'odd.png', rgb[..., ::-1])
+    with pytest.raises(
+        ValueError,
+        match=r'odd.png: 1 pixels have colours outside the 71-class AVSS palette: '
+        r'\(1, 2, 3\) \(1 px\).*Re-export',
+    ):
+        LoadAVSMasks(label_type='palette')(dict(mask_paths=[p]))
+    idx = np.array([[0, 3, 3], [70, 15, 0]], np.uint8)  # class indices stored as grey levels
+    q = _write(tmp_path / 'index.png', idx)
+    with pytest.raises(
+        ValueError,
+        match=r"index.png: 4 pixels .*\(3, 3, 3\) \(2 px\).*class-index PNG.*"
+        r"label_type='index'",
+    ):
+        LoadAVSMasks(label_type='palette')(dict(mask_paths=[q]))
+    out = LoadAVSMasks(label_type='index')(dict(mask_paths=[q, None]))
+    np.testing.assert_array_equal(out['gt_masks'][0], idx)
+    assert not out['gt_masks'][1].any()
+    bad = _write(tmp_path / 'big.png', np.full((2, 3), 71, np.uint8))
+    with pytest.raises(ValueError, match=r'big.png holds class indices \[71\] outside 0..70'):
+        LoadAVSMasks(label_type='index')(dict(mask_paths=[bad]))
+    with pytest.raises(ValueError, match=r"big.png has 3 channels; label_type='index'"):
+        LoadAVSMasks(label_type='index')(dict(mask_paths=[_write(tmp_path / 'big.png', rgb)]))
 
 
 # ------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def exported(tmp_path_factory, clips):
     )
     onnx_file = str(tmp / 'tiny.onnx')
     report = _load('tools/deployment/pytorch2onnx.py', 'pytorch2onnx').main(
-        [CONFIG, ckpt, '--out', onnx_file, '--shape', '64', '64', '--verify-batch-sizes', '1', '3']
+        [CONFIG, ckpt, '--out', onnx_file, '--verify-batch-sizes', '1', '3']  # the size from the config: 64 x 64
     )
     return dict(model=init_avs_model(CONFIG, ckpt, device='cpu'), ckpt=ckpt, onnx=onnx_file, report=report)
 
@@ -396,3 +396,68 @@ def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
     pt_masks = inference_avs_model(model, frames, c['audio_path'])
     assert ort_masks.shape == pt_masks.shape == (10, 60, 80)
     assert (ort_masks == pt_masks).mean() >= 0.999 and len(np.unique(pt_masks)) > 5
+
+
+# ------------------------------------------------------------------------------------------------ faults
+def test_predict_without_clips_says_so(ort_model):
+    with pytest.raises(ValueError, match=r'ORTSegmentor.predict: no clip given .*N >= 1 clips of T=5 frames'):
+        ort_model.predict([], [])
+
+
+def test_non_finite_onnx_output_is_an_error(exported, clips, tmp_path):
+    """An ONNX file whose weights give NaN: predict, the API and the demo stop naming the file (before: empty
+    masks, exit 0)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from projects.ccformer.utils.outputs import NonFiniteOutputError
+
+    proto = onnx.load(exported['onnx'])
+    init = next(i for i in proto.graph.initializer if numpy_helper.to_array(i).dtype == np.float32)
+    init.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(init), np.nan), init.name))
+    broken = str(tmp_path / 'nan.onnx')
+    onnx.save(proto, broken)
+    seg = ORTSegmentor(broken, num_threads=1)
+    c = clips[0]
+    with pytest.raises(NonFiniteOutputError, match=r'nan.onnx: the model produced \d+ NaN / infinite logits .*clip 0'):
+        seg.predict([_rgb(c['frame_paths'])], [load_logmel_pkl(c['audio_path'])])
+    with pytest.raises(NonFiniteOutputError, match='nan.onnx'):
+        inference_avs_model(seg, c['frame_paths'], c['audio_path'])
+    video = str(tmp_path / 'v.mp4')
+    _video(video, clips, 5)
+    demo = _load('demo/video_demo.py', 'video_demo')
+    with pytest.raises(SystemExit, match='nan.onnx: the model produced'):
+        demo.main([video, '--backend', 'onnxruntime', '--onnx', broken, '--out', str(tmp_path / 'o'), '--no-audio'])
+    assert not (tmp_path / 'o').exists()
+
+
+def test_export_never_leaves_a_half_written_file(exported, tmp_path, monkeypatch):
+    """A failed export (here the final check; or a model whose logits are NaN) leaves an earlier file of that name
+    as it was and no temporary file."""
+    import onnx
+
+    model = exported['model']
+    out = tmp_path / 'model.onnx'
+    out.write_bytes(b'earlier export')
+
+    def failing_check(path, *args, **kwargs):
+        raise onnx.checker.ValidationError('injected failure')
+
+    monkeypatch.setattr(onnx.checker, 'check_model', failing_check)
+    with pytest.raises(onnx.checker.ValidationError):
+        export_onnx(model, str(out), 5, (64, 64))
+    assert out.read_bytes() == b'earlier export' and sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
+    monkeypatch.undo()
+    from projects.ccformer.utils.outputs import NonFiniteOutputError
+
+    bias = model.decode_head.seg_head.fc.bias
+    saved = bias.detach().clone()
+    with torch.no_grad():
+        bias.fill_(float('nan'))
+    try:
+        with pytest.raises(NonFiniteOutputError, match='NaN'):
+            export_onnx(model, str(out), 5, (64, 64))
+    finally:
+        with torch.no_grad():
+            bias.copy_(saved)
+    assert out.read_bytes() == b'earlier export' and sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']

@@ -2,6 +2,7 @@
 
 import argparse
 import collections
+import json
 import os
 import os.path as osp
 import pickle
@@ -271,3 +272,25 @@ def test_coco_backbone_loads_by_prefix_on_the_safe_path(tmp_path, payload):
         assert torch.equal(value, state['backbone.' + key]), key
     own_neck_key, own_neck = next(iter(model.neck.state_dict().items()))  # the detector's neck is not loaded
     assert state['neck.' + own_neck_key].eq(7.0).all() and not own_neck.eq(7.0).any()
+
+
+def test_trust_opt_in_for_a_path_with_the_separator(tmp_path, monkeypatch):
+    """A path holding ':' (os.pathsep) is trusted as a whole: the list is kept as JSON (before: split at ':', so the
+    opt-in never matched and the file was refused anyway)."""
+    folder = tmp_path / 'run:2'
+    folder.mkdir()
+    path, other = str(folder / 'legacy.pth'), str(tmp_path / 'plain.pth')
+    for p in (path, other):
+        torch.save(dict(state_dict=dict(w=torch.ones(1)), args=argparse.Namespace(lr=0.1)), p)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UnsafeCheckpointError, match=r'CCFORMER_TRUSTED_CHECKPOINTS=\'\[".*run:2/legacy.pth"\]\''):
+        load_checkpoint_file(path)
+    trust_checkpoint(other)
+    trust_checkpoint(path)
+    assert json.loads(os.environ[TRUST_ENV]) == [osp.realpath(other), osp.realpath(path)]
+    assert load_checkpoint_file(path)['args'].lr == 0.1 and load_checkpoint_file(other)['args'].lr == 0.1
+    monkeypatch.setenv(TRUST_ENV, json.dumps([path]))  # set by hand as JSON
+    assert load_checkpoint_file(path)['args'].lr == 0.1
+    monkeypatch.setenv(TRUST_ENV, '["unclosed')
+    with pytest.raises(ValueError, match='not a valid JSON list'):
+        load_checkpoint_file(other)

@@ -34,3 +34,17 @@ def test_semantic_masks_keep_class_indices(tmp_path, as_dict):
     save_clip_masks(sample.to_dict() if as_dict else sample, str(tmp_path))
     img = cv2.imread(str(tmp_path / 'v1' / 'v1_2.png'), cv2.IMREAD_UNCHANGED)
     assert (img == 70).all()
+
+
+def test_full_disk_is_an_error_naming_the_mask(tiny_fs):
+    """tools/test.py --out on a full disk: an OSError naming the mask file (before: cv2.imwrite reported success,
+    0-byte PNGs were left and the run exited 0)."""
+    with open(f'{tiny_fs}/filler', 'wb', buffering=0) as f:
+        try:
+            while True:
+                f.write(b'\0' * 1024)
+        except OSError:
+            pass
+    pred = np.random.RandomState(0).randint(0, 2, (2, 16, 16))
+    with pytest.raises(OSError, match=r'cannot write .*/v1/v1_1\.png \(No space left on device\)'):
+        save_clip_masks(_sample(pred, [1, 1], logits=True), tiny_fs)

@@ -201,6 +201,72 @@ def test_videos_to_avsbench_official_csv(tmp_path):
         assert list(csv.reader(f)) == [['name', 'start_time', 'category', 'split'], ['abc', '0', 'dog_barking', 'val']]
 
 
+def test_videos_to_avsbench_csv_keeps_every_row_and_column(tmp_path):
+    """An existing CSV with another header style (``start`` for ``start_time``, read by position), a UTF-8 BOM,
+    CRLF line ends and a column of its own is merged: nothing dropped, its style kept, a listed clip updated."""
+    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    path = tmp_path / 's4_meta_data.csv'
+    before = '\ufeffname,start,category,split,source\r\nold,0,dog,train,youtube\r\nredo,0,unknown,test,mine\r\n'
+    path.write_bytes(before.encode('utf-8'))
+    conv.write_csv(
+        str(path),
+        [
+            dict(name='redo', start_time='5', category='unknown', split='test'),
+            dict(name='new', start_time='0', category='unknown', split='test'),
+        ],
+    )
+    data = path.read_bytes()
+    assert data.startswith(b'\xef\xbb\xbf') and data.count(b'\r\n') == 4 and b'\n' not in data.replace(b'\r\n', b'')
+    assert data.decode('utf-8-sig').splitlines() == [
+        'name,start,category,split,source',
+        'old,0,dog,train,youtube',
+        'redo,5,unknown,test,mine',
+        'new,0,unknown,test,',
+    ]
+    # a name listed twice is refused (naming both lines), and the file is left as it was
+    path.write_text('name,start_time,category,split\na,0,dog,train\nb,0,dog,train\na,5,dog,train\n')
+    kept = path.read_bytes()
+    with pytest.raises(ValueError, match=r"'a' is listed twice \(lines 2 and 4\)"):
+        conv.write_csv(str(path), [dict(name='c', start_time='0', category='unknown', split='test')])
+    # a row without the four fields too
+    path.write_text('name,start_time,category,split\na,0\n')
+    with pytest.raises(ValueError, match=r'line 2: 2 fields; expected name, start_time, category and split'):
+        conv.write_csv(str(path), [dict(name='c', start_time='0', category='unknown', split='test')])
+    assert path.read_text() == 'name,start_time,category,split\na,0\n'
+    path.write_bytes(kept)
+    assert path.read_bytes() == kept
+
+
+def test_videos_to_avsbench_into_a_root_with_its_own_csv(tmp_path, capsys):
+    """The converter run into a root whose CSV has another header and a BOM keeps it whole; two videos that would
+    become one clip, or a clip listed under another split, are refused before anything is converted."""
+    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    vids, out = tmp_path / 'videos', tmp_path / 'out'
+    vids.mkdir()
+    out.mkdir()
+    _gray_video(str(vids / 'mine.mp4'), 5, 10)
+    csv_path = out / 's4_meta_data.csv'
+    csv_path.write_bytes('\ufeffname,start,category,split,note\nold,0,dog,train,keep me\n'.encode('utf-8'))
+    assert conv.main([str(vids), str(out), '--img-size', '32']) == 0
+    assert csv_path.read_text(encoding='utf-8-sig').splitlines() == [
+        'name,start,category,split,note',
+        'old,0,dog,train,keep me',
+        'mine,0,unknown,test,',
+    ]
+    assert (out / 's4_data' / 'visual_frames' / 'test' / 'unknown' / 'mine' / 'mine_5.png').is_file()
+    kept = csv_path.read_bytes()
+    # the clip 'mine' again, as a val clip: refused, nothing converted, the CSV as it was
+    assert conv.main([str(vids), str(out), '--img-size', '32', '--split', 'val', '--overwrite']) == 2
+    assert "the clip 'mine' is listed with split / category test / unknown" in capsys.readouterr().err
+    assert csv_path.read_bytes() == kept and not (out / 's4_data' / 'visual_frames' / 'val').exists()
+    # two files that become one clip name
+    _gray_video(str(vids / 'a b.mp4'), 5, 10)
+    _gray_video(str(vids / 'a_b.mp4'), 5, 10)
+    assert conv.main([str(vids), str(out), '--img-size', '32']) == 2
+    assert "would both become the clip 'a_b'" in capsys.readouterr().err
+    assert csv_path.read_bytes() == kept
+
+
 def test_videos_to_avsbench_errors(tmp_path):
     conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
     assert conv.main([str(tmp_path / 'missing'), str(tmp_path / 'out')]) == 2
@@ -292,13 +358,16 @@ def test_publish_model(tmp_path):
         ),
         src,
     )
+    (tmp_path / 'ccformer_tiny.pth').write_bytes(b'a file of mine')  # a file named like out_file is not touched
     final = pub.process_checkpoint(src, str(tmp_path / 'ccformer_tiny.pth'))
     sha = hashlib.sha256(open(final, 'rb').read()).hexdigest()
     assert final == str(tmp_path / f'ccformer_tiny-{sha[:8]}.pth')
     ckpt = torch.load(final, weights_only=False)
     assert set(ckpt) == {'state_dict', 'meta'}
     assert torch.equal(ckpt['state_dict']['w'], state['w'])
-    assert not osp.exists(tmp_path / 'ccformer_tiny.pth')
+    assert (tmp_path / 'ccformer_tiny.pth').read_bytes() == b'a file of mine'
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(['iter_10.pth', 'ccformer_tiny.pth', osp.basename(final)])
 
 
 def test_check_pretrained_vggish(tmp_path, capsys):

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,18 +72,6 @@ def _train_tool():
     return module
 
 
-def test_resume_fallback_when_last_checkpoint_was_deleted(tmp_path):
-    """A run killed while CheckpointHook swaps files leaves last_checkpoint naming a deleted file."""
-    tool = _train_tool()
-    assert tool.resume_fallback(str(tmp_path)) is None  # nothing recorded: mmengine decides
-    for name in ('epoch_2.pth', 'epoch_10.pth', 'best_mIoU_epoch_9.pth'):
-        (tmp_path / name).write_bytes(b'x')
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_10.pth'))
-    assert tool.resume_fallback(str(tmp_path)) is None  # the named file exists
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_11.pth'))
-    assert tool.resume_fallback(str(tmp_path)) == str(tmp_path / 'epoch_10.pth')
-
-
 @pytest.fixture(scope='module')
 def resumed_run(toy_s4_root, tmp_path_factory):
     """Start a long training run, SIGKILL it once a checkpoint exists, then ``--resume`` it for one more epoch."""
@@ -104,8 +93,10 @@ def resumed_run(toy_s4_root, tmp_path_factory):
         proc.wait()
         log.close()
     assert proc.returncode == -signal.SIGKILL, 'the first run ended by itself instead of being interrupted'
+    from projects.ccformer.engine.resume import find_resume_checkpoint
+
     with open(last) as f:
-        source = _train_tool().resume_fallback(work) or f.read().strip()
+        source = find_resume_checkpoint(work)[0] or f.read().strip()
     interrupted = _load(source)
     done_epochs = interrupted['meta']['epoch']
     out = _run(
@@ -126,6 +117,60 @@ def test_resume_after_kill(resumed_run):
     # AdamW counts its steps per parameter: a fresh optimizer would show only the iterations since the resume
     assert _optimizer_steps(final) == {(k + 1) * ITERS_PER_EPOCH}
     assert resumed_run['interrupted_steps'] == {k * ITERS_PER_EPOCH}
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(resumed_run, toy_s4_root, tmp_path):
+    """The newest checkpoint cut short (a plain CheckpointHook killed while saving, a copy cut short): --resume
+    names it and continues from the newest complete one (before: CorruptCheckpointError)."""
+    with open(osp.join(resumed_run['work'], 'last_checkpoint')) as f:
+        good = f.read().strip()
+    k = _load(good)['meta']['epoch']
+    work = tmp_path / 'work'
+    work.mkdir()
+    shutil.copy(good, work / f'epoch_{k}.pth')
+    data = open(good, 'rb').read()
+    (work / f'epoch_{k + 1}.pth').write_bytes(data[: len(data) // 2])
+    (work / 'last_checkpoint').write_text(str(work / f'epoch_{k + 1}.pth'))
+    # save_best=None: the copied message hub names the other work dir's best checkpoint, which must not be touched
+    out = _run(
+        [sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work), '--resume', '--cfg-options']
+        + _data_opts(toy_s4_root, epochs=k + 1)
+        + ['default_hooks.checkpoint.save_best=None']
+    )
+    assert f'skipping {work}/epoch_{k + 1}.pth (named in last_checkpoint) is truncated or corrupt' in out, out[-3000:]
+    assert f'resuming from {work}/epoch_{k}.pth, the newest complete checkpoint' in out
+    assert f'resumed epoch: {k}, iter: {k * ITERS_PER_EPOCH}' in out
+    assert _load(str(work / f'epoch_{k + 1}.pth'))['meta']['epoch'] == k + 1
+
+
+def test_second_run_into_a_work_dir_in_use_is_refused(toy_s4_root, tmp_path):
+    """Two tools/train.py into one --work-dir: the second stops at once naming the first (pid, host, command);
+    before, both trained and every checkpoint held the second run's weights."""
+    work = str(tmp_path / 'work')
+    cmd = [sys.executable, 'tools/train.py', CONFIG, '--work-dir', work, '--cfg-options'] + _data_opts(
+        toy_s4_root, epochs=200
+    )
+    log = open(tmp_path / 'first.log', 'w')
+    first = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    lock = osp.join(work, '.train.lock')
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and first.poll() is None:
+            if osp.isfile(lock) and f'"pid": {first.pid}' in open(lock).read():
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, open(tmp_path / 'first.log').read()[-3000:]
+        second = subprocess.run(
+            cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240
+        )
+        assert second.returncode != 0
+        assert f'is in use by another training run: pid {first.pid} on host {socket.gethostname()}' in second.stdout
+        assert 'tools/train.py' in second.stdout.split('is in use by another training run')[1]
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        log.close()
 
 
 def test_best_checkpoint_by_val_miou(resumed_run):
@@ -415,15 +460,17 @@ def test_rerun_into_a_finished_work_dir_is_refused(tmp_path):
         (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     (tmp_path / '20260101_000000').mkdir()  # logs of the earlier run
     stamps = {name: os.stat(tmp_path / name).st_mtime_ns for name in files}
+    args = tool.parse_args([CONFIG, '--work-dir', str(tmp_path)])
     with pytest.raises(FileExistsError) as exc:
-        tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path)]))
+        tool.prepare_work_dir(tool.setup_cfg(args), args)
     msg = str(exc.value)
     assert str(tmp_path) in msg and 'epoch_5.pth' in msg
     assert '--resume' in msg and '--work-dir' in msg and '--overwrite' in msg
     assert {name: os.stat(tmp_path / name).st_mtime_ns for name in files} == stamps
     assert (tmp_path / 'epoch_5.pth').read_bytes() == b'5'
     assert tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--resume'])).resume
-    tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--overwrite']))
+    args = tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--overwrite'])
+    tool.prepare_work_dir(tool.setup_cfg(args), args)
     assert sorted(os.listdir(tmp_path)) == ['20260101_000000']
 
 
@@ -441,6 +488,29 @@ def test_cfg_options_typo_is_refused(tmp_path):
             setup(parse('trian_dataloader.batch_size=4'))
         assert setup(parse('train_dataloader.batch_size=4')).train_dataloader.batch_size == 4
         setup(parse('randomness.seed=3'))
+
+
+def test_cfg_options_values_that_are_not_numbers_name_the_option(tmp_path):
+    """`--cfg-options train_cfg.max_epochs=abc`: refused naming the option and what the config holds there (before:
+    a TypeError deep inside mmengine's loop); numbers, lists and new keys pass."""
+    train, test = _train_tool(), _test_tool()
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'')
+    for parse, setup in (
+        (lambda o: train.parse_args([CONFIG, '--work-dir', str(tmp_path), '--cfg-options', o]), train.setup_cfg),
+        (lambda o: test.parse_args([CONFIG, str(ckpt), '--cfg-options', o]), test.setup_cfg),
+    ):
+        for option, kind in (
+            ('train_cfg.max_epochs=abc', 'a number'),
+            ('optim_wrapper.optimizer.lr=abc', 'a number'),
+            ('train_dataloader.persistent_workers=maybe', 'True or False'),
+        ):
+            key, value = option.split('=')
+            with pytest.raises(ValueError, match=f'--cfg-options {key}={value}: {key} is {kind} in .*64x64.py'):
+                setup(parse(option))
+        cfg = setup(parse('optim_wrapper.optimizer.lr=3e-4'))
+        assert cfg.optim_wrapper.optimizer.lr == 3e-4
+        assert setup(parse('train_cfg.max_epochs=7')).train_cfg.max_epochs == 7
 
 
 def test_test_py_out_naming_a_file_fails_first(tmp_path):

@@ -1,8 +1,9 @@
-"""Parameters and FLOPs of a CCFormer config for one clip (default: 5 frames of 224 x 224 and their audio).
+"""Parameters and FLOPs of a CCFormer config for one clip (by default of the config's clip length T and input size,
+e.g. 5 frames of 224 x 224 for AVSBench S4, and their audio).
 
 Usage::
 
-    python tools/analysis_tools/get_flops.py configs/ccformer_pvt_s4.py [--shape 224 224] [--frames 5]
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--frames T]
         [--json out.json] [--cfg-options k=v ...]
 
 Counting: mmengine.analysis ``FlopAnalyzer`` (fvcore's jit-trace counter), which counts **one fused multiply-add as
@@ -19,7 +20,7 @@ import argparse
 import json
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 
 from projects.ccformer.deployment.onnx_export import TensorCore
-from projects.ccformer.utils import strip_pretrained
+from projects.ccformer.utils import config_num_frames, model_input_size, strip_pretrained
+from projects.ccformer.utils.atomic import write_text
 
 
 def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -68,14 +70,19 @@ def count_params(model: nn.Module) -> Dict[str, int]:
     return out
 
 
-def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = None) -> Dict[str, Any]:
-    """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip."""
+def analyse(
+    config: str, shape: Optional[Sequence[int]] = None, frames: Optional[int] = None, cfg_options: dict = None
+) -> Dict[str, Any]:
+    """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip of
+    ``frames`` frames of ``shape`` ``(H, W)`` (default: the config's clip length and input size)."""
     from mmseg.registry import MODELS
 
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    shape = model_input_size(cfg, shape, '--shape', config)
+    frames = int(frames) if frames is not None else config_num_frames(cfg, config)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     strip_pretrained(model_cfg)
     model = MODELS.build(ConfigDict(model_cfg)).eval()
@@ -104,14 +111,20 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description='Trainable parameters and FLOPs of a CCFormer config')
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
-    parser.add_argument('--frames', type=int, default=5, help='frames per clip (AVSBench-object: 5)')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, default=None, metavar=('H', 'W'), help='frame size (default: the config\'s)'
+    )
+    parser.add_argument('--frames', type=int, default=None, help='frames per clip T (default: the config\'s)')
     parser.add_argument('--json', help='also write the numbers to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
         raise SystemExit(f'get_flops: config {args.config!r} not found')
-    res = analyse(args.config, tuple(args.shape), args.frames, args.cfg_options)
+    try:
+        res = analyse(args.config, args.shape, args.frames, args.cfg_options)
+    except ValueError as err:
+        raise SystemExit(f'get_flops: {err}') from None
+    args.shape, args.frames = res['shape'], res['frames']
     p, f = res['params'], res['flops']
     print(f'config: {args.config}')
     print(
@@ -130,8 +143,7 @@ def main(argv=None) -> None:
     if res['uncounted_ops']:
         print('not counted (op: calls): ' + ', '.join(f'{k}: {v}' for k, v in sorted(res['uncounted_ops'].items())))
     if args.json:
-        with open(args.json, 'w') as fh:
-            json.dump(res, fh, indent=2)
+        write_text(args.json, json.dumps(res, indent=2))
 
 
 if __name__ == '__main__':

@@ -25,6 +25,12 @@ padded with silence (zeros) to the clip length and reported ("note: ... padded w
 script repeated the last 0.96 s example instead, and the dataset loaders keep that repeat for the official files.
 A video whose conversion fails leaves no files behind (what was written for it is removed).
 
+An existing ``s4_meta_data.csv`` in OUT_ROOT is merged, never truncated: it is read whatever its header names (the
+name, start time, category and split columns by name, else by position 0..3 as the S4 dataset reads it), with or
+without a UTF-8 BOM and with any line ends; its other rows and columns are kept as they are, a re-converted clip's
+row is updated in place, and the file is rewritten atomically (temporary file, then rename) in its own style. A
+name listed twice (in the CSV, or by two of your videos) is refused before anything is converted.
+
 Your own videos get category ``unknown`` (``--category``) and split ``test`` (``--split``). Without ground-truth
 masks they can be segmented with ``demo/video_demo.py`` / the Python API; to evaluate or train on them, add masks
 as ``s4_data/gt_masks/<split>/<category>/<name>/<name>_<k>.png`` (0/255, 224x224).
@@ -32,13 +38,14 @@ as ``s4_data/gt_masks/<split>/<category>/<name>/<name>_<k>.png`` (0/255, 224x224
 
 import argparse
 import csv
+import io
 import math
 import os
 import os.path as osp
 import pickle
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -82,14 +89,9 @@ def list_jobs(args: argparse.Namespace) -> List[Dict]:
     if args.csv:
         if not osp.isfile(args.csv):
             raise FileNotFoundError(f'CSV {args.csv} does not exist')
-        with open(args.csv, newline='') as f:
-            rows = list(csv.reader(f))
-        for line, row in enumerate(rows[1:], start=2):
-            if not row or not row[0].strip():
-                continue
-            if len(row) < 4:
-                raise ValueError(f'{args.csv}, line {line}: expected name,start_time,category,split')
-            name, start, category, split = (v.strip() for v in row[:4])
+        table = MetaCSV.read(args.csv)
+        for line, row in table.data_rows():
+            name, start, category, split = (table.get(row, f) for f in CSV_FIELDS)
             candidates = [
                 osp.join(args.video_dir, split, category, name + '.mp4'),
                 osp.join(args.video_dir, name + '.mp4'),
@@ -114,7 +116,23 @@ def list_jobs(args: argparse.Namespace) -> List[Dict]:
                 official=False,
             )
         )
+    same = _duplicates([j['name'] for j in jobs])
+    if same:
+        files = [osp.basename(j['path']) for j in jobs if j['name'] == same[0]]
+        raise ValueError(
+            f'{args.video_dir}: {" and ".join(files)} would both become the clip {same[0]!r} (spaces turn into '
+            '_): rename one of them'
+        )
     return jobs
+
+
+def _duplicates(names: Sequence[str]) -> List[str]:
+    seen, twice = set(), []
+    for n in names:
+        if n in seen and n not in twice:
+            twice.append(n)
+        seen.add(n)
+    return twice
 
 
 def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
@@ -126,11 +144,11 @@ def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
     import torch
 
     from projects.ccformer.datasets.audio import pad_examples_repeat, waveform_to_logmel
+    from projects.ccformer.utils.atomic import atomic_open
 
     examples = pad_examples_repeat(waveform_to_logmel(waveform, AUDIO_RATE), num, path)[:, None]
     tensor = torch.from_numpy(np.ascontiguousarray(examples, dtype=np.float32)).requires_grad_(True)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
+    with atomic_open(path, 'wb') as f:
         pickle.dump(tensor, f, protocol=4)
     return examples
 
@@ -139,8 +157,11 @@ def write_wav(path: str, waveform: np.ndarray) -> None:
     """16 kHz mono 16-bit PCM wav (the official ``audio_wav`` format)."""
     import soundfile as sf
 
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    sf.write(path, np.clip(waveform, -1, 32767 / 32768), AUDIO_RATE, subtype='PCM_16')
+    from projects.ccformer.utils.atomic import write_bytes
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(waveform, -1, 32767 / 32768), AUDIO_RATE, subtype='PCM_16', format='WAV')
+    write_bytes(path, buf.getvalue())
 
 
 def clip_paths(out_root: str, split: str, category: str, name: str, num_frames: int) -> Dict:
@@ -165,7 +186,8 @@ def convert_video(
     Returns:
         ``(csv rows, error message or None, notes)``.
     """
-    from projects.ccformer.datasets.video import read_video_audio, read_video_frames, video_info
+    from projects.ccformer.datasets.video import iter_video_frames, read_video_audio_pcm, video_info
+    from projects.ccformer.utils.atomic import write_image
 
     written: List[str] = []
     try:
@@ -205,19 +227,22 @@ def convert_video(
         ]
         if not todo:
             return rows, None, []
-        frames, _, _ = read_video_frames(job['path'], 1, num_seconds=n_clips * num_frames)
-        waveform = read_video_audio(job['path'])
+        # frames are decoded and written one at a time (memory does not grow with the video's length)
+        wanted = set(todo)
+        for k, frame, _ in iter_video_frames(job['path'], 1, n_clips * num_frames, info):
+            if k // num_frames not in wanted:
+                continue
+            paths = clip_paths(out_root, job['split'], job['category'], clip_names[k // num_frames], num_frames)
+            path = paths['frames'][k % num_frames]
+            img = cv2.resize(frame, (img_size, img_size))  # bilinear, as official
+            written.append(path)
+            write_image(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        pcm = read_video_audio_pcm(job['path'])  # int16, 32 kB a second
         notes = []
         for i in todo:
             paths = clip_paths(out_root, job['split'], job['category'], clip_names[i], num_frames)
-            for k, path in enumerate(paths['frames']):
-                img = cv2.resize(frames[i * num_frames + k], (img_size, img_size))  # bilinear, as official
-                os.makedirs(osp.dirname(path), exist_ok=True)
-                written.append(path)
-                if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
-                    raise OSError(f'cannot write {path}')
             s0 = starts[i] * AUDIO_RATE
-            wave = waveform[s0 : s0 + num_frames * AUDIO_RATE]
+            wave = pcm[s0 : s0 + num_frames * AUDIO_RATE] / 32768.0
             missing = num_frames * AUDIO_RATE - len(wave)
             if missing > 0:  # the sound stopped before the picture: the rest of the clip is silent
                 wave = np.concatenate([wave, np.zeros(missing, dtype=wave.dtype)])
@@ -259,29 +284,140 @@ def _read_back(wav_path: str) -> np.ndarray:
     return wave
 
 
+class MetaCSV:
+    """An S4 metadata CSV as it is on disk: its header, every row with every column, BOM and line ends.
+
+    The fields ``name``, ``start_time``, ``category``, ``split`` are found by header name (case and spaces
+    ignored), else by position 0..3 (the S4 dataset reads name and category by position too).
+
+    Raises (:meth:`read`):
+        ValueError: a name listed twice, or a row without the four fields (naming the file and lines).
+    """
+
+    def __init__(self, path: str, header: List[str], rows: List[Tuple[int, List[str]]], bom: bool, newline: str):
+        self.path, self.header, self.rows, self.bom, self.newline = path, header, rows, bom, newline
+        names = [h.strip().lower() for h in header]
+        self.columns = {f: names.index(f) if f in names else i for i, f in enumerate(CSV_FIELDS)}
+        self._index: Optional[Dict[str, Tuple[int, List[str]]]] = None
+
+    @classmethod
+    def new(cls, path: str) -> 'MetaCSV':
+        return cls(path, list(CSV_FIELDS), [], False, '\r\n')
+
+    @classmethod
+    def read(cls, path: str) -> 'MetaCSV':
+        with open(path, 'rb') as f:
+            data = f.read()
+        bom = data.startswith(b'\xef\xbb\xbf')
+        try:
+            text = data.decode('utf-8-sig')
+        except UnicodeDecodeError as err:
+            raise ValueError(f'{path} is not UTF-8 text ({err}); save it as UTF-8 (with or without BOM)') from err
+        newline = '\r\n' if '\r\n' in text else '\r' if '\r' in text else '\n'
+        lines = list(csv.reader(io.StringIO(text, newline='')))
+        if not lines or not any(v.strip() for v in lines[0]):
+            raise ValueError(
+                f'{path}: empty CSV (no header line); delete it or give it the header name,start_time,category,split'
+            )
+        table = cls(path, lines[0], list(enumerate(lines[1:], start=2)), bom, newline)
+        seen: Dict[str, int] = {}
+        for line, row in table.data_rows():
+            if len(row) <= max(table.columns.values()):
+                raise ValueError(
+                    f'{path}, line {line}: {len(row)} fields; expected name, start_time, category and split '
+                    f'(header: {",".join(table.header)})'
+                )
+            name = table.get(row, 'name')
+            if name in seen:
+                raise ValueError(
+                    f'{path}: the clip {name!r} is listed twice (lines {seen[name]} and {line}); a clip name must be '
+                    'unique (the datasets use it as the video id). Remove one of the rows.'
+                )
+            seen[name] = line
+        return table
+
+    def data_rows(self):
+        """``(line number, row)`` of every row that is not blank."""
+        return [(line, row) for line, row in self.rows if row and any(v.strip() for v in row)]
+
+    def get(self, row: List[str], field: str) -> str:
+        return row[self.columns[field]].strip()
+
+    def merge(self, new_rows: List[Dict]) -> None:
+        """Update the rows of clips already listed (their other columns kept) and append the others.
+
+        Raises:
+            ValueError: a clip listed under another split / category than the new one, or listed twice in
+                ``new_rows``.
+        """
+        twice = _duplicates([str(r['name']) for r in new_rows])
+        if twice:
+            raise ValueError(f'the clip {twice[0]!r} was converted from two videos; rename one of them')
+        by_name = self._by_name()
+        width = max([len(self.header)] + [c + 1 for c in self.columns.values()])
+        for new in new_rows:
+            name = str(new['name'])
+            self.check_clip(name, str(new['split']), str(new['category']), 'the new clip of that name is')
+            if name in by_name:
+                row = by_name[name][1]
+            else:
+                row = [''] * width
+                self.rows.append((len(self.rows) + 2, row))
+                by_name[name] = (len(self.rows) + 1, row)
+            row.extend([''] * (width - len(row)))
+            for field in CSV_FIELDS:
+                row[self.columns[field]] = str(new[field])
+
+    def _by_name(self) -> Dict[str, Tuple[int, List[str]]]:
+        """``{name: (line, row)}`` of the listed clips (kept up to date by :meth:`merge`)."""
+        if self._index is None:
+            self._index = {self.get(row, 'name'): (line, row) for line, row in self.data_rows()}
+        return self._index
+
+    def check_clip(self, name: str, split: str, category: str, what: str) -> None:
+        """Refuse a clip ``name`` that the CSV lists under another split / category (two clips, one name)."""
+        if name not in self._by_name():
+            return
+        line, row = self._index[name]
+        old = (self.get(row, 'split'), self.get(row, 'category'))
+        if old != (split, category):
+            raise ValueError(
+                f'{self.path}, line {line}: the clip {name!r} is listed with split / category {old[0]} / {old[1]}, '
+                f'but {what} {split} / {category}; two clips cannot share a name. Rename the video (or choose '
+                'another --split / --category).'
+            )
+
+    def write(self) -> None:
+        """Rewrite the file atomically in its own style (BOM, line ends, header)."""
+        from projects.ccformer.utils.atomic import atomic_open
+
+        buf = io.StringIO(newline='')
+        writer = csv.writer(buf, lineterminator=self.newline)
+        writer.writerow(self.header)
+        writer.writerows(row for _, row in self.rows)
+        with atomic_open(self.path, 'w', encoding='utf-8-sig' if self.bom else 'utf-8', newline='') as f:
+            f.write(buf.getvalue())
+
+
 def write_csv(path: str, rows: List[Dict]) -> None:
-    """Merge ``rows`` into ``path`` (an existing CSV keeps its other rows; same-name rows are replaced)."""
-    existing: Dict[str, Dict] = {}
-    if osp.isfile(path):
-        with open(path, newline='') as f:
-            for row in csv.DictReader(f):
-                existing[row['name']] = row
-    for row in rows:
-        existing[row['name']] = row
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in existing.values():
-            writer.writerow({k: row[k] for k in CSV_FIELDS})
+    """Merge ``rows`` into ``path`` (:class:`MetaCSV`: an existing CSV keeps its other rows and columns; rows of
+    clips already listed are updated) and write it atomically."""
+    table = MetaCSV.read(path) if osp.isfile(path) else MetaCSV.new(path)
+    table.merge(rows)
+    table.write()
 
 
 def main(argv=None) -> int:
     from tqdm import tqdm
 
     args = parse_args(argv)
+    csv_path = osp.join(args.out_root, 's4_meta_data.csv')
     try:
         jobs = list_jobs(args)
+        if osp.isfile(csv_path):  # a CSV that cannot be merged is refused before anything is converted
+            listed = MetaCSV.read(csv_path)
+            for job in jobs:
+                listed.check_clip(job['name'], job['split'], job['category'], f'{job["path"]} would be')
     except (FileNotFoundError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
@@ -310,9 +446,12 @@ def main(argv=None) -> int:
                 errors += [e] if e else []
                 notes += n
                 pbar.update(1)
-    csv_path = osp.join(args.out_root, 's4_meta_data.csv')
     if rows:
-        write_csv(csv_path, rows)
+        try:
+            write_csv(csv_path, rows)
+        except (ValueError, OSError) as err:
+            print(f'error: {err}; {csv_path} was left as it was', file=sys.stderr)
+            return 2
     print(
         f'{len(rows)} clips from {len(jobs) - len(errors)}/{len(jobs)} videos written to {args.out_root} '
         f'(CSV: {csv_path})'

@@ -11,13 +11,12 @@ trusted legacy file in to full unpickling).
 """
 
 import argparse
-import os
+import io
 import os.path as osp
 from hashlib import sha256
 
 import torch
 
-BLOCK_SIZE = 128 * 1024
 TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
 
 
@@ -31,20 +30,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sha256sum(filename: str) -> str:
-    """SHA-256 hex digest of a file."""
-    hash_func = sha256()
-    byte_array = bytearray(BLOCK_SIZE)
-    memory_view = memoryview(byte_array)
-    with open(filename, 'rb', buffering=0) as file:
-        for block in iter(lambda: file.readinto(memory_view), 0):
-            hash_func.update(memory_view[:block])
-    return hash_func.hexdigest()
-
-
 def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = False) -> str:
-    """Strip the training state, save, and rename to ``<out stem>-<sha256[:8]>.pth``. Returns the final path."""
+    """Strip the training state and save as ``<out stem>-<sha256[:8]>.pth`` (atomically). Returns that path."""
     from projects.ccformer.engine.safe_checkpoint import load_checkpoint_file
+    from projects.ccformer.utils.atomic import write_bytes
 
     if not osp.isfile(in_file):
         raise FileNotFoundError(f'checkpoint {in_file} does not exist')
@@ -54,12 +43,14 @@ def process_checkpoint(in_file: str, out_file: str, keep_training_state: bool = 
     if not keep_training_state:
         for key in TRAINING_KEYS:
             checkpoint.pop(key, None)
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    torch.save(checkpoint, out_file)
-    sha = sha256sum(out_file)
+    # hashed in memory, then written under its final name atomically (an earlier file of that name is replaced only
+    # by a complete one; out_file itself is never written)
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    data = buf.getvalue()
     stem = out_file[: -len('.pth')] if out_file.endswith('.pth') else out_file
-    final_file = f'{stem}-{sha[:8]}.pth'
-    os.replace(out_file, final_file)
+    final_file = f'{stem}-{sha256(data).hexdigest()[:8]}.pth'
+    write_bytes(final_file, data)
     return final_file
 
 

@@ -15,6 +15,7 @@ import torch
 
 from projects.ccformer.engine.safe_checkpoint import checkpoint_state_dict, load_checkpoint_file
 from projects.ccformer.models.utils import convert_ccformer_keys
+from projects.ccformer.utils.atomic import atomic_open
 
 
 def main(argv=None) -> int:
@@ -33,7 +34,8 @@ def main(argv=None) -> int:
         checkpoint['state_dict'] = state
     else:
         checkpoint = state
-    torch.save(checkpoint, args.dst)
+    with atomic_open(args.dst, 'wb') as f:  # an earlier file of that name is replaced only by a complete one
+        torch.save(checkpoint, f)
     print(f'{args.src}: {renamed} of {len(before)} keys renamed -> {args.dst}')
     return 0
 

@@ -1,7 +1,9 @@
 """Inference API (:mod:`.inference`) and the video I/O it uses (:mod:`projects.ccformer.datasets.video`)."""
 
 from ..datasets.video import (
+    VideoWriter,
     frame_audio_examples,
+    iter_video_frames,
     pick_video_codec,
     read_video_audio,
     read_video_frames,
@@ -11,21 +13,32 @@ from ..datasets.video import (
     write_video,
 )
 from .inference import (
+    SegmentedFrame,
+    TorchClipSegmentor,
+    VideoSegmentation,
+    as_clip_segmentor,
     audio_to_examples,
     get_num_frames,
     inference_avs_model,
     init_avs_model,
     num_video_windows,
     segment_video,
+    waveform_array,
 )
 
 __all__ = [
     'init_avs_model',
     'inference_avs_model',
     'segment_video',
+    'VideoSegmentation',
+    'SegmentedFrame',
+    'TorchClipSegmentor',
+    'as_clip_segmentor',
     'read_video_frames',
+    'iter_video_frames',
     'read_video_audio',
     'audio_to_examples',
+    'waveform_array',
     'frame_audio_examples',
     'sample_frame_indices',
     'video_info',
@@ -33,5 +46,6 @@ __all__ = [
     'num_video_windows',
     'get_num_frames',
     'write_video',
+    'VideoWriter',
     'pick_video_codec',
 ]

@@ -1,20 +1,28 @@
 """Inference API: build a CCFormer from config + checkpoint and segment clips or whole video files.
 
 * :func:`init_avs_model` - like ``mmseg.apis.init_model`` (no pretrained downloads, ``dataset_meta`` from the
-  checkpoint, eval mode on the requested device).
+  checkpoint, eval mode on the requested device, ``num_frames`` from the config).
 * :func:`inference_avs_model` - one or more T-frame clips given in memory (frames as arrays or paths, audio as a
   waveform, log-mel examples or a file) -> per-frame masks ``(T, H, W)``.
-* :func:`segment_video` - a whole video file cut into T-frame windows and segmented.
+* :func:`segment_video` - a whole video file cut into T-frame windows and segmented window by window
+  (:class:`VideoSegmentation`: memory stays flat with the video's length).
+
+Every model is used through one clip-segmentor interface (:func:`as_clip_segmentor`): ``num_frames`` (T),
+``input_size``, ``dataset_meta``, ``num_classes``, ``resolve_img_size(img_size)`` and
+``segment_clips(clips, audio, out_shapes)``. A PyTorch segmentor with a ``cfg`` (``init_avs_model``,
+``mmseg.apis.init_model``) is wrapped in :class:`TorchClipSegmentor`; ``deployment.ORTSegmentor`` (ONNX Runtime)
+implements it itself.
 
 Video decoding / encoding (PyAV) lives in :mod:`projects.ccformer.datasets.video`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os.path as osp
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -25,16 +33,23 @@ from mmengine.registry import init_default_scope
 
 from ..datasets.video import (
     AUDIO_RATE,
-    examples_samples,
     frame_audio_examples,
     frame_audio_samples,
+    iter_video_frames,
     pad_with_silence,
     read_video_audio,
-    read_video_frames,
+    read_video_audio_pcm,
     video_info,
     window_starts,
 )
-from ..utils.config import strip_pretrained
+from ..utils.config import (
+    config_input_size,
+    config_num_frames,
+    config_test_pipeline,
+    pipeline_input_size,
+    strip_pretrained,
+)
+from ..utils.outputs import check_finite_logits
 
 if TYPE_CHECKING:  # mmseg is imported where a PyTorch model is built: the ONNX Runtime backend runs without it
     from mmseg.structures import SegDataSample
@@ -44,6 +59,8 @@ FrameType = Union[str, np.ndarray]
 AudioType = Union[str, np.ndarray, Tuple[np.ndarray, int]]
 
 LOADER_TYPES = ('LoadAVSFrames', 'LoadAVSMasks', 'LoadAVSAudio', 'LoadAnnotations', 'LoadImageFromFile')
+#: a 2-D waveform axis this long or shorter is taken for the channels axis
+MAX_AUDIO_CHANNELS = 8
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -75,7 +92,8 @@ def init_avs_model(
             trusted legacy file in to full unpickling).
 
     Returns:
-        The model in eval mode with ``model.cfg`` and ``model.dataset_meta`` set.
+        The model in eval mode with ``model.cfg``, ``model.dataset_meta`` and ``model.num_frames`` (the clip length
+        T, :func:`~projects.ccformer.utils.config_num_frames`) set.
     """
     if isinstance(config, (str, Path)):
         if not osp.isfile(str(config)):
@@ -116,6 +134,8 @@ def init_avs_model(
             metainfo = getattr(cls, 'METAINFO', None)
         model.dataset_meta = dict(metainfo) if metainfo else None
     model.cfg = config
+    model.num_frames = config_num_frames(config, str(config.filename or 'the given config'))
+    model.checkpoint_file = checkpoint
     model.to(device)
     if dtype is not None:
         model.to(_floating_dtype(dtype))
@@ -137,43 +157,136 @@ def _floating_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
     return dtype
 
 
-def _num_frames(model: torch.nn.Module) -> int:
-    """Frames per clip T: ``num_frames`` of the model / config / test dataset config, else the test dataset class's
-    ``NUM_FRAMES`` (5 for S4/MS3, 10 for AVSS)."""
-    if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor
-        return model.num_frames
-    cfg = model.cfg
-    for getter in (
-        lambda: cfg.model.get('num_frames'),
-        lambda: cfg.get('num_frames'),
-        lambda: cfg.test_dataloader.dataset.get('num_frames'),
-    ):
+# ------------------------------------------------------------------------------------------------ segmentors
+class TorchClipSegmentor:
+    """The clip-segmentor interface over a PyTorch segmentor built from a config.
+
+    The config's test pipeline runs without its file loaders (:data:`LOADER_TYPES`) on clips given in memory, then
+    ``model.test_step``; the masks are resized to the frames' size.
+
+    Args:
+        model: a CCFormer with ``cfg`` (``init_avs_model``, ``mmseg.apis.init_model``).
+
+    Attributes:
+        num_frames (int): T: ``model.num_frames`` (set by ``init_avs_model``), else the config's
+            (:func:`~projects.ccformer.utils.config_num_frames`).
+        input_size (tuple | None): ``(H, W)`` the config runs the model at
+            (:func:`~projects.ccformer.utils.config_input_size`).
+        dataset_meta (dict | None), num_classes (int): of the model.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        cfg = getattr(model, 'cfg', None)
+        if cfg is None:
+            raise ValueError(
+                f'{type(model).__name__} has no cfg: build the model with projects.ccformer.apis.init_avs_model '
+                '(or mmseg.apis.init_model), which keeps its config'
+            )
+        self.model = model
+        self.source = str(getattr(model, 'checkpoint_file', None) or cfg.filename or 'the model')
+        self.num_frames = int(getattr(model, 'num_frames', None) or config_num_frames(cfg, str(cfg.filename)))
+        self.input_size = config_input_size(cfg)
+        self.pipeline_resizes = pipeline_input_size(cfg) is not None
+        self.dataset_meta = getattr(model, 'dataset_meta', None)
+        self.num_classes = int(model.decode_head.num_classes)
+        self.logit_threshold = float(getattr(model, 'logit_threshold', 0.0))
+        pipeline = config_test_pipeline(cfg)
+        if not pipeline:
+            raise ValueError(
+                f'{cfg.filename}: the config has neither test_dataloader.dataset.pipeline nor test_pipeline'
+            )
+        self.pipeline = Compose([t for t in pipeline if t['type'].split('.')[-1] not in LOADER_TYPES])
+
+    def resolve_img_size(self, img_size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+        """The size frames are resized to before the test pipeline: ``img_size`` if given; else None when the
+        pipeline resizes them itself, else the config's :attr:`input_size` (None: frames as they come)."""
+        if img_size is not None:
+            return tuple(img_size)
+        return None if self.pipeline_resizes else self.input_size
+
+    def _results(self, imgs: List[np.ndarray], audio: np.ndarray, name: str, frame_paths=None) -> dict:
+        """The loaders' output for one clip of BGR frames and ``(T, 1, 96, 64)`` examples (docs/design.md)."""
+        t = self.num_frames
+        frame_paths = list(frame_paths) if frame_paths is not None else [None] * t
+        return dict(
+            imgs=imgs,
+            img=imgs[0],
+            audio=audio.astype(np.float32),
+            img_shape=imgs[0].shape[:2],
+            ori_shape=imgs[0].shape[:2],
+            video_id=name,
+            category='',
+            split='test',
+            frame_paths=frame_paths,
+            img_path=frame_paths[0],
+            mask_paths=[None] * t,
+            audio_path=None,
+            audio_valid=[1] * t,
+            frame_valid=[1] * t,
+            gt_valid=[0] * t,
+            num_frames=t,
+            seg_fields=[],
+            reduce_zero_label=False,
+        )
+
+    @contextlib.contextmanager
+    def _captured_logits(self) -> Iterator[List[torch.Tensor]]:
+        """Collect the ``(N, T, K, H, W)`` logits ``model.test_step`` hands to ``postprocess_result``."""
+        model, captured = self.model, []
+        postprocess = model.postprocess_result
+
+        def capture(seg_logits, data_samples=None):
+            captured.append(seg_logits)
+            return postprocess(seg_logits, data_samples)
+
+        model.postprocess_result = capture
         try:
-            value = getter()
-        except (AttributeError, KeyError):
-            value = None
-        if value:
-            return int(value)
-    from mmseg.registry import DATASETS
+            yield captured
+        finally:
+            del model.postprocess_result
 
-    dataset_type = str(cfg.get('test_dataloader', {}).get('dataset', {}).get('type', ''))
-    cls = DATASETS.get(dataset_type) if dataset_type else None
-    if getattr(cls, 'NUM_FRAMES', None):
-        return int(cls.NUM_FRAMES)
-    return 10 if 'AVSS' in dataset_type else 5
+    @torch.no_grad()
+    def data_samples(
+        self, clips: Sequence[List[np.ndarray]], audio: Sequence[np.ndarray], names: Sequence[str], frame_paths=None
+    ) -> List[SegDataSample]:
+        """``SegDataSample`` per clip (``pred_sem_seg`` at the pipeline's output size, ``seg_logits`` for K = 1).
+
+        Raises:
+            NonFiniteOutputError: the model's logits hold NaN / inf (naming the checkpoint and the clips).
+        """
+        frame_paths = frame_paths or [None] * len(clips)
+        data = [self.pipeline(self._results(c, a, n, p)) for c, a, n, p in zip(clips, audio, names, frame_paths)]
+        with self._captured_logits() as logits:
+            samples = self.model.test_step(pseudo_collate(data))
+        for x in logits:
+            check_finite_logits(x, self.source, list(names))
+        return samples
+
+    def segment_clips(
+        self,
+        clips: Sequence[List[np.ndarray]],
+        audio: Sequence[np.ndarray],
+        out_shapes: Sequence[Tuple[int, int]],
+        names: Optional[Sequence[str]] = None,
+    ) -> List[np.ndarray]:
+        """N clips of T BGR uint8 frames and their ``(T, 1, 96, 64)`` examples -> N ``(T, h, w)`` uint8 masks at
+        ``out_shapes`` (0/1 for K = 1, class indices otherwise)."""
+        names = list(names or [f'clip_{i}' for i in range(len(clips))])
+        samples = self.data_samples(clips, audio, names)
+        return [_resize_prediction(s, shape, self.logit_threshold) for s, shape in zip(samples, out_shapes)]
 
 
-def _build_pipeline(model: torch.nn.Module) -> Compose:
-    """Test pipeline of the config without its file loaders (the clip is given in memory)."""
-    cfg = model.cfg
-    if 'test_dataloader' in cfg and 'pipeline' in cfg.test_dataloader.dataset:
-        pipeline = cfg.test_dataloader.dataset.pipeline
-    elif 'test_pipeline' in cfg:
-        pipeline = cfg.test_pipeline
-    else:
-        raise ValueError('the config has neither test_dataloader.dataset.pipeline nor test_pipeline')
-    kept = [t for t in pipeline if t['type'].split('.')[-1] not in LOADER_TYPES]
-    return Compose(kept)
+def as_clip_segmentor(model):
+    """The clip-segmentor interface of ``model``: the model itself when it has one (``ORTSegmentor``), else
+    :class:`TorchClipSegmentor` around it."""
+    if isinstance(model, TorchClipSegmentor) or callable(getattr(model, 'segment_clips', None)):
+        return model
+    return TorchClipSegmentor(model)
+
+
+def get_num_frames(model) -> int:
+    """The clip length T the model takes (asked of the model: :func:`as_clip_segmentor`)."""
+    return as_clip_segmentor(model).num_frames
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -192,13 +305,50 @@ def _load_frame(frame: FrameType, channel_order: str) -> np.ndarray:
     return img[..., ::-1].copy() if channel_order == 'rgb' else img
 
 
+def waveform_array(waveform: np.ndarray, name: str = 'audio waveform') -> np.ndarray:
+    """A waveform given as an array -> float64 ``[samples]`` or ``[samples, channels]`` in [-1, 1].
+
+    * integer PCM is scaled by its dtype: int16 / 32768, int32 / 2**31, int8 / 128, uint8 ``(x - 128) / 128``
+      (unsigned 8-bit, as in wav files), ...; floats are taken as they are (in [-1, 1]);
+    * a 2-D array may be ``(samples, channels)`` or ``(channels, samples)``: the axis of at most
+      :data:`MAX_AUDIO_CHANNELS` entries is the channels axis when the other is longer.
+
+    Raises:
+        ValueError: a shape that is neither (both axes short or both long, 3-D or more, empty), or a dtype that is
+            no audio (bool, complex, object), naming the shape / dtype.
+    """
+    arr = np.asarray(waveform)
+    if arr.dtype.kind not in 'iuf':
+        raise ValueError(f'{name}: audio samples must be integers (PCM) or floats, got dtype {arr.dtype}')
+    if arr.dtype.kind in 'iu':
+        info = np.iinfo(arr.dtype)
+        mid = (int(info.max) + 1) // 2 if arr.dtype.kind == 'u' else 0
+        arr = (arr.astype(np.float64) - mid) / float(int(info.max) + 1 - mid)
+    else:
+        arr = arr.astype(np.float64)
+    if arr.ndim == 1 and arr.size:
+        return arr
+    if arr.ndim == 2 and arr.size:
+        rows, cols = arr.shape
+        if cols <= MAX_AUDIO_CHANNELS < rows:
+            return arr  # (samples, channels)
+        if rows <= MAX_AUDIO_CHANNELS < cols:
+            return arr.T  # (channels, samples)
+    raise ValueError(
+        f'{name}: a waveform of shape {tuple(np.shape(waveform))} is ambiguous or empty: pass [samples], '
+        f'(samples, channels) or (channels, samples) with at most {MAX_AUDIO_CHANNELS} channels and more samples '
+        'than channels'
+    )
+
+
 def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
     """Any accepted audio input -> ``(T, 1, 96, 64)`` float32 log-mel examples (official S4 padding).
 
     Args:
-        audio: ``(waveform, sample_rate)`` (waveform ``[samples]`` or ``[samples, channels]`` in [-1, 1]);
-            log-mel examples ``(n, 96, 64)`` / ``(n, 1, 96, 64)``; or a path to a ``.wav``, an official ``.pkl``
-            or a video/audio file decoded with PyAV.
+        audio: ``(waveform, sample_rate)`` with the waveform as :func:`waveform_array` takes it (float in [-1, 1]
+            or integer PCM, ``[samples]``, ``(samples, channels)`` or ``(channels, samples)``); log-mel examples
+            ``(n, 96, 64)`` / ``(n, 1, 96, 64)``; or a path to a ``.wav``, an official ``.pkl`` or a video/audio file
+            decoded with PyAV.
         num_frames: T. Extra examples are dropped. A video file whose audio track is shorter than T examples is
             padded with silence (reported); for ``.wav`` / ``.pkl`` / arrays missing examples repeat the last (the
             official ``.pkl`` padding).
@@ -225,13 +375,16 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
         elif ext == '.wav':
             examples = wav_to_logmel(name)
         else:
+            from ..datasets.video import examples_samples
+
             waveform, _ = pad_with_silence(read_video_audio(name), examples_samples(num_frames), name)
             examples = waveform_to_logmel(waveform, AUDIO_RATE)
     elif isinstance(audio, tuple):
         if len(audio) != 2:
             raise ValueError('audio given as a tuple must be (waveform, sample_rate)')
-        check_finite_audio(audio[0], 'audio waveform', int(audio[1]))
-        examples = waveform_to_logmel(np.asarray(audio[0]), int(audio[1]))
+        waveform = waveform_array(audio[0])
+        check_finite_audio(waveform, 'audio waveform', int(audio[1]))
+        examples = waveform_to_logmel(waveform, int(audio[1]))
     else:
         examples = np.asarray(audio, dtype=np.float32)
         if examples.ndim == 1 or (examples.ndim == 2 and examples.shape[-1] != 64):
@@ -247,46 +400,19 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
     return pad_examples_repeat(examples, num_frames, name)
 
 
-def _prepare_clip(
-    frames: Sequence[FrameType],
-    audio: Union[AudioType, np.ndarray],
-    num_frames: int,
-    channel_order: str,
-    img_size: Optional[Tuple[int, int]],
-    video_id: str,
-) -> dict:
-    """The loader output for one clip: BGR frames, ``(T, 1, 96, 64)`` audio and the clip metainfo."""
+def _load_clip(
+    frames: Sequence[FrameType], num_frames: int, channel_order: str, img_size: Optional[Tuple[int, int]], name: str
+) -> Tuple[List[np.ndarray], Tuple[int, int]]:
+    """A clip's frames as BGR arrays (resized to ``img_size`` when given) and the frames' own ``(h, w)``."""
     if len(frames) != num_frames:
-        raise ValueError(f'{video_id}: the model takes clips of T={num_frames} frames, got {len(frames)}')
+        raise ValueError(f'{name}: the model takes clips of T={num_frames} frames, got {len(frames)}')
     imgs = [_load_frame(f, channel_order) for f in frames]
-    ori_shape = imgs[0].shape[:2]
-    if any(img.shape[:2] != ori_shape for img in imgs):
-        raise ValueError(f'{video_id}: all frames of a clip must have the same size')
-    if img_size is not None:
+    shape = imgs[0].shape[:2]
+    if any(img.shape[:2] != shape for img in imgs):
+        raise ValueError(f'{name}: all frames of a clip must have the same size')
+    if img_size is not None and tuple(img_size) != tuple(shape):
         imgs = [cv2.resize(img, (img_size[1], img_size[0]), interpolation=cv2.INTER_LINEAR) for img in imgs]
-    examples = audio_to_examples(audio, num_frames)
-    frame_paths = [str(f) if isinstance(f, (str, Path)) else None for f in frames]
-    return dict(
-        imgs=imgs,
-        img=imgs[0],
-        audio=examples.astype(np.float32),
-        img_shape=imgs[0].shape[:2],
-        ori_shape=imgs[0].shape[:2],
-        orig_frame_shape=ori_shape,
-        video_id=video_id,
-        category='',
-        split='test',
-        frame_paths=frame_paths,
-        img_path=frame_paths[0],
-        mask_paths=[None] * num_frames,
-        audio_path=audio if isinstance(audio, str) else None,
-        audio_valid=[1] * num_frames,
-        frame_valid=[1] * num_frames,
-        gt_valid=[0] * num_frames,
-        num_frames=num_frames,
-        seg_fields=[],
-        reduce_zero_label=False,
-    )
+    return imgs, shape
 
 
 def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int], logit_threshold: float = 0.0) -> np.ndarray:
@@ -303,9 +429,14 @@ def _resize_prediction(sample: SegDataSample, out_shape: Tuple[int, int], logit_
     return pred[:, 0].cpu().numpy().astype(np.uint8)
 
 
+def _check_img_size(img_size: Optional[Tuple[int, int]]) -> None:
+    if img_size is not None and (len(img_size) != 2 or min(int(v) for v in img_size) <= 0):
+        raise ValueError(f'img_size must be two positive integers (h, w), got {tuple(img_size)}')
+
+
 @torch.no_grad()
 def inference_avs_model(
-    model: torch.nn.Module,
+    model,
     frames: Union[Sequence[FrameType], Sequence[Sequence[FrameType]]],
     audio: Union[AudioType, Sequence[AudioType]],
     channel_order: str = 'rgb',
@@ -315,128 +446,232 @@ def inference_avs_model(
     """Segment one clip (or a batch of clips) given in memory.
 
     Args:
-        model: from :func:`init_avs_model`.
+        model: from :func:`init_avs_model` (or ``mmseg.apis.init_model``), or a ``deployment.ORTSegmentor``.
         frames: T frames, each an ``(H, W, 3)`` uint8 array or an image path; or a list of such clips.
         audio: the clip's audio (see :func:`audio_to_examples`); a list (one per clip) for a batch.
         channel_order (str): ``'rgb'`` (PIL / PyAV / imageio arrays) or ``'bgr'`` (OpenCV arrays). Paths are
             always read correctly.
         img_size (tuple, optional): ``(h, w)``: resize the frames (bilinear, as the official preprocessing) before
-            the test pipeline, e.g. ``(224, 224)`` for AVSBench-trained models; masks are resized back to the frame
-            size. None: the frames go to the pipeline as they are.
+            the test pipeline; masks are resized back to the frame size. None: the size the config runs the model
+            at (its test pipeline's resize, else ``config_input_size``), or the frames as they are when the config
+            gives none.
         return_datasample (bool): return the ``SegDataSample`` (``pred_sem_seg`` (T, H', W'), ``seg_logits``)
-            instead of the masks.
+            instead of the masks (PyTorch models).
 
     Returns:
         ``(T, H, W)`` uint8 masks (0/1 for S4/MS3, class indices for AVSS) at the input frame size; a list for a
         batch.
+
+    Raises:
+        NonFiniteOutputError: the model produced NaN / inf logits (broken weights), naming the model file.
     """
     if channel_order not in ('rgb', 'bgr'):
         raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    _check_img_size(img_size)
     batched = len(frames) > 0 and isinstance(frames[0], (list, tuple))
     clips = list(frames) if batched else [frames]
     audios = list(audio) if batched else [audio]
     if len(audios) != len(clips):
         raise ValueError(f'got {len(clips)} clips but {len(audios)} audio inputs')
-    num_frames = _num_frames(model)
-    if getattr(model, 'backend', None) == 'onnxruntime':  # deployment.ORTSegmentor: numpy pre-/post-processing
-        if return_datasample:
-            raise ValueError(
-                'return_datasample needs a PyTorch model; ORTSegmentor.predict(..., '
-                'return_logits=True) returns the logits'
-            )
-        size = model.resolve_img_size(img_size)
-        prepared = [
-            _prepare_clip(c, a, num_frames, channel_order, size, f'clip_{i}')
-            for i, (c, a) in enumerate(zip(clips, audios))
-        ]
-        masks = model.predict(
-            [p['imgs'] for p in prepared],
-            [p['audio'] for p in prepared],
-            channel_order='bgr',
-            out_shapes=[p['orig_frame_shape'] for p in prepared],
-        )
-        return masks if batched else masks[0]
-    pipeline = _build_pipeline(model)
-    data = []
-    orig_shapes = []
-    for i, (clip, aud) in enumerate(zip(clips, audios)):
-        results = _prepare_clip(clip, aud, num_frames, channel_order, img_size, f'clip_{i}')
-        orig_shapes.append(results.pop('orig_frame_shape'))
-        data.append(pipeline(results))
-    samples = model.test_step(pseudo_collate(data))
+    if not clips:
+        raise ValueError('inference_avs_model: no clip given')
+    segmentor = as_clip_segmentor(model)
+    num_frames = segmentor.num_frames
+    size = segmentor.resolve_img_size(img_size)
+    names = [f'clip_{i}' for i in range(len(clips))]
+    loaded = [_load_clip(c, num_frames, channel_order, size, n) for c, n in zip(clips, names)]
+    examples = [audio_to_examples(a, num_frames) for a in audios]
     if return_datasample:
+        if not callable(getattr(segmentor, 'data_samples', None)):
+            raise ValueError(
+                'return_datasample needs a PyTorch model; ORTSegmentor.predict(..., return_logits=True) returns '
+                'the logits'
+            )
+        paths = [[str(f) if isinstance(f, (str, Path)) else None for f in c] for c in clips]
+        samples = segmentor.data_samples([imgs for imgs, _ in loaded], examples, names, paths)
         return samples if batched else samples[0]
-    logit_threshold = float(getattr(model, 'logit_threshold', 0.0))
-    masks = [_resize_prediction(s, shape, logit_threshold) for s, shape in zip(samples, orig_shapes)]
+    masks = segmentor.segment_clips([imgs for imgs, _ in loaded], examples, [shape for _, shape in loaded])
     return masks if batched else masks[0]
 
 
 # ------------------------------------------------------------------------------------------------ whole videos
-@torch.no_grad()
+class SegmentedFrame(NamedTuple):
+    """One sampled frame of a video and its mask (what :class:`VideoSegmentation` yields)."""
+
+    index: int  #: k, from 0, among the sampled frames
+    timestamp: float  #: time of the frame (s)
+    frame: np.ndarray  #: RGB uint8 (H, W, 3)
+    mask: np.ndarray  #: uint8 (H, W): 0/1 for binary models, class indices otherwise
+
+
+class VideoSegmentation:
+    """A video segmented window by window: iterate to decode, segment and hand out each sampled frame in order.
+
+    Memory holds one batch of windows (``batch_size`` x T frames, their masks) and the 16 kHz soundtrack as int16
+    (32 kB a second), whatever the video's length. Made by :func:`segment_video`; the checks and the audio decoding
+    run when it is made, the frames are decoded while it is iterated (once: a second iteration decodes again).
+
+    Attributes:
+        info (dict): :func:`~projects.ccformer.datasets.video.video_info`.
+        num_frames (int): T. fps (int): frames sampled per second. num_sampled (int): frames sampled in all.
+        windows (list): start index of each T-frame window.
+        img_size (tuple | None): the size frames are resized to before the model.
+        audio_padded_seconds (float): silence added where the audio track is shorter than the picture.
+        waveform (np.ndarray): the soundtrack, int16 at 16 kHz (padded with the silence).
+        num_classes (int), dataset_meta (dict | None): of the model.
+    """
+
+    def __init__(
+        self,
+        model,
+        video_path: str,
+        fps: int = 1,
+        img_size: Optional[Tuple[int, int]] = None,
+        batch_size: int = 1,
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        if not isinstance(fps, int) or fps < 1:
+            raise ValueError(f'fps must be a positive integer, got {fps!r}')
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be a positive integer (windows per forward pass), got {batch_size!r}')
+        _check_img_size(img_size)
+        self.segmentor = as_clip_segmentor(model)
+        self.video_path, self.fps, self.batch_size, self.progress = video_path, fps, batch_size, progress
+        self.num_frames = num_frames = self.segmentor.num_frames
+        self.num_classes = int(getattr(self.segmentor, 'num_classes', 1))
+        self.dataset_meta = getattr(self.segmentor, 'dataset_meta', None)
+        self.img_size = self.segmentor.resolve_img_size(img_size)
+        self.info = info = video_info(video_path)
+        if not info['has_audio']:
+            read_video_audio_pcm(video_path)  # raises the no-audio error with the hint
+        if info['duration'] * fps < num_frames:
+            raise ValueError(
+                f'{video_path} is shorter than one window: {info["duration"]:.2f} s at {fps} frame(s) per second '
+                f'gives {int(info["duration"] * fps)} frames, fewer than the T={num_frames} frames the model takes. '
+                f'Use a video of at least {num_frames / fps:g} s or a higher --fps.'
+            )
+        self.num_sampled = int(math.floor(info['duration'] + 1e-6)) * fps
+        self.windows = window_starts(self.num_sampled, num_frames)
+        if not self.windows:
+            raise ValueError(
+                f'{video_path}: only {self.num_sampled} frames can be sampled, fewer than one window of '
+                f'T={num_frames} frames; use a longer video or a higher --fps'
+            )
+        from ..datasets.video import sample_frame_indices
+
+        total = info['frames'] or int(round(info['duration'] * (info['fps'] or 1)))
+        last = sample_frame_indices(total or 10**9, info['fps'] or 1, self.num_sampled // fps, fps)[-1]
+        last_time = last / max(1, int(round(info['fps'] or 1)))
+        needed = frame_audio_samples([last_time] * (self.num_sampled if fps == 1 else 1), fps)
+        self.waveform, self.audio_padded_seconds = pad_with_silence(
+            read_video_audio_pcm(video_path), needed, video_path
+        )
+
+    def __len__(self) -> int:
+        return self.num_sampled
+
+    def _segment(self, batch: List[int], frames: Dict[int, np.ndarray], times: Dict[int, float]) -> List[np.ndarray]:
+        """Masks ``(T, H, W)`` of the windows starting at ``batch``."""
+        t = self.num_frames
+        clips, audio, shapes, names = [], [], [], []
+        for s in batch:
+            imgs, shape = _load_clip(
+                [frames[s + i] for i in range(t)], t, 'rgb', self.img_size, f'{self.video_path} window at frame {s}'
+            )
+            clips.append(imgs)
+            shapes.append(shape)
+            names.append(f'{osp.basename(self.video_path)} frames {s + 1}..{s + t}')
+            audio.append(frame_audio_examples(self.waveform, [times[s + i] for i in range(t)], self.fps, first=s))
+        return self.segmentor.segment_clips(clips, audio, shapes, names)
+
+    def __iter__(self) -> Iterator[SegmentedFrame]:
+        t, windows = self.num_frames, self.windows
+        frames: Dict[int, np.ndarray] = {}
+        times: Dict[int, float] = {}
+        masks: Dict[int, np.ndarray] = {}
+        done = 0  # windows segmented
+        emitted = 0  # frames handed out
+        decoded = iter_video_frames(self.video_path, self.fps, self.num_sampled // self.fps, self.info)
+        for k, img, ts in decoded:
+            frames[k], times[k] = img, ts
+            batch = windows[done : done + self.batch_size]
+            if k + 1 < min(batch[-1] + t, self.num_sampled):
+                continue
+            for s, out in zip(batch, self._segment(batch, frames, times)):
+                for i in range(max(0, emitted - s), t):
+                    masks.setdefault(s + i, out[i])  # a frame of two windows keeps the first window's mask
+            done += len(batch)
+            if self.progress is not None:
+                self.progress(len(batch))
+            while emitted <= k:  # windows start at 0 and follow each other: every frame so far has its mask
+                yield SegmentedFrame(emitted, times[emitted], frames[emitted], masks.pop(emitted))
+                emitted += 1
+            keep_from = windows[done] if done < len(windows) else k + 1
+            for i in [i for i in frames if i < keep_from]:  # frames no later window needs
+                del frames[i], times[i]
+            if done == len(windows):
+                break
+        if emitted < self.num_sampled:
+            raise ValueError(f'{self.video_path}: only {emitted} of {self.num_sampled} sampled frames could be decoded')
+
+    def collect(self) -> Dict:
+        """Run the whole video and keep everything in memory (short videos; iterate for long ones).
+
+        Returns:
+            dict with ``frames`` (RGB uint8 list), ``masks`` (list of ``(H, W)`` uint8), ``timestamps`` (s),
+            ``windows`` (start index of each window), ``info`` (``video_info``) and ``audio_padded_seconds``.
+        """
+        frames, masks, timestamps = [], [], []
+        for item in self:
+            frames.append(item.frame)
+            masks.append(item.mask)
+            timestamps.append(item.timestamp)
+        return dict(
+            frames=frames,
+            masks=masks,
+            timestamps=timestamps,
+            windows=list(self.windows),
+            info=self.info,
+            audio_padded_seconds=self.audio_padded_seconds,
+        )
+
+    def __getitem__(self, key: str):
+        """``result['masks']`` etc.: :meth:`collect` (run once, then kept)."""
+        if not hasattr(self, '_collected'):
+            self._collected = self.collect()
+        return self._collected[key]
+
+
 def segment_video(
-    model: torch.nn.Module,
+    model,
     video_path: str,
     fps: int = 1,
-    img_size: Optional[Tuple[int, int]] = (224, 224),
+    img_size: Optional[Tuple[int, int]] = None,
     batch_size: int = 1,
     progress: Optional[Callable[[int], None]] = None,
-) -> Dict:
+) -> VideoSegmentation:
     """Segment a whole video file: PyAV decoding, AVSBench sampling, T-frame windows, per-frame masks.
 
     Args:
-        model: from :func:`init_avs_model`.
+        model: from :func:`init_avs_model` (or ``mmseg.apis.init_model``), or a ``deployment.ORTSegmentor``.
         video_path: any container PyAV/FFmpeg reads (mp4, mkv, webm, ...) with an audio track.
         fps (int): frames sampled per second (1 = AVSBench; 2, 5, ... give denser masks).
-        img_size (tuple, optional): ``(h, w)`` the frames are resized to before the model (AVSBench: 224x224);
-            masks are returned at the video's resolution.
+        img_size (tuple, optional): ``(h, w)`` the frames are resized to before the model; default: the size the
+            config runs the model at (:func:`~projects.ccformer.utils.config_input_size`; an ONNX file's export
+            size). Masks are returned at the video's resolution.
         batch_size (int): windows per forward pass.
         progress (callable, optional): called with the number of windows done after each batch (e.g.
-            ``tqdm.update``); ``segment_video.num_windows`` can be read from the returned dict.
+            ``tqdm.update``; ``len(result.windows)`` windows in all).
 
     Returns:
-        dict with ``frames`` (RGB uint8 list), ``masks`` (list of ``(H, W)`` uint8), ``timestamps`` (s),
-        ``windows`` (start index of each window), ``info`` (:func:`video_info`), ``audio_padded_seconds`` (audio
-        shorter than the picture is padded with that much silence, :func:`pad_with_silence`; 0.0 if none).
+        :class:`VideoSegmentation`: iterate it for :class:`SegmentedFrame` s one at a time (memory stays flat), or
+        ``result.collect()`` / ``result['masks']`` (``frames``, ``timestamps``, ``windows``, ``info``,
+        ``audio_padded_seconds``) for everything in memory.
 
     Raises:
         ValueError: no audio track, or the video is shorter than one window (T / fps seconds).
     """
-    if fps < 1:
-        raise ValueError(f'fps must be a positive integer, got {fps}')
-    num_frames = _num_frames(model)
-    info = video_info(video_path)
-    if not info['has_audio']:
-        read_video_audio(video_path)  # raises the no-audio error with the hint
-    if info['duration'] * fps < num_frames:
-        raise ValueError(
-            f'{video_path} is shorter than one window: {info["duration"]:.2f} s at {fps} frame(s) per second '
-            f'gives {int(info["duration"] * fps)} frames, fewer than the T={num_frames} frames the model takes. '
-            f'Use a video of at least {num_frames / fps:g} s or a higher --fps.'
-        )
-    frames, timestamps, info = read_video_frames(video_path, fps)
-    starts = window_starts(len(frames), num_frames)
-    if not starts:
-        raise ValueError(
-            f'{video_path}: only {len(frames)} frames could be sampled, fewer than one window of '
-            f'T={num_frames} frames; use a longer video or a higher --fps'
-        )
-    waveform, padded = pad_with_silence(read_video_audio(video_path), frame_audio_samples(timestamps, fps), video_path)
-    examples = frame_audio_examples(waveform, timestamps, fps)
-    masks: List[Optional[np.ndarray]] = [None] * len(frames)
-    for b in range(0, len(starts), batch_size):
-        batch = starts[b : b + batch_size]
-        clips = [frames[s : s + num_frames] for s in batch]
-        audios = [examples[s : s + num_frames] for s in batch]
-        outs = inference_avs_model(model, clips, audios, channel_order='rgb', img_size=img_size)
-        for s, out in zip(batch, outs):
-            for t in range(num_frames):
-                if masks[s + t] is None:
-                    masks[s + t] = out[t]
-        if progress is not None:
-            progress(len(batch))
-    return dict(
-        frames=frames, masks=masks, timestamps=timestamps, windows=starts, info=info, audio_padded_seconds=padded
-    )
+    return VideoSegmentation(model, video_path, fps, img_size, batch_size, progress)
 
 
 def num_video_windows(video_path: str, num_frames: int, fps: int = 1) -> int:
@@ -445,16 +680,16 @@ def num_video_windows(video_path: str, num_frames: int, fps: int = 1) -> int:
     return len(window_starts(int(math.floor(info['duration'] + 1e-6)) * fps, num_frames))
 
 
-def get_num_frames(model: torch.nn.Module) -> int:
-    """Public accessor of the clip length T a model was configured with."""
-    return _num_frames(model)
-
-
 __all__ = [
     'init_avs_model',
     'inference_avs_model',
     'segment_video',
+    'VideoSegmentation',
+    'SegmentedFrame',
+    'TorchClipSegmentor',
+    'as_clip_segmentor',
     'audio_to_examples',
+    'waveform_array',
     'num_video_windows',
     'get_num_frames',
 ]

@@ -153,15 +153,20 @@ def check_finite_audio(values: np.ndarray, source: str, sample_rate: Optional[in
     if values.size == 0 or np.isfinite(values).all():
         return
     rows = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
-    count = int((~np.isfinite(values)).sum())
+    raise non_finite_error(source, int((~np.isfinite(values)).sum()), int(rows[0]), int(rows[-1]), sample_rate)
+
+
+def non_finite_error(source: str, count: int, first: int, last: int, sample_rate: Optional[int] = None) -> ValueError:
+    """The error of :func:`check_finite_audio`: ``count`` non-finite values in rows ``first..last`` (samples of a
+    waveform at ``sample_rate``, else log-mel examples)."""
     if sample_rate:
-        where = f'between {rows[0] / sample_rate:.2f} s and {(rows[-1] + 1) / sample_rate:.2f} s'
+        where = f'between {first / sample_rate:.2f} s and {(last + 1) / sample_rate:.2f} s'
     else:
         where = (
-            f'in log-mel examples {rows[0]}..{rows[-1]} (seconds {rows[0] * EXAMPLE_HOP_SECONDS:.2f} to '
-            f'{(rows[-1] + 1) * EXAMPLE_HOP_SECONDS:.2f})'
+            f'in log-mel examples {first}..{last} (seconds {first * EXAMPLE_HOP_SECONDS:.2f} to '
+            f'{(last + 1) * EXAMPLE_HOP_SECONDS:.2f})'
         )
-    raise ValueError(
+    return ValueError(
         f'{source}: {count} non-finite (NaN / inf) audio values {where}. The model cannot use such '
         f'sound (its masks would be meaningless); re-extract or regenerate the audio of this file.'
     )

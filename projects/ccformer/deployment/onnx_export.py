@@ -11,8 +11,6 @@ Needs torch, onnx and the model stack (mmcv, mmseg); the file it writes needs on
 """
 
 import json
-import os
-import os.path as osp
 import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -20,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.atomic import atomic_path
+from ..utils.outputs import check_finite_logits
 from .ort_segmentor import AUDIO_EXAMPLE_SHAPE, INPUT_NAMES, META_KEY, META_VERSION, OUTPUT_NAME, ORTSegmentor
 
 #: ONNX opset of the export: GridSample needs >= 16, LayerNormalization >= 17
@@ -147,7 +147,9 @@ def export_onnx(
     Args:
         model: a CCFormer (e.g. from ``init_avs_model``); it is put in eval mode on the CPU and run eagerly
             (``compile_cfg`` is switched off for the export and restored).
-        out_file: the ``.onnx`` file to write (its folder is created).
+        out_file: the ``.onnx`` file to write (its folder is created). It is written to a temporary file beside
+            it and renamed into place once exported, given its metadata and checked, so a failed or interrupted
+            export leaves an earlier file of that name as it was.
         num_frames: T. input_size: ``(H, W)``. batch_size: N of the example input.
         opset: ONNX opset (>= 16 for GridSample).
         dynamic_batch: N is a dynamic dimension of the graph.
@@ -168,17 +170,19 @@ def export_onnx(
         model.compile_cfg = None
     core = TensorCore(model).eval()
     frames, audio = dummy_inputs(batch_size, num_frames, input_size)
+    meta = export_metadata(model, num_frames, input_size, opset, source)
     try:
-        with torch.no_grad():
-            core(frames, audio)  # eager call first: caches the head's shape constants (constants of the graph)
-            os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+        with torch.no_grad(), atomic_path(out_file) as tmp:
+            # eager call first: caches the head's shape constants (constants of the graph); a model whose logits
+            # are NaN / inf (broken weights) is not exported
+            check_finite_logits(core(frames, audio), (source or {}).get('checkpoint', 'ONNX export'))
             axes = {name: {0: 'batch'} for name in (*INPUT_NAMES, OUTPUT_NAME)} if dynamic_batch else None
             with warnings.catch_warnings():  # the models' shape checks become constants of the graph, as meant
                 warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
                 torch.onnx.export(
                     core,
                     (frames, audio),
-                    out_file,
+                    tmp,
                     input_names=list(INPUT_NAMES),
                     output_names=[OUTPUT_NAME],
                     dynamic_axes=axes,
@@ -186,15 +190,14 @@ def export_onnx(
                     do_constant_folding=True,
                     dynamo=False,
                 )
+            proto = onnx.load(tmp)
+            del proto.metadata_props[:]
+            proto.metadata_props.add(key=META_KEY, value=json.dumps(meta))
+            onnx.save(proto, tmp)
+            onnx.checker.check_model(tmp)
     finally:
         if saved_compile is not None:
             model.compile_cfg = saved_compile
-    meta = export_metadata(model, num_frames, input_size, opset, source)
-    proto = onnx.load(out_file)
-    del proto.metadata_props[:]
-    proto.metadata_props.add(key=META_KEY, value=json.dumps(meta))
-    onnx.save(proto, out_file)
-    onnx.checker.check_model(out_file)
     return meta
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..datasets.audio import pad_examples_repeat
+from ..utils.outputs import check_finite_logits
 
 #: metadata key of the exported file and its layout version
 META_KEY = 'ccformer'
@@ -124,7 +125,11 @@ class ORTSegmentor:
     Attributes:
         num_frames (int): T. input_size (tuple): ``(H, W)`` the model runs at. num_classes (int): K.
         dataset_meta (dict | None): ``classes`` / ``palette`` of the checkpoint the file was exported from.
-        backend (str): ``'onnxruntime'`` (what the inference API dispatches on).
+        backend (str): ``'onnxruntime'``.
+
+    Like the inference API's ``TorchClipSegmentor`` (``projects/ccformer/apis``) it answers the clip-segmentor
+    interface the API and the demo use: ``num_frames``, ``input_size``, ``dataset_meta``, :meth:`resolve_img_size`
+    and :meth:`segment_clips`.
     """
 
     backend = 'onnxruntime'
@@ -175,9 +180,13 @@ class ORTSegmentor:
         )
 
     # ------------------------------------------------------------------------------------------ tensors
-    def forward(self, frames: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    def forward(self, frames: np.ndarray, audio: np.ndarray, names: Optional[Sequence[str]] = None) -> np.ndarray:
         """The exported core: ``frames (N, T, 3, H, W)`` normalised float32, ``audio (N, T, 1, 96, 64)`` float32
-        -> ``logits (N, T, K, H, W)`` float32."""
+        -> ``logits (N, T, K, H, W)`` float32. ``names``: one per clip, for the messages.
+
+        Raises:
+            NonFiniteOutputError: the file produced NaN / inf logits (naming it and the clips).
+        """
         t, (h, w) = self.num_frames, self.input_size
         if frames.ndim != 5 or tuple(frames.shape[1:]) != (t, 3, h, w):
             raise ValueError(f'{self.onnx_file}: frames must be (N, T={t}, 3, {h}, {w}), got {tuple(frames.shape)}')
@@ -186,7 +195,9 @@ class ORTSegmentor:
                 f'{self.onnx_file}: audio must be (N={frames.shape[0]}, T={t}, 1, 96, 64), got {tuple(audio.shape)}'
             )
         feeds = dict(frames=np.ascontiguousarray(frames, np.float32), audio=np.ascontiguousarray(audio, np.float32))
-        return self.session.run([OUTPUT_NAME], feeds)[0]
+        logits = self.session.run([OUTPUT_NAME], feeds)[0]
+        check_finite_logits(logits, self.onnx_file, names)
+        return logits
 
     __call__ = forward
 
@@ -260,6 +271,7 @@ class ORTSegmentor:
         channel_order: str = 'rgb',
         out_shapes: Optional[Sequence[Tuple[int, int]]] = None,
         return_logits: bool = False,
+        names: Optional[Sequence[str]] = None,
     ) -> Union[List[np.ndarray], Tuple[List[np.ndarray], np.ndarray]]:
         """Segment a batch of clips.
 
@@ -269,17 +281,38 @@ class ORTSegmentor:
             channel_order (str): ``'rgb'`` or ``'bgr'`` (OpenCV) frames.
             out_shapes: ``(h, w)`` of each clip's masks (default: its frame size).
             return_logits (bool): also return the ``(N, T, K, H, W)`` logits at the model's input size.
+            names: one name per clip, for the messages (default ``clip 0``, ...).
 
         Returns:
             list of N ``(T, h, w)`` uint8 masks (and the logits when ``return_logits``).
+
+        Raises:
+            ValueError: no clip, or as many audio inputs as clips missing. NonFiniteOutputError: NaN / inf logits.
         """
         if len(clips) != len(audio):
             raise ValueError(f'got {len(clips)} clips but {len(audio)} audio inputs')
+        if not len(clips):
+            raise ValueError(
+                f'{type(self).__name__}.predict: no clip given (clips and audio are empty); pass a list of N >= 1 '
+                f'clips of T={self.num_frames} frames and a list of N log-mel arrays'
+            )
         if out_shapes is None:
             out_shapes = [np.asarray(clip[0]).shape[:2] for clip in clips]
-        logits = self.forward(self.preprocess(clips, channel_order), self.prepare_audio(audio))
+        logits = self.forward(self.preprocess(clips, channel_order), self.prepare_audio(audio), names)
         masks = [self.postprocess(x, shape) for x, shape in zip(logits, out_shapes)]
         return (masks, logits) if return_logits else masks
+
+    def segment_clips(
+        self,
+        clips: Sequence[Sequence[np.ndarray]],
+        audio: Sequence[np.ndarray],
+        out_shapes: Sequence[Tuple[int, int]],
+        names: Optional[Sequence[str]] = None,
+    ) -> List[np.ndarray]:
+        """The clip-segmentor interface of the inference API: N clips of T BGR uint8 frames (already at the size
+        :meth:`resolve_img_size` chose, or any size: resized as the test pipeline does) and their ``(T, 1, 96, 64)``
+        log-mel examples -> N ``(T, h, w)`` uint8 masks at ``out_shapes``."""
+        return self.predict(clips, audio, channel_order='bgr', out_shapes=out_shapes, names=names)
 
     def resolve_img_size(self, img_size: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
         """``img_size`` for ``inference_avs_model``: None (:meth:`preprocess` resizes to ``input_size`` as the test

@@ -1,7 +1,9 @@
 """Checks the command-line tools run before any work starts (``tools/train.py``, ``tools/test.py``, the demo).
 
 * :func:`check_cfg_options`: a ``--cfg-options`` key whose top-level name is neither in the config nor a key the
-  mmengine ``Runner`` reads is a typo; mmengine would merge it silently and ignore it.
+  mmengine ``Runner`` reads is a typo; mmengine would merge it silently and ignore it. A value that is not of the
+  kind the config holds there (``train_cfg.max_epochs=abc`` where the config has an integer) is refused, naming
+  the option, instead of failing deep inside the run.
 * :func:`check_output_dir`: an output folder argument that names an existing file fails at once, not after the
   whole test set has been segmented.
 * :func:`earlier_run_files` / :func:`check_fresh_work_dir`: ``tools/train.py`` into a work dir that holds an earlier
@@ -18,6 +20,8 @@ import os.path as osp
 from typing import Iterable, List
 
 from mmengine.logging import print_log
+
+from ..utils.config import config_value
 
 #: top-level config keys mmengine's Runner / our tools read that a config need not define
 RUNNER_CONFIG_KEYS = (
@@ -47,10 +51,12 @@ def known_top_level_keys(cfg) -> set:
 
 
 def check_cfg_options(cfg, options: dict, config: str) -> None:
-    """Refuse ``--cfg-options`` whose top-level key is unknown (typo), suggesting the closest known key.
+    """Refuse ``--cfg-options`` whose top-level key is unknown (typo), suggesting the closest known key, or whose
+    value is not of the kind the config holds at that key (:func:`check_option_value`).
 
     Raises:
         KeyError: naming the option, the config and the closest keys.
+        ValueError: naming the option, the value given and the kind expected.
     """
     known = known_top_level_keys(cfg)
     for key in options or {}:
@@ -62,6 +68,32 @@ def check_cfg_options(cfg, options: dict, config: str) -> None:
                 f'--cfg-options {key}: unknown top-level key {top!r} (not in {config} and not read by '
                 f'the mmengine Runner){hint} It would be ignored silently.'
             )
+        check_option_value(key, options[key], config_value(cfg, key, _MISSING), config)
+
+
+_MISSING = object()
+
+
+def check_option_value(key: str, value, current, config: str) -> None:
+    """Refuse a text ``--cfg-options`` value where the config holds a number or a bool: ``DictAction`` keeps what
+    does not parse as a number (``abc``, ``1e-3x``) as a string, and mmengine would fail deep inside the run (or
+    silently compare a string with a number).
+
+    Raises:
+        ValueError: naming the option, the value and the kind the config holds there.
+    """
+    if current is _MISSING or current is None or not isinstance(value, str):
+        return
+    if isinstance(current, bool):
+        kind = 'True or False'
+    elif isinstance(current, (int, float)):
+        kind = 'a number'
+    else:
+        return
+    raise ValueError(
+        f'--cfg-options {key}={value}: {key} is {kind} in {config} (it is {current!r}), so {value!r} cannot be '
+        f'used. Give {kind}, e.g. {key}={current!r}.'
+    )
 
 
 def check_output_dir(path: str, flag: str) -> None:

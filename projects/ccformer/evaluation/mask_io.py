@@ -1,12 +1,12 @@
 """Predicted clip masks as PNG files: what ``tools/test.py --out DIR`` and the metrics' ``output_dir`` write."""
 
-import os
 import os.path as osp
 from typing import Optional, Union
 
-import cv2
 import numpy as np
 from mmseg.structures import SegDataSample
+
+from ..utils.atomic import write_image
 
 
 def save_clip_masks(sample: Union[SegDataSample, dict], out_dir: str, binary: Optional[bool] = None) -> None:
@@ -27,11 +27,7 @@ def save_clip_masks(sample: Union[SegDataSample, dict], out_dir: str, binary: Op
     binary = binary if binary is not None else 'seg_logits' in sample
     valid = meta.get('frame_valid') or [1] * len(pred)
     clip_dir = osp.join(out_dir, video_id)
-    os.makedirs(clip_dir, exist_ok=True)
     for k, (mask, ok) in enumerate(zip(pred, valid), start=1):
-        if not ok:
-            continue
-        img = (mask > 0).astype(np.uint8) * 255 if binary else mask.astype(np.uint8)
-        path = osp.join(clip_dir, f'{video_id}_{k}.png')
-        if not cv2.imwrite(path, img):
-            raise OSError(f'cannot write the predicted mask {path}: check that the output folder is writable')
+        if ok:
+            img = (mask > 0).astype(np.uint8) * 255 if binary else mask.astype(np.uint8)
+            write_image(osp.join(clip_dir, f'{video_id}_{k}.png'), img)

@@ -20,7 +20,8 @@ holds (read from checkpoints written by ``tools/train.py``):
 Any other global (``os.system``, a class of some package, ...) is refused before it is called:
 :class:`UnsafeCheckpointError` names the file, the refused globals and the opt-in. A file you trust (e.g. one
 written by other code that pickles its own objects) is loaded with full unpickling when its path is listed in
-the environment variable ``CCFORMER_TRUSTED_CHECKPOINTS`` (several paths separated by ``os.pathsep``), which the
+the environment variable ``CCFORMER_TRUSTED_CHECKPOINTS`` (several paths separated by ``os.pathsep``, or a JSON
+list for paths that hold it), which the
 tools' ``--trust-checkpoint`` flag and :func:`trust_checkpoint` set; off by default. A truncated or corrupt file
 raises :class:`CorruptCheckpointError` naming it; :func:`check_pretrained_file` names a missing pretrained file and
 where to get it.
@@ -32,6 +33,7 @@ on top of it.
 
 import contextlib
 import io
+import json
 import logging
 import os
 import os.path as osp
@@ -124,19 +126,39 @@ def _trust_key(filename: str) -> str:
     return filename if '://' in filename else osp.realpath(osp.expanduser(filename))
 
 
+def _listed(value: str) -> List[str]:
+    """The paths of ``CCFORMER_TRUSTED_CHECKPOINTS``: a JSON list (any path, ``:`` included) or paths separated by
+    ``os.pathsep``."""
+    if value.lstrip().startswith('['):
+        try:
+            paths = json.loads(value)
+        except ValueError as err:
+            raise ValueError(f'{TRUST_ENV} is not a valid JSON list of paths ({err}): {value!r}') from err
+        return [str(p) for p in paths if p]
+    return [p for p in value.split(os.pathsep) if p]
+
+
 def trusted_checkpoints() -> set:
     """The files listed in ``CCFORMER_TRUSTED_CHECKPOINTS`` (resolved paths; URLs as written)."""
-    return {_trust_key(p) for p in os.environ.get(TRUST_ENV, '').split(os.pathsep) if p}
+    return {_trust_key(p) for p in _listed(os.environ.get(TRUST_ENV, ''))}
 
 
 def trust_checkpoint(filename: str) -> None:
     """Load ``filename`` with full unpickling from now on (in this process and its children).
 
-    Only for files from a source you trust: unpickling can run any code the file contains.
+    Only for files from a source you trust: unpickling can run any code the file contains. The list is kept in the
+    environment variable ``CCFORMER_TRUSTED_CHECKPOINTS``: paths separated by ``os.pathsep``, or a JSON list once a
+    path (or URL) holds that separator (``:`` on Linux).
     """
-    current = [p for p in os.environ.get(TRUST_ENV, '').split(os.pathsep) if p]
-    if _trust_key(filename) not in trusted_checkpoints():
-        os.environ[TRUST_ENV] = os.pathsep.join(current + [_trust_key(filename)])
+    current = _listed(os.environ.get(TRUST_ENV, ''))
+    key = _trust_key(filename)
+    if key in trusted_checkpoints():
+        return
+    paths = current + [key]
+    if any(os.pathsep in p for p in paths) or os.environ.get(TRUST_ENV, '').lstrip().startswith('['):
+        os.environ[TRUST_ENV] = json.dumps(paths)
+    else:
+        os.environ[TRUST_ENV] = os.pathsep.join(paths)
 
 
 def is_trusted(filename: str) -> bool:
@@ -215,11 +237,12 @@ def _unsafe_error(filename: str, path: Optional[str], err: BaseException) -> Uns
         if names
         else 'torch cannot read it without full unpickling' + (f' ({reason.group(1).strip()[:160]})' if reason else '')
     )
+    listed = f"'{json.dumps([filename])}'" if os.pathsep in filename else filename  # a path with ':' as JSON
     return UnsafeCheckpointError(
         f'refused to load checkpoint {filename}: {what}. Loading it could run code hidden in the file, so it was '
         f'not unpickled. Only if you trust where the file comes from, opt in for this file with '
         f'--trust-checkpoint (tools/train.py, tools/test.py, demo/video_demo.py), trust_checkpoint(path) in Python, '
-        f'or {TRUST_ENV}={filename} in the environment (README, "How checkpoints are loaded").'
+        f'or {TRUST_ENV}={listed} in the environment (README, "How checkpoints are loaded").'
     )
 
 

@@ -1,6 +1,6 @@
 """Config helpers shared by the inference API and the tools."""
 
-from typing import Any
+from typing import Any, List, Optional, Sequence, Tuple
 
 PRETRAINED_KEYS = ('pretrained', 'checkpoint_path')
 
@@ -46,3 +46,160 @@ def strip_pretrained(node: Any, keep_frozen: bool = False) -> int:
         for item in node:
             changed += strip_pretrained(item, keep_frozen)
     return changed
+
+
+# ------------------------------------------------------------------------------------ input size, clip length
+def _resize_size(t: dict) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` a resize transform of a test pipeline gives every frame, or None (keeps the aspect ratio)."""
+    kind = str(t.get('type', '')).split('.')[-1]
+    if kind == 'AVSSResize' and t.get('mode', 'resize') in ('resize', 'short_side_crop'):
+        return (int(t.get('size', 224)),) * 2
+    if kind == 'Resize' and not t.get('keep_ratio', False) and t.get('scale') is not None:
+        scale = t['scale']
+        if isinstance(scale, int):
+            return (scale, scale)
+        return int(scale[1]), int(scale[0])  # mmcv's Resize scale is (w, h)
+    return None
+
+
+def _crop_size(t: dict) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of a train pipeline's ``RandomCrop`` / ``Pad``, or None."""
+    kind = str(t.get('type', '')).split('.')[-1]
+    if kind == 'RandomCrop' and t.get('crop_size') is not None:
+        size = t['crop_size']
+        return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))  # (h, w)
+    if kind == 'Pad' and t.get('size') is not None:
+        size = t['size']
+        return (int(size), int(size)) if isinstance(size, int) else (int(size[1]), int(size[0]))  # mmcv: (w, h)
+    return None
+
+
+def _walk(pipeline: Any) -> List[dict]:
+    """The transforms of a pipeline, those wrapped by ``ClipConsistentTransform`` / ``TransformBroadcaster``
+    (``transforms=[...]``) included, in order."""
+    out = []
+    for t in pipeline or []:
+        if isinstance(t, dict):
+            out.append(t)
+            out += _walk(t.get('transforms'))
+    return out
+
+
+def _is_mapping(node: Any) -> bool:
+    """A dict, ``ConfigDict`` or mmengine ``Config`` (which is no dict subclass)."""
+    return isinstance(node, dict) or (hasattr(node, 'keys') and hasattr(node, 'get'))
+
+
+def config_value(cfg: Any, dotted: str, default: Any = None) -> Any:
+    """The value of a config at a dotted key (``a.b.0.c``: list items by index, as ``--cfg-options`` writes
+    them), or ``default`` where the config has no such key."""
+    node = cfg
+    for key in dotted.split('.'):
+        if _is_mapping(node) and key in node:
+            node = node[key]
+        elif isinstance(node, (list, tuple)) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return default
+    return node
+
+
+def config_test_pipeline(cfg: Any) -> List[dict]:
+    """The test pipeline of a config: ``test_dataloader.dataset.pipeline`` (a wrapped dataset's inner one
+    included), else the top-level ``test_pipeline``; ``[]`` when there is none."""
+    dataset = config_value(cfg, 'test_dataloader.dataset') or {}
+    while isinstance(dataset, dict) and 'pipeline' not in dataset and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    pipeline = dataset.get('pipeline') if isinstance(dataset, dict) else None
+    return list(pipeline if pipeline is not None else (cfg.get('test_pipeline') or []))
+
+
+def pipeline_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` the config's test pipeline resizes frames to (``AVSSResize``, ``Resize(keep_ratio=False)``),
+    or None when it keeps the frames' size."""
+    sizes = [s for s in (_resize_size(t) for t in _walk(config_test_pipeline(cfg))) if s]
+    return sizes[-1] if sizes else None
+
+
+def config_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of the frames a config's model runs at, for tools that make their own inputs (the video demo,
+    ``segment_video``, ONNX export, FLOP counts). The first that the config gives of:
+
+    1. the test pipeline's resize (:func:`pipeline_input_size`);
+    2. ``model.data_preprocessor.size`` (the fixed size it pads to);
+    3. the top-level ``crop_size`` (mmseg's convention: the size the model is trained at);
+    4. the train pipeline's ``RandomCrop`` / ``Pad`` size (clip-consistent wrappers included).
+
+    Returns None when the config gives none of them (the model then takes frames as they come).
+    """
+    size = pipeline_input_size(cfg)
+    if size is None:
+        pre = config_value(cfg, 'model.data_preprocessor.size')
+        crop = cfg.get('crop_size') if _is_mapping(cfg) else None
+        for value in (pre, crop):
+            if value is not None:
+                size = (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+                break
+    if size is None:
+        train = config_value(cfg, 'train_dataloader.dataset') or {}
+        while isinstance(train, dict) and 'pipeline' not in train and isinstance(train.get('dataset'), dict):
+            train = train['dataset']
+        crops = [s for s in (_crop_size(t) for t in _walk(train.get('pipeline') if isinstance(train, dict) else []))]
+        size = next((s for s in crops if s), None)
+    if size is not None and (len(size) != 2 or min(size) <= 0):
+        raise ValueError(f'the config gives the input size {size}; it must be two positive integers (H, W)')
+    return size
+
+
+def config_num_frames(cfg: Any, source: str = 'the config') -> int:
+    """Frames per clip T of a config: its top-level ``num_frames``, the test dataset's ``num_frames``, else the
+    ``NUM_FRAMES`` of the test dataset's class (mmseg ``DATASETS``; 5 for S4 / MS3, 10 for AVSS).
+
+    Raises:
+        ValueError: the config gives no clip length (naming ``source`` and the fix).
+    """
+    dataset = config_value(cfg, 'test_dataloader.dataset') or {}
+    candidates = [cfg.get('num_frames') if _is_mapping(cfg) else None]
+    types = []
+    while isinstance(dataset, dict) and dataset:
+        candidates.append(dataset.get('num_frames'))
+        types.append(str(dataset.get('type', '')))
+        dataset = dataset.get('dataset')
+    for value in candidates:
+        if value:
+            return int(value)
+    if any(types):
+        from mmseg.registry import DATASETS
+
+        for name in types:
+            cls = DATASETS.get(name) if name else None
+            if getattr(cls, 'NUM_FRAMES', None):
+                return int(cls.NUM_FRAMES)
+    raise ValueError(
+        f'{source} does not give the clip length: its test dataset ({", ".join(t for t in types if t) or "none"}) '
+        'has no NUM_FRAMES. Set num_frames = T at the top level of the config.'
+    )
+
+
+def model_input_size(
+    cfg: Any, override: Optional[Sequence[int]] = None, flag: str = '--shape', source: str = 'the config'
+) -> Tuple[int, int]:
+    """``(H, W)`` a tool makes the model's inputs at: ``override`` (the tool's flag) if given, else
+    :func:`config_input_size`.
+
+    Raises:
+        ValueError: ``override`` is not two positive integers, or neither it nor the config gives a size (naming
+            ``flag`` and ``source``).
+    """
+    if override is not None:
+        size = tuple(int(v) for v in override)
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError(f'{flag} {" ".join(str(v) for v in override)}: give two positive integers H W')
+        return size
+    size = config_input_size(cfg)
+    if size is None:
+        raise ValueError(
+            f'{source} gives no input size (no resize in its test pipeline, no data_preprocessor.size, no crop_size): '
+            f'pass {flag} H W'
+        )
+    return size

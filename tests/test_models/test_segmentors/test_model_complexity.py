@@ -96,12 +96,13 @@ def test_baddbmm_handle_counts_masked_attention():
 def test_get_flops_on_tiny_config(tmp_path, capsys):
     tool = load_tool()
     out = tmp_path / 'flops.json'
-    tool.main([TINY, '--shape', '64', '64', '--frames', '2', '--json', str(out)])
+    tool.main([TINY, '--frames', '2', '--json', str(out)])  # the frame size from the config
     text = capsys.readouterr().out
     assert '1 FLOP = 1 fused multiply-add' in text and 'trainable params' in text
     import json
 
     res = json.loads(out.read_text())
+    assert res['shape'] == [64, 64] and res['frames'] == 2 and '2 frames x 3 x 64 x 64' in text
     p, f = res['params'], res['flops']
     assert p['trainable'] == sum(v for k, v in p.items() if k.startswith('trainable.'))
     assert p['trainable.bcl_loss'] > 0 and p['total'] >= p['trainable']

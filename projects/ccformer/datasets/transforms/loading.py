@@ -100,7 +100,10 @@ class LoadAVSMasks(BaseTransform):
     * ``label_type='binary'`` (S4/MS3): single-channel 0/255 PNGs (colour PNGs are converted to
       grey first) -> 1 where value > 127 (> half range for 16-bit files), else 0.
     * ``label_type='palette'`` (AVSS ``labels_rgb``): colour PNG -> class index by exact match to the
-      71 VOC palette colours; unmatched colours -> 0.
+      71 VOC palette colours. A colour outside the palette is an error naming the file and the colours (a
+      class-index PNG read as colours would otherwise score every frame as background);
+    * ``label_type='index'``: single-channel PNGs holding the class index (0..``num_classes - 1``) per pixel,
+      e.g. AVSS labels converted to indices.
 
     Frames whose ``mask_paths`` entry is ``None`` (S4 train frames 2..5, AVSS padding) get zeros.
     Masks are loaded at their stored size; they must match the frames (``imgs``) when those are
@@ -117,8 +120,8 @@ class LoadAVSMasks(BaseTransform):
         imdecode_backend: str = 'cv2',
         backend_args: Optional[dict] = None,
     ) -> None:
-        if label_type not in ('binary', 'palette'):
-            raise ValueError(f"label_type must be 'binary' or 'palette', got {label_type!r}")
+        if label_type not in ('binary', 'palette', 'index'):
+            raise ValueError(f"label_type must be 'binary', 'palette' or 'index', got {label_type!r}")
         self.label_type = label_type
         self.num_classes = num_classes
         self.palette = voc_palette(num_classes)
@@ -128,8 +131,25 @@ class LoadAVSMasks(BaseTransform):
     def _load_one(self, path: str) -> np.ndarray:
         content = _read_bytes(path, self.backend_args, 'mask')
         if self.label_type == 'palette':
-            bgr = _decode(content, path, 'color', self.imdecode_backend, 'label image')
-            return rgb_to_index(bgr[..., ::-1], self.palette)
+            rgb = _decode(content, path, 'color', self.imdecode_backend, 'label image')[..., ::-1]
+            labels = rgb_to_index(rgb, self.palette)
+            unmatched = (labels == 0) & (rgb != np.asarray(self.palette[0], np.uint8)).any(-1)
+            if unmatched.any():
+                raise ValueError(self._palette_error(path, rgb[unmatched]))
+            return labels
+        if self.label_type == 'index':
+            labels = _decode(content, path, 'unchanged', self.imdecode_backend, 'label image')
+            if labels.ndim == 3:
+                raise ValueError(
+                    f'label image {path} has {labels.shape[2]} channels; label_type=\'index\' reads single-channel '
+                    'PNGs of class indices (colour labels: label_type=\'palette\')'
+                )
+            if labels.max(initial=0) >= self.num_classes:
+                found = np.unique(labels[labels >= self.num_classes])
+                raise ValueError(
+                    f'label image {path} holds class indices {found[:8].tolist()} outside 0..{self.num_classes - 1}'
+                )
+            return labels.astype(np.uint8)
         img = _decode(content, path, 'unchanged', self.imdecode_backend, 'mask')
         if img.ndim == 3:
             if img.shape[2] == 4:
@@ -143,6 +163,24 @@ class LoadAVSMasks(BaseTransform):
             else 0.5
         )
         return (img > half).astype(np.uint8)
+
+    def _palette_error(self, path: str, colours: np.ndarray) -> str:
+        """The message for a colour label image with ``colours`` (``(n, 3)`` RGB) outside the palette."""
+        found, counts = np.unique(colours.reshape(-1, 3), axis=0, return_counts=True)
+        order = np.argsort(-counts)
+        listed = ', '.join(f'{tuple(int(v) for v in found[i])} ({counts[i]} px)' for i in order[:6])
+        more = f' and {len(found) - 6} more' if len(found) > 6 else ''
+        grey = bool((found[:, 0] == found[:, 1]).all() and (found[:, 1] == found[:, 2]).all())
+        hint = (
+            ' The colours are grey levels: this looks like a class-index PNG; read such labels with '
+            "LoadAVSMasks(label_type='index')."
+            if grey and found.max() < self.num_classes
+            else ' Re-export the label with the AVSS palette (projects/ccformer/datasets/palette.py voc_palette).'
+        )
+        return (
+            f'label image {path}: {len(colours)} pixels have colours outside the {self.num_classes}-class AVSS '
+            f'palette: {listed}{more}. They would be scored as background.{hint}'
+        )
 
     def transform(self, results: dict) -> dict:
         paths = results['mask_paths']
