@@ -58,7 +58,11 @@ def expected_changes(name: str) -> dict:
     * tiny configs: they inherit the ``clip_augment`` variable from the dataset bases, which now hold the paper's
       augmentation (their own train pipelines, with random flips only, are unchanged);
     * robust S4 configs: the S4 train set gives its unlabelled, non-silent frames the presence target 1
-      (``sounding_unlabelled``, docs/robustness.md).
+      (``sounding_unlabelled``, docs/robustness.md);
+    * every config: ``LoadAVSFrames`` of the test pipeline (also the val / test loaders') takes ``num_frames`` and,
+      where no ``AVSSResize`` follows, ``input_size``: what ``mmseg.apis.inference_model`` needs to load a clip given as
+      ``img_path`` (a video file or a clip folder; dataset clips load as before); ``tta_model`` / ``tta_pipeline``
+      (flip test-time augmentation for ``tools/test.py --tta``) are new.
     """
     changes = {'model.test_cfg': ({'mode': 'whole'}, MISSING)}
     if 'avss' in name:
@@ -72,6 +76,16 @@ def expected_changes(name: str) -> dict:
     if 'r50-coco' in name:
         changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
         changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
+    loader = dict(num_frames=10 if 'avss' in name else 5)
+    if 'avss' not in name:
+        loader['input_size'] = {'__tuple__': [64, 64] if '_tiny' in name else [224, 224]}
+    for key in ('test_pipeline[0]', 'val_dataloader.dataset.pipeline[0]', 'test_dataloader.dataset.pipeline[0]'):
+        changes.update({f'{key}.{k}': (MISSING, v) for k, v in loader.items()})
+    test_pipeline = REFERENCE_CONFIGS[NEW_CONFIGS.get(name, name)]['test_pipeline']
+    views = [dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=p)]) for p in (0.0, 1.0)]
+    flip_tta = dict(type='TestTimeAug', transforms=[views, [dict(type='PackAVSInputs')]])
+    changes['tta_model'] = (MISSING, dict(type='AVSTTAModel'))
+    changes['tta_pipeline'] = (MISSING, [dict(test_pipeline[0], **loader)] + test_pipeline[1:-1] + [flip_tta])
     return changes
 
 

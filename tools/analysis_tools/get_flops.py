@@ -1,9 +1,13 @@
-"""Parameters and FLOPs of a CCFormer config for one clip (default: 5 frames of 224 x 224 and their audio).
+"""Parameters and FLOPs of a CCFormer config for one clip: T frames of H x W and their audio.
 
 Usage::
 
-    python tools/analysis_tools/get_flops.py configs/ccformer_pvt_s4.py [--shape 224 224] [--frames 5]
+    python tools/analysis_tools/get_flops.py configs/ccformer_pvt_s4.py [--shape H W] [--frames T]
         [--json out.json] [--cfg-options k=v ...]
+
+The clip's size and length come from the config (``projects.ccformer.utils.config_input_size`` /
+``config_num_frames``: 224 x 224 and 5 frames for the S4 / MS3 configs, 10 for AVSS, 64 x 64 for the tiny ones)
+unless ``--shape`` / ``--frames`` give them.
 
 Counting: mmengine.analysis ``FlopAnalyzer`` (fvcore's jit-trace counter), which counts **one fused multiply-add as
 one FLOP** (as papers, and the CCFormer paper's table, do). Handles added here: ``aten::scaled_dot_product_attention``
@@ -28,7 +32,7 @@ from mmengine.analysis.jit_handles import bmm_flop_jit, get_shape
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import init_default_scope
 
-from projects.ccformer.utils import strip_pretrained
+from projects.ccformer.utils import config_input_size, config_num_frames, strip_pretrained
 from projects.ccformer.utils.benchmark import TensorForward
 
 
@@ -68,14 +72,18 @@ def count_params(model: nn.Module) -> Dict[str, int]:
     return out
 
 
-def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = None) -> Dict[str, Any]:
-    """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip."""
+def analyse(config: str, shape=None, frames: int = None, cfg_options: dict = None) -> Dict[str, Any]:
+    """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip of
+    ``frames`` frames of ``shape`` ``(h, w)`` (None: the config's, :func:`config_input_size` / :func:`config_num_frames`).
+    """
     from mmseg.registry import MODELS
 
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    shape = tuple(shape) if shape else config_input_size(cfg)
+    frames = frames or config_num_frames(cfg)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     strip_pretrained(model_cfg)
     model = MODELS.build(ConfigDict(model_cfg)).eval()
@@ -104,26 +112,31 @@ def analyse(config: str, shape=(224, 224), frames: int = 5, cfg_options: dict = 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description='Trainable parameters and FLOPs of a CCFormer config')
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
-    parser.add_argument('--frames', type=int, default=5, help='frames per clip (AVSBench-object: 5)')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, default=None, metavar=('H', 'W'), help='frame size (default: the config\'s)'
+    )
+    parser.add_argument(
+        '--frames', type=int, default=None, help='frames per clip (default: the config\'s, 5 for S4 / MS3, 10 for AVSS)'
+    )
     parser.add_argument('--json', help='also write the numbers to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
         raise SystemExit(f'get_flops: config {args.config!r} not found')
-    res = analyse(args.config, tuple(args.shape), args.frames, args.cfg_options)
+    try:
+        res = analyse(args.config, args.shape, args.frames, args.cfg_options)
+    except ValueError as err:
+        raise SystemExit(f'get_flops: {err}') from err
     p, f = res['params'], res['flops']
+    frames, (h, w) = res['frames'], res['shape']
     print(f'config: {args.config}')
-    print(
-        f'input: 1 clip x {args.frames} frames x 3 x {args.shape[0]} x {args.shape[1]} (+ {args.frames} '
-        f'log-mel examples 1 x 96 x 64)'
-    )
+    print(f'input: 1 clip x {frames} frames x 3 x {h} x {w} (+ {frames} log-mel examples 1 x 96 x 64)')
     print(f'counting: {res["counting"]}')
     print(f'trainable params: {p["trainable"] / 1e6:.2f} M   (total incl. frozen: {p["total"] / 1e6:.2f} M)')
     for k, v in p.items():
         if k.startswith('trainable.'):
             print(f'  {k[len("trainable.") :]:<16} {v / 1e6:8.2f} M trainable')
-    print(f'FLOPs: {f["total"] / 1e9:.2f} G per clip ({f["total"] / 1e9 / args.frames:.2f} G per frame)')
+    print(f'FLOPs: {f["total"] / 1e9:.2f} G per clip ({f["total"] / 1e9 / frames:.2f} G per frame)')
     for k, v in f.items():
         if k != 'total':
             print(f'  {k:<16} {v / 1e9:8.2f} G')

@@ -1,9 +1,10 @@
 """Export a CCFormer checkpoint to ONNX and check the file with ONNX Runtime against PyTorch.
 
-    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape 224 224]
+    python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W]
 
 The graph is the model's tensor core: normalised frames ``frames (N, T, 3, H, W)`` and log-mel audio
-``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)``, N dynamic, T and ``--shape`` fixed; the deformable
+``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)``, N dynamic, T and the frame size fixed (the config's, ``projects.ccformer.utils.config_input_size``:
+224 x 224 for the AVSBench configs, 64 x 64 for the tiny ones; ``--shape`` overrides it); the deformable
 attention runs its PyTorch path (``grid_sample``). The pre- and post-processing parameters go into the file's
 metadata, so ``demo/video_demo.py VIDEO --backend onnxruntime --onnx model.onnx`` and
 ``projects.ccformer.deployment.ORTSegmentor`` need no config. After writing, the file is run with ONNX Runtime on
@@ -27,9 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--shape',
         type=int,
         nargs=2,
-        default=[224, 224],
+        default=None,
         metavar=('H', 'W'),
-        help='frame size the model runs at (multiples of 32; AVSBench: 224 224)',
+        help='frame size the model runs at (multiples of 32; default: the config\'s, 224 224 for AVSBench)',
     )
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 16: GridSample)')
     parser.add_argument('--no-dynamic-batch', action='store_true', help='fix N to --batch-size')
@@ -71,6 +72,7 @@ def main(argv=None) -> dict:
 
     from projects.ccformer.apis import get_num_frames, init_avs_model
     from projects.ccformer.deployment.onnx_export import export_onnx, verify_onnx
+    from projects.ccformer.utils import config_input_size
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,11 +87,12 @@ def main(argv=None) -> dict:
     model = init_avs_model(args.config, args.checkpoint, device='cpu', cfg_options=cfg_options)
     num_frames = get_num_frames(model)
     try:
+        shape = tuple(args.shape) if args.shape else config_input_size(model.cfg)
         meta = export_onnx(
             model,
             args.out,
             num_frames,
-            tuple(args.shape),
+            shape,
             batch_size=args.batch_size,
             opset=args.opset,
             dynamic_batch=not args.no_dynamic_batch,
@@ -99,7 +102,7 @@ def main(argv=None) -> dict:
         sys.exit(f'error: {err}')
     print(
         f'wrote {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB): T={num_frames}, '
-        f'{args.shape[0]} x {args.shape[1]}, K={meta["num_classes"]}, opset {args.opset}'
+        f'{shape[0]} x {shape[1]}, K={meta["num_classes"]}, opset {args.opset}'
     )
     report = dict(onnx=args.out, meta=meta, checks={})
     if args.verify_batch_sizes:
