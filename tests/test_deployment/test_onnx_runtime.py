@@ -79,7 +79,7 @@ def exported(tmp_path_factory, clips):
     )
     onnx_file = str(tmp / 'tiny.onnx')
     report = _load('tools/deployment/pytorch2onnx.py', 'pytorch2onnx').main(
-        [CONFIG, ckpt, '--out', onnx_file, '--shape', '64', '64', '--verify-batch-sizes', '1', '3']
+        [CONFIG, ckpt, '--out', onnx_file, '--verify-batch-sizes', '1', '3']  # 64 x 64: the config's size
     )
     return dict(model=init_avs_model(CONFIG, ckpt, device='cpu'), ckpt=ckpt, onnx=onnx_file, report=report)
 
