@@ -8,12 +8,15 @@ Examples::
     python tools/test.py CONFIG CHECKPOINT --out preds           # keep raw predictions for offline evaluation
     python tools/test.py CONFIG CHECKPOINT --shuffle-audio 0     # every clip gets another clip's audio
     python tools/test.py CONFIG CHECKPOINT --audio-condition silence --data-root data/AVSBench/Multi-sources
+    python tools/test.py CONFIG CHECKPOINT --offscreen-audio my_recordings/   # real sounds of things not on screen
 
 ``--audio-condition`` (not in mmseg) wraps the test set in ``AudioConditionDataset``: ``shuffled`` (a seeded
 derangement gives each clip the audio of a different clip, which measures how much the model relies on the sound;
 ``--shuffle-audio SEED`` is ``--audio-condition shuffled --audio-seed SEED``), or the negative conditions
 ``silence``, ``noise`` (white, ``--noise-dbfs``) and ``offscreen``, under which every frame's ground truth is empty
 and the metric's ``empty_fp_rate`` / ``empty_fp_pixel_rate`` are the figures to read (docs/robustness.md).
+``--offscreen-audio DIR`` is ``--audio-condition offscreen_recorded`` with the recordings of DIR (one sub-folder
+per kind; kinds visible in a clip are left out).
 ``--data-root DIR`` points every dataloader's dataset (wrapped ones included) at DIR.
 """
 
@@ -87,6 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         '(shuffled), or negative audio (silence, noise, offscreen: every '
         'frame\'s ground truth becomes empty)',
     )
+    parser.add_argument(
+        '--offscreen-audio',
+        metavar='DIR',
+        help='hear every test frame through windows of real recordings from DIR (sounds of things not on screen, '
+        'one sub-folder per kind); every frame\'s ground truth becomes empty',
+    )
     parser.add_argument('--audio-seed', type=int, default=0, help='seed of the shuffled / noise / off-screen audio')
     parser.add_argument(
         '--noise-dbfs', type=float, default=EVAL_NOISE_DBFS, help='RMS level of the noise condition in dB re full scale'
@@ -116,6 +125,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                 f'it cannot be combined with --audio-condition {args.audio_condition}'
             )
         args.audio_condition, args.audio_seed = 'shuffled', args.shuffle_audio
+    if args.offscreen_audio or args.audio_condition == 'offscreen_recorded':
+        if args.audio_condition not in (None, 'offscreen_recorded') or not args.offscreen_audio:
+            parser.error('--offscreen-audio DIR means --audio-condition offscreen_recorded; give both or DIR alone')
+        args.audio_condition = 'offscreen_recorded'
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -196,7 +209,13 @@ def setup_cfg(args: argparse.Namespace) -> Config:
 
     if args.audio_condition not in (None, 'original'):
         cfg.test_dataloader.dataset = ConfigDict(
-            audio_condition_dataset(cfg.test_dataloader.dataset, args.audio_condition, args.audio_seed, args.noise_dbfs)
+            audio_condition_dataset(
+                cfg.test_dataloader.dataset,
+                args.audio_condition,
+                args.audio_seed,
+                args.noise_dbfs,
+                sound_bank=args.offscreen_audio,
+            )
         )
 
     if args.out is not None:

@@ -162,7 +162,116 @@ def test_evaluate_audio_conditions_builds_the_test_set_once(make_toy_root, monke
     ]
     assert runner.tested[2].noise_dbfs == -33.0
     assert results['noise'] == dict(
-        status='ok', ground_truth='empty', metrics=dict(mIoU=0.0, empty_fp_rate=100.0, num_empty_frames=10)
+        status='ok', ground_truth='empty', clips=2, metrics=dict(mIoU=0.0, empty_fp_rate=100.0, num_empty_frames=10)
     )
     assert results['original']['ground_truth'] == 'kept'
     assert results['offscreen']['status'] == 'n/a' and 'clip_kinds.json' in results['offscreen']['reason']
+
+
+def test_evaluate_off_screen_recordings_one_bank(make_toy_root, monkeypatch, tmp_path):
+    """offscreen_recorded wraps the test set with one SoundBank (built once); it needs the recordings."""
+    import numpy as np
+    import soundfile as sf
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmseg')
+    root = make_toy_root('s4', {'train': 1, 'val': 1, 'test': 2})
+    (tmp_path / 'rec' / 'thunder').mkdir(parents=True)
+    sf.write(str(tmp_path / 'rec' / 'thunder' / 't.wav'), 0.2 * np.sin(np.arange(20000) / 7.0), 16000)
+    dataset = dict(type='AVSBenchS4Dataset', data_root=root, split='test', test_mode=True, pipeline=[])
+    runner = _FakeRunner(Config(dict(test_dataloader=dict(dataset=dataset))))
+    monkeypatch.setattr(R, '_test_loop', _FakeLoop)
+    with pytest.raises(ValueError, match='--offscreen-audio'):
+        R.evaluate_audio_conditions(runner, ['offscreen_recorded'])
+    results = R.evaluate_audio_conditions(runner, ['offscreen_recorded', 'silence'], sound_bank=str(tmp_path / 'rec'))
+    assert list(results) == ['silence', 'offscreen_recorded']
+    assert results['offscreen_recorded']['ground_truth'] == 'empty'
+    recorded = runner.tested[-1]
+    assert recorded.condition == 'offscreen_recorded' and recorded.sound_bank.kinds == ('thunder',)
+    assert R.combined_scores(results)['negative_conditions'] == ['silence', 'offscreen_recorded']
+    with pytest.raises(ValueError, match='--offscreen-audio'):
+        R.audio_condition_dataset('ds', 'offscreen_recorded')
+    assert R.audio_condition_dataset('ds', 'offscreen_recorded', 1, -20, 'rec')['sound_bank'] == 'rec'
+
+
+def test_combined_gaps_and_labelled_condition_lines():
+    c = R.combined_scores(RESULTS)
+    assert c['mIoU_gap'] == pytest.approx(20.0) and c['Fscore_gap'] == pytest.approx(20.0)
+    assert R.combined_scores(dict(original=RESULTS['original']))['mIoU_gap'] is None
+    line = R.condition_line('silence', RESULTS['silence'])
+    assert line.startswith('silence (silence): ground truth empty (mIoU and F not defined)')
+    assert 'mIoU 90' not in line and '10 empty-ground-truth frames, 20.0% of them with a mask' in line
+    assert R.condition_line('shuffled', RESULTS['shuffled']).startswith('shuffled (shuffled (another clip)): mIoU 40.0')
+    assert 'not measured' in R.condition_line('offscreen', RESULTS['offscreen'])
+    assert 'Listening (true - shuffled audio): mIoU gap 20.0, F gap 20.0.' in R.format_table(RESULTS, c)
+
+
+def _report(**info):
+    return R.robustness_report(RESULTS, config='c.py', checkpoint='x.pth', audio_seed=0, noise_dbfs=-20.0, **info)
+
+
+def test_format_report_puts_the_table_then_the_verdict_last():
+    from projects.ccformer.evaluation.robustness_report import format_report
+
+    report = _report(
+        tested_on=dict(data_root='data/b', dataset_type='AVSBenchMS3Dataset', split='test', clips=2),
+        trained_on=dict(known=True, data_root='data/a', dataset_type='AVSBenchMS3Dataset', split='train', seed=3),
+    )
+    text = format_report(report, dict(report='r.json', plot='r.png', log='x.log'))
+    lines = text.splitlines()
+    assert lines[0] == 'Robustness of x.pth (c.py)'
+    assert lines[1] == 'tested on:  data/b (AVSBenchMS3Dataset, test split, 2 clips)'
+    assert lines[2].startswith('trained on: data/a (AVSBenchMS3Dataset, train split), seed 3; from the checkpoint')
+    assert 'another data root than the test' in lines[2]
+    assert 'files:      report r.json, plot r.png, log x.log' in lines
+    table = R.format_table(RESULTS, report['combined'])
+    assert text.endswith('\n\n' + table + '\n\n' + report['empty_output']['text'])
+    same = format_report(_report(tested_on=dict(data_root='d'), trained_on=dict(known=True, data_root='d')))
+    assert 'the same data root as the test' in same
+    unknown = format_report(_report(trained_on=dict(known=False, reason='no meta.cfg')))
+    assert 'trained on: unknown (no meta.cfg)' in unknown
+
+
+def test_plot_is_a_png(tmp_path):
+    import cv2
+    import numpy as np
+
+    from projects.ccformer.evaluation.robustness_report import plot_report
+
+    path = plot_report(_report(), str(tmp_path / 'r.png'))
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    image = cv2.imread(path)
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 400
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 3  # bars and text, not a blank canvas
+
+
+def test_trained_on_reads_the_checkpoint_config_without_running_it(tmp_path):
+    import torch
+
+    from projects.ccformer.evaluation.robustness_report import config_text_values, trained_on
+
+    text = (
+        "data_root = 'data/a'\n"
+        "train_dataloader = dict(batch_size=2, dataset=dict(type='NegativeAudioDataset', prob=0.5, "
+        "dataset=dict(type='AVSBenchS4Dataset', data_root='data/train_root', split='train')))\n"
+        'train_cfg = dict(max_epochs=24, val_interval=-1)\n'
+        "evil = __import__('os').system('touch ' + 'PWNED')\n"
+    )
+    values = config_text_values(text)
+    assert values['evil'] is None and values['train_cfg'] == dict(max_epochs=24, val_interval=-1)
+    path = str(tmp_path / 'm.pth')
+    torch.save(dict(state_dict={}, meta=dict(cfg=text, seed=7, experiment_name='e')), path)
+    info = trained_on(path)
+    assert info == dict(
+        known=True,
+        data_root='data/train_root',
+        dataset_type='AVSBenchS4Dataset',
+        split='train',
+        seed=7,
+        max_epochs=24,
+        experiment_name='e',
+    )
+    assert not os.path.exists('PWNED')
+    torch.save(dict(state_dict={}, meta=dict()), path)
+    assert trained_on(path) == dict(known=False, reason='the checkpoint holds no training config (meta.cfg)')

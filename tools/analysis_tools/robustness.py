@@ -2,9 +2,9 @@
 
 Usage::
 
-    python tools/analysis_tools/robustness.py CONFIG CHECKPOINT [--data-root DIR] \\
-        [--conditions original shuffled silence noise offscreen] [--out report.json] [--audio-seed 0] \\
-        [--noise-dbfs -20] [--work-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+    python tools/analysis_tools/robustness.py CONFIG CHECKPOINT [--data-root DIR] [--offscreen-audio DIR] \\
+        [--conditions original shuffled silence noise offscreen offscreen_recorded] [--out report.json] \\
+        [--plot report.png] [--audio-seed 0] [--noise-dbfs -20] [--work-dir DIR] [--cfg-options k=v ...]
 
 The model is built and its checkpoint loaded once; the test set is built once and wrapped per condition in
 ``AudioConditionDataset`` (what ``tools/test.py --audio-condition`` does for one condition):
@@ -14,18 +14,28 @@ The model is built and its checkpoint loaded once; the test set is built once an
 * ``silence`` / ``noise`` / ``offscreen``: nothing on screen sounds, every frame's ground truth is empty;
   ``empty_fp_rate`` (frames with any mask) and ``empty_fp_pixel_rate`` (FPR, pixels) are the figures. Off-screen
   sound needs to know what each clip shows and sounds; when that is unknown (e.g. MS3 without ``clip_kinds.json``)
-  the condition is reported as n/a with the reason.
+  the condition is reported as n/a with the reason;
+* ``offscreen_recorded`` (with ``--offscreen-audio DIR``): every frame is heard through a window of a real
+  recording from DIR (``SoundBank``: sub-folders are kinds; recordings of a kind visible in the clip are left out
+  where both are known); every frame's ground truth is empty.
 
 Combined scores (``docs/robustness.md``): ``G_mIoU = HM(mIoU, 100 - FPR)`` and ``G_F = HM(F, 100 - FPR)``, HM the
 harmonic mean, mIoU / F with the original audio and FPR the mean ``empty_fp_pixel_rate`` of the negative
 conditions; ``G_mIoU_frame`` / ``G_F_frame`` use the mean ``empty_fp_rate`` instead.
 
 The report (``--out``, default ``<work-dir>/robustness.json``) holds every metric of every condition, the combined
-scores and, in words, whether the model stays empty when nothing on screen sounds.
+scores, what the model was tested on and (from the training config kept in the checkpoint) trained on, and, in
+words, whether the model stays empty when nothing on screen sounds. ``--plot`` (default: the report's name with
+``.png``) draws the per-condition share of frames given a mask and the true vs shuffled audio figures.
+
+Output: the runner's log (config, per-condition progress and figures) goes to the log file in the work dir; the
+console gets warnings, one line per condition as it starts, then what was tested, the table and the verdict, last.
+Summarise several reports (seeds) with ``tools/analysis_tools/robustness_summary.py``.
 """
 
 import argparse
 import json
+import logging
 import os
 import os.path as osp
 
@@ -33,15 +43,12 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS
+from projects.ccformer.datasets import SoundBank
+from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS, RECORDED_CONDITION
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
-from projects.ccformer.evaluation.robustness import (
-    check_conditions,
-    evaluate_audio_conditions,
-    format_table,
-    robustness_report,
-)
+from projects.ccformer.evaluation.robustness import check_conditions, evaluate_audio_conditions, robustness_report
+from projects.ccformer.evaluation.robustness_report import format_report, plot_report, tested_on, trained_on
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,9 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--conditions',
         nargs='+',
-        default=list(AUDIO_CONDITIONS),
         choices=AUDIO_CONDITIONS,
-        help='audio conditions to test (default: all)',
+        help=f'audio conditions to test (default: all; {RECORDED_CONDITION} with --offscreen-audio only)',
+    )
+    parser.add_argument(
+        '--offscreen-audio',
+        metavar='DIR',
+        help='folder of real recordings of things not on screen (one sub-folder per kind): adds the condition '
+        f'{RECORDED_CONDITION}, every frame heard through them with an empty ground truth',
     )
     parser.add_argument('--audio-seed', type=int, default=0, help='seed of shuffled / noise / off-screen audio')
     parser.add_argument(
@@ -64,11 +76,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='RMS level of the white noise in dB re full scale (default -20)',
     )
     parser.add_argument('--out', help='JSON report (default <work-dir>/robustness.json)')
+    parser.add_argument('--plot', help='PNG plot of the report (default: the report path with .png)')
     parser.add_argument('--work-dir', help='logs and the report (default work_dirs/<config>/robustness)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (k=v)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.conditions is None:
+        args.conditions = [c for c in AUDIO_CONDITIONS if c != RECORDED_CONDITION or args.offscreen_audio]
+    elif RECORDED_CONDITION in args.conditions and not args.offscreen_audio:
+        parser.error(f'--conditions {RECORDED_CONDITION} needs --offscreen-audio DIR (the recordings)')
+    if args.offscreen_audio and not os.path.isdir(args.offscreen_audio):
+        parser.error(f'--offscreen-audio {args.offscreen_audio}: not a folder')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -93,13 +112,31 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def build_quiet_runner(cfg: Config) -> Runner:
+    """The runner, its console showing warnings only: the config dump and the test loops' progress and metrics go
+    to its log file (at the config's ``log_level``, default INFO)."""
+    level = cfg.get('log_level', 'INFO')
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    for handler in runner.logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.setLevel(level)
+    runner.logger.info(f'Config:\n{cfg.pretty_text}')
+    return runner
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     conditions = check_conditions(args.conditions)
+    bank = SoundBank(args.offscreen_audio) if args.offscreen_audio else None
     cfg = setup_cfg(args)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    results = evaluate_audio_conditions(runner, conditions, seed=args.audio_seed, noise_dbfs=args.noise_dbfs)
+    runner = build_quiet_runner(cfg)
+    progress = print if is_main_process() else None
+    results = evaluate_audio_conditions(
+        runner, conditions, seed=args.audio_seed, noise_dbfs=args.noise_dbfs, sound_bank=bank, progress=progress
+    )
+    clips = next((r['clips'] for c, r in results.items() if c in ('original', 'shuffled') and 'clips' in r), None)
     report = robustness_report(
         results,
         config=args.config,
@@ -107,14 +144,21 @@ def main(argv=None) -> dict:
         data_root=args.data_root,
         audio_seed=args.audio_seed,
         noise_dbfs=args.noise_dbfs,
+        offscreen_audio=args.offscreen_audio,
+        sound_bank=dict(files=len(bank), kinds=list(bank.kinds)) if bank else None,
+        tested_on=tested_on(cfg, clips),
+        trained_on=trained_on(args.checkpoint),
     )
     out = args.out or osp.join(cfg.work_dir, 'robustness.json')
+    plot = args.plot or osp.splitext(out)[0] + '.png'
     if is_main_process():
-        print('\n' + format_table(results, report['combined']) + '\n\n' + report['empty_output']['text'])
-        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        for path in (out, plot):
+            os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         with open(out, 'w') as f:
             json.dump(report, f, indent=2)
-        print(f'report written to {out}')
+        plot_report(report, plot)
+        files = dict(report=out, plot=plot, log=runner.logger.log_file)
+        print('\n' + format_report(report, files))
     return report
 
 

@@ -1,12 +1,13 @@
 """AVSBench datasets, clip transforms, the VGGish audio front end and the toy data generator.
 
 The datasets and transforms need the OpenMMLab stack; without it (``projects.ccformer.OPENMMLAB_MISSING``) only the
-audio front end, the palettes and the toy generator are imported.
+audio front end, the sound bank, the palettes and the toy generator are imported.
 """
 
 from .. import OPENMMLAB_MISSING
 from .audio import load_logmel_pkl, load_wav, waveform_to_logmel
 from .palette import BINARY_CLASSES, BINARY_PALETTE, voc_palette
+from .sound_bank import SoundBank
 from .toy import generate_toy_avsbench
 
 if OPENMMLAB_MISSING is None:
@@ -39,6 +40,7 @@ __all__ = [
     'BINARY_CLASSES',
     'BINARY_PALETTE',
     'generate_toy_avsbench',
+    'SoundBank',
     'SeededIndex',
     'SeededSampler',
 ]

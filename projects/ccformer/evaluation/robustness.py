@@ -17,12 +17,17 @@ conditions' mean ``empty_fp_pixel_rate`` (``G_mIoU``, ``G_F``) or mean ``empty_f
 
 import copy
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 
-from ..datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS, NEGATIVE_CONDITIONS
+from ..datasets.audio_conditions import (
+    AUDIO_CONDITIONS,
+    EMPTY_GT_CONDITIONS,
+    EVAL_NOISE_DBFS,
+    RECORDED_CONDITION,
+)
 
 #: What the table calls each condition.
 CONDITION_NAMES = dict(
@@ -31,10 +36,11 @@ CONDITION_NAMES = dict(
     silence='silence',
     noise='noise',
     offscreen='off-screen sound',
+    offscreen_recorded='off-screen recordings',
 )
 #: The project's goals for empty output (percent of frames with any mask, at most): frames whose ground truth is
 #: empty with the true audio (``original``), and every frame under each negative condition.
-EMPTY_GOALS = dict(original=20.0, silence=5.0, noise=10.0, offscreen=20.0)
+EMPTY_GOALS = dict(original=20.0, silence=5.0, noise=10.0, offscreen=20.0, offscreen_recorded=20.0)
 #: (combined key, positive metric key, negative metric key)
 COMBINED = (
     ('G_mIoU', 'mIoU', 'empty_fp_pixel_rate'),
@@ -44,19 +50,27 @@ COMBINED = (
 )
 
 
-def audio_condition_dataset(dataset, condition: str, seed: int = 0, noise_dbfs: float = EVAL_NOISE_DBFS):
+def audio_condition_dataset(
+    dataset, condition: str, seed: int = 0, noise_dbfs: float = EVAL_NOISE_DBFS, sound_bank=None
+):
     """``dataset`` (config dict or instance) heard under ``condition``: itself for ``original``, else an
-    ``AudioConditionDataset`` config wrapping it."""
+    ``AudioConditionDataset`` config wrapping it. ``sound_bank`` (a folder, a dict of ``SoundBank`` arguments or a
+    bank) is the recordings of ``offscreen_recorded`` and is needed there only."""
     if condition not in AUDIO_CONDITIONS:
         raise ValueError(f'audio condition {condition!r} is unknown; use one of {AUDIO_CONDITIONS}')
+    if condition == RECORDED_CONDITION and sound_bank is None:
+        raise ValueError(f'audio condition {condition} needs a folder of recordings: --offscreen-audio DIR')
     if condition == 'original':
         return dataset
-    return dict(
+    cfg = dict(
         type='AudioConditionDataset', dataset=dataset, condition=condition, seed=int(seed), noise_dbfs=float(noise_dbfs)
     )
+    if condition == RECORDED_CONDITION:
+        cfg['sound_bank'] = sound_bank
+    return cfg
 
 
-def _metric(metrics: dict, key: str) -> Optional[float]:
+def find_metric(metrics: dict, key: str) -> Optional[float]:
     """``metrics[key]``, also under an evaluator prefix (``prefix/key``); None when absent."""
     if key in metrics:
         return float(metrics[key])
@@ -74,19 +88,25 @@ def combined_scores(results: Dict[str, dict]) -> dict:
 
     Returns:
         dict with ``negative_conditions`` (those measured), ``FPR`` (their mean ``empty_fp_pixel_rate``),
-        ``frame_FPR`` (their mean ``empty_fp_rate``) and ``G_mIoU``, ``G_F``, ``G_mIoU_frame``, ``G_F_frame``
-        (:data:`COMBINED`); a value is None when what it needs was not measured.
+        ``frame_FPR`` (their mean ``empty_fp_rate``), ``G_mIoU``, ``G_F``, ``G_mIoU_frame``, ``G_F_frame``
+        (:data:`COMBINED`) and ``mIoU_gap`` / ``Fscore_gap`` (true minus shuffled audio); a value is None when
+        what it needs was not measured.
     """
     original = results.get('original', {}).get('metrics')
-    negative = [c for c in NEGATIVE_CONDITIONS if results.get(c, {}).get('metrics')]
+    shuffled = results.get('shuffled', {}).get('metrics')
+    negative = [c for c in EMPTY_GT_CONDITIONS if results.get(c, {}).get('metrics')]
     out = dict(negative_conditions=negative)
     for name, key in (('FPR', 'empty_fp_pixel_rate'), ('frame_FPR', 'empty_fp_rate')):
-        values = [_metric(results[c]['metrics'], key) for c in negative]
+        values = [find_metric(results[c]['metrics'], key) for c in negative]
         out[name] = float(np.mean(values)) if values and None not in values else None
     for name, pos_key, neg_key in COMBINED:
-        positive = _metric(original, pos_key) if original else None
+        positive = find_metric(original, pos_key) if original else None
         fpr = out['FPR' if neg_key == 'empty_fp_pixel_rate' else 'frame_FPR']
         out[name] = None if positive is None or fpr is None else harmonic_mean(positive, 100 - fpr)
+    for key in ('mIoU', 'Fscore'):
+        true = find_metric(original, key) if original else None
+        other = find_metric(shuffled, key) if shuffled else None
+        out[f'{key}_gap'] = None if true is None or other is None else true - other
     return out
 
 
@@ -104,27 +124,43 @@ def _test_loop(runner, dataset):
 
 
 def evaluate_audio_conditions(
-    runner, conditions: Sequence[str] = AUDIO_CONDITIONS, seed: int = 0, noise_dbfs: float = EVAL_NOISE_DBFS
+    runner,
+    conditions: Sequence[str] = AUDIO_CONDITIONS,
+    seed: int = 0,
+    noise_dbfs: float = EVAL_NOISE_DBFS,
+    sound_bank=None,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, dict]:
     """Test ``runner``'s model on its test set under each audio condition, in one process.
 
     What ``Runner.test()`` does, with one test loop per condition between one ``before_run`` (then the checkpoint,
     ``load_from``, is loaded) and one ``after_run`` (which closes the visualizer). The test dataset is built once
     and wrapped per condition. ``offscreen`` is reported as not available, with the reason, when the clips' kinds
-    are unknown (:func:`~projects.ccformer.datasets.audio_conditions.dataset_clip_kinds`).
+    are unknown (:func:`~projects.ccformer.datasets.audio_conditions.dataset_clip_kinds`). Each condition's
+    figures are logged on a line naming it (``audio condition <name>: ...``).
 
     Args:
         runner: an mmengine ``Runner`` built from the test config (``load_from`` = the checkpoint).
         conditions: names from ``AUDIO_CONDITIONS``.
-        seed, noise_dbfs: see :class:`~projects.ccformer.datasets.AudioConditionDataset`.
+        seed, noise_dbfs, sound_bank: see :class:`~projects.ccformer.datasets.AudioConditionDataset`;
+            ``sound_bank`` (needed by ``offscreen_recorded`` only) is built once.
+        progress: called with a line of text before each condition is tested (e.g. ``print``).
 
     Returns:
-        ``{condition: {'status': 'ok', 'ground_truth': 'kept' | 'empty', 'metrics': {...}}}``, or
+        ``{condition: {'status': 'ok', 'ground_truth': 'kept' | 'empty', 'clips': int, 'metrics': {...}}}``, or
         ``{'status': 'n/a', 'reason': str}`` for an off-screen condition that cannot be built.
     """
     from mmseg.registry import DATASETS
 
+    from ..datasets.audio_conditions.evaluation import build_sound_bank
+
     conditions = check_conditions(conditions)
+    if RECORDED_CONDITION in conditions:
+        if sound_bank is None:
+            raise ValueError(
+                f'audio condition {RECORDED_CONDITION} needs a folder of recordings: --offscreen-audio DIR'
+            )
+        sound_bank = build_sound_bank(sound_bank)
     base = DATASETS.build(copy.deepcopy(runner.cfg.test_dataloader.dataset))
     results: Dict[str, dict] = {}
     runner.call_hook('before_run')
@@ -132,8 +168,9 @@ def evaluate_audio_conditions(
     try:
         for condition in conditions:
             try:
+                bank = sound_bank if condition == RECORDED_CONDITION else None
                 dataset = (
-                    DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs))
+                    DATASETS.build(audio_condition_dataset(base, condition, seed, noise_dbfs, bank))
                     if condition != 'original'
                     else base
                 )
@@ -143,15 +180,20 @@ def evaluate_audio_conditions(
                 print_log(f'audio condition offscreen: n/a ({err})', logger='current', level=logging.WARNING)
                 results[condition] = dict(status='n/a', reason=str(err))
                 continue
-            print_log(f'audio condition {condition}: testing {len(dataset)} clips', logger='current')
+            line = f'audio condition {condition} ({CONDITION_NAMES[condition]}): testing {len(dataset)} clips'
+            print_log(line, logger='current')
+            if progress is not None:
+                progress(line)
             # the runner's test loop is what its hooks and log processor read (runner.test_loop / test_dataloader)
             runner._test_loop = _test_loop(runner, dataset)
             metrics = runner.test_loop.run()
             results[condition] = dict(
                 status='ok',
-                ground_truth='empty' if condition in NEGATIVE_CONDITIONS else 'kept',
+                ground_truth='empty' if condition in EMPTY_GT_CONDITIONS else 'kept',
+                clips=len(dataset),
                 metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number))},
             )
+            print_log(f'audio condition {condition_line(condition, results[condition])}', logger='current')
     finally:
         runner.call_hook('after_run')
     return results
@@ -159,6 +201,25 @@ def evaluate_audio_conditions(
 
 def _fmt(value: Optional[float], digits: int = 1) -> str:
     return 'n/a' if value is None else f'{value:.{digits}f}'
+
+
+def condition_line(condition: str, res: dict) -> str:
+    """One condition's figures in words, labelled with the condition; no mIoU / F where the ground truth is empty."""
+    name = f'{condition} ({CONDITION_NAMES.get(condition, condition)})'
+    if res.get('status') != 'ok':
+        return f'{name}: not measured ({res.get("reason", "")})'
+    m = res['metrics']
+    num_empty = find_metric(m, 'num_empty_frames')
+    masked = (
+        f'{_fmt(find_metric(m, "empty_fp_rate"))}% of them with a mask, pixel FPR '
+        f'{_fmt(find_metric(m, "empty_fp_pixel_rate"), 2)}%'
+        if num_empty
+        else 'none to judge'
+    )
+    frames = f'{int(num_empty or 0)} empty-ground-truth frames, {masked}'
+    if condition in EMPTY_GT_CONDITIONS:
+        return f'{name}: ground truth empty (mIoU and F not defined); {frames}'
+    return f'{name}: mIoU {_fmt(find_metric(m, "mIoU"))}, F {_fmt(find_metric(m, "Fscore"))}; {frames}'
 
 
 def format_table(results: Dict[str, dict], combined: Optional[dict] = None) -> str:
@@ -178,22 +239,27 @@ def format_table(results: Dict[str, dict], combined: Optional[dict] = None) -> s
             lines.append(f'| {name} | | n/a | n/a | n/a | n/a | n/a ({res.get("reason", "")}) |')
             continue
         m = res['metrics']
-        negative = condition in NEGATIVE_CONDITIONS
-        num_empty = _metric(m, 'num_empty_frames')
+        negative = condition in EMPTY_GT_CONDITIONS
+        num_empty = find_metric(m, 'num_empty_frames')
         cells = [
             name,
             'empty' if negative else 'kept',
-            '-' if negative else _fmt(_metric(m, 'mIoU')),
-            '-' if negative else _fmt(_metric(m, 'Fscore')),
+            '-' if negative else _fmt(find_metric(m, 'mIoU')),
+            '-' if negative else _fmt(find_metric(m, 'Fscore')),
             'n/a' if num_empty is None else str(int(num_empty)),
-            _fmt(_metric(m, 'empty_fp_rate')),
-            _fmt(_metric(m, 'empty_fp_pixel_rate'), 2),
+            _fmt(find_metric(m, 'empty_fp_rate')),
+            _fmt(find_metric(m, 'empty_fp_pixel_rate'), 2),
         ]
         lines.append('| ' + ' | '.join(cells) + ' |')
     if combined is not None:
         used = ', '.join(combined['negative_conditions']) or 'none'
+        lines.append('')
+        if combined.get('mIoU_gap') is not None:
+            lines.append(
+                f'Listening (true - shuffled audio): mIoU gap {_fmt(combined["mIoU_gap"])}, F gap '
+                f'{_fmt(combined.get("Fscore_gap"))}.'
+            )
         lines += [
-            '',
             f'Combined (negative conditions: {used}; FPR {_fmt(combined["FPR"], 2)}, frame FPR '
             f'{_fmt(combined["frame_FPR"])}): G-mIoU {_fmt(combined["G_mIoU"])}, G-F '
             f'{_fmt(combined["G_F"])}; frame-level G-mIoU {_fmt(combined["G_mIoU_frame"])}, G-F '
@@ -217,10 +283,10 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
     counts: Dict[str, int] = {}
     for condition in EMPTY_GOALS:
         m = results.get(condition, {}).get('metrics')
-        if not m or not _metric(m, 'num_empty_frames'):
+        if not m or not find_metric(m, 'num_empty_frames'):
             continue
-        masked[condition] = _metric(m, 'empty_fp_rate')
-        counts[condition] = int(_metric(m, 'num_empty_frames'))
+        masked[condition] = find_metric(m, 'empty_fp_rate')
+        counts[condition] = int(find_metric(m, 'num_empty_frames'))
     sentences: List[str] = []
     if 'original' in masked:
         rate, num = masked['original'], counts['original']
@@ -228,11 +294,11 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
             f'With the true audio the model stays empty on {100 - rate:.1f}% of the {num} silent or '
             f'off-screen frames (a mask on {round(rate * num / 100)} of them).'
         )
-    negative = [c for c in NEGATIVE_CONDITIONS if c in masked]
+    negative = [c for c in EMPTY_GT_CONDITIONS if c in masked]
     if negative:
         listing = ', '.join(f'{masked[c]:.1f}% with {CONDITION_NAMES[c]}' for c in negative)
         sentences.append(f'With negative audio (nothing on screen sounds) it puts a mask on {listing}.')
-    for c in NEGATIVE_CONDITIONS:
+    for c in EMPTY_GT_CONDITIONS:
         if results.get(c, {}).get('status') == 'n/a':
             sentences.append(f'{CONDITION_NAMES[c].capitalize()}: not measured ({results[c]["reason"]}).')
     failed = [c for c in masked if masked[c] > EMPTY_GOALS[c]]
@@ -246,9 +312,9 @@ def empty_output_summary(results: Dict[str, dict]) -> dict:
             f'of frames may get a mask: {goals}).',
         )
     original = results.get('original', {}).get('metrics')
-    if original and _metric(original, 'mIoU') is not None and _metric(original, 'Fscore') is not None:
+    if original and find_metric(original, 'mIoU') is not None and find_metric(original, 'Fscore') is not None:
         # staying empty is only worth something next to segmenting what does sound
-        miou, f_score = _metric(original, 'mIoU'), _metric(original, 'Fscore')
+        miou, f_score = find_metric(original, 'mIoU'), find_metric(original, 'Fscore')
         sentences.append(
             f'Where something on screen sounds (true audio) it scores mIoU {miou:.1f}, F {f_score:.1f}'
             + (': it segments nothing there either.' if f_score == 0 else '.')
