@@ -46,17 +46,24 @@ def test_test_py_tta_runs_the_flip_tta(toy_s4_root, tmp_path):
     assert "type='AVSTTAModel'" in log  # the config the runner built: the model wrapped in the flip TTA
 
 
+def _readme_section(title: str) -> str:
+    with open(osp.join(ROOT, 'README.md')) as fh:
+        text = fh.read()
+    assert f'### {title}\n' in text, f'README.md has no section "{title}"'
+    return re.split(r'\n#{2,3} ', text.split(f'### {title}\n', 1)[1], maxsplit=1)[0]
+
+
 def test_tensorboard_backend_writes_events(toy_s4_root, tmp_path):
-    """A config of one's own adds TensorboardVisBackend next to the local one (README "Logging to TensorBoard"); a
-    short training run writes TensorBoard event files with the loss and the validation mIoU."""
+    """The config of one's own that README "Logging to TensorBoard" shows (TensorboardVisBackend next to the local
+    one), run as written: a short training run writes TensorBoard event files with the loss and the validation
+    mIoU."""
     pytest.importorskip('tensorboard', reason='TensorBoard is optional: pip install -r requirements/optional.txt')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    user_cfg = tmp_path / 'my_config.py'
-    user_cfg.write_text(
-        f'_base_ = [{CONFIG!r}]\n'
-        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])\n"
-    )
+    snippet = re.search(r'```python\n(.*?)```', _readme_section('Logging to TensorBoard'), re.S).group(1)
+    assert "'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'" in snippet
+    user_cfg = tmp_path / 'my_config.py'  # the README's path is relative to the repository, as the user's file is
+    user_cfg.write_text(snippet.replace("'configs/", repr(osp.join(ROOT, 'configs', ''))[:-1]))
     work = tmp_path / 'work'
     opts = [
         'train_cfg.max_epochs=1',
@@ -78,6 +85,7 @@ def test_tensorboard_backend_writes_events(toy_s4_root, tmp_path):
 
 def test_one_flag_swaps_in_tensorboard():
     """The one-flag form of the README: ``--cfg-options visualizer.vis_backends.0.type=TensorboardVisBackend``."""
+    key, value = re.search(r'--cfg-options (visualizer\.\S+)=(\w+)', _readme_section('Logging to TensorBoard')).groups()
     cfg = Config.fromfile(CONFIG)
-    cfg.merge_from_dict({'visualizer.vis_backends.0.type': 'TensorboardVisBackend'})
+    cfg.merge_from_dict({key: value})
     assert [b['type'] for b in cfg.visualizer.vis_backends] == ['TensorboardVisBackend']

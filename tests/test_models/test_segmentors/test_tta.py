@@ -1,10 +1,12 @@
 """AVSTTAModel, the flip test-time augmentation of ``tools/test.py --tta``, on clips of T frames with the binary
 (S4, T = 5) and the semantic (AVSS, T = 10, 71 classes) heads of the tiny configs."""
 
+import glob
 import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
 from projects.ccformer.apis import init_avs_model
@@ -123,3 +125,18 @@ def test_every_view_flipped_is_refused(case):
     data = {key: value[1:] for key, value in data.items()}  # the mirrored view only
     with pytest.raises(ValueError, match='one unflipped view'):
         tta.test_step(data)
+
+
+ALL_CONFIGS = sorted(c for c in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) if '_base_' not in c)
+
+
+@pytest.mark.parametrize('config', ALL_CONFIGS, ids=[osp.relpath(c, ROOT) for c in ALL_CONFIGS])
+def test_every_config_defines_the_flip_tta(config):
+    """``--tta`` works on every config: the model wrapper and a pipeline of the plain and the mirrored clip."""
+    cfg = Config.fromfile(config)
+    assert cfg.tta_model.type == 'AVSTTAModel'
+    assert cfg.tta_pipeline[:-1] == cfg.test_pipeline[:-1]  # the test pipeline's loading, resize, annotations
+    tta = cfg.tta_pipeline[-1]
+    assert tta.type == 'TestTimeAug'
+    flips = [view.transforms[0].prob for view in tta.transforms[0]]
+    assert flips == [0.0, 1.0] and tta.transforms[-1] == [dict(type='PackAVSInputs')]
