@@ -155,9 +155,7 @@ def test_inference_model_on_a_clip_folder_and_a_list(s4_ckpt, clip_folder, video
     ours = inference_avs_model(model, clip['frame_paths'], clip['audio_path'], return_datasample=True)
     torch.testing.assert_close(sample.seg_logits.data, ours.seg_logits.data)
     assert sample.metainfo['video_id'] == clip['video_id']
-    assert [osp.basename(p) for p in sample.metainfo['frame_paths']] == [
-        osp.basename(p) for p in clip['frame_paths']
-    ]
+    assert [osp.basename(p) for p in sample.metainfo['frame_paths']] == [osp.basename(p) for p in clip['frame_paths']]
     both = inference_model(model, [folder, video])
     assert isinstance(both, list) and len(both) == 2
     torch.testing.assert_close(both[0].seg_logits.data, sample.seg_logits.data)

@@ -74,7 +74,8 @@ def count_params(model: nn.Module) -> Dict[str, int]:
 
 def analyse(config: str, shape=None, frames: int = None, cfg_options: dict = None) -> Dict[str, Any]:
     """Build the model of ``config`` (no pretrained weights) and count parameters and FLOPs of one clip of
-    ``frames`` frames of ``shape`` ``(h, w)`` (None: the config's, :func:`config_input_size` / :func:`config_num_frames`).
+    ``frames`` frames of ``shape`` ``(h, w)`` (None: the config's, :func:`config_input_size` /
+    :func:`config_num_frames`).
     """
     from mmseg.registry import MODELS
 

@@ -3,11 +3,12 @@
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out model.onnx [--shape H W]
 
 The graph is the model's tensor core: normalised frames ``frames (N, T, 3, H, W)`` and log-mel audio
-``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)``, N dynamic, T and the frame size fixed (the config's, ``projects.ccformer.utils.config_input_size``:
-224 x 224 for the AVSBench configs, 64 x 64 for the tiny ones; ``--shape`` overrides it); the deformable
-attention runs its PyTorch path (``grid_sample``). The pre- and post-processing parameters go into the file's
-metadata, so ``demo/video_demo.py VIDEO --backend onnxruntime --onnx model.onnx`` and
-``projects.ccformer.deployment.ORTSegmentor`` need no config. After writing, the file is run with ONNX Runtime on
+``audio (N, T, 1, 96, 64)`` -> ``logits (N, T, K, H, W)``, N dynamic, T and the frame size fixed (the config's,
+``projects.ccformer.utils.config_input_size``: 224 x 224 for the AVSBench configs, 64 x 64 for the tiny ones;
+``--shape`` overrides it); the deformable attention runs its PyTorch path (``grid_sample``). The pre- and
+post-processing parameters go into the file's metadata, so
+``demo/video_demo.py VIDEO --backend onnxruntime --onnx model.onnx`` and ``projects.ccformer.deployment.ORTSegmentor``
+need no config. After writing, the file is run with ONNX Runtime on
 random inputs of 1 and 2 clips (``--verify-batch-sizes``) next to the PyTorch model and the largest difference of the
 logits is printed; the exit status is 1 when it exceeds ``--atol`` or a mask differs on more than ``--min-agreement``
 of the pixels. See ``docs/deployment.md``.

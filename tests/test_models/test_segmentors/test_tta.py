@@ -48,7 +48,8 @@ def _views(model, clips):
 
 
 def _plain(model, clips):
-    return model.test_step(pseudo_collate([Compose(model.cfg.test_dataloader.dataset.pipeline)(dict(c)) for c in clips]))
+    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+    return model.test_step(pseudo_collate([pipeline(dict(c)) for c in clips]))
 
 
 def _logits(model, clip, flip: bool):
