@@ -43,6 +43,8 @@ setup(
         'tests': read_requirements('tests'),
         'mim': read_requirements('mminstall'),
         'deploy': read_requirements('deploy'),
+        'tensorboard': read_requirements('optional'),
+        'demo': read_requirements('demo'),
     },
     classifiers=[
         'Programming Language :: Python :: 3',

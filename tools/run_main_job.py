@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from projects.ccformer.datasets.toy_video import make_toy_video, toy_test_clips
 from projects.ccformer.evaluation.robustness import format_table
 from projects.ccformer.utils.atomic import write_text
 
@@ -186,37 +187,6 @@ def best_checkpoint(work_dir: str) -> str:
     raise FileNotFoundError(f'no checkpoint in {work_dir}')
 
 
-def toy_test_clips(data_root: str, num_clips: Optional[int] = None) -> List[dict]:
-    """The first ``num_clips`` clips of the toy test split, as ``AVSBenchS4Dataset`` lists them (frame, mask and
-    wav paths)."""
-    from projects.ccformer.datasets import AVSBenchS4Dataset
-
-    dataset = AVSBenchS4Dataset(data_root=data_root, split='test', audio_source='wav', pipeline=[])
-    return [dataset.get_data_info(i) for i in range(len(dataset) if num_clips is None else num_clips)]
-
-
-def make_demo_video(data_root: str, out_path: str, num_clips: int = 2, video_fps: int = 8) -> List[str]:
-    """An mp4 (H.264 + AAC via PyAV) of toy test clips: each frame held for 1 s, with the clips' audio.
-
-    Returns:
-        The video ids used, in order.
-    """
-    import cv2
-    import soundfile as sf
-
-    from projects.ccformer.datasets.video import write_video
-
-    frames, audio, ids = [], [], []
-    for clip in toy_test_clips(data_root, num_clips):
-        ids.append(clip['video_id'])
-        frames += [cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB) for path in clip['frame_paths']]
-        wav, rate = sf.read(clip['audio_path'], dtype='float32')
-        wav = wav[: 5 * rate] if wav.ndim == 1 else wav[: 5 * rate].mean(1)
-        audio.append(np.pad(wav, (0, 5 * rate - len(wav))))
-    write_video(out_path, frames, video_fps, np.concatenate(audio), sample_rate=rate, repeat=video_fps, crf=12)
-    return ids
-
-
 def demo_iou(data_root: str, ids: List[str], mask_dir: str, stem: str) -> Optional[float]:
     """Mean per-frame IoU (official per-frame rule, ``evaluation.functional.frame_iou``: empty GT scores the
     background accuracy) of the demo masks against the toy test masks, in percent."""
@@ -318,7 +288,7 @@ def main(argv=None) -> Dict:
     demo_dir = osp.join(work, 'video_demo')
     os.makedirs(demo_dir, exist_ok=True)
     video = osp.join(demo_dir, 'toy_demo.mp4')
-    ids = make_demo_video(data_root, video)
+    ids = make_toy_video(data_root, video)
     timings['video_demo'] = run(
         [
             py,

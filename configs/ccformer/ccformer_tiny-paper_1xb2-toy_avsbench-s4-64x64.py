@@ -20,11 +20,12 @@ train_pipeline = [
     dict(type='PackAVSInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSFrames', num_frames=5, input_size=(64, 64)),  # a video / clip folder (img_path): 64 x 64
     dict(type='LoadAVSAudio', pad_mode='repeat'),
     dict(type='LoadAVSMasks', label_type='binary'),
     dict(type='PackAVSInputs'),
 ]
+tta_pipeline = test_pipeline[:-1] + _base_.tta_pipeline[-1:]  # flip TTA (tools/test.py --tta)
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,

@@ -16,12 +16,13 @@ train_pipeline = [
     dict(type='PackAVSInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSFrames', num_frames=10),
     dict(type='LoadAVSMasks', label_type='palette'),
     dict(type='AVSSResize', size=64, mode='resize'),
     dict(type='LoadAVSAudio', pad_mode='zeros'),
     dict(type='PackAVSInputs'),
 ]
+tta_pipeline = test_pipeline[:-1] + _base_.tta_pipeline[-1:]  # flip TTA (tools/test.py --tta)
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,

@@ -79,6 +79,10 @@ def expected_changes(name: str) -> dict:
       writes complete files only and removes an old checkpoint after its successor is saved; same arguments);
     * tiny S4 / MS3 configs: ``crop_size = (64, 64)``, the frame size the tools (video demo, ONNX export, FLOPs)
       read from the config; nothing in training or testing reads it.
+    * every config: ``LoadAVSFrames`` of the test pipeline (also the val / test loaders') takes ``num_frames`` and,
+      where no ``AVSSResize`` follows, ``input_size``: what ``mmseg.apis.inference_model`` needs to load a clip given as
+      ``img_path`` (a video file or a clip folder; dataset clips load as before); ``tta_model`` / ``tta_pipeline``
+      (flip test-time augmentation for ``tools/test.py --tta``) are new.
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -105,6 +109,16 @@ def expected_changes(name: str) -> dict:
     if 'r50-coco' in name:
         changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
         changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
+    loader = dict(num_frames=10 if 'avss' in name else 5)
+    if 'avss' not in name:
+        loader['input_size'] = {'__tuple__': [64, 64] if '_tiny' in name else [224, 224]}
+    for key in ('test_pipeline[0]', 'val_dataloader.dataset.pipeline[0]', 'test_dataloader.dataset.pipeline[0]'):
+        changes.update({f'{key}.{k}': (MISSING, v) for k, v in loader.items()})
+    test_pipeline = REFERENCE_CONFIGS[NEW_CONFIGS.get(name, name)]['test_pipeline']
+    views = [dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=p)]) for p in (0.0, 1.0)]
+    flip_tta = dict(type='TestTimeAug', transforms=[views, [dict(type='PackAVSInputs')]])
+    changes['tta_model'] = (MISSING, dict(type='AVSTTAModel'))
+    changes['tta_pipeline'] = (MISSING, [dict(test_pipeline[0], **loader)] + test_pipeline[1:-1] + [flip_tta])
     return changes
 
 

@@ -189,8 +189,11 @@ def test_audio_pkl_errors(tmp_path):
         LoadAVSAudio()(dict(audio_path=str(p), num_frames=5))
     with pytest.raises(FileNotFoundError, match='missing.pkl'):
         LoadAVSAudio()(dict(audio_path=str(tmp_path / 'missing.pkl'), num_frames=5))
-    with pytest.raises(ValueError, match='a.mp3'):
+    with pytest.raises(FileNotFoundError, match='a.mp3'):
         LoadAVSAudio()(dict(audio_path=str(tmp_path / 'a.mp3'), num_frames=5))
+    (tmp_path / 'b.mp3').write_text('not a sound file')  # other extensions are decoded with PyAV
+    with pytest.raises(ValueError, match='b.mp3'):
+        LoadAVSAudio()(dict(audio_path=str(tmp_path / 'b.mp3'), num_frames=5))
     # a 3-example pkl is padded by repeating the last example
     q = tmp_path / 'three.pkl'
     t = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 96, 64).contiguous()

@@ -1,16 +1,39 @@
-"""Self-check of the installed stack: fails loudly when something CCFormer needs is broken.
+"""Self-check of the installed stack: prints its versions and fails loudly when something CCFormer needs is broken.
 
-Checks that mmcv's compiled extension (``mmcv._ext``) is importable, that a
-``MultiScaleDeformableAttention`` forward and backward run (on CPU, and on CUDA with the compiled kernel when a GPU
-is present, where it must match the PyTorch path), that mmseg/mmdet import (their mmcv version asserts), and that
-``projects.ccformer`` registers its modules.
+Prints the environment as mmseg's ``collect_env`` reports it (mmengine's: Python, CUDA / GPUs, GCC, PyTorch,
+TorchVision, OpenCV, MMEngine; and MMSegmentation) and the versions of the other packages the project uses
+(``not installed`` for the optional ones that are absent). Then checks that mmcv's compiled extension
+(``mmcv._ext``) is importable, that a ``MultiScaleDeformableAttention`` forward and backward run (on CPU, and on
+CUDA with the compiled kernel when a GPU is present, where it must match the PyTorch path), that mmseg/mmdet import
+(their mmcv version asserts), and that ``projects.ccformer`` registers its modules.
 
-Usage: ``python tools/misc/check_env.py [--quiet]``; exit status 1 with a message on failure.
+Usage: ``python tools/misc/check_env.py [--quiet] [--verbose]``; exit status 1 with a message on failure.
 """
 
 import argparse
+import importlib.metadata as metadata
+import os.path as osp
+import subprocess
 import sys
 import traceback
+from collections import OrderedDict
+from typing import Dict
+
+# distributions whose versions are printed next to collect_env's (the optional ones last)
+PACKAGES = (
+    'mmcv',
+    'mmdet',
+    'ccformer',
+    'timm',
+    'numpy',
+    'av',
+    'soundfile',
+    'resampy',
+    'onnx',
+    'onnxruntime',
+    'tensorboard',
+    'gradio',
+)
 
 
 def check_ext() -> str:
@@ -68,11 +91,60 @@ def check_openmmlab() -> str:
     return f'mmengine {mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, CCFormer registered'
 
 
+def collect_versions(verbose: bool = False) -> Dict[str, str]:
+    """mmseg's ``collect_env`` (mmengine's when mmseg does not import) and the versions of :data:`PACKAGES`.
+
+    ``PyTorch compiling details`` (torch's long build configuration) only with ``verbose``.
+    """
+    try:
+        import mmseg
+        from mmseg.utils import collect_env
+    except Exception as exc:  # noqa: BLE001  (a broken mmseg still gets its versions printed)
+        from mmengine.utils.dl_utils import collect_env
+
+        env = OrderedDict(collect_env())
+        env['MMSegmentation'] = f'import failed: {exc}'
+    else:
+        env = OrderedDict(collect_env())
+        env['MMSegmentation'] = mmseg.__version__  # collect_env appends the git hash of the working directory
+    if not verbose:
+        env.pop('PyTorch compiling details', None)
+    for name in PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = 'not installed'
+    commit = _git_commit()
+    if commit and env['ccformer'] != 'not installed':
+        env['ccformer'] += f' (git {commit})'
+    return env
+
+
+def _git_commit() -> str:
+    """Short commit of this checkout ('' outside a git work tree)."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    try:
+        out = subprocess.run(['git', '-C', root, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True)
+    except OSError:
+        return ''
+    return out.stdout.strip() if out.returncode == 0 else ''
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quiet', action='store_true', help='print nothing when every check passes')
+    parser.add_argument('--verbose', action='store_true', help='also print how PyTorch was built')
     args = parser.parse_args()
     import torch
+
+    if not args.quiet:
+        try:
+            versions = collect_versions(args.verbose)
+        except Exception as exc:  # noqa: BLE001  (no mmengine: the checks below say what is missing)
+            versions = {'versions': f'cannot be collected ({exc})'}
+        for key, value in versions.items():
+            print(f'{key}: {value}')
+        print()
 
     checks = [check_ext, lambda: check_msda('cpu'), check_openmmlab]
     if torch.cuda.is_available():

@@ -13,11 +13,27 @@ train_pipeline = [
     _base_.clip_augment,
     dict(type='PackAVSInputs'),
 ]
+# Also the pipeline of mmseg.apis.inference_model(model, path): LoadAVSFrames loads a video file or a clip folder given
+# as img_path (5 frames, one a second, resized to 224 x 224; dataset clips keep their stored size).
 test_pipeline = [
-    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSFrames', num_frames=5, input_size=(224, 224)),
     dict(type='LoadAVSMasks', label_type='binary'),
     dict(type='LoadAVSAudio', pad_mode='repeat'),
     dict(type='PackAVSInputs'),
+]
+# flip test-time augmentation (tools/test.py --tta): each clip and its mirror image, logits averaged (AVSTTAModel)
+tta_model = dict(type='AVSTTAModel')
+tta_pipeline = test_pipeline[:-1] + [
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=0.0)]),
+                dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=1.0)]),
+            ],
+            [dict(type='PackAVSInputs')],
+        ],
+    )
 ]
 
 train_dataloader = dict(

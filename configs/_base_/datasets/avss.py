@@ -16,12 +16,28 @@ train_pipeline = [
     _base_.clip_augment,
     dict(type='PackAVSInputs'),
 ]
+# Also the pipeline of mmseg.apis.inference_model(model, path): LoadAVSFrames loads a video file or a clip folder given
+# as img_path (10 frames, one a second); AVSSResize brings it to 224 x 224.
 test_pipeline = [
-    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSFrames', num_frames=10),
     dict(type='LoadAVSMasks', label_type='palette'),
     dict(type='AVSSResize', size=224, mode='resize'),
     dict(type='LoadAVSAudio', pad_mode='zeros'),
     dict(type='PackAVSInputs'),
+]
+# flip test-time augmentation (tools/test.py --tta): each clip and its mirror image, logits averaged (AVSTTAModel)
+tta_model = dict(type='AVSTTAModel')
+tta_pipeline = test_pipeline[:-1] + [
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=0.0)]),
+                dict(type='ClipConsistentTransform', transforms=[dict(type='RandomFlip', prob=1.0)]),
+            ],
+            [dict(type='PackAVSInputs')],
+        ],
+    )
 ]
 
 train_dataloader = dict(

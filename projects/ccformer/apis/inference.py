@@ -32,14 +32,13 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 
 from ..datasets.video import (
-    AUDIO_RATE,
     frame_audio_examples,
     frame_audio_samples,
     iter_video_frames,
     pad_with_silence,
-    read_video_audio,
     read_video_audio_pcm,
     video_info,
+    video_logmel_examples,
     window_starts,
 )
 from ..utils.config import (
@@ -375,10 +374,7 @@ def audio_to_examples(audio: AudioType, num_frames: int) -> np.ndarray:
         elif ext == '.wav':
             examples = wav_to_logmel(name)
         else:
-            from ..datasets.video import examples_samples
-
-            waveform, _ = pad_with_silence(read_video_audio(name), examples_samples(num_frames), name)
-            examples = waveform_to_logmel(waveform, AUDIO_RATE)
+            examples = video_logmel_examples(name, num_frames)
     elif isinstance(audio, tuple):
         if len(audio) != 2:
             raise ValueError('audio given as a tuple must be (waveform, sample_rate)')

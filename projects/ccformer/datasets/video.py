@@ -5,7 +5,8 @@
   :func:`video_info` - rate, duration, size.
 * :func:`read_video_audio_pcm` / :func:`read_video_audio` - the first audio track as a 16 kHz mono waveform
   (official quantisation), decoded and resampled block by block; :func:`pad_with_silence`,
-  :func:`frame_audio_examples` - one 0.96-s log-mel example per sampled frame.
+  :func:`frame_audio_examples` - one 0.96-s log-mel example per sampled frame;
+  :func:`video_logmel_examples` - the first n examples of a file's sound.
 * :func:`window_starts` - T-frame windows over the sampled frames.
 * :class:`VideoWriter` / :func:`write_video` / :func:`pick_video_codec` - encode RGB frames (and a mono waveform)
   into a video file, frame by frame, written atomically (``utils/atomic.py``).
@@ -353,6 +354,18 @@ def frame_audio_examples(
     return np.stack([e[0] for e in examples])[:, None].astype(np.float32)
 
 
+def video_logmel_examples(path: str, num_examples: int) -> np.ndarray:
+    """The first ``num_examples`` official log-mel examples ``(n, 96, 64)`` of a video's (or audio file's) sound.
+
+    :func:`read_video_audio` (16 kHz, 16-bit like the official wav), padded with silence to ``num_examples``
+    examples (:func:`pad_with_silence`), then the VGGish front end: example k covers ``[0.96 k, 0.96 k + 0.975)`` s.
+    """
+    from projects.ccformer.datasets.audio import waveform_to_logmel
+
+    waveform, _ = pad_with_silence(read_video_audio(path), examples_samples(num_examples), path)
+    return waveform_to_logmel(waveform, AUDIO_RATE)
+
+
 def window_starts(num_items: int, window: int) -> List[int]:
     """Start indices of T-frame windows covering ``num_items`` frames: non-overlapping, the last one aligned to
     the end (it overlaps the previous window when ``num_items`` is not a multiple of T)."""
@@ -564,6 +577,7 @@ __all__ = [
     'frame_audio_samples',
     'pad_with_silence',
     'frame_audio_examples',
+    'video_logmel_examples',
     'window_starts',
     'pick_video_codec',
     'VideoWriter',

@@ -23,7 +23,10 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
        ``size_divisor``, or the fixed ``size``) with ``pad_val`` and the ``(T, H, W)``
        ``gt_sem_seg`` with ``seg_pad_val`` (mmseg's ``stack_batch``); ``img_shape``, ``pad_shape``,
        ``padding_size`` and ``batch_input_shape`` are written to the metainfo;
-    5. stack to ``inputs (N, T, 3, H, W)`` and ``audio (N, T, 1, 96, 64)``.
+    5. stack to ``inputs (N, T, 3, H, W)`` and ``audio (N, T, 1, 96, 64)``. The audio comes from the batch's
+       ``audio`` list, or, when the batch has none (``mmseg.apis.inference_model`` passes only ``inputs`` and
+       ``data_samples``), from the ``audio`` field ``PackAVSInputs`` also puts on each data sample; the field is
+       removed from the samples either way.
 
     Args:
         mean / std: per-channel RGB statistics in 0..255 (default ImageNet).
@@ -96,7 +99,13 @@ class AVSDataPreprocessor(BaseDataPreprocessor):
                 s.set_metainfo(dict(img_shape=tuple(hw), pad_shape=batch_shape, batch_input_shape=batch_shape))
             samples = padded
         out = dict(inputs=inputs, data_samples=samples)
-        if data.get('audio') is not None:
-            audio = data['audio']
+        audio = data.get('audio')
+        sample_audio = [s.audio if 'audio' in s else None for s in samples or []]
+        for s in samples or []:
+            if 'audio' in s:
+                del s.audio
+        if audio is None and sample_audio and all(a is not None for a in sample_audio):
+            audio = sample_audio
+        if audio is not None:
             out['audio'] = (audio if isinstance(audio, torch.Tensor) else torch.stack(list(audio))).float()
         return out

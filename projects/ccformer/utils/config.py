@@ -121,10 +121,30 @@ def pipeline_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
     return sizes[-1] if sizes else None
 
 
+def _as_config(cfg: Any) -> Any:
+    """A config object: ``cfg`` itself, or the config read from it when it is a file path."""
+    if isinstance(cfg, str):
+        from mmengine.config import Config
+
+        return Config.fromfile(cfg)
+    return cfg
+
+
+def _load_frames_option(cfg: Any, key: str) -> Any:
+    """``key`` of the test pipeline's ``LoadAVSFrames`` (the loader ``mmseg.apis.inference_model`` runs), or None."""
+    for t in _walk(config_test_pipeline(cfg)):
+        if str(t.get('type', '')).split('.')[-1] == 'LoadAVSFrames' and t.get(key):
+            return t[key]
+    return None
+
+
 def config_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
     """``(H, W)`` of the frames a config's model runs at, for tools that make their own inputs (the video demo,
-    ``segment_video``, ONNX export, FLOP counts). The first that the config gives of:
+    ``segment_video``, ONNX export, FLOP counts). ``cfg``: a config or its file path. The first that the config
+    gives of:
 
+    0. ``input_size`` of the test pipeline's ``LoadAVSFrames`` (the size ``mmseg.apis.inference_model`` resizes a
+       video to);
     1. the test pipeline's resize (:func:`pipeline_input_size`);
     2. ``model.data_preprocessor.size`` (the fixed size it pads to);
     3. the top-level ``crop_size`` (mmseg's convention: the size the model is trained at);
@@ -132,7 +152,9 @@ def config_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
 
     Returns None when the config gives none of them (the model then takes frames as they come).
     """
-    size = pipeline_input_size(cfg)
+    cfg = _as_config(cfg)
+    loader = _load_frames_option(cfg, 'input_size')
+    size = (int(loader[0]), int(loader[1])) if loader is not None else pipeline_input_size(cfg)
     if size is None:
         pre = config_value(cfg, 'model.data_preprocessor.size')
         crop = cfg.get('crop_size') if _is_mapping(cfg) else None
@@ -152,12 +174,14 @@ def config_input_size(cfg: Any) -> Optional[Tuple[int, int]]:
 
 
 def config_num_frames(cfg: Any, source: str = 'the config') -> int:
-    """Frames per clip T of a config: its top-level ``num_frames``, the test dataset's ``num_frames``, else the
-    ``NUM_FRAMES`` of the test dataset's class (mmseg ``DATASETS``; 5 for S4 / MS3, 10 for AVSS).
+    """Frames per clip T of a config (or its file path): its top-level ``num_frames``, the test dataset's
+    ``num_frames``, the test pipeline's ``LoadAVSFrames`` ``num_frames``, else the ``NUM_FRAMES`` of the test
+    dataset's class (mmseg ``DATASETS``; 5 for S4 / MS3, 10 for AVSS).
 
     Raises:
         ValueError: the config gives no clip length (naming ``source`` and the fix).
     """
+    cfg = _as_config(cfg)
     dataset = config_value(cfg, 'test_dataloader.dataset') or {}
     candidates = [cfg.get('num_frames') if _is_mapping(cfg) else None]
     types = []
@@ -165,6 +189,7 @@ def config_num_frames(cfg: Any, source: str = 'the config') -> int:
         candidates.append(dataset.get('num_frames'))
         types.append(str(dataset.get('type', '')))
         dataset = dataset.get('dataset')
+    candidates.append(_load_frames_option(cfg, 'num_frames'))
     for value in candidates:
         if value:
             return int(value)

@@ -16,7 +16,9 @@ class PackAVSInputs(BaseTransform):
 
     Returns ``dict(inputs=tensor (T, 3, H, W) (uint8 for uint8 frames, BGR), audio=float tensor
     (T, 1, 96, 64), data_samples=SegDataSample)``. The data sample holds
-    ``gt_sem_seg = PixelData(data=LongTensor (T, H, W))`` when ``gt_masks`` is present, and the
+    ``gt_sem_seg = PixelData(data=LongTensor (T, H, W))`` when ``gt_masks`` is present, the audio tensor as its
+    ``audio`` field too (``mmseg.apis.inference_model`` passes on only ``inputs`` and ``data_samples``; the data
+    preprocessor takes it from there when the batch has no ``audio`` and removes it from the samples), and the
     ``meta_keys`` present in ``results`` as metainfo; ``img_path`` is the first frame and
     ``pad_shape`` defaults to ``img_shape``, ``flip`` to False, ``scale_factor`` to (1.0, 1.0).
     """
@@ -50,9 +52,10 @@ class PackAVSInputs(BaseTransform):
         imgs = np.stack(results['imgs'])  # (T, H, W, 3)
         inputs = torch.from_numpy(np.ascontiguousarray(imgs.transpose(0, 3, 1, 2)))
         packed = dict(inputs=inputs)
+        sample = SegDataSample()
         if 'audio' in results:
             packed['audio'] = torch.from_numpy(np.asarray(results['audio'], np.float32))
-        sample = SegDataSample()
+            sample.audio = packed['audio']
         if 'gt_masks' in results:
             masks = torch.from_numpy(np.ascontiguousarray(results['gt_masks']).astype(np.int64))
             sample.gt_sem_seg = PixelData(data=masks)

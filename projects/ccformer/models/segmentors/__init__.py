@@ -1,3 +1,4 @@
 from .ccformer import CCFormer
+from .tta import AVSTTAModel
 
-__all__ = ['CCFormer']
+__all__ = ['CCFormer', 'AVSTTAModel']

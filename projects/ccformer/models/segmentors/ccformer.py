@@ -63,6 +63,8 @@ class CCFormer(BaseSegmentor):
         bcl_loss (dict, optional): ``BiModalContrastiveLoss``; built only when ``use_bcl``.
         use_bcl (bool): add BCL to the training loss ("w/o BCL" ablation when False). Default True.
         train_cfg, test_cfg (dict, optional): unused (kept for mmseg compatibility).
+        pretrained (str, optional): a checkpoint for the visual backbone, as mmseg's ``EncoderDecoder`` takes it
+            (``Pretrained`` ``init_cfg`` of the backbone); ``mmseg.apis.init_model`` passes None.
         data_preprocessor (dict): ``AVSDataPreprocessor``.
         align_corners (bool): for the upsampling of logits. Default False.
         compile_cfg (bool | dict, optional): ``torch.compile`` the encoders + EIM + head (:meth:`_core`) with these
@@ -91,9 +93,12 @@ class CCFormer(BaseSegmentor):
         data_preprocessor: Optional[dict] = None,
         align_corners: bool = False,
         compile_cfg: Union[bool, dict, None] = None,
+        pretrained: Optional[str] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if pretrained is not None:
+            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=pretrained))
         self.backbone = MODELS.build(backbone)
         self.audio_encoder = MODELS.build(audio_encoder)
         self.neck = MODELS.build(neck)
