@@ -40,6 +40,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, pad_examples_repeat, wav_to_logmel
 from .palette import AVSS_NUM_CLASSES, voc_palette
+from .toy_clip import ToyClip
 
 ImgSize = Union[int, Tuple[int, int]]
 
@@ -168,22 +169,6 @@ def _soundtrack(rng: np.random.Generator, schedule: Sequence[Sequence[int]], sil
     return np.clip(np.concatenate(chunks), -1, 1)
 
 
-@dataclass
-class _Clip:
-    """A generated clip: frames, label maps and audio."""
-
-    frames: List[np.ndarray]  # BGR uint8 (h, w, 3)
-    labels: List[np.ndarray]  # uint8 (h, w): 0 = background, else the sounding kind's class index
-    audio: np.ndarray  # 16 kHz float waveform, num_frames seconds
-    target_kinds: List[str]  # kinds that sound on screen in some second
-    visible_kinds: List[str]
-    audible_kinds: List[List[str]]  # per second, on or off screen
-
-    def kinds_entry(self) -> dict:
-        """This clip's entry of ``clip_kinds.json``: the kinds seen, and the kinds heard in each second."""
-        return dict(visible=sorted(self.visible_kinds), audible=[sorted(now) for now in self.audible_kinds])
-
-
 class SyntheticFamily:
     """The synthetic data family: four kinds (a coloured shape each), each heard as its own tone pattern."""
 
@@ -197,12 +182,12 @@ class SyntheticFamily:
     @staticmethod
     def make_clip(
         rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool, split: str
-    ) -> '_Clip':
+    ) -> ToyClip:
         """A clip (:func:`_make_clip`); the same for every split."""
         return _make_clip(rng, num_frames, h, w, multi, allow_empty)
 
 
-def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool) -> _Clip:
+def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool) -> ToyClip:
     """Build a clip with 2-3 visible kinds.
 
     ``multi=False`` (S4, v1s): one visible kind sounds all clip long. ``multi=True`` (MS3, v1m, v2):
@@ -241,7 +226,7 @@ def _make_clip(rng: np.random.Generator, num_frames: int, h: int, w: int, multi:
         labels.append(lab)
     audio = _soundtrack(rng, schedule, silent)
     name = [k.name for k in OBJECT_KINDS]
-    return _Clip(
+    return ToyClip(
         frames,
         labels,
         audio,

@@ -40,6 +40,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .palette import AVSS_NUM_CLASSES
+from .toy_clip import ToyClip
 
 #: The shipped assets of the recorded family.
 ASSETS_ROOT = osp.join(osp.dirname(osp.abspath(__file__)), 'assets', 'recorded')
@@ -252,8 +253,6 @@ class RecordedFamily:
         self, rng: np.random.Generator, num_frames: int, h: int, w: int, multi: bool, allow_empty: bool, split: str
     ):
         """A clip of 2-3 visible animals; ``multi`` and ``allow_empty`` as in the synthetic family."""
-        from .toy import _Clip
-
         n_vis = int(rng.integers(2, 4))
         order = [self.kinds[int(i)] for i in rng.permutation(len(self.kinds))]
         visible, hidden = order[:n_vis], order[n_vis:]
@@ -284,7 +283,7 @@ class RecordedFamily:
             frames.append(img)
             labels.append(lab)
         audio = self._soundtrack(rng, schedule, takes)
-        return _Clip(
+        return ToyClip(
             frames,
             labels,
             audio,
