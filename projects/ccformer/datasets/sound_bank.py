@@ -282,3 +282,30 @@ class SoundBank:
         for i, d in enumerate(draws):
             examples[i, 0] = waveform_to_logmel(d.waveform, SAMPLE_RATE)[0]
         return examples, draws
+
+
+#: Prefix of a shipped sound bank in ``sound_bank`` arguments: ``'assets:recorded/bank'`` is the folder
+#: ``projects/ccformer/datasets/assets/recorded/bank`` of the installed package, wherever it is installed.
+ASSETS_PREFIX = 'assets:'
+
+
+def resolve_bank_root(root: str) -> str:
+    """The folder of a sound bank argument: ``assets:<path>`` under the package's shipped assets, else ``root``."""
+    if isinstance(root, str) and root.startswith(ASSETS_PREFIX):
+        return osp.join(osp.dirname(osp.abspath(__file__)), 'assets', root[len(ASSETS_PREFIX) :])
+    return root
+
+
+def build_sound_bank(sound_bank) -> 'SoundBank':
+    """A :class:`SoundBank` from a folder (``assets:<path>`` for a shipped one, :func:`resolve_bank_root`), a dict of
+    its arguments, or the bank itself."""
+    if isinstance(sound_bank, SoundBank):
+        return sound_bank
+    if isinstance(sound_bank, str):
+        return SoundBank(resolve_bank_root(sound_bank))
+    if isinstance(sound_bank, dict):
+        args = dict(sound_bank)
+        if 'root' in args:
+            args['root'] = resolve_bank_root(args['root'])
+        return SoundBank(**args)
+    raise TypeError(f'sound_bank must be a folder, a dict of SoundBank arguments or a SoundBank, got {sound_bank!r}')

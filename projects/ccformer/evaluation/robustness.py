@@ -152,7 +152,7 @@ def evaluate_audio_conditions(
     """
     from mmseg.registry import DATASETS
 
-    from ..datasets.audio_conditions.evaluation import build_sound_bank
+    from ..datasets.sound_bank import build_sound_bank
 
     conditions = check_conditions(conditions)
     if RECORDED_CONDITION in conditions:

@@ -161,3 +161,23 @@ def _kinds_error(base, what: str) -> ValueError:
         f'{KINDS_FILE} in the data root as {{video_id: {{"visible": [kinds], "audible": [kinds]}}}} '
         f'(the toy generator writes one).'
     )
+
+
+def kind_key(name: str) -> str:
+    """How kind names are compared between a dataset and a sound bank: lower case, spaces and hyphens as ``_``."""
+    return str(name).strip().lower().replace(' ', '_').replace('-', '_')
+
+
+def visible_bank_kinds(
+    bank, kinds: Optional[Kinds], classes: Optional[Sequence[str]] = None
+) -> Optional[FrozenSet[str]]:
+    """The kinds of sound bank ``bank`` that are visible in a clip of ``kinds`` (names compared by
+    :func:`kind_key`; AVSS class indices through ``classes``), or None when what the clip shows is unknown."""
+    if kinds is None:
+        return None
+    names = set()
+    for k in kinds[0]:
+        names.add(kind_key(k))
+        if classes and str(k).isdigit() and int(k) < len(classes):  # AVSS: class indices
+            names.add(kind_key(classes[int(k)]))
+    return frozenset(b for b in bank.kinds if b and kind_key(b) in names)

@@ -12,9 +12,9 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmseg.registry import DATASETS
 
-from ..sound_bank import SoundBank
+from ..sound_bank import SoundBank, build_sound_bank
 from .base import AUDIO_CONDITIONS, EMPTY_GT_CONDITIONS, RECORDED_CONDITION, _AudioWrapper
-from .clip_kinds import OffscreenPool, _base_dataset, _kinds_error, dataset_clip_kinds
+from .clip_kinds import OffscreenPool, _base_dataset, _kinds_error, dataset_clip_kinds, visible_bank_kinds
 from .synthesis import noise_logmel, silence_logmel
 
 EVAL_NOISE_DBFS = -20.0
@@ -35,22 +35,6 @@ def derangement(n: int, seed: int = 0) -> List[int]:
             perm[i], perm[j] = perm[j], perm[i]
     assert all(int(p) != i for i, p in enumerate(perm))
     return [int(p) for p in perm]
-
-
-def kind_key(name: str) -> str:
-    """How kind names are compared between a dataset and a sound bank: lower case, spaces and hyphens as ``_``."""
-    return str(name).strip().lower().replace(' ', '_').replace('-', '_')
-
-
-def build_sound_bank(sound_bank: Union[str, dict, SoundBank]) -> SoundBank:
-    """A :class:`SoundBank` from a folder, a dict of its arguments, or the bank itself."""
-    if isinstance(sound_bank, SoundBank):
-        return sound_bank
-    if isinstance(sound_bank, str):
-        return SoundBank(sound_bank)
-    if isinstance(sound_bank, dict):
-        return SoundBank(**sound_bank)
-    raise TypeError(f'sound_bank must be a folder, a dict of SoundBank arguments or a SoundBank, got {sound_bank!r}')
 
 
 @DATASETS.register_module()
@@ -142,17 +126,6 @@ class AudioConditionDataset(_AudioWrapper):
         elif self.condition == RECORDED_CONDITION:
             self._init_recorded(n)
 
-    def _visible_bank_kinds(self, kinds, classes) -> Optional[FrozenSet[str]]:
-        """The bank kinds visible in a clip of visible ``kinds`` (None when they are unknown)."""
-        if kinds is None:
-            return None
-        names = set()
-        for k in kinds[0]:
-            names.add(kind_key(k))
-            if classes and str(k).isdigit() and int(k) < len(classes):  # AVSS: class indices
-                names.add(kind_key(classes[int(k)]))
-        return frozenset(b for b in self.sound_bank.kinds if b and kind_key(b) in names)
-
     def _init_recorded(self, n: int) -> None:
         bank = self.sound_bank
         named = [k for k in bank.kinds if k]
@@ -160,7 +133,7 @@ class AudioConditionDataset(_AudioWrapper):
         classes = self.dataset.metainfo.get('classes')
         unknown, skipped = 0, []
         for idx in range(n):
-            exclude = self._visible_bank_kinds(kinds[idx], classes)
+            exclude = visible_bank_kinds(bank, kinds[idx], classes)
             unknown += exclude is None
             exclude = exclude or frozenset()
             if set(bank.kinds) <= exclude:
