@@ -36,7 +36,11 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.9',
-    packages=find_namespace_packages(include=['projects.ccformer', 'projects.ccformer.*']),
+    packages=find_namespace_packages(
+        include=['projects.ccformer', 'projects.ccformer.*'], exclude=['projects.ccformer.datasets.assets*']
+    ),
+    # recordings and pictures of the ``recorded`` data family (licences in assets/recorded/licenses)
+    package_data={'projects.ccformer.datasets': ['assets/**/*']},
     include_package_data=True,
     install_requires=read_requirements('runtime'),
     extras_require={

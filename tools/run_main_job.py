@@ -36,7 +36,7 @@ from projects.ccformer.utils.atomic import write_text
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-DEFAULT_CONFIG = 'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'
+DEFAULT_CONFIG = 'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py'
 METRIC_KEYS = (
     'mIoU',
     'Fscore',

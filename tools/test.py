@@ -201,7 +201,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         cfg = trigger_visualization_hook(cfg, args)
 
     if args.tta:
-        if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
+        if cfg.get('tta_pipeline') is None or cfg.get('tta_model') is None:
             raise RuntimeError(f'{args.config}: --tta needs `tta_pipeline` and `tta_model` in the config')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model

@@ -3,7 +3,7 @@
 
 Examples::
 
-    python tools/train.py configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py
+    python tools/train.py configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py
     python tools/train.py CONFIG --work-dir work_dirs/exp --resume
     bash tools/dist_train.sh CONFIG 8 --amp
     python tools/train.py CONFIG --amp --amp-dtype bfloat16
@@ -99,7 +99,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.config):
         raise FileNotFoundError(
             f'Config file {args.config!r} does not exist; pass a path such as '
-            'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'
+            'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py'
         )
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

@@ -42,3 +42,16 @@ robust_decode_head = dict(
         ),
     ],
 )
+# Real recordings of things never on screen (docs/robustness.md, "Real sound"): a config that wants them writes
+#   train_dataloader = dict(dataset=dict(_base_.robust_real_audio, ...))
+# next to the keys above. `sound_bank` is a folder with one sub-folder per kind of recording (for real AVSBench
+# training: e.g. ESC-50 or AudioSet clips sorted by class, of classes that are never on screen; recordings of a kind
+# visible in a clip are left out there); 'assets:recorded/bank' is the small bank shipped with the package (music,
+# household, crowd, workshop, signals), enough for the toy data families. Off-screen real recordings then replace
+# two of every five negative seconds, and every real second gets a random level, a bank recording mixed in under it
+# at 6-24 dB below and SpecAugment masks (LogmelAugment), so a kind is heard through more than its own takes.
+robust_real_audio = dict(
+    sound_bank='assets:recorded/bank',
+    conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
+    audio_augment=dict(),
+)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 
 from projects.ccformer.apis import (  # noqa: E402
     frame_audio_examples,
@@ -525,7 +525,7 @@ def test_non_finite_outputs_of_a_semantic_model(toy_avss_root):
     """AVSS (K = 71): the masks are an argmax without seg_logits; NaN logits still stop with the error."""
     from projects.ccformer.utils.outputs import NonFiniteOutputError
 
-    cfg = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
+    cfg = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avss-64x64.py')
     avss = init_avs_model(cfg, None, device='cpu')
     assert avss.num_frames == 10
     frames = [np.full((60, 80, 3), 40 * (i % 5), np.uint8) for i in range(10)]
@@ -533,7 +533,7 @@ def test_non_finite_outputs_of_a_semantic_model(toy_avss_root):
     assert inference_avs_model(avss, frames, audio).shape == (10, 60, 80)
     with torch.no_grad():
         avss.decode_head.seg_head.fc.bias.fill_(float('nan'))
-    with pytest.raises(NonFiniteOutputError, match='ccformer_tiny_1xb2-toy_avss-64x64.py'):
+    with pytest.raises(NonFiniteOutputError, match='ccformer_tiny-robust_1xb2-toy_avss-64x64.py'):
         inference_avs_model(avss, frames, audio)
 
 
@@ -544,9 +544,9 @@ def test_input_size_and_clip_length_come_from_the_config(model, clips, tmp_path)
 
     cfgs = osp.join(ROOT, 'configs', 'ccformer')
     sizes = {
-        'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py': (64, 64),
-        'ccformer_tiny_1xb2-toy_avsbench-ms3-64x64.py': (64, 64),
-        'ccformer_tiny_1xb2-toy_avss-64x64.py': (64, 64),
+        'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py': (64, 64),
+        'ccformer_tiny-robust_1xb2-toy_avsbench-ms3-64x64.py': (64, 64),
+        'ccformer_tiny-robust_1xb2-toy_avss-64x64.py': (64, 64),
         'ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py': (224, 224),
         'ccformer_r50_1xb6-40e_avss-224x224.py': (224, 224),
     }

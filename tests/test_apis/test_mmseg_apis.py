@@ -26,8 +26,8 @@ from projects.ccformer.apis import (
 from projects.ccformer.datasets.toy_video import make_toy_video, toy_test_clips
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-S4 = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
-AVSS = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
+S4 = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
+AVSS = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avss-64x64.py')
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 CONFIGS = [c for c in CONFIGS if '_base_' not in c]
 

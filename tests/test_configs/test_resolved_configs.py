@@ -41,7 +41,21 @@ NEW_CONFIGS = {
         for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')
     },
 }
+# real recordings as negative audio and audio augmentation (configs/_base_/robust.py, docs/robustness.md)
+NEW_CONFIGS.update(
+    {
+        f'configs/ccformer/ccformer_tiny-robust-bank_1xb2-toy_avsbench-{task}-64x64.py': (
+            f'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-{task}-64x64.py'
+        )
+        for task in ('s4', 'ms3')
+    }
+)
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
+ROBUST_REAL_AUDIO = dict(
+    sound_bank='assets:recorded/bank',
+    conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
+    audio_augment=dict(),
+)
 
 
 def flat_diff(old, new, prefix=''):
@@ -83,6 +97,8 @@ def expected_changes(name: str) -> dict:
       where no ``AVSSResize`` follows, ``input_size``: what ``mmseg.apis.inference_model`` needs to load a clip given as
       ``img_path`` (a video file or a clip folder; dataset clips load as before); ``tta_model`` / ``tta_pipeline``
       (flip test-time augmentation for ``tools/test.py --tta``) are new.
+    * robust configs: the variable ``robust_real_audio`` of ``configs/_base_/robust.py`` is new; the
+      ``*-robust-bank*`` configs (new) set it on their ``NegativeAudioDataset``.
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -96,7 +112,7 @@ def expected_changes(name: str) -> dict:
             changes['model.use_bcl'] = (True, False)
     if '_tiny' in name:
         changes['clip_augment'] = (MISSING, PAPER_AUGMENT)
-    if 's4' in name and ('robust' in name or '_tiny_' in name):
+    if 's4' in name and 'robust' in name:
         changes['train_dataloader.dataset.dataset.sounding_unlabelled'] = (MISSING, True)
     if '-bcl-one-way_' in name:
         changes['model.bcl_loss.directions'] = (MISSING, 'query_to_key')
@@ -104,8 +120,12 @@ def expected_changes(name: str) -> dict:
         changes['model.bcl_loss.directions'] = (MISSING, 'both')
     if '-gen-clip-audio_' in name:
         changes['model.decode_head.query_generator.audio_context'] = (MISSING, 'clip')
-    elif not ('robust' in name or '_tiny_' in name):
+    elif 'robust' not in name:
         changes['model.decode_head.query_generator.audio_context'] = (MISSING, 'frame')
+    if 'robust' in name:
+        changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
+    if '-robust-bank_' in name:
+        changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})
     if 'r50-coco' in name:
         changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
         changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')

@@ -17,7 +17,7 @@ pytest.importorskip('onnxruntime', reason='requirements/deploy.txt is installed 
 pytest.importorskip('onnx')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 
 from projects.ccformer.apis import inference_avs_model, init_avs_model, segment_video, write_video  # noqa: E402
 from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav  # noqa: E402
@@ -367,7 +367,7 @@ def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
 
     from projects.ccformer.datasets import AVSSDataset
 
-    config = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py')
+    config = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avss-64x64.py')
     torch.manual_seed(0)
     model = init_avs_model(config, None, device='cpu')
     ds = AVSSDataset(data_root=toy_avss_root, split='test', pipeline=[], test_mode=True)

@@ -97,7 +97,7 @@ COUNTS = _counted()
 #: logits references and one ablation per kind of change; CCFORMER_EQUIVALENCE_ALL=1 checks every config (measured:
 #: all pass, 12 min on 2 CPU cores)
 COUNTED = [
-    'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py',
+    'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py',
     'configs/ccformer/ccformer_tiny-paper_1xb2-toy_avss-64x64.py',
     'configs/ccformer/ccformer_pvtv2-b5_1xb2-60e_avsbench-s4-224x224.py',
     'configs/ccformer/ccformer_pvtv2-b5-robust_1xb6-40e_avss-224x224.py',

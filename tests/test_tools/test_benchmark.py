@@ -11,7 +11,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, 'tools', 'analysis_tools')
 # the small config the tests and the demo use (tiny backbone, few layers)
-TINY_CONFIG = os.path.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+TINY_CONFIG = os.path.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 TINY_SIZE = 32  # smallest size the strides (4..32) allow: keeps the CPU tests fast
 
 

@@ -15,7 +15,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 
 import projects.ccformer  # noqa: E402,F401
 from projects.ccformer.datasets import AudioSwapDataset, derangement  # noqa: E402
@@ -293,8 +293,11 @@ def test_test_py_options(tmp_path):
     assert cfg.load_from == str(ckpt)
     with pytest.raises(FileNotFoundError, match='Checkpoint file'):
         tool.setup_cfg(tool.parse_args([CONFIG, str(tmp_path / 'missing.pth')]))
+    cfg = tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--tta']))
+    assert cfg.model.type == 'AVSTTAModel' and cfg.model.module.type == 'CCFormer'
+    assert cfg.test_dataloader.dataset.pipeline == cfg.tta_pipeline
     with pytest.raises(RuntimeError, match='tta_pipeline'):
-        tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--tta']))
+        tool.setup_cfg(tool.parse_args([CONFIG, str(ckpt), '--tta', '--cfg-options', 'tta_model=None']))
 
 
 def test_test_py_audio_condition_and_data_root(tmp_path):

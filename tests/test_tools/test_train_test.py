@@ -21,7 +21,7 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 MMSEG_TOOLS = osp.join(osp.dirname(__import__('mmseg').__file__), '.mim', 'tools')
 ITERS_PER_EPOCH = 2  # 3 toy train clips, batch 2, no drop_last
 METRIC_KEYS = ('mIoU', 'Fscore', 'maxFscore', 'legacy_mIoU', 'legacy_Fscore')

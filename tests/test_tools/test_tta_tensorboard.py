@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 
 
 def _run(cmd, timeout=300) -> str:
@@ -61,7 +61,7 @@ def test_tensorboard_backend_writes_events(toy_s4_root, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     snippet = re.search(r'```python\n(.*?)```', _readme_section('Logging to TensorBoard'), re.S).group(1)
-    assert "'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'" in snippet
+    assert "'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py'" in snippet
     user_cfg = tmp_path / 'my_config.py'  # the README's path is relative to the repository, as the user's file is
     user_cfg.write_text(snippet.replace("'configs/", repr(osp.join(ROOT, 'configs', ''))[:-1]))
     work = tmp_path / 'work'

@@ -21,7 +21,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 budget=${BUDGET_S:-480}
 if [ "${GPU_CHECK_CPU:-0}" = 1 ]; then
-  export CONFIG=${CONFIG:-configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py}
+  export CONFIG=${CONFIG:-configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py}
   export PYTHON=${PYTHON:-python}
   export BENCH_ARGS="--device cpu --size ${GPU_CHECK_SIZE:-64} --iters 2 --warmup 2 --compile-backend eager --threads 1"
 elif [ -f .gpu-wheels/install.sh ]; then

@@ -8,7 +8,7 @@ The study file (JSON; nothing in it is executed except the commands it names) sa
 
     {
       "work_dir": "work_dirs/study_ms3",
-      "config": "configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-ms3-64x64.py",
+      "config": "configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-ms3-64x64.py",
       "seeds": [0, 1, 2],
       "epochs": 24,
       "train_on": "toy",

@@ -18,7 +18,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
-TINY = osp.join(ROOT, 'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+TINY = osp.join(ROOT, 'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 H = W = 64
 
 

@@ -222,7 +222,7 @@ def test_autocast_matches_fp32(amp):
 def test_compile_cfg_training_matches_eager():
     """compile_cfg=dict() (inductor, no CUDA graphs) on the tiny model: loss and gradients of six training steps
     on two alternating batches equal eager (the first step runs eagerly, the second compiles, the others replay)."""
-    model = full_model('configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py').eval()
+    model = full_model('configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py').eval()
     x, audio = _clips(size=64)
     batches = [(x, audio), (-x, audio.flip(-1).contiguous())]
     samples = _samples(size=64)

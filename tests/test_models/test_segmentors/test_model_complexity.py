@@ -9,7 +9,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmseg.registry import MODELS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
-TINY = osp.join(ROOT, 'configs/ccformer/ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py')
+TINY = osp.join(ROOT, 'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 
 
 def load_tool():

@@ -14,8 +14,8 @@ from projects.ccformer.models.segmentors import AVSTTAModel
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = {
-    'binary': osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avsbench-s4-64x64.py'),
-    'semantic': osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny_1xb2-toy_avss-64x64.py'),
+    'binary': osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py'),
+    'semantic': osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avss-64x64.py'),
 }
 
 

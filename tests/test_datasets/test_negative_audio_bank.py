@@ -1,0 +1,143 @@
+"""NegativeAudioDataset with a bank of real recordings (``sound_bank``, ``offscreen_recorded``) and
+``audio_augment`` (:class:`LogmelAugment`)."""
+
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from projects.ccformer.datasets import NegativeAudioDataset, SeededIndex
+from projects.ccformer.datasets.audio import SAMPLE_RATE
+from projects.ccformer.datasets.audio_conditions import silence_logmel
+from projects.ccformer.datasets.audio_conditions.augment import LogmelAugment, logmel_to_magnitude
+from projects.ccformer.datasets.samplers import derive_seed
+
+PIPELINE = [
+    dict(type='LoadAVSFrames'),
+    dict(type='LoadAVSMasks', label_type='binary'),
+    dict(type='LoadAVSAudio', pad_mode='repeat'),
+    dict(type='PackAVSInputs'),
+]
+RECORDED = 'offscreen_recorded'
+
+
+def _ms3(root):
+    return dict(type='AVSBenchMS3Dataset', data_root=root, split='train', pipeline=PIPELINE)
+
+
+def _bank(root, kinds):
+    """A bank with one noisy tone recording per kind (sub-folder)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    for i, kind in enumerate(kinds):
+        os.makedirs(osp.join(root, kind), exist_ok=True)
+        wave = 0.3 * np.sin(2 * np.pi * (300 + 400 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        sf.write(osp.join(root, kind, 'take.wav'), wave, SAMPLE_RATE)
+    return str(root)
+
+
+def _visible(root, idx, ds):
+    kinds = json.load(open(osp.join(root, 'clip_kinds.json')))
+    return kinds[ds.dataset.get_data_info(idx)['video_id']]['visible']
+
+
+def test_recorded_seconds_replace_the_audio_and_empty_the_targets(toy_ms3_root, tmp_path):
+    bank = _bank(tmp_path / 'bank', ['thunder'])
+    ds = NegativeAudioDataset(
+        _ms3(toy_ms3_root), prob=1.0, whole_clip_prob=1.0, conditions={RECORDED: 1.0}, sound_bank=bank
+    )
+    plain = ds.dataset[0]
+    out = ds[0]
+    meta = out['data_samples'].metainfo
+    assert meta['audio_condition'] == [RECORDED] * 5 and meta['audio_replaced'] == [1] * 5
+    assert meta['sounding'] == [0] * 5 and out['data_samples'].gt_sem_seg.data.sum() == 0
+    silence = torch.from_numpy(silence_logmel(1)[0])
+    for t in range(5):
+        assert not torch.equal(out['audio'][t], silence) and not torch.equal(out['audio'][t], plain['audio'][t])
+        assert torch.isfinite(out['audio'][t]).all()
+
+
+def test_recordings_of_a_kind_on_screen_are_left_out(toy_ms3_root, tmp_path):
+    """A bank holding only recordings of what clip 0 shows cannot give clip 0 off-screen sound: it falls back to
+    silence there, while a clip that does not show that kind hears the recordings."""
+    probe = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.0)
+    visible = _visible(toy_ms3_root, 0, probe)
+    others = [i for i in range(len(probe)) if visible[0] not in _visible(toy_ms3_root, i, probe)]
+    assert others, 'the toy split needs a clip without the kind of clip 0'
+    bank = _bank(tmp_path / 'bank', [visible[0]])
+    ds = NegativeAudioDataset(
+        _ms3(toy_ms3_root), prob=1.0, whole_clip_prob=1.0, conditions={RECORDED: 1.0}, sound_bank=bank
+    )
+    for e in range(5):
+        assert ds[SeededIndex(0, e)]['data_samples'].metainfo['audio_condition'] == ['silence'] * 5
+        assert ds[SeededIndex(others[0], e)]['data_samples'].metainfo['audio_condition'] == [RECORDED] * 5
+
+
+def test_shipped_bank_and_default_conditions(toy_ms3_root):
+    ds = NegativeAudioDataset(_ms3(toy_ms3_root), sound_bank='assets:recorded/bank')
+    assert {'music', 'household'} <= set(ds.sound_bank.kinds)
+    assert ds.conditions[RECORDED] > 0 and ds.conditions['silence'] > 0
+    assert RECORDED not in NegativeAudioDataset(_ms3(toy_ms3_root)).conditions
+
+
+def test_recorded_condition_needs_a_bank(toy_ms3_root, tmp_path):
+    with pytest.raises(ValueError, match='sound_bank'):
+        NegativeAudioDataset(_ms3(toy_ms3_root), conditions={RECORDED: 1.0})
+    with pytest.raises(FileNotFoundError, match='missing_bank'):
+        NegativeAudioDataset(_ms3(toy_ms3_root), sound_bank=str(tmp_path / 'missing_bank'))
+
+
+def test_audio_augment_changes_the_level_of_every_real_second(toy_ms3_root):
+    gain_db = 6.0
+    ds = NegativeAudioDataset(
+        _ms3(toy_ms3_root), prob=0.0, audio_augment=dict(gain_db=(gain_db, gain_db), mix_prob=0.0, mask_prob=0.0)
+    )
+    plain, out = ds.dataset[1], ds[1]
+    assert torch.equal(out['data_samples'].gt_sem_seg.data, plain['data_samples'].gt_sem_seg.data)
+    before = logmel_to_magnitude(plain['audio'].numpy().astype(np.float64))
+    after = logmel_to_magnitude(out['audio'].numpy().astype(np.float64))
+    loud = before > 1.0  # where the float32 log rounding is negligible
+    np.testing.assert_allclose(after[loud] / before[loud], 10 ** (gain_db / 20), rtol=1e-3)
+
+
+def test_audio_augment_is_seeded_per_sample_and_mixes_the_bank(toy_ms3_root, tmp_path):
+    bank = _bank(tmp_path / 'bank', ['thunder'])
+    kw = dict(prob=0.0, sound_bank=bank, audio_augment=dict(mix_prob=1.0, mask_prob=1.0))
+    ds, again = NegativeAudioDataset(_ms3(toy_ms3_root), **kw), NegativeAudioDataset(_ms3(toy_ms3_root), **kw)
+    idx = SeededIndex(0, derive_seed(0, 3, 0))
+    assert torch.equal(ds[idx]['audio'], again[idx]['audio'])
+    assert not torch.equal(ds[idx]['audio'], ds[SeededIndex(0, derive_seed(0, 4, 0))]['audio'])
+    assert not torch.equal(ds[idx]['audio'], ds.dataset[0]['audio'])
+
+
+def test_logmel_augment_keeps_silence_and_shape():
+    aug = LogmelAugment(mix_prob=1.0, mask_prob=1.0)
+    rng = np.random.default_rng(0)
+    silence = silence_logmel(1)[0]
+    np.testing.assert_array_equal(aug(rng, silence, silence_logmel(1)[0] + 3), silence)
+    example = np.log(rng.random((1, 96, 64)) + 0.5).astype(np.float32)
+    out = aug(rng, example, example[:, ::-1].copy())
+    assert out.shape == example.shape and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_logmel_augment_mixes_at_the_drawn_ratio():
+    rng = np.random.default_rng(1)
+    sound = np.log(rng.random((1, 96, 64)) * 4 + 1.0 + 0.01)
+    background = np.log(rng.random((1, 96, 64)) * 2 + 0.5 + 0.01)
+    aug = LogmelAugment(gain_db=(0, 0), mix_prob=1.0, mix_snr_db=(20, 20), mask_prob=0.0)
+    added = logmel_to_magnitude(aug(rng, sound, background).astype(np.float64)) - logmel_to_magnitude(sound)
+    bg = logmel_to_magnitude(background)
+    rms = lambda x: np.sqrt(np.mean(x**2))  # noqa: E731
+    np.testing.assert_allclose(added, bg * rms(logmel_to_magnitude(sound)) / rms(bg) * 0.1, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    'kw', [dict(mix_prob=1.5), dict(mask_prob=-0.1), dict(gain_db=(6, -6)), dict(mix_snr_db=(1,)), dict(time_mask=-1)]
+)
+def test_logmel_augment_bad_arguments(kw):
+    with pytest.raises(ValueError, match='LogmelAugment'):
+        LogmelAugment(**kw)

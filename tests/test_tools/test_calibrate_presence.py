@@ -1,0 +1,95 @@
+"""tools/analysis_tools/calibrate_presence.py on the toy S4 validation split: the calibrated checkpoint decides as
+the tool reports, the input checkpoint is untouched and nothing is overwritten without --force."""
+
+import hashlib
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+from projects.ccformer.engine.presence_calibration import PRESENCE_BIAS_KEY, balanced_accuracy
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
+PAPER_CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py')
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('calibrate_presence', osp.join(ROOT, TOOL))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOL = 'tools/analysis_tools/calibrate_presence.py'
+
+
+def _save_model(config, path, bias=None):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import projects.ccformer  # noqa: F401
+
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    state = MODELS.build(Config.fromfile(config).model).state_dict()
+    if bias is not None:
+        state[PRESENCE_BIAS_KEY] = torch.tensor(float(bias))
+    torch.save(dict(state_dict=state, meta=dict(seed=0)), str(path))
+    return str(path)
+
+
+def _digest(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def test_calibration_moves_a_biased_decision(toy_s4_root, tmp_path):
+    """A presence bias of +50 says "something sounds" on every frame; the calibrated model decides as reported."""
+    tool = _tool()
+    ckpt = _save_model(CONFIG, tmp_path / 'biased.pth', bias=50.0)
+    digest = _digest(ckpt)
+    out = str(tmp_path / 'calibrated.pth')
+    argv = [CONFIG, ckpt, '--out', out, '--data-root', toy_s4_root, '--conditions', 'silence', 'noise']
+    report = tool.main(argv)
+    assert _digest(ckpt) == digest
+    assert report['before']['TNR'] == 0.0 and report['conditions'] == ['original', 'silence', 'noise']
+    assert report['margin'] < -40 and report['after']['balanced'] > report['before']['balanced']
+    saved = torch.load(out, weights_only=True)
+    assert saved['meta']['presence_calibration'] == report and saved['meta']['seed'] == 0
+    assert saved['state_dict'][PRESENCE_BIAS_KEY].item() == pytest.approx(50.0 + report['margin'])
+
+    # the written checkpoint, loaded as users load it, gives the 'after' figures with no shift
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from projects.ccformer.apis import init_avs_model
+    from projects.ccformer.engine import set_data_root
+
+    cfg = Config.fromfile(CONFIG)
+    set_data_root(cfg, toy_s4_root)
+    init_default_scope('mmseg')
+    per_condition = tool.collect(init_avs_model(cfg, out), cfg, ['silence', 'noise'], 0, None)
+    scores = torch.cat([torch.from_numpy(s) for s, _ in per_condition.values()]).numpy()
+    labels = torch.cat([torch.from_numpy(lab) for _, lab in per_condition.values()]).numpy()
+    assert balanced_accuracy(scores, labels) == pytest.approx(report['after'])
+
+    with pytest.raises(FileExistsError, match='--force'):
+        tool.main(argv)
+    assert tool.main(argv + ['--force'])['margin'] == pytest.approx(report['margin'])
+
+
+def test_refusals(toy_s4_root, tmp_path):
+    tool = _tool()
+    ckpt = _save_model(CONFIG, tmp_path / 'm.pth')
+    with pytest.raises(ValueError, match='input checkpoint'):
+        tool.main([CONFIG, ckpt, '--out', ckpt])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        tool.main([CONFIG, str(tmp_path / 'missing.pth'), '--out', str(tmp_path / 'o.pth')])
+    with pytest.raises(ValueError, match='--offscreen-audio'):
+        tool.main([CONFIG, ckpt, '--out', str(tmp_path / 'o.pth'), '--conditions', 'offscreen_recorded'])
+    paper = _save_model(PAPER_CONFIG, tmp_path / 'paper.pth')
+    with pytest.raises(ValueError, match='no presence head'):
+        tool.main([PAPER_CONFIG, paper, '--out', str(tmp_path / 'o.pth'), '--data-root', toy_s4_root])
+    assert not osp.exists(tmp_path / 'o.pth')
