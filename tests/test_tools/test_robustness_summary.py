@@ -207,6 +207,43 @@ def test_study_runs_every_seed_then_resumes_without_redoing(tmp_path, capsys):
     assert summary['toy -> toy']['figures']['original/mIoU']['n'] == 4
 
 
+FAKE_CALIBRATE = [
+    'python',
+    '-c',
+    'import sys; open(sys.argv[1], "w").write("c"); open(sys.argv[2], "a").write("calibrate " + sys.argv[3] + "\\n")',
+    '{out}',
+    '{work_dir}/calls.txt',
+    '{checkpoint}',
+]
+
+
+def test_study_calibrates_and_tests_both_checkpoints(tmp_path, capsys):
+    path, study = _study(tmp_path, seeds=[0, 1], test_on=['other'], calibrate=dict(command=FAKE_CALIBRATE))
+    summary = robustness_study.main([path])
+    work = study['work_dir']
+    with open(osp.join(work, 'calls.txt')) as f:
+        calls = [c for c in f.read().splitlines() if not c.startswith('train')]
+    assert calls[:3] == [
+        f'calibrate {work}/train/seed0/epoch_2.pth',
+        f'test 0 {work}/data/other {work}/train/seed0/epoch_2.pth',
+        f'test 0 {work}/data/other {work}/train/seed0/calibrated.pth',
+    ]
+    assert list(summary) == ['toy -> other', 'toy -> other (calibrated)']
+    assert summary['toy -> other (calibrated)']['runs'][1] == f'{work}/reports/toy_on_other_calibrated/seed1.json'
+    # the default command calibrates on the training family's data root with the calibration's own recordings
+    path, study = _study(tmp_path / 'd', seeds=[4], test_on=['other'], calibrate=dict(offscreen_audio='train_bank'))
+    assert robustness_study.main([path, '--dry-run']) is None
+    work = study['work_dir']
+    assert (
+        f'tools/analysis_tools/calibrate_presence.py configs/x/tiny_ms3.py {work}/train/seed4/epoch_2.pth --out '
+        f'{work}/train/seed4/calibrated.pth --data-root {work}/data/toy4 --audio-seed 4 --force '
+        '--offscreen-audio train_bank' in capsys.readouterr().out
+    )
+    path, _ = _study(tmp_path / 'e', calibrate=dict(offscreen_audio=3))
+    with pytest.raises(SystemExit, match='"calibrate" must be an object'):
+        robustness_study.main([path])
+
+
 def test_study_resumes_a_stopped_training_and_reports_failures(tmp_path):
     path, study = _study(tmp_path, seeds=[0], test_on=['toy'])
     work = study['work_dir']

@@ -30,6 +30,7 @@ from mmengine.runner import Runner
 
 from projects.ccformer.apis import init_avs_model
 from projects.ccformer.datasets.audio_conditions import EMPTY_GT_CONDITIONS, RECORDED_CONDITION
+from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.presence_calibration import (
     balanced_accuracy,
@@ -77,6 +78,8 @@ def check_paths(args: argparse.Namespace) -> None:
         raise ValueError(f'--out {args.out} is the input checkpoint: write the calibrated model to another file')
     if osp.exists(args.out) and not args.force:
         raise FileExistsError(f'{args.out} exists: pass --force to replace it, or choose another --out')
+    if args.offscreen_audio is not None:
+        args.offscreen_audio = resolve_bank_root(args.offscreen_audio)
     if args.offscreen_audio is not None and not osp.isdir(args.offscreen_audio):
         raise FileNotFoundError(f'--offscreen-audio {args.offscreen_audio} is not a folder of recordings')
 

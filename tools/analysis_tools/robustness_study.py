@@ -22,6 +22,7 @@ The study file (JSON; nothing in it is executed except the commands it names) sa
         "other": {"data_root": "data/other_ms3"}
       },
       "offscreen_audio": "data/offscreen_recordings",
+      "calibrate": {"offscreen_audio": "assets:recorded/bank"},
       "train_args": ["--cfg-options", "train_dataloader.num_workers=0"],
       "robustness_args": []
     }
@@ -32,6 +33,11 @@ For each seed S (and each family F among ``train_on`` and ``test_on``):
    is data that exists already (e.g. AVSBench); a ``data_root`` without ``{seed}`` is generated once for all seeds.
 2. **train** on ``train_on``'s data: ``python tools/train.py CONFIG --work-dir WORK/train/S --data-root DATA
    --cfg-options randomness.seed=S train_cfg.max_epochs=EPOCHS`` + ``train_args``.
+2b. **calibrate** (with ``calibrate``, optional): ``tools/analysis_tools/calibrate_presence.py`` shifts the presence
+   decision of the trained checkpoint to its best balanced accuracy on the *training* family's validation split
+   (``--offscreen-audio`` the calibration's own folder, e.g. the training bank; never the test recordings), writing
+   ``WORK/train/S/calibrated.pth``; both checkpoints are then tested, the calibrated one as ``<test>_calibrated``.
+   ``calibrate.command`` replaces the command (placeholders as for the test).
 3. **test** on each ``test_on`` family: ``python tools/analysis_tools/robustness.py CONFIG CHECKPOINT
    --data-root DATA --audio-seed S --out WORK/reports/<train>_on_<test>/seed<S>.json`` (+ ``--offscreen-audio``
    when given) + ``robustness_args``.
@@ -58,6 +64,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from projects.ccformer.evaluation.robustness_summary import format_summary, load_report, read_json, summarize_reports
+from projects.ccformer.utils.atomic import write_text
 
 DEFAULT_TRAIN = [
     'python',
@@ -84,6 +91,19 @@ DEFAULT_TEST = [
     '{test_work_dir}',
     '--out',
     '{out}',
+]
+DEFAULT_CALIBRATE = [
+    'python',
+    'tools/analysis_tools/calibrate_presence.py',
+    '{config}',
+    '{checkpoint}',
+    '--out',
+    '{out}',
+    '--data-root',
+    '{data_root}',
+    '--audio-seed',
+    '{audio_seed}',
+    '--force',
 ]
 REQUIRED = ('work_dir', 'config', 'seeds', 'epochs', 'train_on', 'test_on', 'families')
 
@@ -116,6 +136,17 @@ def load_study(path: str) -> dict:
     for key in ('train_args', 'robustness_args', 'train_command', 'test_command'):
         if key in study and not (isinstance(study[key], list) and all(isinstance(a, str) for a in study[key])):
             raise StudyError(f'{path}: "{key}" must be a list of strings (one per argument)')
+    calibrate = study.get('calibrate')
+    if calibrate is not None and not (
+        isinstance(calibrate, dict)
+        and set(calibrate) <= {'offscreen_audio', 'args', 'command'}
+        and isinstance(calibrate.get('offscreen_audio', ''), str)
+        and all(isinstance(a, str) for a in calibrate.get('args', []) + calibrate.get('command', []))
+    ):
+        raise StudyError(
+            f'{path}: "calibrate" must be an object with "offscreen_audio" (a folder), "args" and/or "command" '
+            f'(lists of strings), e.g. {{"offscreen_audio": "assets:recorded/bank"}}'
+        )
     for name, fam in families.items():
         gen = fam.get('generate')
         if gen is not None and not (isinstance(gen, list) and gen and all(isinstance(a, str) for a in gen)):
@@ -171,8 +202,7 @@ class Study:
                 tail = f.read()[-3000:]
             raise StudyError(f'{step} failed (exit {proc.returncode}): {" ".join(cmd)}\nlog {log}, last lines:\n{tail}')
         os.makedirs(osp.dirname(marker), exist_ok=True)
-        with open(marker, 'w') as f:
-            f.write(' '.join(cmd) + '\n')
+        write_text(marker, ' '.join(cmd) + '\n')
         return True
 
     def generate(self, family: str, seed: int) -> str:
@@ -205,11 +235,22 @@ class Study:
         with open(path) as f:
             return f.read().strip()
 
+    def calibrate(self, seed: int, checkpoint: str, data_root: str) -> str:
+        """The checkpoint with its presence decision calibrated on the training family's validation split."""
+        calibrate = self.s['calibrate']
+        out = osp.join(self.work_dir, 'train', f'seed{seed}', 'calibrated.pth')
+        fields = dict(self.base, seed=seed, checkpoint=checkpoint, out=out, data_root=data_root, audio_seed=seed)
+        cmd = fill(calibrate.get('command', DEFAULT_CALIBRATE), **fields)
+        if calibrate.get('offscreen_audio') and 'command' not in calibrate:
+            cmd += ['--offscreen-audio', calibrate['offscreen_audio']]
+        self.run(f'calibrate seed{seed}', cmd + list(calibrate.get('args', [])))
+        return out
+
     def report_path(self, train: str, test: str, seed: int) -> str:
         return osp.join(self.work_dir, 'reports', f'{_slug(train)}_on_{_slug(test)}', f'seed{seed}.json')
 
-    def test(self, seed: int, checkpoint: str, family: str, data_root: str) -> str:
-        out = self.report_path(self.s['train_on'], family, seed)
+    def test(self, seed: int, checkpoint: str, family: str, data_root: str, suffix: str = '') -> str:
+        out = self.report_path(self.s['train_on'], family + suffix, seed)
         fields = dict(
             self.base,
             seed=seed,
@@ -218,7 +259,7 @@ class Study:
             checkpoint=checkpoint,
             out=out,
             audio_seed=seed,
-            test_work_dir=osp.join(self.work_dir, 'test', f'seed{seed}', _slug(family)),
+            test_work_dir=osp.join(self.work_dir, 'test', f'seed{seed}', _slug(family + suffix)),
         )
         cmd = fill(self.s.get('test_command', DEFAULT_TEST), **fields)
         if self.s.get('offscreen_audio') and 'test_command' not in self.s:
@@ -226,7 +267,7 @@ class Study:
         cmd += list(self.s.get('robustness_args', []))
         if not self.dry_run:
             os.makedirs(osp.dirname(out), exist_ok=True)
-        self.run(f'test seed{seed} {family}', cmd)
+        self.run(f'test seed{seed} {family}{suffix}', cmd)
         return out
 
     def summarize(self, reports: Dict[str, List[str]]) -> Optional[dict]:
@@ -235,10 +276,8 @@ class Study:
             return None
         summary = summarize_reports(runs)
         text = format_summary(summary)
-        with open(osp.join(self.work_dir, 'summary.json'), 'w') as f:
-            json.dump(summary, f, indent=2)
-        with open(osp.join(self.work_dir, 'summary.md'), 'w') as f:
-            f.write(text + '\n')
+        write_text(osp.join(self.work_dir, 'summary.json'), json.dumps(summary, indent=2))
+        write_text(osp.join(self.work_dir, 'summary.md'), text + '\n')
         print(f'[study] summary: {osp.join(self.work_dir, "summary.md")}, {osp.join(self.work_dir, "summary.json")}')
         print('\n' + text)
         return summary
@@ -253,9 +292,13 @@ class Study:
         for seed in self.s['seeds']:
             roots = {f: self.generate(f, seed) for f in dict.fromkeys([train_on] + list(self.s['test_on']))}
             checkpoint = self.train(seed, roots[train_on])
+            calibrated = self.calibrate(seed, checkpoint, roots[train_on]) if 'calibrate' in self.s else None
             for family in self.s['test_on']:
                 out = self.test(seed, checkpoint, family, roots[family])
                 reports.setdefault(f'{train_on} -> {family}', []).append(out)
+                if calibrated is not None:
+                    out = self.test(seed, calibrated, family, roots[family], suffix='_calibrated')
+                    reports.setdefault(f'{train_on} -> {family} (calibrated)', []).append(out)
         return None if self.dry_run else self.summarize(reports)
 
 
