@@ -16,6 +16,7 @@ import os
 from typing import Any, Dict, Optional, Sequence
 
 from projects.ccformer.benchmark import merge_reports, write_json
+from projects.ccformer.utils.atomic import write_text
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,8 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     merged, table = merge_reports(args.reports, args.steps, args.budget)
     write_json(merged, args.json)
     os.makedirs(os.path.dirname(os.path.abspath(args.markdown)), exist_ok=True)
-    with open(args.markdown, 'w') as f:
-        f.write(table)
+    write_text(args.markdown, table)
     print(table, end='')
     return merged
 

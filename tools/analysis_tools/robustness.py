@@ -49,6 +49,7 @@ from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
 from projects.ccformer.evaluation.robustness import check_conditions, evaluate_audio_conditions, robustness_report
 from projects.ccformer.evaluation.robustness_report import format_report, plot_report, tested_on, trained_on
+from projects.ccformer.utils.atomic import write_text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -154,8 +155,7 @@ def main(argv=None) -> dict:
     if is_main_process():
         for path in (out, plot):
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        with open(out, 'w') as f:
-            json.dump(report, f, indent=2)
+        write_text(out, json.dumps(report, indent=2))
         plot_report(report, plot)
         files = dict(report=out, plot=plot, log=runner.logger.log_file)
         print('\n' + format_report(report, files))

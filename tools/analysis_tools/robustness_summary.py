@@ -30,6 +30,7 @@ from projects.ccformer.evaluation.robustness_summary import (
     report_group,
     summarize_reports,
 )
+from projects.ccformer.utils.atomic import write_text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,8 +62,7 @@ def main(argv=None) -> dict:
     for path, content in ((args.out, json.dumps(summary, indent=2)), (args.markdown, text + '\n')):
         if path:
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-            with open(path, 'w') as f:
-                f.write(content)
+            write_text(path, content)
             print(f'written: {path}', file=sys.stderr)
     print(text)
     return summary

@@ -13,6 +13,7 @@ import ast
 import os.path as osp
 from typing import Any, Dict, Optional
 
+from ..utils.atomic import atomic_path
 from .robustness import CONDITION_NAMES, EMPTY_GOALS, find_metric, format_table
 
 
@@ -203,6 +204,7 @@ def plot_report(report: dict, path: str) -> str:
     tested = (report.get('tested_on') or {}).get('data_root') or report.get('data_root') or ''
     fig.suptitle(f'{osp.basename(str(report.get("checkpoint", "")))} on {tested}', fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
     plt.close(fig)
     return path
