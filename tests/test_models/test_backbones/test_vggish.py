@@ -82,3 +82,18 @@ def test_vggish_bad_checkpoints(tmp_path):
     torch.save(sd, path)
     with pytest.raises(KeyError, match='embeddings.4.weight'):
         VGGish(init_cfg=dict(type='Pretrained', checkpoint=str(path)), **TINY).init_weights()
+
+
+def test_vggish_stats_branch_adds_the_spectral_statistics():
+    """``stats_branch``: the pre-activation embedding plus a projection of each mel bin's mean and std over time."""
+    torch.manual_seed(0)
+    m = VGGish(frozen=False, stats_branch=True, **TINY)
+    x = torch.randn(4, 1, 96, 64)
+    plain = VGGish(frozen=False, **TINY)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith('stats.')})
+    pre = plain.embeddings[:-1](plain.features(x).permute(0, 2, 3, 1).flatten(1))
+    stats = torch.cat([x[:, 0].mean(1), x[:, 0].std(1)], 1)
+    torch.testing.assert_close(m(x), F.relu(pre + F.linear(stats, m.stats.weight, m.stats.bias)))
+    assert set(plain.state_dict()) == set(m.state_dict()) - {'stats.weight', 'stats.bias'}
+    m(x).sum().backward()
+    assert m.stats.weight.grad is not None

@@ -16,12 +16,16 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...utils.checkpoint import check_pretrained_file, load_checkpoint_file
+
+#: mel bins of a log-mel example (its last axis)
+NUM_BANDS = 64
 
 VGGISH_URL = 'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth'
 
@@ -50,6 +54,9 @@ class VGGish(BaseModule):
         fc_dims (Sequence[int]): widths of the two hidden FC layers; official (4096, 4096).
         frozen (bool): Freeze all weights (``requires_grad=False``), keep the module in eval mode during
             training and run it under ``torch.no_grad``. AVSBench work always freezes it. Default: True.
+        stats_branch (bool): add ``Linear(2 * 64, 128)`` of each mel bin's mean and std over the example's 96
+            frames to the last layer's pre-activation (an encoder trained from scratch; not in the official
+            network, whose checkpoint then lacks ``stats.*``). Default: False (docs/robustness.md).
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH)`` loads the official
             ``vggish-10086976.pth`` (a plain state dict); every key must match (strict), otherwise a
             ``KeyError`` lists the missing / unexpected keys.
@@ -63,10 +70,13 @@ class VGGish(BaseModule):
         channels: Sequence[int] = (64, 128, 256, 512),
         fc_dims: Sequence[int] = (4096, 4096),
         frozen: bool = True,
+        stats_branch: bool = False,
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.frozen = frozen
+        # per mel bin, the mean and std over time of the example, projected onto the embedding
+        self.stats = nn.Linear(2 * NUM_BANDS, 128) if stats_branch else None
         self.features = _vggish_features(channels)
         self.embeddings = nn.Sequential(
             nn.Linear(channels[3] * 4 * 6, fc_dims[0]),
@@ -109,9 +119,12 @@ class VGGish(BaseModule):
         return super().train(False if self.frozen else mode)
 
     def _embed(self, x: Tensor) -> Tensor:
-        x = self.features(x)  # (N, 512, 6, 4) (official widths)
-        x = x.permute(0, 2, 3, 1).flatten(1)  # TF (NHWC) order -> (N, 12288)
-        return self.embeddings(x)  # (N, 128)
+        f = self.features(x)  # (N, 512, 6, 4) (official widths)
+        f = f.permute(0, 2, 3, 1).flatten(1)  # TF (NHWC) order -> (N, 12288)
+        if self.stats is None:
+            return self.embeddings(f)  # (N, 128)
+        stats = torch.cat([x[:, 0].mean(1), x[:, 0].std(1)], dim=1)  # (N, 2 * 64)
+        return F.relu(self.embeddings[:-1](f) + self.stats(stats))
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 1, 96, 64) log-mel -> (N, 128) embedding."""
