@@ -23,7 +23,7 @@ def test_plain_config():
 
 
 def test_robust_tiny_config_sets_the_wrapped_root():
-    cfg = Config.fromfile(CONFIG.replace('tiny-paper', 'tiny'))
+    cfg = Config.fromfile(CONFIG.replace('tiny-paper', 'tiny-robust'))
     changed = set_data_root(cfg, '/data/s4')
     assert changed == ['train_dataloader.dataset.dataset', 'val_dataloader.dataset', 'test_dataloader.dataset']
     assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'
