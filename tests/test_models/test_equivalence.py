@@ -132,6 +132,13 @@ NEW_CONFIGS = {
         f'configs/ccformer/ccformer_r50-coco_{task}-224x224.py': f'configs/ccformer/ccformer_r50_{task}-224x224.py'
         for task in ('1xb2-60e_avsbench-s4', '1xb2-120e_avsbench-ms3', '1xb6-40e_avss')
     },
+    # real recordings as negative audio: the same model, another training set
+    **{
+        f'configs/ccformer/ccformer_tiny-robust-bank_1xb2-toy_avsbench-{task}-64x64.py': (
+            f'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-{task}-64x64.py'
+        )
+        for task in ('s4', 'ms3')
+    },
 }
 if os.environ.get('CCFORMER_EQUIVALENCE_ALL') == '1':
     COUNTED = COUNTED + sorted(NEW_CONFIGS)

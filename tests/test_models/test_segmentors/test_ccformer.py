@@ -306,11 +306,11 @@ def _flatten(d, prefix=''):
 
 
 @pytest.mark.parametrize('task', ['avsbench-s4', 'avsbench-ms3', 'avss'])
-@pytest.mark.parametrize('recipe', ['tiny', 'tiny-paper'])
+@pytest.mark.parametrize('recipe', ['tiny-robust', 'tiny-paper'])
 def test_tiny_configs(task, recipe):
     cfg = Config.fromfile(osp.join(ROOT, f'configs/ccformer/ccformer_{recipe}_1xb2-toy_{task}-64x64.py'))
     train = cfg.train_dataloader.dataset
-    if recipe == 'tiny':  # trained to segment only what sounds (configs/_base_/robust.py)
+    if recipe == 'tiny-robust':  # trained to segment only what sounds (configs/_base_/robust.py)
         assert train.type == 'NegativeAudioDataset' and cfg.model.neck.audio_window == 0
         assert cfg.model.decode_head.presence_head.type == 'AudioVisualPresence'
         assert (cfg.model.decode_head.get('loss_decode') is None) == (task == 'avss')
