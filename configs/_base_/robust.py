@@ -1,5 +1,5 @@
 # Training that segments only what sounds (docs/robustness.md). A config takes it as a further base next to the
-# config it makes robust and writes (the *-robust configs in configs/ccformer/ and the tiny configs do):
+# config it makes robust and writes (the *-robust configs in configs/ccformer/, tiny-robust included, do):
 #   model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)
 #   train_dataloader = dict(dataset=dict(
 #       _delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset))
@@ -42,7 +42,7 @@ robust_decode_head = dict(
         ),
     ],
 )
-# Real recordings of things never on screen (docs/robustness.md, "Real sound"): a config that wants them writes
+# Real recordings of things never on screen (docs/robustness.md, "Real recordings in training"): a config that wants them writes
 #   train_dataloader = dict(dataset=dict(_base_.robust_real_audio, ...))
 # next to the keys above. `sound_bank` is a folder with one sub-folder per kind of recording (for real AVSBench
 # training: e.g. ESC-50 or AudioSet clips sorted by class, of classes that are never on screen; recordings of a kind

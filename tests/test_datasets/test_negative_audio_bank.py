@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from projects.ccformer.datasets import NegativeAudioDataset, SeededIndex
-from projects.ccformer.datasets.audio import SAMPLE_RATE
+from projects.ccformer.datasets.audio import SAMPLE_RATE, waveform_to_logmel
 from projects.ccformer.datasets.audio_conditions import silence_logmel
 from projects.ccformer.datasets.audio_conditions.augment import LogmelAugment, logmel_to_magnitude
 from projects.ccformer.datasets.samplers import derive_seed
@@ -29,15 +29,20 @@ def _ms3(root):
     return dict(type='AVSBenchMS3Dataset', data_root=root, split='train', pipeline=PIPELINE)
 
 
-def _bank(root, kinds):
-    """A bank with one noisy tone recording per kind (sub-folder)."""
+def _bank(root, kinds, freq=300.0):
+    """A bank with one noisy tone recording per kind (sub-folder): ``freq``, ``freq + 400`` Hz, ..."""
     rng = np.random.default_rng(0)
     t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
     for i, kind in enumerate(kinds):
         os.makedirs(osp.join(root, kind), exist_ok=True)
-        wave = 0.3 * np.sin(2 * np.pi * (300 + 400 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        wave = 0.3 * np.sin(2 * np.pi * (freq + 400 * i) * t) + 0.02 * rng.standard_normal(t.size)
         sf.write(osp.join(root, kind, 'take.wav'), wave, SAMPLE_RATE)
     return str(root)
+
+
+def _peak_bin(logmel) -> int:
+    """The loudest mel bin of the first example, averaged over its 96 frames."""
+    return int(np.asarray(logmel).reshape(-1, 96, 64)[0].mean(0).argmax())
 
 
 def _visible(root, idx, ds):
@@ -46,7 +51,9 @@ def _visible(root, idx, ds):
 
 
 def test_recorded_seconds_replace_the_audio_and_empty_the_targets(toy_ms3_root, tmp_path):
-    bank = _bank(tmp_path / 'bank', ['thunder'])
+    bank = _bank(tmp_path / 'bank', ['thunder'], freq=7000.0)  # above every toy sound (5 kHz at most)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone_bin = _peak_bin(waveform_to_logmel(0.3 * np.sin(2 * np.pi * 7000.0 * t), SAMPLE_RATE))
     ds = NegativeAudioDataset(
         _ms3(toy_ms3_root), prob=1.0, whole_clip_prob=1.0, conditions={RECORDED: 1.0}, sound_bank=bank
     )
@@ -58,7 +65,7 @@ def test_recorded_seconds_replace_the_audio_and_empty_the_targets(toy_ms3_root, 
     silence = torch.from_numpy(silence_logmel(1)[0])
     for t in range(5):
         assert not torch.equal(out['audio'][t], silence) and not torch.equal(out['audio'][t], plain['audio'][t])
-        assert torch.isfinite(out['audio'][t]).all()
+        assert int(out['audio'][t, 0].mean(0).argmax()) == tone_bin  # a window of the bank's recording
 
 
 def test_recordings_of_a_kind_on_screen_are_left_out(toy_ms3_root, tmp_path):
@@ -101,17 +108,28 @@ def test_audio_augment_changes_the_level_of_every_real_second(toy_ms3_root):
     before = logmel_to_magnitude(plain['audio'].numpy().astype(np.float64))
     after = logmel_to_magnitude(out['audio'].numpy().astype(np.float64))
     loud = before > 1.0  # where the float32 log rounding is negligible
+    assert loud.any()
     np.testing.assert_allclose(after[loud] / before[loud], 10 ** (gain_db / 20), rtol=1e-3)
 
 
 def test_audio_augment_is_seeded_per_sample_and_mixes_the_bank(toy_ms3_root, tmp_path):
-    bank = _bank(tmp_path / 'bank', ['thunder'])
+    bank = _bank(tmp_path / 'bank', ['thunder'], freq=7000.0)
     kw = dict(prob=0.0, sound_bank=bank, audio_augment=dict(mix_prob=1.0, mask_prob=1.0))
     ds, again = NegativeAudioDataset(_ms3(toy_ms3_root), **kw), NegativeAudioDataset(_ms3(toy_ms3_root), **kw)
     idx = SeededIndex(0, derive_seed(0, 3, 0))
     assert torch.equal(ds[idx]['audio'], again[idx]['audio'])
     assert not torch.equal(ds[idx]['audio'], ds[SeededIndex(0, derive_seed(0, 4, 0))]['audio'])
-    assert not torch.equal(ds[idx]['audio'], ds.dataset[0]['audio'])
+    # level and masks alone (no mixing) leave the 7 kHz bins where they were relative to the rest; the mixed
+    # background raises them
+    only_mix = dict(gain_db=(0, 0), mix_prob=1.0, mask_prob=0.0)
+    mixed = NegativeAudioDataset(_ms3(toy_ms3_root), prob=0.0, sound_bank=bank, audio_augment=only_mix)[idx]
+    plain = ds.dataset[0]['audio']
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone_bin = _peak_bin(waveform_to_logmel(0.3 * np.sin(2 * np.pi * 7000.0 * t), SAMPLE_RATE))
+    real = [s for s in range(5) if logmel_to_magnitude(plain[s].numpy()).max() > 1e-3]
+    assert real
+    for s in real:
+        assert mixed['audio'][s, 0, :, tone_bin].mean() > plain[s, 0, :, tone_bin].mean() + 0.1
 
 
 def test_logmel_augment_keeps_silence_and_shape():

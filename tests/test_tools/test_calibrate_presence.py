@@ -55,21 +55,29 @@ def test_calibration_moves_a_biased_decision(toy_s4_root, tmp_path):
     report = tool.main(argv)
     assert _digest(ckpt) == digest
     assert report['before']['TNR'] == 0.0 and report['conditions'] == ['original', 'silence', 'noise']
+    # positives: the labelled val frames whose ground truth has foreground, with the true audio only
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    from projects.ccformer.engine import set_data_root
+
+    cfg = Config.fromfile(CONFIG)
+    set_data_root(cfg, toy_s4_root)
+    init_default_scope('mmseg')
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+    masks = [val[i]['data_samples'].gt_sem_seg.data.reshape(5, -1) for i in range(len(val))]
+    positives = sum(int(((m > 0) & (m != 255)).any(1).sum()) for m in masks)
+    assert 0 < positives < 5 * len(val)
+    assert report['positive_frames'] == positives and report['frames'] == 3 * 5 * len(val)
     assert report['margin'] < -40 and report['after']['balanced'] > report['before']['balanced']
     saved = torch.load(out, weights_only=True)
     assert saved['meta']['presence_calibration'] == report and saved['meta']['seed'] == 0
     assert saved['state_dict'][PRESENCE_BIAS_KEY].item() == pytest.approx(50.0 + report['margin'])
 
     # the written checkpoint, loaded as users load it, gives the 'after' figures with no shift
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from projects.ccformer.apis import init_avs_model
-    from projects.ccformer.engine import set_data_root
 
-    cfg = Config.fromfile(CONFIG)
-    set_data_root(cfg, toy_s4_root)
-    init_default_scope('mmseg')
     per_condition = tool.collect(init_avs_model(cfg, out), cfg, ['silence', 'noise'], 0, None)
     scores = torch.cat([torch.from_numpy(s) for s, _ in per_condition.values()]).numpy()
     labels = torch.cat([torch.from_numpy(lab) for _, lab in per_condition.values()]).numpy()
@@ -89,6 +97,11 @@ def test_refusals(toy_s4_root, tmp_path):
         tool.main([CONFIG, str(tmp_path / 'missing.pth'), '--out', str(tmp_path / 'o.pth')])
     with pytest.raises(ValueError, match='--offscreen-audio'):
         tool.main([CONFIG, ckpt, '--out', str(tmp_path / 'o.pth'), '--conditions', 'offscreen_recorded'])
+    with pytest.raises(ValueError, match='add it to --conditions'):
+        tool.main(
+            [CONFIG, ckpt, '--out', str(tmp_path / 'o.pth'), '--offscreen-audio', 'assets:recorded/bank']
+            + ['--conditions', 'silence']
+        )
     paper = _save_model(PAPER_CONFIG, tmp_path / 'paper.pth')
     with pytest.raises(ValueError, match='no presence head'):
         tool.main([PAPER_CONFIG, paper, '--out', str(tmp_path / 'o.pth'), '--data-root', toy_s4_root])

@@ -239,8 +239,12 @@ def test_study_calibrates_and_tests_both_checkpoints(tmp_path, capsys):
         f'{work}/train/seed4/calibrated.pth --data-root {work}/data/toy4 --audio-seed 4 --force '
         '--offscreen-audio train_bank' in capsys.readouterr().out
     )
-    path, _ = _study(tmp_path / 'e', calibrate=dict(offscreen_audio=3))
-    with pytest.raises(SystemExit, match='"calibrate" must be an object'):
+    for bad in (dict(offscreen_audio=3), dict(args='--x'), dict(command='python x'), dict(command=[])):
+        path, _ = _study(tmp_path / 'e', calibrate=bad)
+        with pytest.raises(SystemExit, match='"calibrate" must be an object'):
+            robustness_study.main([path])
+    path, _ = _study(tmp_path / 'g', calibrate=dict(offscreen_audio=str(tmp_path / 'no_such_bank')))
+    with pytest.raises(SystemExit, match='calibrate.offscreen_audio .* is not a folder'):
         robustness_study.main([path])
 
 

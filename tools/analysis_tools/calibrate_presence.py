@@ -65,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='folder of real recordings of things not on screen (one sub-folder per kind)',
     )
     parser.add_argument('--audio-seed', type=int, default=0, help='seed of the negative audio')
+    parser.add_argument('--device', default='cpu', help="device of the model, e.g. 'cuda' (default: cpu)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings')
     return parser.parse_args(argv)
 
@@ -90,6 +91,10 @@ def conditions_of(args: argparse.Namespace) -> list:
         conditions.append(RECORDED_CONDITION)
     if RECORDED_CONDITION in conditions and not args.offscreen_audio:
         raise ValueError(f'condition {RECORDED_CONDITION} needs --offscreen-audio DIR')
+    if args.offscreen_audio and RECORDED_CONDITION not in conditions:
+        raise ValueError(
+            f'--offscreen-audio is used by the condition {RECORDED_CONDITION} only: add it to --conditions'
+        )
     return conditions
 
 
@@ -121,7 +126,7 @@ def main(argv=None) -> dict:
         cfg.merge_from_dict(args.cfg_options)
     set_data_root(cfg, args.data_root, keys=('val_dataloader',))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = init_avs_model(cfg, args.checkpoint)
+    model = init_avs_model(cfg, args.checkpoint, device=args.device)
     per_condition = collect(model, cfg, conditions, args.audio_seed, args.offscreen_audio)
     scores = np.concatenate([s for s, _ in per_condition.values()])
     labels = np.concatenate([lab for _, lab in per_condition.values()])

@@ -45,6 +45,7 @@ from mmengine.runner import Runner
 
 from projects.ccformer.datasets import SoundBank
 from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS, RECORDED_CONDITION
+from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
 from projects.ccformer.evaluation.robustness import check_conditions, evaluate_audio_conditions, robustness_report
@@ -87,6 +88,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.conditions = [c for c in AUDIO_CONDITIONS if c != RECORDED_CONDITION or args.offscreen_audio]
     elif RECORDED_CONDITION in args.conditions and not args.offscreen_audio:
         parser.error(f'--conditions {RECORDED_CONDITION} needs --offscreen-audio DIR (the recordings)')
+    if args.offscreen_audio:
+        args.offscreen_audio = resolve_bank_root(args.offscreen_audio)  # 'assets:recorded/bank_heldout': shipped
     if args.offscreen_audio and not os.path.isdir(args.offscreen_audio):
         parser.error(f'--offscreen-audio {args.offscreen_audio}: not a folder')
     if 'LOCAL_RANK' not in os.environ:

@@ -37,7 +37,9 @@ For each seed S (and each family F among ``train_on`` and ``test_on``):
    decision of the trained checkpoint to its best balanced accuracy on the *training* family's validation split
    (``--offscreen-audio`` the calibration's own folder, e.g. the training bank; never the test recordings), writing
    ``WORK/train/S/calibrated.pth``; both checkpoints are then tested, the calibrated one as ``<test>_calibrated``.
-   ``calibrate.command`` replaces the command (placeholders as for the test).
+   ``calibrate.command`` replaces the command (placeholders ``{work_dir}``, ``{config}``, ``{epochs}``, ``{seed}``,
+   ``{checkpoint}``, ``{out}``, ``{data_root}``, ``{audio_seed}``). A recordings folder may be given as
+   ``assets:<path>`` (a folder shipped with the package, e.g. ``assets:recorded/bank_heldout``).
 3. **test** on each ``test_on`` family: ``python tools/analysis_tools/robustness.py CONFIG CHECKPOINT
    --data-root DATA --audio-seed S --out WORK/reports/<train>_on_<test>/seed<S>.json`` (+ ``--offscreen-audio``
    when given) + ``robustness_args``.
@@ -63,6 +65,7 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.evaluation.robustness_summary import format_summary, load_report, read_json, summarize_reports
 from projects.ccformer.utils.atomic import write_text
 
@@ -141,7 +144,11 @@ def load_study(path: str) -> dict:
         isinstance(calibrate, dict)
         and set(calibrate) <= {'offscreen_audio', 'args', 'command'}
         and isinstance(calibrate.get('offscreen_audio', ''), str)
-        and all(isinstance(a, str) for a in calibrate.get('args', []) + calibrate.get('command', []))
+        and all(
+            isinstance(calibrate.get(k, []), list) and all(isinstance(a, str) for a in calibrate.get(k, []))
+            for k in ('args', 'command')
+        )
+        and calibrate.get('command', [None]) != []
     ):
         raise StudyError(
             f'{path}: "calibrate" must be an object with "offscreen_audio" (a folder), "args" and/or "command" '
@@ -283,9 +290,11 @@ class Study:
         return summary
 
     def __call__(self) -> Optional[dict]:
-        bank = self.s.get('offscreen_audio')
-        if bank and not osp.isdir(bank) and not self.dry_run:
-            raise StudyError(f'offscreen_audio {bank!r} is not a folder (the recordings of things not on screen)')
+        banks = [('offscreen_audio', self.s.get('offscreen_audio'))]
+        banks.append(('calibrate.offscreen_audio', (self.s.get('calibrate') or {}).get('offscreen_audio')))
+        for key, bank in banks:
+            if bank and not osp.isdir(resolve_bank_root(bank)) and not self.dry_run:
+                raise StudyError(f'{key} {bank!r} is not a folder (the recordings of things not on screen)')
         os.makedirs(self.work_dir, exist_ok=True)
         train_on = self.s['train_on']
         reports: Dict[str, List[str]] = {}

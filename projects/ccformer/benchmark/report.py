@@ -10,6 +10,8 @@ import os
 import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..utils.atomic import write_text
+
 #: what makes records the same variant in :func:`summarize_rounds`
 SUMMARY_KEYS = (
     'part',
@@ -32,11 +34,7 @@ def write_json(report: Dict[str, Any], path: Optional[str]) -> None:
     """Write ``report`` to ``path`` atomically (a temporary file renamed over it); nothing when ``path`` is None."""
     if not path:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(report, indent=1))
 
 
 def add_model_over_backbone(records: List[Dict[str, Any]], keys: Sequence[str] = MATCH_KEYS) -> None:

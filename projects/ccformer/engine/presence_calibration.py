@@ -44,7 +44,7 @@ def presence_scores(model, dataloader: Iterable) -> Tuple[np.ndarray, np.ndarray
     if getattr(model.decode_head, 'presence_head', None) is None:
         raise ValueError(
             'the model has no presence head (decode_head.presence_head), so there is no presence decision to '
-            'calibrate: use a -robust or tiny config, whose heads have one'
+            'calibrate: use a -robust config, whose heads have one'
         )
     model.eval()
     scores, labels = [], []
@@ -54,7 +54,8 @@ def presence_scores(model, dataloader: Iterable) -> Tuple[np.ndarray, np.ndarray
         t = inputs.shape[1]
         frame_valid = model.frame_valid_from_samples(samples, t, inputs.device)
         _, out = model.run_core(inputs, data.get('audio'), frame_valid, all_stages=True)
-        presence = out.presence.float().view(len(samples), t).cpu().numpy()
+        # the decision the model makes: masks kept where presence + presence_margin > 0 (CCFormerHead.gate)
+        presence = (out.presence.float() + model.decode_head.presence_margin).view(len(samples), t).cpu().numpy()
         for i, sample in enumerate(samples):
             keep, positive = _positive_frames(sample, t)
             scores.append(presence[i][keep])

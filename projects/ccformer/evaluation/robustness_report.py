@@ -204,7 +204,9 @@ def plot_report(report: dict, path: str) -> str:
     tested = (report.get('tested_on') or {}).get('data_root') or report.get('data_root') or ''
     fig.suptitle(f'{osp.basename(str(report.get("checkpoint", "")))} on {tested}', fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format='png')
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path

@@ -97,3 +97,8 @@ def test_vggish_stats_branch_adds_the_spectral_statistics():
     assert set(plain.state_dict()) == set(m.state_dict()) - {'stats.weight', 'stats.bias'}
     m(x).sum().backward()
     assert m.stats.weight.grad is not None
+
+
+def test_vggish_stats_branch_needs_training():
+    with pytest.raises(ValueError, match='frozen=False'):
+        VGGish(stats_branch=True, **TINY)

@@ -74,6 +74,11 @@ class VGGish(BaseModule):
         init_cfg: Optional[dict] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        if stats_branch and frozen:
+            raise ValueError(
+                'VGGish: stats_branch=True adds a layer that has to be trained; set frozen=False (an encoder '
+                'trained from scratch, as in the tiny configs)'
+            )
         self.frozen = frozen
         # per mel bin, the mean and std over time of the example, projected onto the embedding
         self.stats = nn.Linear(2 * NUM_BANDS, 128) if stats_branch else None
