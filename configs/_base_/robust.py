@@ -42,7 +42,8 @@ robust_decode_head = dict(
         ),
     ],
 )
-# Real recordings of things never on screen (docs/robustness.md, "Real recordings in training"): a config that wants them writes
+# Real recordings of things never on screen (docs/robustness.md, "Real recordings in training"): a config that
+# wants them writes
 #   train_dataloader = dict(dataset=dict(_base_.robust_real_audio, ...))
 # next to the keys above. `sound_bank` is a folder with one sub-folder per kind of recording (for real AVSBench
 # training: e.g. ESC-50 or AudioSet clips sorted by class, of classes that are never on screen; recordings of a kind
