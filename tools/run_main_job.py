@@ -285,9 +285,10 @@ def main(argv=None) -> Dict:
     with open(robustness_json) as f:
         robustness = json.load(f)
 
-    demo_dir = osp.join(work, 'video_demo')
-    os.makedirs(demo_dir, exist_ok=True)
-    video = osp.join(demo_dir, 'toy_demo.mp4')
+    demo_dir = osp.join(work, 'video_demo')  # created by the video demo, which refuses a folder holding files
+    video_dir = osp.join(work, 'video_input')
+    os.makedirs(video_dir, exist_ok=True)
+    video = osp.join(video_dir, 'toy_demo.mp4')
     ids = make_toy_video(data_root, video)
     timings['video_demo'] = run(
         [
