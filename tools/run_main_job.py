@@ -145,6 +145,12 @@ def generate_data(root: str, num_videos: List[int], seed: int, img_size: int, lo
     )
 
 
+def video_demo_paths(work: str):
+    """``(input video, --out folder)`` of the video demo step: the input lies outside the output folder, which the
+    video demo creates (it refuses a folder that holds files)."""
+    return osp.join(work, 'video_input', 'toy_demo.mp4'), osp.join(work, 'video_demo')
+
+
 def schedule_options(config: str, args: argparse.Namespace):
     """``--cfg-options`` for the run length of an epoch- or iteration-based config; returns (options, label)."""
     from mmengine.config import Config
@@ -285,10 +291,8 @@ def main(argv=None) -> Dict:
     with open(robustness_json) as f:
         robustness = json.load(f)
 
-    demo_dir = osp.join(work, 'video_demo')  # created by the video demo, which refuses a folder holding files
-    video_dir = osp.join(work, 'video_input')
-    os.makedirs(video_dir, exist_ok=True)
-    video = osp.join(video_dir, 'toy_demo.mp4')
+    video, demo_dir = video_demo_paths(work)
+    os.makedirs(osp.dirname(video), exist_ok=True)
     ids = make_toy_video(data_root, video)
     timings['video_demo'] = run(
         [

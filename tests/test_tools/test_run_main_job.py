@@ -2,6 +2,7 @@
 the verdict in words, from the metrics of tools/test.py and the report of tools/analysis_tools/robustness.py."""
 
 import importlib.util
+import os
 import os.path as osp
 
 import pytest
@@ -112,3 +113,14 @@ def test_summary_without_silent_frames(job):
     s = _summary(job, conditions, true)
     assert s['silent_frames']['num_frames'] == 0
     assert 'none in the test split' in job.summary_markdown(s)
+
+
+def test_video_demo_input_is_outside_its_output_folder(job, tmp_path):
+    """The video demo refuses an --out folder that holds files: the job's input video must not be written there."""
+    spec = importlib.util.spec_from_file_location('ccformer_video_demo', osp.join(ROOT, 'demo', 'video_demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    video, out = job.video_demo_paths(str(tmp_path))
+    os.makedirs(osp.dirname(video), exist_ok=True)
+    open(video, 'wb').close()
+    demo.check_out_dir(out, overwrite=False)  # no SystemExit
