@@ -14,15 +14,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 PAPER_CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py')
 
+TOOL = 'tools/analysis_tools/calibrate_presence.py'
+
 
 def _tool():
     spec = importlib.util.spec_from_file_location('calibrate_presence', osp.join(ROOT, TOOL))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-TOOL = 'tools/analysis_tools/calibrate_presence.py'
 
 
 def _save_model(config, path, bias=None):

@@ -42,8 +42,6 @@ from projects.ccformer.evaluation.robustness import audio_condition_dataset
 from projects.ccformer.utils.atomic import atomic_path
 from projects.ccformer.utils.checkpoint import checkpoint_state_dict, load_checkpoint_file
 
-NEGATIVE_CONDITIONS = EMPTY_GT_CONDITIONS
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Calibrate the presence decision of a CCFormer checkpoint')
@@ -55,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--conditions',
         nargs='+',
-        choices=NEGATIVE_CONDITIONS,
+        choices=EMPTY_GT_CONDITIONS,
         help='negative audio conditions heard on the validation clips (default: silence noise offscreen, and '
         f'{RECORDED_CONDITION} with --offscreen-audio)',
     )
