@@ -6,7 +6,8 @@ Each model is rebuilt with the current code, its parameters are filled from thei
 
 * final logits (``mode='tensor'``, eval, a padded frame where the case has one), the head's logits of every decoder
   stage, every loss term (``mode='loss'``, train mode, dropout off) and every parameter's gradient agree within
-  ``TOL`` = 1e-6 (relative, and absolute relative to the tensor's scale). They are not compared exactly because
+  ``TOL`` = 1e-6 (relative, and absolute relative to the tensor's scale; the BCL heads' gradients, computed in
+  float32 by the loss, within ``TOL_FLOAT32``). They are not compared exactly because
   the blocks run on library layers (mmcv ``MultiheadAttention`` / ``FFN``, mmdet DETR / Mask2Former layers) that
   order the floating-point operations of the attention differently from the reference's own attention; in
   float64 that moves results by ~1e-15 (measured: at most 4.3e-15 relative on ``tiny_avss``), far inside 1e-6, so
@@ -40,6 +41,10 @@ TOL = 1e-6
 #: values below this are float64 rounding noise around an analytic zero (e.g. the gradient of a projection's bias
 #: that a GroupNorm removes: ~1e-18) and are compared absolutely at TOL * FLOOR
 FLOOR = 1e-9
+#: BCL computes its similarities in float32 whatever the input (``BiModalContrastiveLoss.forward``), so the gradients
+#: of its projection heads carry float32 rounding, which the order of a multi-threaded sum moves (measured: beyond
+#: 1e-6 on the PVT S4 case with OMP_NUM_THREADS=1); they are compared at this tolerance
+TOL_FLOAT32 = 1e-4
 
 
 def _load_generator():
@@ -52,22 +57,22 @@ def _load_generator():
 gen = _load_generator()
 
 
-def assert_record(new: dict, ref: dict, what: str) -> None:
-    """Compare two records of :func:`make_reference.record` within TOL, absolutely relative to the tensor's largest
-    value or FLOOR, whichever is larger."""
+def assert_record(new: dict, ref: dict, what: str, tol: float = TOL) -> None:
+    """Compare two records of :func:`make_reference.record` within ``tol``, absolutely relative to the tensor's
+    largest value or FLOOR, whichever is larger."""
     assert sorted(new) == sorted(ref), what
     if 'full' in ref:
         a, b = new['full'], ref['full']
         assert a.shape == b.shape, what
         scale = max(float(b.abs().max()), FLOOR)
-        torch.testing.assert_close(a, b, rtol=TOL, atol=TOL * scale, msg=what)
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * scale, msg=what)
         return
     assert torch.equal(new['shape'], ref['shape']), what
     abs_sum = float(ref['abs_sum'])
-    torch.testing.assert_close(new['abs_sum'], ref['abs_sum'], rtol=TOL, atol=0.0, msg=what)
-    torch.testing.assert_close(new['sum'], ref['sum'], rtol=0.0, atol=TOL * abs_sum, msg=what)
+    torch.testing.assert_close(new['abs_sum'], ref['abs_sum'], rtol=tol, atol=0.0, msg=what)
+    torch.testing.assert_close(new['sum'], ref['sum'], rtol=0.0, atol=tol * abs_sum, msg=what)
     scale = max(float(ref['values'].abs().max()), FLOOR)
-    torch.testing.assert_close(new['values'], ref['values'], rtol=TOL, atol=TOL * scale, msg=what)
+    torch.testing.assert_close(new['values'], ref['values'], rtol=tol, atol=tol * scale, msg=what)
 
 
 @pytest.mark.parametrize('name', sorted(gen.MODELS))
@@ -84,7 +89,8 @@ def test_logits_losses_and_gradients_match_the_reference(name):
     assert sorted(new['grads']) == sorted(ref['grads']), f'{name}: parameters (reference names) differ'
     assert new['no_grad'] == ref['no_grad']
     for key, value in ref['grads'].items():
-        assert_record(new['grads'][key], value, f'{name}: gradient of {key}')
+        tol = TOL_FLOAT32 if key.startswith('bcl_loss.') else TOL
+        assert_record(new['grads'][key], value, f'{name}: gradient of {key}', tol)
 
 
 def _counted():
