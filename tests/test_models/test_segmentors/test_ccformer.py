@@ -175,23 +175,6 @@ def test_use_bcl_switch_and_input_errors():
         model(frames[0], mode='tensor', audio=audio)
 
 
-def test_avc_loss_reads_the_sounding_frames_with_their_own_audio():
-    """``avc_loss`` adds ``loss_avc``; its targets are the GT foreground and the supervised frames whose audio is
-    their own (not replaced by negative-audio training, not padded)."""
-    avc = dict(type='AudioVisualCorrespondenceLoss', embed_dims=32, hidden_dims=16, proj_dims=8)
-    model = build(avc_loss=avc)
-    frames, audio, gts = toy_clips(n=2, t=3)
-    data_samples = samples(gts, gt_valid=[[1, 1, 0], [1, 1, 1]], audio_replaced=[0, 1, 0])
-    losses = model(frames, data_samples, mode='loss', audio=audio)
-    assert losses['loss_avc'].item() > 0 and 'loss_bcl' in losses
-    x = model.extract_feat(frames, audio)
-    foreground, valid = model._avc_targets(model._bcl_input(x, data_samples), data_samples)
-    assert torch.equal(foreground, gts.flatten(0, 1) == 1)
-    assert valid.tolist() == [True, False, False, True, False, True]
-    plain = build()
-    assert plain.avc_loss is None and 'loss_avc' not in plain(frames, samples(gts), mode='loss', audio=audio)
-
-
 def test_training_steps_lower_the_loss():
     model = build()
     model.train()

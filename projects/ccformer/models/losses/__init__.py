@@ -1,4 +1,3 @@
-from .avc_loss import AudioVisualCorrespondenceLoss
 from .bcl_loss import BiModalContrastiveLoss, bimodal_info_nce
 
-__all__ = ['AudioVisualCorrespondenceLoss', 'BiModalContrastiveLoss', 'bimodal_info_nce']
+__all__ = ['BiModalContrastiveLoss', 'bimodal_info_nce']

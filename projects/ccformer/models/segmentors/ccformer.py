@@ -62,8 +62,6 @@ class CCFormer(BaseSegmentor):
         decode_head (dict): ``CCFormerHead``.
         bcl_loss (dict, optional): ``BiModalContrastiveLoss``; built only when ``use_bcl``.
         use_bcl (bool): add BCL to the training loss ("w/o BCL" ablation when False). Default True.
-        avc_loss (dict, optional): ``AudioVisualCorrespondenceLoss`` on the ground-truth sounding region, an
-            auxiliary loss of the robust recipe (not in the paper); None (default) trains without it.
         train_cfg, test_cfg (dict, optional): unused (kept for mmseg compatibility).
         pretrained (str, optional): a checkpoint for the visual backbone, as mmseg's ``EncoderDecoder`` takes it
             (``Pretrained`` ``init_cfg`` of the backbone); ``mmseg.apis.init_model`` passes None.
@@ -90,7 +88,6 @@ class CCFormer(BaseSegmentor):
         decode_head: dict,
         bcl_loss: Optional[dict] = None,
         use_bcl: bool = True,
-        avc_loss: Optional[dict] = None,
         train_cfg: Optional[dict] = None,
         test_cfg: Optional[dict] = None,
         data_preprocessor: Optional[dict] = None,
@@ -108,7 +105,6 @@ class CCFormer(BaseSegmentor):
         self.decode_head = MODELS.build(decode_head)
         self.use_bcl = use_bcl and bcl_loss is not None
         self.bcl_loss = MODELS.build(bcl_loss) if self.use_bcl else None
-        self.avc_loss = MODELS.build(avc_loss) if avc_loss is not None else None
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.align_corners = align_corners
         self.compile_cfg = compile_cfg
@@ -268,30 +264,16 @@ class CCFormer(BaseSegmentor):
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
 
     def loss(self, inputs: Tensor, data_samples: List[SegDataSample], audio: Optional[Tensor] = None) -> dict:
-        """Head losses (prefixed ``decode.``) + ``loss_bcl`` (+ ``loss_avc`` with ``avc_loss``)."""
+        """Head losses (prefixed ``decode.``) + ``loss_bcl``."""
         if not data_samples:
             raise ValueError('CCFormer.loss needs data_samples with gt_sem_seg')
         t = inputs.shape[1]
         frame_valid = self.frame_valid_from_samples(data_samples, t, inputs.device)
         x, head_out = self.run_core(inputs, audio, frame_valid, all_stages=True)
         losses = add_prefix(self.decode_head.loss_by_feat(head_out, data_samples), 'decode')
-        own_audio = self._bcl_input(x, data_samples)
         if self.use_bcl:
-            losses[self.bcl_loss.loss_name] = self.bcl_loss(own_audio)
-        if self.avc_loss is not None:
-            losses[self.avc_loss.loss_name] = self.avc_loss(own_audio, *self._avc_targets(own_audio, data_samples))
+            losses[self.bcl_loss.loss_name] = self.bcl_loss(self._bcl_input(x, data_samples))
         return losses
-
-    def _avc_targets(self, x: EIMOutput, data_samples: Sequence[SegDataSample]) -> tuple:
-        """``(foreground (B*T, H, W) bool, valid (B*T,) bool)`` for the AVC loss: the sounding pixels of the ground
-        truth (any class but the background 0 and ``ignore_index``) and the supervised frames with their own audio
-        (``x`` from :meth:`_bcl_input`)."""
-        gt, weight = self.decode_head._gt(data_samples, x.num_frames, x.audio_orig.device)
-        foreground = (gt > 0) & (gt != self.decode_head.ignore_index)
-        valid = weight > 0
-        if x.frame_valid is not None:
-            valid = valid & x.frame_valid.reshape(-1)
-        return foreground, valid
 
     @staticmethod
     def _bcl_input(x: EIMOutput, data_samples: Sequence[SegDataSample]) -> EIMOutput:
