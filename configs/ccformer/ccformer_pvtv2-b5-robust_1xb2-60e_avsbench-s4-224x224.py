@@ -11,3 +11,5 @@ train_dataloader = dict(
         dataset=dict(_base_.train_dataloader.dataset, sounding_unlabelled=True),
     )
 )
+# weights averaged over about two epochs (3452 training clips, 1726 iterations an epoch)
+custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-4)]

@@ -51,6 +51,10 @@ NEW_CONFIGS.update(
     }
 )
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
+RUNTIME_HOOKS = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]
+ROBUST_EMA = dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.01, update_buffers=True, priority=49)
+#: EMA momentum of the robust configs (the first key in the name): about two epochs of their schedule
+EMA_MOMENTUM = {'tiny': 0.01, 'avss': 4e-4, 'ms3': 3e-3, 's4': 3e-4}
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
     conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
@@ -99,6 +103,8 @@ def expected_changes(name: str) -> dict:
       (flip test-time augmentation for ``tools/test.py --tta``) are new.
     * robust configs: the variable ``robust_real_audio`` of ``configs/_base_/robust.py`` is new; the
       ``*-robust-bank*`` configs (new) set it on their ``NegativeAudioDataset``.
+    * robust configs: validation, checkpoints and tests use an exponential moving average of the weights
+      (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum about two epochs of the schedule).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -124,6 +130,9 @@ def expected_changes(name: str) -> dict:
         changes['model.decode_head.query_generator.audio_context'] = (MISSING, 'frame')
     if 'robust' in name:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
+        changes['robust_ema'] = (MISSING, ROBUST_EMA)
+        momentum = next(m for key, m in EMA_MOMENTUM.items() if key in name)
+        changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, momentum=momentum)])
     if '-robust-bank_' in name:
         changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})
     if 'r50-coco' in name:

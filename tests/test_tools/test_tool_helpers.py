@@ -357,6 +357,7 @@ def test_publish_model(tmp_path):
             optimizer=dict(state={}, param_groups=[]),
             message_hub={},
             param_schedulers=[],
+            ema_state_dict={'w': torch.zeros(4)},  # EMAHook: the raw weights, state_dict holds their average
             meta=dict(dataset_meta=dict(classes=('bg', 'fg'))),
         ),
         src,

@@ -414,6 +414,12 @@ def test_resume_is_bit_exact(toy_s4_root, tmp_path):
     assert not changed, f'{len(changed)} tensors differ, e.g. {changed[:3]}'
     first = _load(src)['state_dict']
     assert any(not torch.equal(first[k], a[k]) for k in a)  # epoch 2 did train
+    # the robust configs save the moving average of the weights (robust_ema) as the state_dict and keep the raw
+    # weights (EMAHook's 'module.<name>') for resuming: those resume exactly too
+    raw_a, raw_b = (_load(osp.join(d, 'epoch_2.pth'))['ema_state_dict'] for d in (full, resumed))
+    assert all(torch.equal(raw_a[k], raw_b[k]) for k in raw_a)
+    averaged = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], raw_a['module.' + k])]
+    assert averaged, 'the saved state_dict should be the moving average, not the raw weights'
 
 
 def test_non_finite_loss_stops_training_without_saving(toy_s4_root, tmp_path):

@@ -3,7 +3,9 @@
     python tools/misc/publish_model.py work_dirs/exp/best_mIoU_iter_4000.pth ccformer_pvtv2-b5_s4.pth
     # -> ccformer_pvtv2-b5_s4-<first 8 hex digits of its sha256>.pth
 
-The training state (``optimizer``, ``param_schedulers``, ``message_hub``) is removed; ``state_dict`` and ``meta``
+The training state (``optimizer``, ``param_schedulers``, ``message_hub`` and, from configs that average the
+weights with ``EMAHook`` (the robust configs), ``ema_state_dict``: the raw weights kept for resuming; ``state_dict``
+already holds the average) is removed; ``state_dict`` and ``meta``
 (with ``dataset_meta``, which ``init_avs_model`` reads) are kept. Unlike mmseg's script the hash is taken of the
 file actually published, so ``sha256sum`` of the released file starts with the suffix in its name. The input is read
 without executing code (``projects/ccformer/engine/safe_checkpoint.py``; ``CCFORMER_TRUSTED_CHECKPOINTS=FILE`` opts a
@@ -17,7 +19,7 @@ from hashlib import sha256
 
 import torch
 
-TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub')
+TRAINING_KEYS = ('optimizer', 'param_schedulers', 'message_hub', 'ema_state_dict')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,7 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('in_file', help='input checkpoint filename')
     parser.add_argument('out_file', help='output checkpoint filename (the sha256 prefix is appended)')
     parser.add_argument(
-        '--keep-training-state', action='store_true', help='keep optimizer / scheduler / message hub (for resuming)'
+        '--keep-training-state',
+        action='store_true',
+        help='keep optimizer / scheduler / message hub / the raw weights of EMA configs (for resuming)',
     )
     return parser.parse_args(argv)
 
