@@ -163,6 +163,12 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _is_ema_hook(hook) -> bool:
+    kind = hook.get('type') if isinstance(hook, dict) else None
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return name.split('.')[-1] == 'EMAHook'
+
+
 def setup_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
@@ -187,8 +193,11 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     cfg.load_from = args.checkpoint
     if getattr(args, 'trust_checkpoint', False):
         trust_checkpoint(args.checkpoint)
-    # the checkpoint must fit the model (frozen parts with their own pretrained file excepted)
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+    # the checkpoint must fit the model (frozen parts with their own pretrained file excepted); a checkpoint of a
+    # config that averages the weights (EMAHook, the robust configs) holds the average as its state_dict, so the hook
+    # is left out: its copy of the model would not see the parts StrictCheckpointHook loads from their own files
+    hooks = [h for h in cfg.get('custom_hooks', []) if not _is_ema_hook(h)]
+    cfg.custom_hooks = hooks + [
         dict(
             type='StrictCheckpointHook',
             checkpoint=args.checkpoint,

@@ -6,4 +6,4 @@ train_dataloader = dict(
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
 )
 # weights averaged over about two epochs (296 training clips, 148 iterations an epoch)
-custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-3)]
+custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-3, gamma=300)]

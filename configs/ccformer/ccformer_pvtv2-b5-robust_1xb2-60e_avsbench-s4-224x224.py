@@ -12,4 +12,4 @@ train_dataloader = dict(
     )
 )
 # weights averaged over about two epochs (3452 training clips, 1726 iterations an epoch)
-custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-4)]
+custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-4, gamma=3000)]

@@ -52,9 +52,18 @@ NEW_CONFIGS.update(
 )
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
 RUNTIME_HOOKS = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]
-ROBUST_EMA = dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.01, update_buffers=True, priority=49)
-#: EMA momentum of the robust configs (the first key in the name): about two epochs of their schedule
-EMA_MOMENTUM = {'tiny': 0.01, 'avss': 4e-4, 'ms3': 3e-3, 's4': 3e-4}
+ROBUST_EMA = dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.01, gamma=100, update_buffers=True)
+#: EMA momentum and gamma of the robust configs: about two epochs of their schedule
+
+
+def ema_of(name: str) -> dict:
+    if '_tiny' in name:
+        return dict(momentum=0.01, gamma=100)
+    if 'avss' in name:
+        return dict(momentum=3.5e-4, gamma=3000)
+    return dict(momentum=3e-3, gamma=300) if 'ms3' in name else dict(momentum=3e-4, gamma=3000)
+
+
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
     conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
@@ -104,7 +113,8 @@ def expected_changes(name: str) -> dict:
     * robust configs: the variable ``robust_real_audio`` of ``configs/_base_/robust.py`` is new; the
       ``*-robust-bank*`` configs (new) set it on their ``NegativeAudioDataset``.
     * robust configs: validation, checkpoints and tests use an exponential moving average of the weights
-      (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum about two epochs of the schedule).
+      (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum and gamma about two epochs of the
+      schedule).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -131,8 +141,7 @@ def expected_changes(name: str) -> dict:
     if 'robust' in name:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
-        momentum = next(m for key, m in EMA_MOMENTUM.items() if key in name)
-        changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, momentum=momentum)])
+        changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])
     if '-robust-bank_' in name:
         changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})
     if 'r50-coco' in name:

@@ -36,7 +36,10 @@ def _save_model(config, path, bias=None):
     state = MODELS.build(Config.fromfile(config).model).state_dict()
     if bias is not None:
         state[PRESENCE_BIAS_KEY] = torch.tensor(float(bias))
-    torch.save(dict(state_dict=state, meta=dict(seed=0)), str(path))
+    # as an EMA config saves it: the raw weights for resuming, here with another presence bias
+    raw = {f'module.{k}': v.clone() for k, v in state.items()}
+    raw[f'module.{PRESENCE_BIAS_KEY}'] = torch.tensor(1.0)
+    torch.save(dict(state_dict=state, ema_state_dict=raw, meta=dict(seed=0)), str(path))
     return str(path)
 
 
@@ -73,6 +76,7 @@ def test_calibration_moves_a_biased_decision(toy_s4_root, tmp_path):
     saved = torch.load(out, weights_only=True)
     assert saved['meta']['presence_calibration'] == report and saved['meta']['seed'] == 0
     assert saved['state_dict'][PRESENCE_BIAS_KEY].item() == pytest.approx(50.0 + report['margin'])
+    assert saved['ema_state_dict'][f'module.{PRESENCE_BIAS_KEY}'].item() == pytest.approx(1.0 + report['margin'])
 
     # the written checkpoint, loaded as users load it, gives the 'after' figures with no shift
     from projects.ccformer.apis import init_avs_model

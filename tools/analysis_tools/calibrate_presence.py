@@ -33,6 +33,7 @@ from projects.ccformer.datasets.audio_conditions import EMPTY_GT_CONDITIONS, REC
 from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.presence_calibration import (
+    PRESENCE_BIAS_KEY,
     balanced_accuracy,
     calibrated_state_dict,
     choose_margin,
@@ -135,6 +136,13 @@ def main(argv=None) -> dict:
     state = calibrated_state_dict(checkpoint_state_dict(checkpoint, args.checkpoint), margin)
     checkpoint = dict(checkpoint) if isinstance(checkpoint, dict) and 'state_dict' in checkpoint else {}
     checkpoint['state_dict'] = state
+    raw = checkpoint.get('ema_state_dict')
+    if isinstance(raw, dict) and f'module.{PRESENCE_BIAS_KEY}' in raw:
+        # configs that average the weights (EMAHook) keep the raw ones for resuming: they get the same shift, so a
+        # run resumed from the calibrated copy decides as it does
+        checkpoint['ema_state_dict'] = dict(
+            raw, **{f'module.{PRESENCE_BIAS_KEY}': raw[f'module.{PRESENCE_BIAS_KEY}'] + margin}
+        )
     meta = dict(checkpoint.get('meta') or {})
     meta['presence_calibration'] = dict(
         margin=margin,
