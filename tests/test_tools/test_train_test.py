@@ -394,7 +394,8 @@ def _resume_opts(root: str, epochs: int) -> list:
 def test_resume_is_bit_exact(toy_s4_root, tmp_path):
     """An uninterrupted 2-epoch run and a run resumed from its epoch-1 checkpoint end with identical weights, with
     random augmentation, dropout and 2 persistent data-loader workers (augmentation seeded by (seed, epoch, index),
-    random layers by (seed, iteration))."""
+    random layers by (seed, iteration)); the robust config's moving average of the weights (EMAHook) and the raw
+    weights it keeps resume exactly too."""
     full, resumed = str(tmp_path / 'full'), str(tmp_path / 'resumed')
     _run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', full, '--cfg-options'] + _resume_opts(toy_s4_root, 2))
     os.makedirs(resumed)

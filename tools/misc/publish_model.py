@@ -3,10 +3,10 @@
     python tools/misc/publish_model.py work_dirs/exp/best_mIoU_iter_4000.pth ccformer_pvtv2-b5_s4.pth
     # -> ccformer_pvtv2-b5_s4-<first 8 hex digits of its sha256>.pth
 
-The training state (``optimizer``, ``param_schedulers``, ``message_hub`` and, from configs that average the
-weights with ``EMAHook`` (the robust configs), ``ema_state_dict``: the raw weights kept for resuming; ``state_dict``
-already holds the average) is removed; ``state_dict`` and ``meta``
-(with ``dataset_meta``, which ``init_avs_model`` reads) are kept. Unlike mmseg's script the hash is taken of the
+The training state is removed: ``optimizer``, ``param_schedulers``, ``message_hub`` and ``ema_state_dict`` (the raw
+weights that configs averaging the weights with ``EMAHook``, the robust ones, keep for resuming; their
+``state_dict`` already holds the average). ``state_dict`` and ``meta`` (with ``dataset_meta``, which
+``init_avs_model`` reads) are kept. Unlike mmseg's script the hash is taken of the
 file actually published, so ``sha256sum`` of the released file starts with the suffix in its name. The input is read
 without executing code (``projects/ccformer/engine/safe_checkpoint.py``; ``CCFORMER_TRUSTED_CHECKPOINTS=FILE`` opts a
 trusted legacy file in to full unpickling).
