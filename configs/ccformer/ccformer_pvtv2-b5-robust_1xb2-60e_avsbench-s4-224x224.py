@@ -11,5 +11,4 @@ train_dataloader = dict(
         dataset=dict(_base_.train_dataloader.dataset, sounding_unlabelled=True),
     )
 )
-# weights averaged over about two epochs (3452 training clips, 1726 iterations an epoch)
-custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-4, gamma=3000)]
+custom_hooks = _base_.custom_hooks + [_base_.robust_ema_s4]

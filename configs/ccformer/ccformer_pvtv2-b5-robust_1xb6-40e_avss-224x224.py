@@ -5,5 +5,4 @@ model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_semantic_head)
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
 )
-# weights averaged over about two epochs (about 8,500 training clips, 1,400 iterations an epoch)
-custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3.5e-4, gamma=3000)]
+custom_hooks = _base_.custom_hooks + [_base_.robust_ema_avss]

@@ -5,5 +5,4 @@ model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
 )
-# weights averaged over about two epochs (296 training clips, 148 iterations an epoch)
-custom_hooks = _base_.custom_hooks + [dict(_base_.robust_ema, momentum=3e-3, gamma=300)]
+custom_hooks = _base_.custom_hooks + [_base_.robust_ema_ms3]

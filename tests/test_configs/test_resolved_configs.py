@@ -53,10 +53,15 @@ NEW_CONFIGS.update(
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
 RUNTIME_HOOKS = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]
 ROBUST_EMA = dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.01, gamma=100, update_buffers=True)
-#: EMA momentum and gamma of the robust configs: about two epochs of their schedule
+ROBUST_EMA_VARIABLES = {
+    'robust_ema_s4': dict(ROBUST_EMA, momentum=3e-4, gamma=3000),
+    'robust_ema_ms3': dict(ROBUST_EMA, momentum=3e-3, gamma=300),
+    'robust_ema_avss': dict(ROBUST_EMA, momentum=3.5e-4, gamma=3000),
+}
 
 
 def ema_of(name: str) -> dict:
+    """EMA momentum and gamma of robust config ``name``: about two epochs of its schedule."""
     if '_tiny' in name:
         return dict(momentum=0.01, gamma=100)
     if 'avss' in name:
@@ -114,7 +119,7 @@ def expected_changes(name: str) -> dict:
       ``*-robust-bank*`` configs (new) set it on their ``NegativeAudioDataset``.
     * robust configs: validation, checkpoints and tests use an exponential moving average of the weights
       (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum and gamma about two epochs of the
-      schedule).
+      schedule: ``robust_ema_s4`` / ``_ms3`` / ``_avss`` for the AVSBench configs).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -141,6 +146,7 @@ def expected_changes(name: str) -> dict:
     if 'robust' in name:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
+        changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])
     if '-robust-bank_' in name:
         changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})

@@ -136,13 +136,11 @@ def main(argv=None) -> dict:
     state = calibrated_state_dict(checkpoint_state_dict(checkpoint, args.checkpoint), margin)
     checkpoint = dict(checkpoint) if isinstance(checkpoint, dict) and 'state_dict' in checkpoint else {}
     checkpoint['state_dict'] = state
-    raw = checkpoint.get('ema_state_dict')
-    if isinstance(raw, dict) and f'module.{PRESENCE_BIAS_KEY}' in raw:
+    raw, raw_key = checkpoint.get('ema_state_dict'), f'module.{PRESENCE_BIAS_KEY}'
+    if isinstance(raw, dict) and raw_key in raw:
         # configs that average the weights (EMAHook) keep the raw ones for resuming: they get the same shift, so a
         # run resumed from the calibrated copy decides as it does
-        checkpoint['ema_state_dict'] = dict(
-            raw, **{f'module.{PRESENCE_BIAS_KEY}': raw[f'module.{PRESENCE_BIAS_KEY}'] + margin}
-        )
+        checkpoint['ema_state_dict'] = {**raw, raw_key: raw[raw_key] + margin}
     meta = dict(checkpoint.get('meta') or {})
     meta['presence_calibration'] = dict(
         margin=margin,
