@@ -69,6 +69,7 @@ def ema_of(name: str) -> dict:
     return dict(momentum=3e-3, gamma=300) if 'ms3' in name else dict(momentum=3e-4, gamma=3000)
 
 
+ROBUST_CATEGORY_S4 = dict(type='CategoryBridge', num_categories=23, loss_weight=1.0)
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
     conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
@@ -120,6 +121,7 @@ def expected_changes(name: str) -> dict:
     * robust configs: validation, checkpoints and tests use an exponential moving average of the weights
       (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum and gamma about two epochs of the
       schedule: ``robust_ema_s4`` / ``_ms3`` / ``_avss`` for the AVSBench configs).
+    * robust configs: the variable ``robust_category_s4`` (category supervision, off in every config) is new.
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -145,6 +147,7 @@ def expected_changes(name: str) -> dict:
         changes['model.decode_head.query_generator.audio_context'] = (MISSING, 'frame')
     if 'robust' in name:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
+        changes['robust_category_s4'] = (MISSING, ROBUST_CATEGORY_S4)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])

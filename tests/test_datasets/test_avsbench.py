@@ -78,6 +78,26 @@ def test_s4_entries(toy_s4_root):
     assert len(ds.metainfo['palette']) == 2
 
 
+def test_s4_category_index_numbers_the_categories_of_all_splits_alike(toy_s4_root, tmp_path):
+    rows = _csv(osp.join(toy_s4_root, 's4_meta_data.csv'))
+    categories = tuple(sorted({r['category'] for r in rows}))
+    for split in ('train', 'test'):
+        ds = S4(data_root=toy_s4_root, split=split, pipeline=BINARY_PIPELINE)
+        assert ds.metainfo['categories'] == categories
+        for i in range(len(ds)):
+            e = ds.get_data_info(i)
+            assert categories[e['category_index']] == e['category']
+        assert ds[0]['data_samples'].metainfo['category_index'] == ds.get_data_info(0)['category_index']
+    # a category found in the test split only still has its place (the CSV of every split counts)
+    with open(osp.join(toy_s4_root, 's4_meta_data.csv')) as f:
+        text = f.read()
+    extra = tmp_path / 's4_meta_data.csv'
+    extra.write_text(text.rstrip('\n') + '\nzzz_clip,0,aaa_only_in_test,test\n')
+    ds = S4(data_root=toy_s4_root, ann_file=str(extra), split='train', check_files=False)
+    assert ds.metainfo['categories'][0] == 'aaa_only_in_test'
+    assert all(ds.get_data_info(i)['category_index'] >= 1 for i in range(len(ds)))
+
+
 def test_s4_wav_source(toy_s4_root):
     ds = S4(data_root=toy_s4_root, split='val', audio_source='wav', pipeline=BINARY_PIPELINE)
     e = ds.get_data_info(0)

@@ -398,6 +398,40 @@ def test_semantic_model_with_avss_resize(toy_avss_root, tmp_path):
     assert (ort_masks == pt_masks).mean() >= 0.999 and len(np.unique(pt_masks)) > 5
 
 
+def test_category_head_exports_and_matches_pytorch(clips, tmp_path):
+    """A binary model with ``CategoryBridge`` (its counted prior included) exports, and ONNX Runtime gives its
+    logits within 1e-4."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.decode_head.category_head = dict(cfg.robust_category_s4, num_categories=4)
+    torch.manual_seed(0)
+    model = init_avs_model(cfg, None, device='cpu')
+    model.init_weights()
+    bridge = model.decode_head.category_head
+    with torch.no_grad():
+        bridge.category_counts.copy_(torch.tensor([5.0, 1.0, 2.0, 0.0]))
+        bridge.visual_cls.weight.mul_(50.0)  # random features: make the evidence reach below 0
+        bridge.audio_cls.weight.mul_(50.0)
+    c = clips[0]
+    frames = _rgb(c['frame_paths'])
+    export_onnx(model, str(tmp_path / 'cat.onnx'), 5, (64, 64))
+    ort_model = ORTSegmentor(str(tmp_path / 'cat.onnx'), num_threads=1)
+    audio = load_logmel_pkl(c['audio_path'])[:5]
+    _, logits = ort_model.predict([frames], [audio], return_logits=True)
+    with torch.no_grad():
+        ref = model(
+            torch.from_numpy(ort_model.preprocess([frames])), mode='tensor', audio=torch.from_numpy(audio)[None]
+        )
+    assert logits.shape == tuple(ref.shape) and np.abs(logits - ref.numpy()).max() < 1e-4
+    model.decode_head.category_margin = 1e4  # the evidence no longer lowers anything: other logits
+    with torch.no_grad():
+        plain = model(
+            torch.from_numpy(ort_model.preprocess([frames])), mode='tensor', audio=torch.from_numpy(audio)[None]
+        )
+    assert (plain - ref).abs().max() > 1.0
+
+
 # ------------------------------------------------------------------------------------------------ faults
 def test_predict_without_clips_says_so(ort_model):
     with pytest.raises(ValueError, match=r'ORTSegmentor.predict: no clip given .*N >= 1 clips of T=5 frames'):

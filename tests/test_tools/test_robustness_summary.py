@@ -294,6 +294,14 @@ def test_study_file_errors_and_dry_run(tmp_path, capsys):
     )
     assert f'--out {work}/reports/toy_on_toy/seed4.json --offscreen-audio rec' in out
     assert not osp.exists(osp.join(work, 'data'))  # nothing ran
+    # once training has saved its config (train_args' --cfg-options merged in), the test builds the model from it
+    os.makedirs(osp.join(work, 'train', 'seed4'))
+    open(osp.join(work, 'train', 'seed4', 'tiny_ms3.py'), 'w').write('# as trained\n')
+    assert robustness_study.main([path, '--dry-run']) is None
+    assert (
+        f'tools/analysis_tools/robustness.py {work}/train/seed4/tiny_ms3.py {work}/train/seed4/epoch_2.pth'
+        in capsys.readouterr().out
+    )
 
 
 def test_summary_tool_as_a_command(tmp_path):

@@ -38,18 +38,22 @@ For each seed S (and each family F among ``train_on`` and ``test_on``):
    (``--offscreen-audio`` the calibration's own folder, e.g. the training bank; never the test recordings), writing
    ``WORK/train/S/calibrated.pth``; both checkpoints are then tested, the calibrated one as ``<test>_calibrated``.
    ``calibrate.command`` replaces the command (placeholders ``{work_dir}``, ``{config}``, ``{epochs}``, ``{seed}``,
-   ``{checkpoint}``, ``{out}``, ``{data_root}``, ``{audio_seed}``). A recordings folder may be given as
-   ``assets:<path>`` (a folder shipped with the package, e.g. ``assets:recorded/bank_heldout``).
-3. **test** on each ``test_on`` family: ``python tools/analysis_tools/robustness.py CONFIG CHECKPOINT
+   ``{checkpoint}``, ``{out}``, ``{data_root}``, ``{audio_seed}``, ``{train_work_dir}``, ``{train_config}``). A
+   recordings folder may be given as ``assets:<path>`` (a folder shipped with the package, e.g.
+   ``assets:recorded/bank_heldout``).
+3. **test** on each ``test_on`` family: ``python tools/analysis_tools/robustness.py TRAINED_CONFIG CHECKPOINT
    --data-root DATA --audio-seed S --out WORK/reports/<train>_on_<test>/seed<S>.json`` (+ ``--offscreen-audio``
-   when given) + ``robustness_args``.
+   when given) + ``robustness_args``. TRAINED_CONFIG (``{train_config}``) is the config that training saved in
+   ``WORK/train/S/``, with the ``--cfg-options`` of ``train_args`` in it, so a model changed by them is tested as it
+   was trained (the study's config would build a model without the change and leave its trained weights unused).
+   Calibration (2b) reads it too.
 4. **summarise** every report, grouped by ``<train> -> <test>``: ``WORK/summary.md`` and ``WORK/summary.json``
    (``tools/analysis_tools/robustness_summary.py``), printed last.
 
 Commands are lists (no shell); ``{seed}``, ``{data_root}``, ``{work_dir}``, ``{family}``, ``{epochs}`` and
 ``{config}`` are filled in, and a leading ``python`` is this interpreter. ``train_command`` / ``test_command`` in
-the study file replace the default commands of steps 2 and 3 (same placeholders, plus ``{train_work_dir}``,
-``{checkpoint}``, ``{out}``, ``{audio_seed}``).
+the study file replace the default commands of steps 2 and 3 (same placeholders, plus ``{train_work_dir}`` and,
+for tests, ``{train_config}``, ``{checkpoint}``, ``{out}``, ``{audio_seed}``, ``{test_work_dir}``).
 
 Resumable: a step that finished is recorded under ``WORK/done/`` and skipped when the study is run again; a
 training run that stopped part-way is resumed (``--resume``). Each step's output goes to ``WORK/logs/``; a failed
@@ -84,7 +88,7 @@ DEFAULT_TRAIN = [
 DEFAULT_TEST = [
     'python',
     'tools/analysis_tools/robustness.py',
-    '{config}',
+    '{train_config}',
     '{checkpoint}',
     '--data-root',
     '{data_root}',
@@ -98,7 +102,7 @@ DEFAULT_TEST = [
 DEFAULT_CALIBRATE = [
     'python',
     'tools/analysis_tools/calibrate_presence.py',
-    '{config}',
+    '{train_config}',
     '{checkpoint}',
     '--out',
     '{out}',
@@ -242,11 +246,20 @@ class Study:
         with open(path) as f:
             return f.read().strip()
 
+    def trained(self, seed: int) -> dict:
+        """``train_work_dir`` and ``train_config`` of ``seed``: the config as training saved it in its work dir
+        (with the ``--cfg-options`` of ``train_args`` merged), so the model tested is the model trained; the study's
+        config before training has saved one (``--dry-run``)."""
+        work = osp.join(self.work_dir, 'train', f'seed{seed}')
+        saved = osp.join(work, osp.basename(self.s['config']))
+        return dict(train_work_dir=work, train_config=saved if osp.isfile(saved) else self.s['config'])
+
     def calibrate(self, seed: int, checkpoint: str, data_root: str) -> str:
         """The checkpoint with its presence decision calibrated on the training family's validation split."""
         calibrate = self.s['calibrate']
         out = osp.join(self.work_dir, 'train', f'seed{seed}', 'calibrated.pth')
         fields = dict(self.base, seed=seed, checkpoint=checkpoint, out=out, data_root=data_root, audio_seed=seed)
+        fields.update(self.trained(seed))
         cmd = fill(calibrate.get('command', DEFAULT_CALIBRATE), **fields)
         if calibrate.get('offscreen_audio') and 'command' not in calibrate:
             cmd += ['--offscreen-audio', calibrate['offscreen_audio']]
@@ -267,6 +280,7 @@ class Study:
             out=out,
             audio_seed=seed,
             test_work_dir=osp.join(self.work_dir, 'test', f'seed{seed}', _slug(family + suffix)),
+            **self.trained(seed),
         )
         cmd = fill(self.s.get('test_command', DEFAULT_TEST), **fields)
         if self.s.get('offscreen_audio') and 'test_command' not in self.s:

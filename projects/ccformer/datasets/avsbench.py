@@ -170,6 +170,10 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
             premise: one source that sounds all clip long), the presence target of the robust recipe
             on frames without a mask (labelled frames use their mask; ``LoadAVSAudio`` sets silent
             seconds to 0). Default False (unknown).
+
+    Each clip's ``category_index`` is the place of its category among the CSV's categories of all splits, sorted
+    (the official CSV: 23), so train, val and test number them alike; the dataset's metainfo ``categories`` lists
+    them. ``CategoryBridge`` learns from it.
     """
 
     METAINFO = dict(classes=BINARY_CLASSES, palette=BINARY_PALETTE)
@@ -181,14 +185,17 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
         super().__init__(ann_file=ann_file, audio_source=audio_source, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        rows = read_csv_rows(self.ann_file)
-        rows = self._select(self.ann_file, rows)
+        all_rows = read_csv_rows(self.ann_file)
+        rows = self._select(self.ann_file, all_rows)
+        for r in all_rows:
+            if len(r['_values']) < 4:
+                raise ValueError(f'{self.ann_file}, line {r["_line"]}: expected name, start_time, category, split')
+        # official: name and category by position (0, 2); by header name when present
+        categories = sorted({r.get('category', r['_values'][2]) for r in all_rows})
+        self._metainfo['categories'] = tuple(categories)
         entries = []
         for r in rows:
             vals = r['_values']
-            if len(vals) < 4:
-                raise ValueError(f'{self.ann_file}, line {r["_line"]}: expected name, start_time, category, split')
-            # official: name and category by position (0, 2); by header name when present
             name, category = r.get('name', vals[0]), r.get('category', vals[2])
             rel = (self.split, category)
             frames = [self._path('s4_data', 'visual_frames', *rel, name, f'{name}_{k}.png') for k in range(1, 6)]
@@ -201,7 +208,13 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
             extra = dict(sounding=[1] * 5) if self.sounding_unlabelled else {}
             entries.append(
                 self._entry(
-                    video_id=name, category=category, frame_paths=frames, mask_paths=masks, audio_path=audio, **extra
+                    video_id=name,
+                    category=category,
+                    category_index=categories.index(category),
+                    frame_paths=frames,
+                    mask_paths=masks,
+                    audio_path=audio,
+                    **extra,
                 )
             )
         self._check_entries(entries)

@@ -26,6 +26,7 @@ class PackAVSInputs(BaseTransform):
     DEFAULT_META_KEYS = (
         'video_id',
         'category',
+        'category_index',
         'frame_paths',
         'img_path',
         'audio_path',

@@ -1,6 +1,7 @@
 """CCFormer decode head: Multi-query Transformer Module + segmentation head."""
 
 from ..utils.attention import SDPAttention
+from .category_bridge import CategoryBridge
 from .ccformer_head import CCFormerHead
 from .layers import CCFormerEncoder, CrossSelfAttentionLayer, ICILayer, ITILayer, MSDeformAttn, SelfAttentionLayer
 from .mtm_decoder import MultiQueryTransformerDecoder
@@ -11,6 +12,7 @@ from .seg_head import CrossModalFPNHead
 __all__ = [
     'CCFormerHead',
     'AudioVisualPresence',
+    'CategoryBridge',
     'AttentionQueryGenerator',
     'MultiQueryTransformerDecoder',
     'CrossModalFPNHead',

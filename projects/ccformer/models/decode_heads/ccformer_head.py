@@ -14,6 +14,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
 from ..utils import EIMOutput, HeadOutput
+from .category_bridge import CategoryBridge  # noqa: F401 (registers it)
 from .layers import CCFormerEncoder, ConstCache
 from .presence import AudioVisualPresence  # noqa: F401 (registers it)
 
@@ -117,6 +118,16 @@ class CCFormerHead(BaseModule):
             frames it replaces. At inference it gates the masks
             (:meth:`gate`), so a frame in which nothing on screen sounds
             comes out empty. None (default, the paper): none.
+        presence_margin (float): shift of the presence gate (a frame is emptied where the presence logit is
+            below ``-presence_margin``).
+        category_head (dict | None): e.g. ``dict(type='CategoryBridge', num_categories=32, loss_weight=1.0)``
+            (binary heads): category scores of each frame's sound and of each place of the frame, trained on the
+            data samples' metainfo ``category_index`` (``loss_category_audio``, ``loss_category_visual``). At
+            inference the mask logits are lowered by the bridge's evidence against the heard category
+            (``logits + min(r + category_margin, 0)``, :meth:`CategoryBridge.evidence`), so a place that shows
+            another category than the one heard comes out empty, and a sound the bridge does not recognise
+            changes nothing. None (default, the paper): none.
+        category_margin (float): shift of ``r`` before it is applied.
     """
 
     def __init__(
@@ -136,6 +147,8 @@ class CCFormerHead(BaseModule):
         threshold: float = 0.5,
         presence_head: Optional[ConfigType] = None,
         presence_margin: float = 0.0,
+        category_head: Optional[ConfigType] = None,
+        category_margin: float = 0.0,
         init_cfg: Optional[ConfigType] = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -207,6 +220,19 @@ class CCFormerHead(BaseModule):
             self.presence_balanced = bool(presence_head.pop('balanced', False))
             self.presence_head = MODELS.build(
                 _with_dims(presence_head, dict(), type='AudioVisualPresence', embed_dims=embed_dims)
+            )
+        self.category_margin = float(category_margin)
+        self.category_head = None
+        if category_head is not None:
+            if num_classes != 1:
+                raise ValueError(
+                    'CCFormerHead: category_head needs a binary head (num_classes=1, S4-style data with one '
+                    'category per clip); a semantic head classifies the pixels itself.'
+                )
+            category_head = dict(category_head)
+            self.category_loss_weight = float(category_head.pop('loss_weight', 1.0))
+            self.category_head = MODELS.build(
+                _with_dims(category_head, dict(), type='CategoryBridge', embed_dims=embed_dims)
             )
         self._const = ConstCache()
 
@@ -307,7 +333,10 @@ class CCFormerHead(BaseModule):
         presence = None
         if self.presence_head is not None:
             presence = self.presence_head(x.audio_orig, x.feats_orig).to(logits.dtype)
-        return HeadOutput(list(logits.unbind(0)), presence)
+        cat_audio = cat_visual = None
+        if self.category_head is not None:
+            cat_audio, cat_visual = self.category_head(x.audio_orig, x.feats_orig)
+        return HeadOutput(list(logits.unbind(0)), presence, cat_audio, cat_visual)
 
     @staticmethod
     def gate(logits: Tensor, presence: Tensor) -> Tensor:
@@ -345,12 +374,18 @@ class CCFormerHead(BaseModule):
         self, x: EIMOutput, batch_img_metas: Optional[List[dict]] = None, test_cfg: Optional[ConfigType] = None
     ) -> Tensor:
         """Final logits (B*T, K, H/4, W/4) (mask head on the last stage
-        only), gated by the presence score when the head has one
+        only), lowered by the category evidence against the heard category when the head has a
+        ``category_head``, then gated by the presence score when it has a presence head
         (:meth:`gate`, shifted by ``presence_margin``); the segmentor
         resizes them with ``batch_img_metas``, which the head does not need
         (kept for mmseg's head signature), nor ``test_cfg``."""
         out = self._run(x, False)
         logits = out.stage_logits[-1]
+        if out.category_audio is not None:
+            where = self.category_head.evidence(out.category_audio, out.category_visual).to(logits.dtype)
+            if where.shape[-2:] != logits.shape[-2:]:
+                where = F.interpolate(where, size=logits.shape[-2:], mode='bilinear', align_corners=False)
+            logits = logits + (where + self.category_margin).clamp(max=0)
         if out.presence is None:
             return logits
         return self.gate(logits, out.presence.view(-1, 1, 1, 1) + self.presence_margin)
@@ -435,6 +470,11 @@ class CCFormerHead(BaseModule):
             stage_logits = stage_logits[-1:]
         logits = torch.stack(stage_logits)  # (S, B*T, K, h, w)
         presence = head_out.presence.float() if self.presence_head is not None else None
+        if self.category_head is not None and head_out.category_audio is None:
+            raise ValueError(
+                'CCFormerHead.loss: the head has a category_head, so loss_by_feat needs the HeadOutput of '
+                'forward() (with its category logits).'
+            )
         s, bt = logits.shape[:2]
         gt, weight = self._gt(data_samples, num_frames, logits.device)
         if gt.shape[0] != bt:
@@ -468,6 +508,22 @@ class CCFormerHead(BaseModule):
                 else:
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
+            if self.category_head is not None:
+                target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
+                category = torch.tensor(
+                    [int(s.metainfo.get('category_index', -1)) for s in data_samples], device=gt.device
+                ).repeat_interleave(num_frames)
+                fg = (gt == 1).float() if self.num_classes == 1 else ((gt > 0) & (gt != self.ignore_index)).float()
+                loss_a, loss_v = self.category_head.loss(
+                    head_out.category_audio,
+                    head_out.category_visual,
+                    category,
+                    (target > 0) & (p_weight > 0),
+                    fg,
+                    weight > 0,
+                )
+                losses['loss_category_audio'] = self.category_loss_weight * loss_a
+                losses['loss_category_visual'] = self.category_loss_weight * loss_v
         return losses
 
     def _presence_target(

@@ -13,12 +13,17 @@ class HeadOutput(NamedTuple):
             is the prediction), not gated by the presence score.
         presence (Tensor | None): ``(B*T,)`` presence logit per frame (does anything visible make the frame's
             sound? :class:`AudioVisualPresence`), in the logits' dtype; None when the head has no presence head.
+        category_audio (Tensor | None): ``(B*T, C)`` category logits of each frame's sound (:class:`CategoryBridge`,
+            C categories); None without ``category_head``.
+        category_visual (Tensor | None): ``(B*T, C, h, w)`` category logits of each place of the frame.
 
     A NamedTuple, so ``torch.compile``, ``torch.jit.trace`` and forward hooks see a plain tuple of tensors.
     """
 
     stage_logits: List[Tensor]
     presence: Optional[Tensor] = None
+    category_audio: Optional[Tensor] = None
+    category_visual: Optional[Tensor] = None
 
     @property
     def num_stages(self) -> int:
