@@ -145,6 +145,13 @@ def generate_data(root: str, num_videos: List[int], seed: int, img_size: int, lo
     )
 
 
+def video_demo_config(config: str, train_dir: str, cfg_options) -> str:
+    """The config the video demo builds its model from: ``demo/video_demo.py`` takes no ``--cfg-options``, so with
+    them it reads the config as training saved it in ``train_dir`` (the options merged in), else ``config``."""
+    trained = osp.join(train_dir, osp.basename(config))
+    return trained if cfg_options and osp.isfile(trained) else config
+
+
 def video_demo_paths(work: str):
     """``(input video, --out folder)`` of the video demo step: the input lies outside the output folder, which the
     video demo creates (it refuses a folder that holds files)."""
@@ -293,13 +300,14 @@ def main(argv=None) -> Dict:
 
     video, demo_dir = video_demo_paths(work)
     os.makedirs(osp.dirname(video), exist_ok=True)
+    demo_config = video_demo_config(config, train_dir, args.cfg_options)
     ids = make_toy_video(data_root, video)
     timings['video_demo'] = run(
         [
             py,
             'demo/video_demo.py',
             video,
-            config,
+            demo_config,
             ckpt,
             '--out',
             demo_dir,

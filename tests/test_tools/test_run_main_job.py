@@ -124,3 +124,14 @@ def test_video_demo_input_is_outside_its_output_folder(job, tmp_path):
     os.makedirs(osp.dirname(video), exist_ok=True)
     open(video, 'wb').close()
     demo.check_out_dir(out, overwrite=False)  # no SystemExit
+
+
+def test_video_demo_reads_the_trained_config_when_options_changed_the_model(job, tmp_path):
+    """--cfg-options reach train and test; the video demo takes the config training saved (the options in it), so a
+    model they change loads its checkpoint."""
+    train_dir = tmp_path / 'train'
+    assert job.video_demo_config('configs/x/tiny.py', str(train_dir), ['model.a=1']) == 'configs/x/tiny.py'
+    train_dir.mkdir()
+    (train_dir / 'tiny.py').write_text('# as trained\n')
+    assert job.video_demo_config('configs/x/tiny.py', str(train_dir), ['model.a=1']) == str(train_dir / 'tiny.py')
+    assert job.video_demo_config('configs/x/tiny.py', str(train_dir), []) == 'configs/x/tiny.py'
