@@ -32,7 +32,7 @@ from mmengine.runner import Runner
 from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_NOISE_DBFS
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
-from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir
+from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir, set_test_checkpoint
 from projects.ccformer.engine.safe_checkpoint import trust_checkpoint
 from projects.ccformer.evaluation.robustness import audio_condition_dataset
 
@@ -163,12 +163,6 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _is_ema_hook(hook) -> bool:
-    kind = hook.get('type') if isinstance(hook, dict) else None
-    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
-    return name.split('.')[-1] == 'EMAHook'
-
-
 def setup_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
@@ -190,21 +184,9 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
-    cfg.load_from = args.checkpoint
     if getattr(args, 'trust_checkpoint', False):
         trust_checkpoint(args.checkpoint)
-    # the checkpoint must fit the model (frozen parts with their own pretrained file excepted); a checkpoint of a
-    # config that averages the weights (EMAHook, the robust configs) holds the average as its state_dict, so the hook
-    # is left out: its copy of the model would not see the parts StrictCheckpointHook loads from their own files
-    hooks = [h for h in cfg.get('custom_hooks', []) if not _is_ema_hook(h)]
-    cfg.custom_hooks = hooks + [
-        dict(
-            type='StrictCheckpointHook',
-            checkpoint=args.checkpoint,
-            config=args.config,
-            allow_partial=getattr(args, 'allow_partial_checkpoint', False),
-        )
-    ]
+    set_test_checkpoint(cfg, args.checkpoint, args.config, getattr(args, 'allow_partial_checkpoint', False))
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

@@ -294,6 +294,14 @@ def test_study_file_errors_and_dry_run(tmp_path, capsys):
     )
     assert f'--out {work}/reports/toy_on_toy/seed4.json --offscreen-audio rec' in out
     assert not osp.exists(osp.join(work, 'data'))  # nothing ran
+    # a run whose training saved no config (a train_command writing elsewhere) cannot test the model it trained
+    nosave, nosave_study = _study(tmp_path / 'nosave', seeds=[0], test_on=['toy'])
+    del nosave_study['test_command']
+    with open(nosave, 'w') as f:
+        json.dump(nosave_study, f)
+    with pytest.raises(SystemExit, match='saved no config at .*train/seed0/tiny_ms3.py'):
+        robustness_study.main([nosave])
+    capsys.readouterr()
     # once training has saved its config (train_args' --cfg-options merged in), the test builds the model from it
     os.makedirs(osp.join(work, 'train', 'seed4'))
     open(osp.join(work, 'train', 'seed4', 'tiny_ms3.py'), 'w').write('# as trained\n')

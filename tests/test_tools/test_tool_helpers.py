@@ -490,3 +490,26 @@ def test_tools_and_demo_do_not_edit_sys_path():
         if re.search(r'sys\.path\.(insert|append|extend)\(|sys\.path\[[^]]*\]\s*=', open(p).read())
     ]
     assert scripts and not edits, f'sys.path edits in {edits}'
+
+
+@pytest.mark.parametrize('tool_path', ['tools/test.py', 'tools/analysis_tools/robustness.py'])
+def test_tests_load_the_checkpoint_strictly_and_never_resume(tmp_path, tool_path):
+    """Both test tools load the checkpoint as saved: StrictCheckpointHook refuses one that does not fit the model
+    (mmengine alone would warn and test random weights), the EMA hook is left out, and a config saved by a resumed
+    training run (``resume = True``) does not make the test resume."""
+    from mmengine.config import Config
+
+    tool = _load_tool(tool_path)
+    saved = tmp_path / 'as_trained.py'
+    cfg = Config.fromfile(CONFIG)
+    cfg.resume = True
+    cfg.dump(str(saved))
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'')
+    out = tool.setup_cfg(tool.parse_args([str(saved), str(ckpt), '--work-dir', str(tmp_path / 'w')]))
+    assert out.resume is False and out.load_from == str(ckpt)
+    strict = [h for h in out.custom_hooks if h['type'] == 'StrictCheckpointHook']
+    assert strict == [dict(type='StrictCheckpointHook', checkpoint=str(ckpt), config=str(saved), allow_partial=False)]
+    assert not any('EMAHook' in str(h['type']) for h in out.custom_hooks)
+    partial = tool.setup_cfg(tool.parse_args([str(saved), str(ckpt), '--allow-partial-checkpoint']))
+    assert [h for h in partial.custom_hooks if h['type'] == 'StrictCheckpointHook'][0]['allow_partial'] is True

@@ -4,9 +4,12 @@ Usage::
 
     python tools/analysis_tools/robustness.py CONFIG CHECKPOINT [--data-root DIR] [--offscreen-audio DIR] \\
         [--conditions original shuffled silence noise offscreen offscreen_recorded] [--out report.json] \\
-        [--plot report.png] [--audio-seed 0] [--noise-dbfs -20] [--work-dir DIR] [--cfg-options k=v ...]
+        [--plot report.png] [--audio-seed 0] [--noise-dbfs -20] [--work-dir DIR] [--cfg-options k=v ...] \\
+        [--allow-partial-checkpoint]
 
-The model is built and its checkpoint loaded once; the test set is built once and wrapped per condition in
+The model is built and its checkpoint loaded once, strictly as ``tools/test.py`` loads it (a checkpoint whose keys
+do not fit the model is refused unless ``--allow-partial-checkpoint``; the EMA hook is left out; a saved config's
+``resume`` is ignored); the test set is built once and wrapped per condition in
 ``AudioConditionDataset`` (what ``tools/test.py --audio-condition`` does for one condition):
 
 * ``original`` / ``shuffled`` (another clip's audio): the ground truth is kept; mIoU and F say how well, and how
@@ -48,6 +51,7 @@ from projects.ccformer.datasets.audio_conditions import AUDIO_CONDITIONS, EVAL_N
 from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
+from projects.ccformer.engine.run_checks import set_test_checkpoint
 from projects.ccformer.evaluation.robustness import check_conditions, evaluate_audio_conditions, robustness_report
 from projects.ccformer.evaluation.robustness_report import format_report, plot_report, tested_on, trained_on
 from projects.ccformer.utils.atomic import write_text
@@ -81,6 +85,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--plot', help='PNG plot of the report (default: the report path with .png)')
     parser.add_argument('--work-dir', help='logs and the report (default work_dirs/<config>/robustness)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings (k=v)')
+    parser.add_argument(
+        '--allow-partial-checkpoint',
+        action='store_true',
+        help='load only the matching part of a checkpoint whose keys do not fit the model (by default such a '
+        'checkpoint is refused, as by tools/test.py)',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -112,7 +122,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
         or cfg.get('work_dir')
         or osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness')
     )
-    cfg.load_from = args.checkpoint
+    set_test_checkpoint(cfg, args.checkpoint, args.config, args.allow_partial_checkpoint)
     return cfg
 
 

@@ -246,21 +246,31 @@ class Study:
         with open(path) as f:
             return f.read().strip()
 
-    def trained(self, seed: int) -> dict:
-        """``train_work_dir`` and ``train_config`` of ``seed``: the config as training saved it in its work dir
-        (with the ``--cfg-options`` of ``train_args`` merged), so the model tested is the model trained; the study's
-        config before training has saved one (``--dry-run``)."""
+    def trained(self, seed: int, command: Sequence[str]) -> dict:
+        """``train_work_dir`` and ``train_config`` of ``seed`` for ``command``: the config as training saved it in its
+        work dir (with the ``--cfg-options`` of ``train_args`` merged), so the model tested is the model trained.
+        A command that uses ``{train_config}`` when training saved none is an error (with ``--dry-run``, before
+        training, the study's config stands in)."""
         work = osp.join(self.work_dir, 'train', f'seed{seed}')
         saved = osp.join(work, osp.basename(self.s['config']))
-        return dict(train_work_dir=work, train_config=saved if osp.isfile(saved) else self.s['config'])
+        if not osp.isfile(saved) and any('{train_config}' in str(part) for part in command):
+            if not self.dry_run:
+                raise StudyError(
+                    f'training of seed {seed} saved no config at {saved}, so the model it trained cannot be rebuilt '
+                    'for testing; a train_command must write its work dir to {train_work_dir} (tools/train.py '
+                    '--work-dir {train_work_dir}), or give a test_command / calibrate.command with the config to use'
+                )
+            saved = self.s['config']
+        return dict(train_work_dir=work, train_config=saved)
 
     def calibrate(self, seed: int, checkpoint: str, data_root: str) -> str:
         """The checkpoint with its presence decision calibrated on the training family's validation split."""
         calibrate = self.s['calibrate']
         out = osp.join(self.work_dir, 'train', f'seed{seed}', 'calibrated.pth')
         fields = dict(self.base, seed=seed, checkpoint=checkpoint, out=out, data_root=data_root, audio_seed=seed)
-        fields.update(self.trained(seed))
-        cmd = fill(calibrate.get('command', DEFAULT_CALIBRATE), **fields)
+        template = calibrate.get('command', DEFAULT_CALIBRATE)
+        fields.update(self.trained(seed, template))
+        cmd = fill(template, **fields)
         if calibrate.get('offscreen_audio') and 'command' not in calibrate:
             cmd += ['--offscreen-audio', calibrate['offscreen_audio']]
         self.run(f'calibrate seed{seed}', cmd + list(calibrate.get('args', [])))
@@ -280,9 +290,10 @@ class Study:
             out=out,
             audio_seed=seed,
             test_work_dir=osp.join(self.work_dir, 'test', f'seed{seed}', _slug(family + suffix)),
-            **self.trained(seed),
         )
-        cmd = fill(self.s.get('test_command', DEFAULT_TEST), **fields)
+        template = self.s.get('test_command', DEFAULT_TEST)
+        fields.update(self.trained(seed, template))
+        cmd = fill(template, **fields)
         if self.s.get('offscreen_audio') and 'test_command' not in self.s:
             cmd += ['--offscreen-audio', self.s['offscreen_audio']]
         cmd += list(self.s.get('robustness_args', []))

@@ -6,6 +6,8 @@
   the option, instead of failing deep inside the run.
 * :func:`check_output_dir`: an output folder argument that names an existing file fails at once, not after the
   whole test set has been segmented.
+* :func:`set_test_checkpoint`: a test (``tools/test.py``, ``tools/analysis_tools/robustness.py``) loads its checkpoint
+  strictly, as saved, and never resumes.
 * :func:`earlier_run_files` / :func:`check_fresh_work_dir`: ``tools/train.py`` into a work dir that holds an earlier
   run's checkpoints, without ``--resume``, would replace its ``epoch_*.pth`` / ``last_checkpoint`` and leave a stale
   ``best_*.pth`` beside the new one; it is refused unless the earlier files are given up explicitly.
@@ -145,3 +147,30 @@ def check_fresh_work_dir(work_dir: str, resume: bool, overwrite: bool) -> None:
         logger='current',
         level=logging.WARNING,
     )
+
+
+def is_ema_hook(hook) -> bool:
+    """Whether a ``custom_hooks`` entry is mmengine's ``EMAHook`` (its type a name or, in lazy configs, a class)."""
+    kind = hook.get('type') if isinstance(hook, dict) else None
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    return name.split('.')[-1] == 'EMAHook'
+
+
+def set_test_checkpoint(cfg, checkpoint: str, config: str, allow_partial: bool = False) -> None:
+    """Make ``cfg`` test ``checkpoint`` as it was saved.
+
+    * ``load_from`` is the checkpoint and ``resume`` is False: a config saved by a resumed training run says
+      ``resume = True``, and mmengine would then rebuild the training loop, optimizer and train data to resume.
+    * :class:`~.hooks.StrictCheckpointHook` refuses a checkpoint that does not fit the model (mmengine loads with
+      ``strict=False`` and would score the model with random weights where keys differ), or only warns with
+      ``allow_partial``.
+    * The ``EMAHook`` is left out: a checkpoint of a config that averages the weights holds the average as its
+      ``state_dict``, and the hook's copy of the model would not see the parts the strict hook loads from their own
+      files (the frozen VGGish).
+    """
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    hooks = [h for h in cfg.get('custom_hooks', []) if not is_ema_hook(h)]
+    cfg.custom_hooks = hooks + [
+        dict(type='StrictCheckpointHook', checkpoint=checkpoint, config=config, allow_partial=allow_partial)
+    ]

@@ -21,8 +21,9 @@ def test_evidence_compares_the_heard_category_with_the_prior():
     bridge = CategoryBridge(embed_dims=8, num_categories=5)
     audio = torch.randn(4, 5) * 3
     visual = torch.randn(4, 5, 3, 2) * 3
-    torch.testing.assert_close(bridge.evidence(audio, visual), _evidence(bridge, audio, visual))
-    torch.testing.assert_close(bridge.log_prior(), torch.full((5,), 0.2).log())  # nothing counted: uniform
+    # nothing counted (a bridge that never saw a category label): a uniform prior and no evidence at all
+    torch.testing.assert_close(bridge.log_prior(), torch.full((5,), 0.2).log())
+    assert (bridge.evidence(audio, visual) == 0).all()
     bridge.category_counts.copy_(torch.tensor([3.0, 1.0, 0.0, 0.0, 0.0]))
     torch.testing.assert_close(bridge.evidence(audio, visual), _evidence(bridge, audio, visual))
     # a sound that says nothing (q = pi) gives no evidence anywhere
@@ -75,6 +76,12 @@ def test_loss_uses_heard_frames_for_audio_and_labelled_heard_frames_for_the_mask
     bridge.eval()
     bridge.loss(a, v, category, heard, gt, labelled)
     assert bridge.category_counts.tolist() == [1.0, 0.0, 1.0]
+    # the counts stay below MAX_COUNT in all (their shares kept), so a half-precision buffer cannot overflow
+    bridge.train()
+    bridge.category_counts.copy_(torch.tensor([9000.0, 0.0, 999.0]))
+    bridge.loss(a, v, category, heard, gt, labelled)
+    torch.testing.assert_close(bridge.category_counts, torch.tensor([9001.0, 0.0, 1000.0]) * (1e4 / 10001))
+    bridge.eval()
     # nothing qualifies: zero losses that still backpropagate
     none = torch.full((4,), -1)
     za, zv = bridge.loss(a, v, none, heard, gt, labelled)
@@ -85,20 +92,21 @@ def test_loss_uses_heard_frames_for_audio_and_labelled_heard_frames_for_the_mask
 
 def test_head_trains_it_from_category_index_and_gates_predictions():
     head = build(category_head=dict(num_categories=4, loss_weight=0.5), category_margin=0.05).eval()
+    head.category_head.category_counts.copy_(torch.tensor([2.0, 1.0, 0.0, 1.0]))
     inputs = neck_out()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
     gt[0, 0, 4:12, 4:12] = 1
     gt[1, 0, 16:24, 8:16] = 1
     data = samples(gt, [[1, 0, 0], [1, 0, 0]])
     data[0].set_metainfo(dict(category_index=3, sounding=[1, 1, 0]))
-    data[1].set_metainfo(dict(category_index=1))  # unlabelled frames: not known to sound
+    data[1].set_metainfo(dict(category_index=1, sounding=[0, -1, -1]))  # labelled but silent; the rest unknown
     with torch.no_grad():
         out = head(inputs)
         losses = head.loss_by_feat(out, data)
         final = head.predict(inputs)
     assert isinstance(out, HeadOutput) and out.category_audio.shape == (B * T, 4)
     assert out.category_visual.shape == (B * T, 4, 16, 16)  # stride 4 of the 64 x 64 input
-    heard = torch.tensor([True, True, False, True, False, False])
+    heard = torch.tensor([True, True, False, False, False, False])
     labelled = torch.tensor([True, False, False, True, False, False])
     fg = (gt == 1).flatten(0, 1).float()
     exp_a, exp_v = head.category_head.loss(
@@ -119,10 +127,27 @@ def test_category_head_needs_a_binary_head():
         build(71, category_head=dict(num_categories=4))
 
 
-def test_samples_without_category_give_zero_category_losses():
-    head = build(category_head=dict(num_categories=4)).eval()
+def test_samples_without_category_give_zero_losses_a_warning_and_no_change():
+    from mmengine.logging import MMLogger
+
+    head = build(category_head=dict(num_categories=4))
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
     gt[:, 0, 4:12, 4:12] = 1
-    with torch.no_grad():
-        losses = head.loss_by_feat(head(neck_out()), samples(gt, [[1, 0, 0], [1, 0, 0]]))
+    logger = MMLogger.get_instance('test_category_bridge')
+    warnings = []
+    handler = type('H', (__import__('logging').Handler,), {'emit': lambda self, r: warnings.append(r.getMessage())})()
+    logger.addHandler(handler)
+    try:
+        with torch.no_grad():
+            for _ in range(2):
+                losses = head.loss_by_feat(head(neck_out()), samples(gt, [[1, 0, 0], [1, 0, 0]]))
+    finally:
+        logger.removeHandler(handler)
     assert float(losses['loss_category_audio']) == 0 and float(losses['loss_category_visual']) == 0
+    assert sum('no category_index' in w for w in warnings) == 1  # once
+    # trained on such data the bridge counted nothing, so the predictions are the segmentation head's own
+    assert head.category_head.category_counts.sum() == 0
+    head.eval()
+    with torch.no_grad():
+        out = head(neck_out())
+        torch.testing.assert_close(head.predict(neck_out()), out.stage_logits[-1])

@@ -21,10 +21,11 @@ class CategoryBridge(BaseModule):
         p_t(x, y) = softmax(W_v v_t(x, y))                (K, h, w)   which category is seen at (x, y)
         r_t(x, y) = log sum_k q_t,k p_t,k(x, y) - log sum_k pi_k p_t,k(x, y)
 
-    ``pi`` is the share of each category among the training frames (a buffer counted during training, uniform
-    before any count). ``r > 0`` where the heard category explains the place better than a category picked at
-    random, ``r < 0`` where the place shows another category, and ``r = 0`` when the sound says nothing
-    (``q = pi``).
+    ``pi`` is the share of each category among the training frames (the buffer ``category_counts``, counted during
+    training and kept below 1e4 in all by rescaling, so it fits any float dtype). ``r > 0`` where the heard category
+    explains the place better than a category picked at random, ``r < 0`` where the place shows another category,
+    and ``r = 0`` when the sound says nothing (``q = pi``) and everywhere while nothing has been counted (a bridge
+    that never saw a category label, e.g. trained on data without categories, changes nothing).
 
     Trained on the category labels a dataset gives (AVSBench S4: the CSV ``category`` of a clip, whose one source
     sounds all clip long): a cross-entropy on ``q_t`` for every frame whose sound is the clip's category, and a
@@ -40,9 +41,9 @@ class CategoryBridge(BaseModule):
             AVSBench S4: 23).
         in_index (int): EIM scale of the visual tokens (0 = stride 4 ... 3 = stride 32). Default 0.
 
-    Shapes:
+    Shapes (K categories here, not the head's classes):
         audio ``(B, T, d)``, feats 4 x ``(B*T, d, H_i, W_i)`` -> audio logits ``(B*T, K)`` and visual logits
-        ``(B*T, K, h, w)``; :meth:`evidence` -> ``(B*T, 1, h, w)``.
+        ``(B*T, K, h, w)`` at the size of ``feats[in_index]``; :meth:`evidence` -> ``(B*T, 1, h, w)``.
     """
 
     def __init__(
@@ -60,19 +61,23 @@ class CategoryBridge(BaseModule):
     def forward(self, audio: Tensor, feats) -> Tuple[Tensor, Tensor]:
         return self.audio_cls(audio.flatten(0, 1)), self.visual_cls(feats[self.in_index])
 
+    #: the counts are rescaled to this total when they pass it (the shares are what counts)
+    MAX_COUNT = 1e4
+
     def log_prior(self) -> Tensor:
         """``log pi`` (K,): the training frames' category shares; uniform before any was counted."""
         counts = self.category_counts.float()
-        if float(counts.sum()) <= 0:
-            counts = torch.ones_like(counts)
+        counts = torch.where(counts.sum() > 0, counts, torch.ones_like(counts))
         return (counts / counts.sum()).clamp(min=1e-12).log()
 
     def evidence(self, audio_logits: Tensor, visual_logits: Tensor) -> Tensor:
-        """``r`` (see the class): ``(B*T, K)``, ``(B*T, K, h, w)`` -> ``(B*T, 1, h, w)``, float32."""
+        """``r`` (see the class): ``(B*T, K)``, ``(B*T, K, h, w)`` -> ``(B*T, 1, h, w)``, float32; 0 while
+        nothing has been counted."""
         log_p = F.log_softmax(visual_logits.float(), dim=1)
         log_q = F.log_softmax(audio_logits.float(), dim=1)[:, :, None, None]
         log_pi = self.log_prior()[None, :, None, None]
-        return torch.logsumexp(log_q + log_p, 1, keepdim=True) - torch.logsumexp(log_pi + log_p, 1, keepdim=True)
+        r = torch.logsumexp(log_q + log_p, 1, keepdim=True) - torch.logsumexp(log_pi + log_p, 1, keepdim=True)
+        return torch.where(self.category_counts.sum() > 0, r, torch.zeros_like(r))
 
     def loss(
         self,
@@ -99,7 +104,7 @@ class CategoryBridge(BaseModule):
             ``loss_category_visual`` (cross-entropy of the cells in the masks of the labelled heard frames,
             weighted by the mask's share of each cell); each 0 (with a gradient) when nothing qualifies.
         """
-        if int(category.max()) >= self.num_categories:
+        if category.numel() and int(category.max()) >= self.num_categories:
             raise ValueError(
                 f'CategoryBridge: category index {int(category.max())} >= num_categories={self.num_categories}; '
                 'raise decode_head.category_head.num_categories to at least the number of categories in the '
@@ -109,9 +114,9 @@ class CategoryBridge(BaseModule):
         visual_on = audio_on & labelled
         cat = category.clamp(min=0)
         if self.training and bool(audio_on.any()):
-            self.category_counts += torch.bincount(cat[audio_on], minlength=self.num_categories).to(
-                self.category_counts
-            )
+            counts = self.category_counts.float() + torch.bincount(cat[audio_on], minlength=self.num_categories)
+            counts = counts * (self.MAX_COUNT / counts.sum()).clamp(max=1.0)
+            self.category_counts.copy_(counts)
         zero = audio_logits.sum() * 0 + visual_logits.sum() * 0
         loss_a = zero
         if bool(audio_on.any()):

@@ -2,12 +2,14 @@
 segmentation head (Sec. III-C, III-D, III-E of Gong et al., TMM 2025)."""
 
 import copy
+import logging
 import re
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -493,8 +495,9 @@ class CCFormerHead(BaseModule):
                 for i in range(s):
                     key = name if i == s - 1 else f'd{i}.{name}'
                     losses[key] = per_stage[i]
+            if presence is not None or self.category_head is not None:
+                target, p_weight, sounding = self._presence_target(gt, weight, data_samples, num_frames)
             if presence is not None:
-                target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
                 value = F.binary_cross_entropy_with_logits(presence, target, reduction='none') * p_weight
                 if self.presence_balanced:
                     # the mean over positives and the mean over negatives weigh alike (a class absent from the
@@ -509,31 +512,56 @@ class CCFormerHead(BaseModule):
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
             if self.category_head is not None:
-                target, p_weight = self._presence_target(gt, weight, data_samples, num_frames)
-                category = torch.tensor(
-                    [int(s.metainfo.get('category_index', -1)) for s in data_samples], device=gt.device
-                ).repeat_interleave(num_frames)
-                fg = (gt == 1).float() if self.num_classes == 1 else ((gt > 0) & (gt != self.ignore_index)).float()
-                loss_a, loss_v = self.category_head.loss(
-                    head_out.category_audio,
-                    head_out.category_visual,
-                    category,
-                    (target > 0) & (p_weight > 0),
-                    fg,
-                    weight > 0,
+                losses.update(
+                    self._category_losses(head_out, data_samples, num_frames, gt, weight, target, p_weight, sounding)
                 )
-                losses['loss_category_audio'] = self.category_loss_weight * loss_a
-                losses['loss_category_visual'] = self.category_loss_weight * loss_v
         return losses
+
+    def _category_losses(
+        self,
+        head_out: HeadOutput,
+        data_samples: Sequence[SegDataSample],
+        num_frames: int,
+        gt: Tensor,
+        weight: Tensor,
+        target: Tensor,
+        p_weight: Tensor,
+        sounding: Tensor,
+    ) -> Dict[str, Tensor]:
+        """``loss_category_audio`` / ``loss_category_visual`` of the category head (:meth:`CategoryBridge.loss`).
+
+        A frame is heard as its clip's category where its presence target is 1 and its metainfo ``sounding`` is not
+        0 (a labelled frame whose audio is digital silence keeps its mask but is not heard); samples without
+        metainfo ``category_index`` take no part (a warning says so once if no sample of a batch has one).
+        """
+        index = [int(s.metainfo.get('category_index', -1)) for s in data_samples]
+        if all(i < 0 for i in index) and not getattr(self, '_warned_no_category', False):
+            self._warned_no_category = True
+            print_log(
+                'CCFormerHead: the head has a category_head but the data samples carry no category_index (only '
+                'AVSBenchS4Dataset gives it); its category losses are 0 and it changes no prediction.',
+                logger='current',
+                level=logging.WARNING,
+            )
+        category = torch.tensor(index, device=gt.device).repeat_interleave(num_frames)
+        fg = (gt == 1).float() if self.num_classes == 1 else ((gt > 0) & (gt != self.ignore_index)).float()
+        heard = (target > 0) & (p_weight > 0) & (sounding != 0)
+        loss_a, loss_v = self.category_head.loss(
+            head_out.category_audio, head_out.category_visual, category, heard, fg, weight > 0
+        )
+        return dict(
+            loss_category_audio=self.category_loss_weight * loss_a,
+            loss_category_visual=self.category_loss_weight * loss_v,
+        )
 
     def _presence_target(
         self, gt: Tensor, weight: Tensor, data_samples: Sequence[SegDataSample], num_frames: int
     ) -> tuple:
-        """Presence targets and weights, both (B*T,) float.
+        """Presence targets and weights, and the metainfo ``sounding`` flags, all (B*T,) float.
 
         Labelled frames (``weight`` > 0): 1 where the GT has foreground.
         Other frames: metainfo ``sounding`` (1 / 0) where a sample gives it,
-        else weight 0.
+        else weight 0. The flags are -1 where a sample gives none.
         """
         target = ((gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)).flatten(1).any(1)
         target = target.float()
@@ -554,7 +582,7 @@ class CCFormerHead(BaseModule):
         from_meta = (weight <= 0) & (known >= 0)
         target = torch.where(from_meta, known, target)
         p_weight = torch.where(from_meta, torch.ones_like(weight), weight)
-        return target, p_weight
+        return target, p_weight, known
 
     def loss(
         self, x: EIMOutput, data_samples: Sequence[SegDataSample], train_cfg: Optional[ConfigType] = None
