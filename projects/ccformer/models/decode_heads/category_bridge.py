@@ -93,7 +93,8 @@ class CategoryBridge(BaseModule):
         Args:
             audio_logits (Tensor): ``(M, K)`` (M = B*T frames).
             visual_logits (Tensor): ``(M, K, h, w)``.
-            category (Tensor): ``(M,)`` long, the frame's category, -1 where unknown.
+            category (Tensor): ``(M,)`` long, the frame's category in ``[0, K)``, -1 where unknown (the head checks
+                the range).
             heard (Tensor): ``(M,)`` bool, the frame's sound is its category's (not replaced, not silent).
             gt (Tensor): ``(M, H, W)`` float, 1 on the labelled category's pixels, 0 elsewhere, for the
                 labelled frames.
@@ -104,29 +105,18 @@ class CategoryBridge(BaseModule):
             ``loss_category_visual`` (cross-entropy of the cells in the masks of the labelled heard frames,
             weighted by the mask's share of each cell); each 0 (with a gradient) when nothing qualifies.
         """
-        if category.numel() and int(category.max()) >= self.num_categories:
-            raise ValueError(
-                f'CategoryBridge: category index {int(category.max())} >= num_categories={self.num_categories}; '
-                'raise decode_head.category_head.num_categories to at least the number of categories in the '
-                "dataset's CSV."
-            )
-        audio_on = (category >= 0) & heard
-        visual_on = audio_on & labelled
+        audio_on = ((category >= 0) & heard).float()
+        visual_on = audio_on * labelled.float()
         cat = category.clamp(min=0)
-        if self.training and bool(audio_on.any()):
-            counts = self.category_counts.float() + torch.bincount(cat[audio_on], minlength=self.num_categories)
-            counts = counts * (self.MAX_COUNT / counts.sum()).clamp(max=1.0)
-            self.category_counts.copy_(counts)
-        zero = audio_logits.sum() * 0 + visual_logits.sum() * 0
-        loss_a = zero
-        if bool(audio_on.any()):
-            loss_a = F.cross_entropy(audio_logits[audio_on].float(), cat[audio_on])
-        loss_v = zero
-        if bool(visual_on.any()):
-            v = visual_logits[visual_on].float()
-            share = F.adaptive_avg_pool2d(gt[visual_on][:, None].float(), v.shape[-2:])[:, 0]  # (n, h, w)
-            target = cat[visual_on][:, None, None].expand_as(share)
-            cells = F.cross_entropy(v, target, reduction='none')  # (n, h, w)
-            if float(share.sum()) > 0:
-                loss_v = (cells * share).sum() / share.sum()
+        if self.training:
+            # one-hot sums (deterministic on CUDA, unlike a weighted bincount)
+            counts = self.category_counts.float() + (F.one_hot(cat, self.num_categories) * audio_on[:, None]).sum(0)
+            self.category_counts.copy_(counts * (self.MAX_COUNT / counts.sum()).clamp(max=1.0))
+        # masked means without host synchronisation: 0 (with a gradient) when nothing qualifies
+        loss_a = (F.cross_entropy(audio_logits.float(), cat, reduction='none') * audio_on).sum()
+        loss_a = loss_a / audio_on.sum().clamp(min=1.0)
+        v = visual_logits.float()
+        share = F.adaptive_avg_pool2d(gt[:, None].float(), v.shape[-2:])[:, 0] * visual_on[:, None, None]  # (M, h, w)
+        cells = F.cross_entropy(v, cat[:, None, None].expand_as(share), reduction='none')  # (M, h, w)
+        loss_v = (cells * share).sum() / share.sum().clamp(min=1e-6)
         return loss_a, loss_v

@@ -225,6 +225,7 @@ class CCFormerHead(BaseModule):
             )
         self.category_margin = float(category_margin)
         self.category_head = None
+        self._warned_no_category = False
         if category_head is not None:
             if num_classes != 1:
                 raise ValueError(
@@ -512,9 +513,10 @@ class CCFormerHead(BaseModule):
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
             if self.category_head is not None:
-                losses.update(
-                    self._category_losses(head_out, data_samples, num_frames, gt, weight, target, p_weight, sounding)
-                )
+                # heard as the clip's category: presence target 1, and not digitally silent (a labelled frame keeps
+                # its mask but is not heard then)
+                heard = (target > 0) & (p_weight > 0) & (sounding != 0)
+                losses.update(self._category_losses(head_out, data_samples, num_frames, gt, weight > 0, heard))
         return losses
 
     def _category_losses(
@@ -523,19 +525,20 @@ class CCFormerHead(BaseModule):
         data_samples: Sequence[SegDataSample],
         num_frames: int,
         gt: Tensor,
-        weight: Tensor,
-        target: Tensor,
-        p_weight: Tensor,
-        sounding: Tensor,
+        labelled: Tensor,
+        heard: Tensor,
     ) -> Dict[str, Tensor]:
-        """``loss_category_audio`` / ``loss_category_visual`` of the category head (:meth:`CategoryBridge.loss`).
-
-        A frame is heard as its clip's category where its presence target is 1 and its metainfo ``sounding`` is not
-        0 (a labelled frame whose audio is digital silence keeps its mask but is not heard); samples without
-        metainfo ``category_index`` take no part (a warning says so once if no sample of a batch has one).
-        """
+        """``loss_category_audio`` / ``loss_category_visual`` of the category head (:meth:`CategoryBridge.loss`)
+        from the samples' metainfo ``category_index``; samples without one take no part (a warning says so once
+        if no sample of a batch has one). ``labelled`` / ``heard``: (B*T,) bool."""
         index = [int(s.metainfo.get('category_index', -1)) for s in data_samples]
-        if all(i < 0 for i in index) and not getattr(self, '_warned_no_category', False):
+        if max(index) >= self.category_head.num_categories:
+            raise ValueError(
+                f'CCFormerHead: category_index {max(index)} >= category_head.num_categories='
+                f'{self.category_head.num_categories}; raise decode_head.category_head.num_categories to at least '
+                "the number of categories in the dataset's CSV."
+            )
+        if max(index) < 0 and not self._warned_no_category:
             self._warned_no_category = True
             print_log(
                 'CCFormerHead: the head has a category_head but the data samples carry no category_index (only '
@@ -544,10 +547,8 @@ class CCFormerHead(BaseModule):
                 level=logging.WARNING,
             )
         category = torch.tensor(index, device=gt.device).repeat_interleave(num_frames)
-        fg = (gt == 1).float() if self.num_classes == 1 else ((gt > 0) & (gt != self.ignore_index)).float()
-        heard = (target > 0) & (p_weight > 0) & (sounding != 0)
         loss_a, loss_v = self.category_head.loss(
-            head_out.category_audio, head_out.category_visual, category, heard, fg, weight > 0
+            head_out.category_audio, head_out.category_visual, category, heard, (gt == 1).float(), labelled
         )
         return dict(
             loss_category_audio=self.category_loss_weight * loss_a,
