@@ -33,6 +33,7 @@ import numpy as np
 from projects.ccformer.datasets.toy_video import make_toy_video, toy_test_clips
 from projects.ccformer.evaluation.robustness import format_table
 from projects.ccformer.utils.atomic import write_text
+from projects.ccformer.utils.config import saved_config_path
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -148,7 +149,7 @@ def generate_data(root: str, num_videos: List[int], seed: int, img_size: int, lo
 def video_demo_config(config: str, train_dir: str, cfg_options) -> str:
     """The config the video demo builds its model from: ``demo/video_demo.py`` takes no ``--cfg-options``, so with
     them it reads the config as training saved it in ``train_dir`` (the options merged in), else ``config``."""
-    trained = osp.join(train_dir, osp.basename(config))
+    trained = saved_config_path(train_dir, config)
     return trained if cfg_options and osp.isfile(trained) else config
 
 

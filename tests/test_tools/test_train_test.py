@@ -117,6 +117,13 @@ def test_resume_after_kill(resumed_run):
     # AdamW counts its steps per parameter: a fresh optimizer would show only the iterations since the resume
     assert _optimizer_steps(final) == {(k + 1) * ITERS_PER_EPOCH}
     assert resumed_run['interrupted_steps'] == {k * ITERS_PER_EPOCH}
+    # the config as trained (the tools that rebuild a trained model read it there), --cfg-options merged
+    from mmengine.config import Config
+
+    from projects.ccformer.utils import saved_config_path
+
+    saved = Config.fromfile(saved_config_path(resumed_run['work'], CONFIG))
+    assert saved.train_cfg.max_epochs == k + 1
 
 
 def test_resume_skips_a_truncated_newest_checkpoint(resumed_run, toy_s4_root, tmp_path):

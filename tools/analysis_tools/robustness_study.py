@@ -72,6 +72,7 @@ from typing import Dict, List, Optional, Sequence
 from projects.ccformer.datasets.sound_bank import resolve_bank_root
 from projects.ccformer.evaluation.robustness_summary import format_summary, load_report, read_json, summarize_reports
 from projects.ccformer.utils.atomic import write_text
+from projects.ccformer.utils.config import saved_config_path
 
 DEFAULT_TRAIN = [
     'python',
@@ -252,7 +253,7 @@ class Study:
         A command that uses ``{train_config}`` when training saved none is an error (with ``--dry-run``, before
         training, the study's config stands in)."""
         work = osp.join(self.work_dir, 'train', f'seed{seed}')
-        saved = osp.join(work, osp.basename(self.s['config']))
+        saved = saved_config_path(work, self.s['config'])
         if not osp.isfile(saved) and any('{train_config}' in str(part) for part in command):
             if not self.dry_run:
                 raise StudyError(

@@ -8,6 +8,7 @@ from .config import (
     config_test_pipeline,
     model_input_size,
     pipeline_input_size,
+    saved_config_path,
     strip_pretrained,
 )
 
@@ -18,4 +19,5 @@ __all__ = [
     'config_test_pipeline',
     'model_input_size',
     'pipeline_input_size',
+    'saved_config_path',
 ]

@@ -1,8 +1,15 @@
 """Config helpers shared by the inference API and the tools."""
 
+import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
 
 PRETRAINED_KEYS = ('pretrained', 'checkpoint_path')
+
+
+def saved_config_path(work_dir: str, config: str) -> str:
+    """Where ``tools/train.py --work-dir work_dir`` saves ``config`` as it trained it (mmengine's
+    ``Runner.dump_config``: the config's file name in the work dir, with the ``--cfg-options`` merged in)."""
+    return osp.join(work_dir, osp.basename(config))
 
 
 def _is_pretrained(init: Any) -> bool:

@@ -3,7 +3,7 @@ with silence, noise, off-screen sound or real recordings of things not on screen
 also change the level and background of every second (:class:`~.augment.LogmelAugment`)."""
 
 import logging
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from ..sound_bank import SoundBank, build_sound_bank
 from .augment import LogmelAugment
 from .base import NEGATIVE_CONDITIONS, RECORDED_CONDITION, _AudioWrapper
 from .clip_kinds import OffscreenPool, _base_dataset, _kinds_error, dataset_clip_kinds, visible_bank_kinds
-from .synthesis import noise_logmel, silence_logmel
+from .synthesis import NOISE_COLORS, noise_logmel, silence_logmel
 
 
 @DATASETS.register_module()
@@ -37,7 +37,7 @@ class NegativeAudioDataset(_AudioWrapper):
     * replaced frames get empty targets and the presence target "nothing sounds" (metainfo ``sounding`` 0); those
       that had a label stay supervised, the masks of unlabelled ones only with ``supervise_unlabelled``;
     * each replaced second draws its condition from ``conditions`` (relative weights): silence; noise (white or
-      pink, RMS uniform in ``noise_dbfs`` dB re full scale); off-screen sound, a second of another clip in which
+      pink, or with ``noise_colors`` also ambience; RMS uniform in ``noise_dbfs`` dB re full scale); off-screen sound, a second of another clip in which
       only kinds not visible in this clip are audible (:class:`OffscreenPool`); or ``offscreen_recorded``, a
       window of a real recording of ``sound_bank`` (:class:`~..sound_bank.SoundBank`: one sub-folder per kind of
       things never on screen, e.g. ESC-50 / AudioSet clips sorted by class; recordings whose kind is visible in the
@@ -58,6 +58,9 @@ class NegativeAudioDataset(_AudioWrapper):
         conditions (dict): relative weights of ``silence``, ``noise``, ``offscreen`` and ``offscreen_recorded``.
             Defaults to equal weights (``offscreen_recorded`` only with a ``sound_bank``).
         noise_dbfs (tuple[float, float]): range of the noise RMS level. Defaults to (-45, -10).
+        noise_colors (Sequence[str]): the kinds of noise, drawn in equal parts: ``'white'``, ``'pink'`` and
+            ``'ambient'`` (random colour, spectral shape, level contour and hum: what a scene sounds like when
+            nothing in it calls; :func:`~.synthesis.ambient_wave`). Defaults to ('white', 'pink').
         supervise_unlabelled (bool): also supervise replaced frames that have no label (S4 training labels frame 1
             only). Off by default: on S4 the empty targets of frames 2-5 would outnumber the labelled positives
             about 3 to 1 and the model learns to predict nothing (docs/robustness.md).
@@ -79,6 +82,7 @@ class NegativeAudioDataset(_AudioWrapper):
         whole_clip_prob: float = 0.5,
         conditions: Optional[Dict[str, float]] = None,
         noise_dbfs: Tuple[float, float] = (-45.0, -10.0),
+        noise_colors: Sequence[str] = ('white', 'pink'),
         supervise_unlabelled: bool = False,
         spare_labelled: bool = True,
         sound_bank: Optional[Union[str, dict, SoundBank]] = None,
@@ -112,6 +116,11 @@ class NegativeAudioDataset(_AudioWrapper):
         self.prob, self.whole_clip_prob, self.seed = float(prob), float(whole_clip_prob), int(seed)
         self.conditions = conditions
         self.noise_dbfs = (float(noise_dbfs[0]), float(noise_dbfs[1]))
+        self.noise_colors = tuple(str(c) for c in noise_colors)
+        if not self.noise_colors or set(self.noise_colors) - set(NOISE_COLORS):
+            raise ValueError(
+                f'NegativeAudioDataset: noise_colors must be a non-empty list of {NOISE_COLORS}, got {noise_colors!r}'
+            )
         self.supervise_unlabelled = bool(supervise_unlabelled)
         self.spare_labelled = bool(spare_labelled)
         self.sound_bank = None if sound_bank is None else build_sound_bank(sound_bank)
@@ -213,7 +222,7 @@ class NegativeAudioDataset(_AudioWrapper):
                 if cond == 'silence':
                     replacement[t] = silence_logmel(1)[0]
                 elif cond == 'noise':
-                    color = 'white' if rng.random() < 0.5 else 'pink'
+                    color = self.noise_colors[int(rng.random() * len(self.noise_colors))]
                     replacement[t] = noise_logmel(rng, 1, rng.uniform(*self.noise_dbfs), color)[0]
                 elif cond == RECORDED_CONDITION:
                     replacement[t] = self.sound_bank.draw_logmel(rng, 1, exclude=self._bank_exclude[int(idx)])[0]
