@@ -76,9 +76,10 @@ robust_category_s4 = dict(type='CategoryBridge', num_categories=23, loss_weight=
 # household, crowd, workshop, signals), enough for the toy data families. Off-screen real recordings then replace
 # two of every five negative seconds, and every real second gets a random level, a bank recording mixed in under it
 # at 6-24 dB below and SpecAugment masks (LogmelAugment), so a kind is heard through more than its own takes. The
-# noise seconds are white, pink or ambient noise (a random colour, spectral shape, level contour and hum, -60 to
-# -10 dBFS): on the recorded MS3 family it lowered the share of frames masked under real recordings of categories
-# never heard in training from 39.0 to 30.0% (3 seeds, lower on each; docs/robustness.md, "Ambient noise").
+# noise seconds are white, pink or ambient noise (a random colour, spectral shape, level contour and hum) at -60 to
+# -10 dBFS, where they were white or pink at -45 to -10: on the recorded MS3 family this lowered the share of frames
+# masked under real recordings of categories never heard in training from 39.0 to 30.0% (3 seeds, lower on each;
+# docs/robustness.md, "Ambient noise among the negatives").
 robust_real_audio = dict(
     sound_bank='assets:recorded/bank',
     conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),

@@ -1,6 +1,6 @@
-"""Log-mel examples of synthetic negative audio: digital silence, Gaussian (white or pink) noise and ambience.
+"""Log-mel examples of synthetic negative audio: digital silence, and white, pink or ambient noise.
 
-Both go through the project's VGGish front end (:func:`~projects.ccformer.datasets.audio.waveform_to_logmel`), so
+All go through the project's VGGish front end (:func:`~projects.ccformer.datasets.audio.waveform_to_logmel`), so
 they are what a wav of silence or noise would give: ``(num, 1, 96, 64)`` float32 examples of 0.96 s each.
 """
 
@@ -9,6 +9,8 @@ import functools
 import numpy as np
 
 from ..audio import EXAMPLE_FRAMES, HOP_LENGTH, SAMPLE_RATE, WINDOW_LENGTH, waveform_to_logmel
+
+NOISE_COLORS = ('white', 'pink', 'ambient')
 
 
 def _samples_for(num: int) -> int:
@@ -28,14 +30,12 @@ def _silent_example() -> np.ndarray:
     return example
 
 
-NOISE_COLORS = ('white', 'pink', 'ambient')
-
-
 def noise_logmel(rng: np.random.Generator, num: int, dbfs: float, color: str = 'white') -> np.ndarray:
-    """``(num, 1, 96, 64)`` float32 log-mel examples of Gaussian noise with RMS ``10 ** (dbfs / 20)``.
+    """``(num, 1, 96, 64)`` float32 log-mel examples of noise with RMS ``10 ** (dbfs / 20)``, clipped at full scale.
 
-    ``color``: ``'white'`` (flat spectrum), ``'pink'`` (power falling as 1/f, shaped in the Fourier domain) or
-    ``'ambient'`` (:func:`ambient_wave`: a random colour, spectral shape, level contour and hum, drawn anew per call).
+    ``color``: ``'white'`` (Gaussian, flat spectrum), ``'pink'`` (Gaussian, power falling as 1/f, shaped in the
+    Fourier domain) or ``'ambient'`` (:func:`ambient_wave`: a random colour, spectral shape, level contour and hum,
+    drawn anew per call).
     """
     if color not in NOISE_COLORS:
         raise ValueError(f'noise color must be one of {NOISE_COLORS}, got {color!r}')
@@ -52,14 +52,13 @@ def noise_logmel(rng: np.random.Generator, num: int, dbfs: float, color: str = '
 
 
 def ambient_wave(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` samples (16 kHz, unit RMS up to the clip at 1) of random ambience: what a scene sounds like when
-    nothing in it calls.
+    """``n`` samples (16 kHz, RMS 1) of random ambience: what a scene sounds like when nothing in it calls.
 
     Gaussian noise whose power falls as ``f ** -alpha`` (``alpha`` uniform in [0, 2.5]: white to darker than
     brown), times a smooth random spectral shape (0-3 bumps or dips of +-15 dB, Gaussian in log frequency, and with
-    probability 0.5 a low- or high-pass edge), times a slow level contour (a random walk smoothed over 50-400 ms,
-    0-12 dB deep: gusts, swells, passing traffic); with probability 1/3 a hum (50 or 60 Hz and 1-4 harmonics of
-    random levels) 0-20 dB under the noise.
+    probability 0.5 a low- or high-pass edge of 24 dB per octave), times a slow level contour (a random walk with a
+    step every 50-400 ms, linear in between, spanning 0-12 dB: gusts, swells, passing traffic); with probability 1/3
+    a hum (50 or 60 Hz, 1-4 partials from the fundamental up, of random levels) 0-20 dB under the noise.
     """
     freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     logf = np.log(np.maximum(freqs, 20.0))

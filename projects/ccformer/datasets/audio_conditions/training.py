@@ -36,12 +36,12 @@ class NegativeAudioDataset(_AudioWrapper):
       the drawn plan is applied to its unlabelled frames only. Clips labelled in every frame (MS3) are unaffected;
     * replaced frames get empty targets and the presence target "nothing sounds" (metainfo ``sounding`` 0); those
       that had a label stay supervised, the masks of unlabelled ones only with ``supervise_unlabelled``;
-    * each replaced second draws its condition from ``conditions`` (relative weights): silence; noise (white or
-      pink, or with ``noise_colors`` also ambience; RMS uniform in ``noise_dbfs`` dB re full scale); off-screen sound, a second of another clip in which
-      only kinds not visible in this clip are audible (:class:`OffscreenPool`); or ``offscreen_recorded``, a
-      window of a real recording of ``sound_bank`` (:class:`~..sound_bank.SoundBank`: one sub-folder per kind of
-      things never on screen, e.g. ESC-50 / AudioSet clips sorted by class; recordings whose kind is visible in the
-      clip are left out). Off-screen is dropped (with a warning) when the kinds are unknown
+    * each replaced second draws its condition from ``conditions`` (relative weights): silence; noise (one of
+      ``noise_colors``, white or pink by default, RMS uniform in ``noise_dbfs`` dB re full scale); off-screen sound,
+      a second of another clip in which only kinds not visible in this clip are audible (:class:`OffscreenPool`);
+      or ``offscreen_recorded``, a window of a real recording of ``sound_bank`` (:class:`~..sound_bank.SoundBank`:
+      one sub-folder per kind of things never on screen, e.g. ESC-50 / AudioSet clips sorted by class; recordings
+      whose kind is visible in the clip are left out). Off-screen is dropped (with a warning) when the kinds are unknown
       (:func:`dataset_clip_kinds`), and for a clip without any donor second;
     * with ``audio_augment`` every real second, replaced or not, then gets a random level, a background window
       of ``sound_bank`` mixed in under it, and time / frequency masks (:class:`~.augment.LogmelAugment`), so the
@@ -116,11 +116,12 @@ class NegativeAudioDataset(_AudioWrapper):
         self.prob, self.whole_clip_prob, self.seed = float(prob), float(whole_clip_prob), int(seed)
         self.conditions = conditions
         self.noise_dbfs = (float(noise_dbfs[0]), float(noise_dbfs[1]))
-        self.noise_colors = tuple(str(c) for c in noise_colors)
-        if not self.noise_colors or set(self.noise_colors) - set(NOISE_COLORS):
+        if isinstance(noise_colors, str) or not noise_colors or set(noise_colors) - set(NOISE_COLORS):
             raise ValueError(
-                f'NegativeAudioDataset: noise_colors must be a non-empty list of {NOISE_COLORS}, got {noise_colors!r}'
+                f'NegativeAudioDataset: noise_colors must be a non-empty list of {NOISE_COLORS} (e.g. '
+                f"['white', 'pink', 'ambient']; a single colour as a list: ['ambient']), got {noise_colors!r}"
             )
+        self.noise_colors = tuple(str(c) for c in noise_colors)
         self.supervise_unlabelled = bool(supervise_unlabelled)
         self.spare_labelled = bool(spare_labelled)
         self.sound_bank = None if sound_bank is None else build_sound_bank(sound_bank)
