@@ -21,6 +21,7 @@ from projects.ccformer.datasets.audio import (
 from projects.ccformer.datasets.audio_conditions import (
     EVAL_NOISE_DBFS,
     KINDS_FILE,
+    ambient_wave,
     dataset_clip_kinds,
     noise_logmel,
     silence_logmel,
@@ -115,6 +116,25 @@ def test_noise_is_seeded_per_clip(toy_s4_root):
     assert not np.array_equal(_examples(a[0]), _examples(a[1]))
     expected = noise_logmel(np.random.default_rng([0, 1]), 5, EVAL_NOISE_DBFS)
     np.testing.assert_array_equal(_examples(a[1]), expected)
+
+
+def test_ambient_noise_is_seeded_varied_and_at_its_level():
+    """``ambient`` noise: the same seed repeats it; draws differ in spectral shape; the RMS follows ``dbfs``."""
+    a = noise_logmel(np.random.default_rng(3), 2, -30.0, 'ambient')
+    assert a.shape == (2, 1, 96, 64) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, noise_logmel(np.random.default_rng(3), 2, -30.0, 'ambient'))
+    wave = ambient_wave(np.random.default_rng(0), 16000)
+    assert wave.shape == (16000,) and np.sqrt(np.mean(wave**2)) == pytest.approx(1.0)
+    # the spectral tilt (mean of the top 16 mel bins minus the bottom 16) of white noise is one value; ambience
+    # spreads over tens of dB
+    tilts = [
+        float(x[0, 0, :, 48:].mean() - x[0, 0, :, :16].mean())
+        for x in (noise_logmel(np.random.default_rng(s), 1, -20.0, 'ambient') for s in range(24))
+    ]
+    assert np.std(tilts) > 1.0 and max(tilts) - min(tilts) > 4.0
+    loud, quiet = (noise_logmel(np.random.default_rng(5), 1, d, 'ambient') for d in (-20.0, -40.0))
+    ratio = (np.exp(loud.astype(np.float64)) - 0.01).mean() / (np.exp(quiet.astype(np.float64)) - 0.01).mean()
+    assert 7.0 < ratio < 13.0  # 20 dB is 10x the magnitude
 
 
 # ------------------------------------------------------------------------------------------------ ground truth

@@ -75,12 +75,11 @@ def ambient_wave(rng: np.random.Generator, n: int) -> np.ndarray:
     wave = np.fft.irfft(spec, n)
     wave /= max(float(np.sqrt(np.mean(wave**2))), 1e-12)
     depth_db = rng.uniform(0.0, 12.0)
-    if depth_db > 0:
-        step = max(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), 1)
-        walk = np.cumsum(rng.standard_normal(n // step + 2))
-        walk = np.interp(np.arange(n) / step, np.arange(len(walk)), walk)
-        walk = (walk - walk.min()) / max(float(np.ptp(walk)), 1e-12)
-        wave *= 10 ** (depth_db * (walk - 1.0) / 20)
+    step = max(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), 1)
+    walk = np.cumsum(rng.standard_normal(n // step + 2))
+    walk = np.interp(np.arange(n) / step, np.arange(len(walk)), walk)
+    walk = (walk - walk.min()) / max(float(np.ptp(walk)), 1e-12)
+    wave *= 10 ** (depth_db * (walk - 1.0) / 20)
     if rng.random() < 1 / 3:
         t = np.arange(n) / SAMPLE_RATE
         f0 = 50.0 if rng.random() < 0.5 else 60.0
