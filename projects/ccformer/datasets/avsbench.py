@@ -193,6 +193,7 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
         # official: name and category by position (0, 2); by header name when present
         categories = sorted({r.get('category', r['_values'][2]) for r in all_rows})
         self._metainfo['categories'] = tuple(categories)
+        category_index = {c: i for i, c in enumerate(categories)}
         entries = []
         for r in rows:
             vals = r['_values']
@@ -210,7 +211,7 @@ class AVSBenchS4Dataset(_AVSBenchObjectDataset):
                 self._entry(
                     video_id=name,
                     category=category,
-                    category_index=categories.index(category),
+                    category_index=category_index[category],
                     frame_paths=frames,
                     mask_paths=masks,
                     audio_path=audio,

@@ -31,9 +31,10 @@ class CategoryBridge(BaseModule):
     sounds all clip long): a cross-entropy on ``q_t`` for every frame whose sound is the clip's category, and a
     cross-entropy on ``p_t`` in the labelled frames' ground-truth mask, each cell weighted by the mask's share of
     it. Both sides learn the categories from labels instead of learning which picture goes with which sound from
-    the masks alone. At inference ``CCFormerHead`` adds ``min(r, 0)`` to the mask logits: a place showing another
-    category than the one heard is emptied, and where ``r >= 0`` the masks are those of the segmentation head
-    (adding a capped ``r`` would shrink them at their borders). This is not part of the paper.
+    the masks alone. At inference ``CCFormerHead`` lowers the mask logits by the evidence against the heard
+    category (:meth:`lower`: ``logits + min(r + margin, 0)``): a place showing another category than the one heard
+    is emptied, and where ``r + margin >= 0`` the masks are those of the segmentation head (adding a capped ``r``
+    would shrink them at their borders). This is not part of the paper.
 
     Args:
         embed_dims (int): d of the EIM outputs.
@@ -78,6 +79,14 @@ class CategoryBridge(BaseModule):
         log_pi = self.log_prior()[None, :, None, None]
         r = torch.logsumexp(log_q + log_p, 1, keepdim=True) - torch.logsumexp(log_pi + log_p, 1, keepdim=True)
         return torch.where(self.category_counts.sum() > 0, r, torch.zeros_like(r))
+
+    def lower(self, logits: Tensor, audio_logits: Tensor, visual_logits: Tensor, margin: float = 0.0) -> Tensor:
+        """``logits + min(r + margin, 0)``: mask logits ``(B*T, C, H, W)`` lowered where the place shows another
+        category than the one heard; ``r`` (:meth:`evidence`) is resized bilinearly to the logits' size."""
+        where = self.evidence(audio_logits, visual_logits).to(logits.dtype)
+        if where.shape[-2:] != logits.shape[-2:]:
+            where = F.interpolate(where, size=logits.shape[-2:], mode='bilinear', align_corners=False)
+        return logits + (where + margin).clamp(max=0)
 
     def loss(
         self,

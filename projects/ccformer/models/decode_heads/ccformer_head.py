@@ -126,7 +126,7 @@ class CCFormerHead(BaseModule):
             (binary heads): category scores of each frame's sound and of each place of the frame, trained on the
             data samples' metainfo ``category_index`` (``loss_category_audio``, ``loss_category_visual``). At
             inference the mask logits are lowered by the bridge's evidence against the heard category
-            (``logits + min(r + category_margin, 0)``, :meth:`CategoryBridge.evidence`), so a place that shows
+            (``logits + min(r + category_margin, 0)``, :meth:`CategoryBridge.lower`), so a place that shows
             another category than the one heard comes out empty, and a sound the bridge does not recognise
             changes nothing. None (default, the paper): none.
         category_margin (float): shift of ``r`` before it is applied.
@@ -385,10 +385,7 @@ class CCFormerHead(BaseModule):
         out = self._run(x, False)
         logits = out.stage_logits[-1]
         if out.category_audio is not None:
-            where = self.category_head.evidence(out.category_audio, out.category_visual).to(logits.dtype)
-            if where.shape[-2:] != logits.shape[-2:]:
-                where = F.interpolate(where, size=logits.shape[-2:], mode='bilinear', align_corners=False)
-            logits = logits + (where + self.category_margin).clamp(max=0)
+            logits = self.category_head.lower(logits, out.category_audio, out.category_visual, self.category_margin)
         if out.presence is None:
             return logits
         return self.gate(logits, out.presence.view(-1, 1, 1, 1) + self.presence_margin)
