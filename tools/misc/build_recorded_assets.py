@@ -148,6 +148,78 @@ BANK = {
         ('openttd-opensfx', '29'),
         ('openttd-opensfx', '30'),
     ],
+    # spoken names of stamps (nine languages, several speakers)
+    'speech': [
+        ('tuxpaint-stamps-default', TUX + f'{n}_desc_{lang}.ogg')
+        for n, lang in (
+            ('food/fruit/kiwi', 'fr'),
+            ('food/vegetables/onion', 'fr'),
+            ('food/vegetables/onion', 'ru'),
+            ('plants/flowers/flower5', 'ru'),
+            ('plants/flowers/flower5', 'ro'),
+            ('clothes/hats/green_fedora', 'ro'),
+            ('clothes/hats/green_fedora', 'ca'),
+            ('household/electronics/laptop', 'ca'),
+            ('household/electronics/laptop', 'bg'),
+            ('space/planets/5_jupiter', 'bg'),
+            ('space/planets/5_jupiter', 'es'),
+            ('town/monuments/inukshuk-photo', 'es'),
+            ('town/monuments/inukshuk-photo', 'be'),
+            ('symbols/shapes/scream_balloon', 'be'),
+            ('symbols/shapes/scream_balloon', 'el'),
+            ('plants/trees/pinecone', 'el'),
+            ('food/fruit/kiwi', 'da'),
+            ('food/vegetables/onion', 'da'),
+        )
+    ]
+    # acted lines of a strategy game's units (Napatan and Persian voices, women and men)
+    + [
+        ('0ad-data', ZAD + f'voice/{n}.ogg')
+        for n in (
+            'napatan/civ/civ_female_go_out_against_01',
+            'napatan/civ/civ_female_heal_01',
+            'napatan/civ/civ_female_retreat_01',
+            'napatan/civ/civ_female_work_land_01',
+            'persian/civ/civ_female_mine_1',
+            'persian/civ/civ_male_fish_1',
+            'persian/civ/civ_male_mine_1',
+            'persian/civ/civ_male_wood_1',
+        )
+    ],
+    # footsteps on sand, grass, gravel, rock and wood, walking and running
+    'footsteps': [
+        ('0ad-data', ZAD + f'actor/human/movement/{n}.ogg')
+        for n in (
+            'Footsteps/Foorstep_Sand_Walking',
+            'Footsteps/Footstep_Grass_Running',
+            'Footsteps/Footstep_Grass_Walking',
+            'Footsteps/Footstep_Gravel_Running',
+            'Footsteps/Footstep_Gravel_Walking',
+            'Footsteps/Footstep_Rock_Running',
+            'Footsteps/Footstep_Rock_Walking',
+            'Footsteps/Footstep_Wood_Walking',
+            'hstep_dirt_MN_11',
+            'hstep_run_dirt_MN_11',
+        )
+    ],
+    # hand work: rustling leaves, chopping, hoeing, reaping
+    'labour': [('0ad-data', ZAD + f'resource/foraging/leaves_0{i}.ogg') for i in (1, 2, 3)]
+    + [('0ad-data', ZAD + f'resource/lumbering/lumber_tree_0{i}.ogg') for i in (1, 2, 3)]
+    + [('0ad-data', ZAD + f'resource/farming/hoe_1{i}.ogg') for i in (1, 3)]
+    + [('0ad-data', ZAD + f'resource/gathering/gather_field_0{i}.ogg') for i in (3, 4)],
+    'magic': [
+        ('wesnoth-1.16-data', WES + f'{n}.ogg')
+        for n in (
+            'magic-dark',
+            'magic-dark-big',
+            'magic-faeriefire',
+            'magic-holy-1',
+            'magic-holy-2',
+            'magic-missile-1',
+            'magic-missile-2',
+            'magic-thorns-1',
+        )
+    ],
 }
 BANK_HELDOUT = {
     'aircraft': [('openttd-opensfx', n) for n in ('8', '9', '24')]
