@@ -50,23 +50,32 @@ def test_oracle_root_replaces_the_logmels_only(make_toy_root, tmp_path, layout):
     dst = str(tmp_path / f'oracle_{layout}')
     assert _tool().main([src, dst, '--seed', '4']) == 4
     data = f'{layout}_data'
-    for sub in ('visual_frames', 'gt_masks', 'audio_wav'):
+    for sub in ('visual_frames', 'gt_masks'):
         assert osp.realpath(osp.join(dst, data, sub)) == osp.realpath(osp.join(src, data, sub))
     for name in os.listdir(src):
         if name != data:
             assert open(osp.join(src, name), 'rb').read() == open(osp.join(dst, name), 'rb').read()
     with open(osp.join(src, 'clip_kinds.json')) as f:
         kinds = json.load(f)
+    assert not osp.exists(osp.join(dst, data, 'audio_wav'))  # a config reading the real sound fails
     files = sorted(glob.glob(osp.join(dst, data, 'audio_log_mel', '**', '*.pkl'), recursive=True))
     sources = sorted(glob.glob(osp.join(src, data, 'audio_log_mel', '**', '*.pkl'), recursive=True))
     assert [osp.relpath(f, dst) for f in files] == [osp.relpath(f, src) for f in sources]
+    # the patterns are drawn first, from the seed, over every kind the file names
+    named = {k for v in kinds.values() for k in v['visible']}
+    for v in kinds.values():
+        for a in v['audible']:
+            named.update(a if isinstance(a, list) else [a])
+    patterns = kind_patterns(named, np.random.default_rng(4))
     for path in files:
         logmel = load_logmel_pkl(path)  # the project's safe loader reads it
         assert logmel.shape == (5, 1, 96, 64)
         audible = kinds[osp.basename(path)[:-4]]['audible']
         per_second = audible if audible and isinstance(audible[0], list) else [audible] * 5
-        quiet = np.exp(logmel[:, 0]).max((1, 2)) - LOG_OFFSET < 0.002
-        assert quiet.tolist() == [not a for a in per_second]
+        mel = np.exp(logmel[:, 0]).mean(1) - LOG_OFFSET  # mean magnitude per mel bin and second
+        for t, heard in enumerate(per_second):
+            loud = sum((patterns[k] for k in heard), np.zeros(64)) > 0
+            assert (mel[t][loud] > 0.1).all() and (mel[t][~loud] < 0.002).all(), (path, t)
 
 
 def test_oracle_root_is_seeded(make_toy_root, tmp_path):
@@ -97,13 +106,59 @@ def test_oracle_root_never_overwrites_and_names_what_is_missing(make_toy_root, t
     assert not osp.exists(tmp_path / 'new')
 
 
-def test_an_interrupted_write_leaves_nothing_under_the_name(make_toy_root, tmp_path):
-    src = make_toy_root('ms3')
-    with open(osp.join(src, 'clip_kinds.json')) as f:
-        kinds = json.load(f)
-    kinds.pop(sorted(kinds)[0])  # a clip whose kinds are unknown: the write fails part-way
-    with open(osp.join(src, 'clip_kinds.json'), 'w') as f:
-        json.dump(kinds, f)
-    with pytest.raises(KeyError, match='is not in'):
+def test_an_interrupted_write_leaves_nothing_under_the_name(make_toy_root, tmp_path, monkeypatch):
+    import projects.ccformer.datasets.oracle_audio as oracle
+
+    src = make_toy_root('ms3', {'train': 2, 'val': 1, 'test': 1})
+    real, calls = oracle.oracle_logmel, []
+
+    def fails_on_the_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(oracle, 'oracle_logmel', fails_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
         write_oracle_root(src, str(tmp_path / 'out'))
     assert not any(n == 'out' or n.startswith('.out.') for n in os.listdir(tmp_path))  # nor its temporary folder
+
+
+def test_a_folder_made_meanwhile_is_left_alone(make_toy_root, tmp_path, monkeypatch):
+    """The user (or another run) creates DST while the copy is written: theirs stays, the copy is removed."""
+    import projects.ccformer.datasets.oracle_audio as oracle
+
+    src = make_toy_root('ms3')
+    dst = tmp_path / 'out'
+    real = oracle.oracle_logmel
+
+    def meanwhile(*args):
+        dst.mkdir(exist_ok=True)
+        return real(*args)
+
+    monkeypatch.setattr(oracle, 'oracle_logmel', meanwhile)
+    with pytest.raises(FileExistsError, match='appeared while'):
+        write_oracle_root(src, str(dst))
+    assert os.listdir(dst) == [] and not any(n.startswith('.out.') for n in os.listdir(tmp_path))
+
+
+def test_bad_sources_are_named(make_toy_root, tmp_path):
+    src = make_toy_root('ms3')
+    with pytest.raises(ValueError, match='inside the source'):
+        write_oracle_root(src, osp.join(src, 'oracle'))
+    kinds_path = osp.join(src, 'clip_kinds.json')
+    good = open(kinds_path).read()
+    for bad, match in (('{"a": ', 'not valid JSON'), ('{"v": {"visible": [], "audible": ["dog", ["cat"]]}}', "'v'")):
+        with open(kinds_path, 'w') as f:
+            f.write(bad)
+        with pytest.raises(ValueError, match=match):
+            write_oracle_root(src, str(tmp_path / 'x'))
+    with open(kinds_path, 'w') as f:
+        f.write(good)
+    os.rename(osp.join(src, 'ms3_data', 'audio_log_mel'), osp.join(src, 'ms3_data', 'elsewhere'))
+    with pytest.raises(FileNotFoundError, match='no log-mel'):
+        write_oracle_root(src, str(tmp_path / 'x'))
+    os.makedirs(osp.join(src, 's4_data'))
+    with pytest.raises(FileNotFoundError, match='one of s4_data/ or ms3_data/'):
+        write_oracle_root(src, str(tmp_path / 'x'))
+    assert not any(n == 'x' or n.startswith('.x.') for n in os.listdir(tmp_path))

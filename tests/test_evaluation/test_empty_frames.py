@@ -57,8 +57,10 @@ def test_frame_causes_of_nothing_has_no_share():
     assert all(c == dict(frames=0, masked=0, masked_percent=None) for c in causes.values())
 
 
-def _sample(logits, gt, video_id='v'):
-    s = SegDataSample(metainfo=dict(video_id=video_id))
+def _sample(logits, gt, video_id='v', gt_valid=None):
+    s = SegDataSample(
+        metainfo=dict(video_id=video_id) if gt_valid is None else dict(video_id=video_id, gt_valid=gt_valid)
+    )
     s.seg_logits = PixelData(data=torch.as_tensor(logits, dtype=torch.float32))
     s.gt_sem_seg = PixelData(data=torch.as_tensor(gt))
     return s
@@ -71,10 +73,44 @@ def test_clip_frames_uses_the_metric_rule():
     logits[2, 0, 3] = 0.01
     gt = np.zeros((3, 4, 4), np.int64)
     gt[0, 1, 1] = 1
-    video_id, has_fg, has_mask = clip_frames(_sample(logits, gt, 'clip'))
-    assert video_id == 'clip'
+    video_id, scored, has_fg, has_mask = clip_frames(_sample(logits, gt, 'clip'))
+    assert video_id == 'clip' and scored.tolist() == [True] * 3
     assert has_fg.tolist() == [True, False, False]
     assert has_mask.tolist() == [False, False, True]
+
+
+def test_clip_frames_leaves_out_frames_not_scored():
+    """gt_valid 0: a masked frame with an unreadable ground truth (255) is neither masked nor sounding."""
+    logits = np.full((2, 4, 4), 5.0)
+    gt = np.zeros((2, 4, 4), np.int64)
+    gt[1] = 255  # not a binary label: the metric never reads it
+    _, scored, has_fg, has_mask = clip_frames(_sample(logits, gt, gt_valid=[1, 0]))
+    assert scored.tolist() == [True, False] and has_fg.tolist() == [False, False]
+    assert has_mask.tolist() == [True, False]
+
+
+def test_empty_groups_add_up_to_the_metric():
+    """The empty groups of frame_causes give AVSBenchMetric's empty_fp_rate and num_empty_frames, frames not scored
+    included in neither."""
+    from projects.ccformer.evaluation import AVSBenchMetric
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(4):
+        logits = rng.normal(-3, 2, (4, 8, 8))
+        gt = (rng.random((4, 8, 8)) > 0.9).astype(np.int64)
+        gt[i % 4] = 0  # two empty frames in every clip, the first without a mask
+        gt[(i + 1) % 4] = 0
+        logits[i % 4] = -10.0
+        samples.append(_sample(logits, gt, f'v{i}', gt_valid=[1, 1, 1, 0] if i == 0 else None))
+    metric = AVSBenchMetric()
+    metric.process({}, samples)
+    m = metric.compute_metrics(metric.results)
+    kinds = {'v0': KINDS, 'v1': KINDS}  # v2, v3 unknown
+    causes = frame_causes([clip_frames(s) for s in samples], kinds)
+    assert causes['empty']['frames'] == m['num_empty_frames']
+    assert causes['empty']['masked_percent'] == pytest.approx(m['empty_fp_rate'])
+    assert 0 < causes['empty']['masked'] < causes['empty']['frames']
 
 
 def test_clip_frames_names_the_video_when_a_field_is_missing():

@@ -1,18 +1,19 @@
-"""Which frames get a mask with the true audio, split by what sounds in them (S4 / MS3).
+"""Which frames of a split get a mask with the true audio, grouped by what sounds in them (S4 / MS3).
 
 Usage::
 
     python tools/analysis_tools/empty_frames.py CONFIG CHECKPOINT --data-root DATA [--split test] [--out R.json]
 
-The clips of the split are predicted with their own audio; every scored frame is put in a group by its ground
-truth and by what the data say each second hears (``clip_kinds.json`` in the data root, written by
-``tools/dataset_converters/generate_toy_avsbench.py``; the S4 CSV's categories; otherwise unknown): *sounding*
-(foreground in the ground truth), and among the empty-ground-truth frames *only kinds not on screen sound*,
-*nothing sounds*, *a visible kind sounds* and *unknown*. It prints how many frames of each group get a mask
-(any pixel with ``sigmoid(logit) > 0.5``, the metric's rule) and, with ``--out``, writes them as JSON. The empty
-groups together give the "empty (true)" figure of ``tools/analysis_tools/robustness.py``; the split says whether a
-model masks quiet seconds (the level of the sound) or seconds in which something off screen sounds (which kind
-sounds, and whether it is in the picture). See docs/robustness.md.
+The clips of the split (``--split``, default test) are predicted with their own audio; every scored frame is put
+in a group by its ground truth and by what the data say each second hears (``clip_kinds.json`` in the data root,
+written by ``tools/dataset_converters/generate_toy_avsbench.py``; the S4 CSV's categories, one for the whole clip,
+which put every empty frame in the fourth group; otherwise unknown): *sounding* (foreground in the ground truth), and
+among the empty-ground-truth frames *only kinds not on screen sound*, *nothing sounds*, *a visible kind sounds* and
+*unknown*. It prints how many frames of each group get a mask (any pixel with ``sigmoid(logit) > 0.5``, the metric's
+rule) and, with ``--out``, writes them as JSON. The empty groups together give the "empty (true)" figure of
+``tools/analysis_tools/robustness.py``; the split says whether a model masks quiet seconds (the level of the sound)
+or seconds in which something off screen sounds (which kind sounds, and whether it is in the picture). See
+docs/robustness.md.
 """
 
 import argparse
@@ -24,7 +25,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from projects.ccformer.apis import init_avs_model
+from projects.ccformer.datasets import AVSSDataset
 from projects.ccformer.datasets.audio_conditions import dataset_clip_kinds
+from projects.ccformer.datasets.audio_conditions.clip_kinds import _base_dataset
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.evaluation.empty_frames import format_causes, frame_causes, predict_frames
 from projects.ccformer.utils.atomic import write_text
@@ -45,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
+        if '://' not in path and not osp.isfile(path):
             raise FileNotFoundError(f'{what} file {path!r} does not exist; check the path')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -53,14 +56,13 @@ def main(argv=None) -> dict:
     key = f'{args.split}_dataloader'
     set_data_root(cfg, args.data_root, keys=(key,))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    if 'AVSS' in str(cfg[key].dataset.get('type', '')):
-        raise ValueError(
-            f'{args.config}: {cfg[key].dataset.type} has semantic masks; this tool reads S4 / MS3 (binary)'
-        )
-    model = init_avs_model(cfg, args.checkpoint, device=args.device)
     loader = Runner.build_dataloader(cfg[key])
-    dataset = loader.dataset
-    kinds = {str(dataset.get_data_info(i)['video_id']): k for i, k in enumerate(dataset_clip_kinds(dataset))}
+    base = _base_dataset(loader.dataset)
+    if isinstance(base, AVSSDataset):
+        raise ValueError(f'{args.config}: {key} reads AVSS (semantic masks); this tool reads S4 / MS3 (binary masks)')
+    model = init_avs_model(cfg, args.checkpoint, device=args.device)
+    ids = [str(base.get_data_info(i)['video_id']) for i in range(len(base))]
+    kinds = dict(zip(ids, dataset_clip_kinds(base)))
     causes = frame_causes(predict_frames(model, loader), kinds)
     report = dict(
         config=args.config,

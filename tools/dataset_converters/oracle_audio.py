@@ -6,11 +6,12 @@ Usage::
 
 SRC is a data root written by ``generate_toy_avsbench.py`` (its ``clip_kinds.json`` says what is audible in each
 second). DST, a new folder, gets the same clips: the log-mel pickles replaced (each second: the patterns of the kinds
-audible in it, over a little noise; ``projects/ccformer/datasets/oracle_audio.py``), frames, masks and wav files
-linked to SRC's, the other files copied. Train and test on DST as on SRC: the audio then names exactly which kinds
-sound, so what a model still misses is matching the sound to the right object in the picture (docs/robustness.md,
-"What limits the recorded family"). The configs must read the log-mel pickles (``audio_source='pkl'``, the tiny
-configs' default); the linked wav files are SRC's.
+audible in it, over a little noise; ``projects/ccformer/datasets/oracle_audio.py``), frames and masks linked to
+SRC's, the other top-level files copied and folders linked. Train and test on DST as on SRC: the audio then names
+exactly which kinds sound, so what a model still misses is matching the sound to the right object in the picture
+(docs/robustness.md, "What limits the recorded family"). The configs must read the log-mel pickles
+(``audio_source='pkl'``, the tiny configs' default): DST has no wav files, so a config that reads them fails rather
+than train on the real sound. DST must not exist; it appears only when complete.
 """
 
 import argparse
@@ -29,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     written = write_oracle_root(args.src, args.dst, seed=args.seed)
-    print(f'wrote {written} oracle log-mel files to {args.dst} (frames, masks and wav files linked to {args.src})')
+    print(f'wrote {written} oracle log-mel files to {args.dst} (frames and masks linked to {args.src}; no wav files)')
     return written
 
 

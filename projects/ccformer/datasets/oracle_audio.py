@@ -8,21 +8,22 @@ in training and in test alike; a model trained on such data is limited only by m
 object in the picture (docs/robustness.md, "What limits the recorded family").
 
 :func:`write_oracle_root` writes a new data root: the log-mel pickles (``<layout>_data/audio_log_mel``) replaced,
-frames, masks and wav files linked to the source's, the top-level files copied.
+frames and masks linked to the source's, the wav files left out, the top-level files copied.
 """
 
-import json
 import os
 import os.path as osp
 import pickle
 import shutil
-import tempfile
-from typing import Dict, Iterable, List, Optional, Sequence
+import zlib
+from typing import Dict, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from ..utils.atomic import temp_name
 from .audio import LOG_OFFSET
+from .audio_conditions.clip_kinds import entry_kinds, load_kinds_file
 from .toy import KINDS_FILE
 
 #: Mel bins and frames of one VGGish example.
@@ -31,7 +32,8 @@ NUM_BINS, NUM_FRAMES = 64, 96
 
 def kind_patterns(kinds: Iterable[str], rng: np.random.Generator, bands: int = 3) -> Dict[str, np.ndarray]:
     """A ``(64,)`` mel-magnitude pattern per kind (sorted, so the draws do not depend on the order given): ``bands``
-    bands, each centred on a random bin, 1-3 bins either side, of strength uniform in [0.5, 2]."""
+    bands, each ``2h`` bins wide around a random bin ``c`` (bins ``c - h`` to ``c + h - 1``, h from 1 to 3, clipped at
+    the edges), of strength uniform in [0.5, 2]."""
     out = {}
     for kind in sorted(set(kinds)):
         pattern = np.zeros(NUM_BINS)
@@ -49,26 +51,19 @@ def oracle_logmel(
 
     A second's mel magnitudes are a noise floor (uniform in [0, 0.002]) plus, per audible kind, its pattern at a
     level of 10^(g / 20), g uniform in [-6, 6] dB, times 0.7-1.0 per time step; the front end's
-    ``log(mel + 0.01)`` follows. A kind without a pattern is an error naming it.
+    ``log(mel + 0.01)`` follows. The kinds of a second are drawn in sorted order (a set's order depends on the
+    process). A kind without a pattern is an error naming it.
     """
     out = np.zeros((len(audible), 1, NUM_FRAMES, NUM_BINS), np.float32)
     for t, kinds in enumerate(audible):
         mel = 0.002 * rng.random((NUM_FRAMES, NUM_BINS))
-        for kind in kinds:
+        for kind in sorted(kinds):
             if kind not in patterns:
                 raise KeyError(f'kind {kind!r} has no oracle pattern; known: {sorted(patterns)}')
             level = 10 ** (rng.uniform(-6, 6) / 20) * (0.7 + 0.3 * rng.random((NUM_FRAMES, 1)))
             mel = mel + patterns[kind][None] * level
         out[t, 0] = np.log(mel + LOG_OFFSET)
     return out
-
-
-def _per_second(audible: list, num: int) -> List[List[str]]:
-    """``clip_kinds.json``'s ``audible``: one list for the clip or one per second; ``num`` seconds."""
-    if audible and all(isinstance(a, list) for a in audible):
-        seconds = [list(a) for a in audible][:num]
-        return seconds + [[] for _ in range(num - len(seconds))]
-    return [list(audible)] * num
 
 
 def _layout_dir(src: str) -> str:
@@ -81,15 +76,41 @@ def _layout_dir(src: str) -> str:
     return found[0]
 
 
+def clip_rng(seed: int, video_id: str) -> np.random.Generator:
+    """The generator of one clip's levels and noise: seeded by ``(seed, crc32(video_id))``, so a clip's oracle audio
+    does not depend on the other clips of the root."""
+    return np.random.default_rng([seed, zlib.crc32(video_id.encode('utf-8'))])
+
+
 def write_oracle_root(src: str, dst: str, seed: int = 0, num_seconds: int = 5) -> int:
     """Write the oracle-audio copy of the S4 / MS3 data root ``src`` to the new folder ``dst``.
 
-    ``dst`` must not exist; the copy is made in a new temporary folder beside it and renamed when complete, so an
-    interrupted run leaves no half-written root under the name asked for. Returns the number of log-mel files
-    written.
+    ``dst`` gets the log-mel pickles of every clip (``<layout>_data/audio_log_mel``, the same relative paths) from
+    the kinds ``clip_kinds.json`` says are audible in each second; the other folders of ``<layout>_data`` (frames,
+    masks) and of ``src`` are linked, its files copied. ``audio_wav`` is left out: the wav files are the real sound,
+    so a config that reads them (``audio_source='wav'``) fails instead of training on it. The copy is made in a
+    temporary folder beside ``dst`` and renamed when complete; a failure removes it.
+
+    Args:
+        src (str): an S4 or MS3 data root with ``clip_kinds.json`` (left unchanged).
+        dst (str): the new data root; must not exist nor lie inside ``src``.
+        seed (int): seed of the patterns (:func:`kind_patterns` with ``default_rng(seed)``, over every kind the
+            file names) and of each clip's levels and noise (:func:`clip_rng`).
+        num_seconds (int): seconds (VGGish examples) per clip. Defaults to 5.
+
+    Returns:
+        int: the number of log-mel files written.
+
+    Raises:
+        FileExistsError: ``dst`` exists, or appeared while the copy was written.
+        FileNotFoundError: no ``clip_kinds.json``, no single layout folder, no log-mel pickles in ``src``.
+        ValueError: ``dst`` inside ``src``; a malformed ``clip_kinds.json``; a clip missing from it.
     """
+    src_abs, dst_abs = osp.abspath(src), osp.abspath(dst)
     if osp.lexists(dst):
         raise FileExistsError(f'{dst} exists: oracle_audio writes a new data root; choose another folder')
+    if osp.commonpath([src_abs, dst_abs]) == src_abs:
+        raise ValueError(f'{dst} lies inside the source {src}: write the oracle root beside it, not in it')
     kinds_path = osp.join(src, KINDS_FILE)
     if not osp.isfile(kinds_path):
         raise FileNotFoundError(
@@ -97,50 +118,52 @@ def write_oracle_root(src: str, dst: str, seed: int = 0, num_seconds: int = 5) -
             'tools/dataset_converters/generate_toy_avsbench.py, or {video_id: {"visible": [...], "audible": '
             '[[kinds of second 1], ...]}} for your own clips)'
         )
-    with open(kinds_path) as f:
-        table = json.load(f)
+    table = {
+        vid: entry_kinds(e['visible'], e['audible'], num_seconds) for vid, e in load_kinds_file(kinds_path).items()
+    }
     layout = _layout_dir(src)
-    rng = np.random.default_rng(seed)
-    named = [k for v in table.values() for k in v['visible']]  # every kind gets a pattern, seen or heard
-    named += [k for v in table.values() for second in _per_second(v['audible'], num_seconds) for k in second]
-    patterns = kind_patterns(named, rng)
-    parent = osp.dirname(osp.abspath(dst))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(dst)}.', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the data root gets the usual mode
+    mel_root = osp.join(src, layout, 'audio_log_mel')
+    files = sorted(osp.join(dirpath, f) for dirpath, _, names in os.walk(mel_root) for f in names if f.endswith('.pkl'))
+    if not files:
+        raise FileNotFoundError(f'{mel_root}: no log-mel .pkl files to replace (is {src} a data root with its audio?)')
+    for path in files:
+        if osp.basename(path)[: -len('.pkl')] not in table:
+            raise ValueError(f'{path}: video {osp.basename(path)[:-4]!r} is not in {kinds_path}')
+    named = set().union(*[visible.union(*audible) for visible, audible in table.values()])
+    patterns = kind_patterns(named, np.random.default_rng(seed))
+    tmp = temp_name(dst)
+    os.mkdir(tmp)
     try:
-        written = _write(src, tmp, layout, table, patterns, rng, num_seconds, kinds_path)
+        _write_tree(src, tmp, layout)
+        for path in files:
+            video_id = osp.basename(path)[: -len('.pkl')]
+            logmel = oracle_logmel(table[video_id][1], patterns, clip_rng(seed, video_id))
+            out = osp.join(tmp, layout, 'audio_log_mel', osp.relpath(path, mel_root))
+            os.makedirs(osp.dirname(out), exist_ok=True)
+            with open(out, 'wb') as f:
+                pickle.dump(torch.from_numpy(logmel), f, protocol=4)
+        if osp.lexists(dst):
+            raise FileExistsError(f'{dst} appeared while the oracle root was written; nothing was written there')
+        os.rename(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.rename(tmp, dst)
-    return written
+    return len(files)
 
 
-def _write(src, tmp, layout, table, patterns, rng, num_seconds, kinds_path) -> int:
+def _write_tree(src: str, tmp: str, layout: str) -> None:
+    """Everything of ``src`` but the audio into ``tmp``: top-level files copied, folders linked (hidden entries
+    left out); in ``<layout>_data`` every folder but ``audio_log_mel`` (written by the caller) and ``audio_wav``
+    linked."""
     os.makedirs(osp.join(tmp, layout))
     for name in sorted(os.listdir(src)):
-        if name != layout:
-            (shutil.copytree if osp.isdir(osp.join(src, name)) else shutil.copy2)(
-                osp.join(src, name), osp.join(tmp, name)
-            )
+        path = osp.join(src, name)
+        if name == layout or name.startswith('.'):
+            continue
+        if osp.isdir(path):
+            os.symlink(osp.abspath(path), osp.join(tmp, name))
+        else:
+            shutil.copy2(path, osp.join(tmp, name))
     for name in sorted(os.listdir(osp.join(src, layout))):
-        if name != 'audio_log_mel':
+        if name not in ('audio_log_mel', 'audio_wav') and not name.startswith('.'):
             os.symlink(osp.abspath(osp.join(src, layout, name)), osp.join(tmp, layout, name))
-    written = 0
-    mel_root = osp.join(src, layout, 'audio_log_mel')
-    for dirpath, _, files in sorted(os.walk(mel_root)):
-        for fname in sorted(f for f in files if f.endswith('.pkl')):
-            video_id = fname[: -len('.pkl')]
-            entry: Optional[dict] = table.get(video_id)
-            if entry is None:
-                raise KeyError(f'{osp.join(dirpath, fname)}: video {video_id!r} is not in {kinds_path}')
-            logmel = oracle_logmel(_per_second(entry['audible'], num_seconds), patterns, rng)
-            out_dir = osp.join(tmp, layout, 'audio_log_mel', osp.relpath(dirpath, mel_root))
-            os.makedirs(out_dir, exist_ok=True)
-            with open(osp.join(out_dir, fname), 'wb') as f:
-                pickle.dump(torch.from_numpy(logmel), f, protocol=4)
-            written += 1
-    return written

@@ -15,6 +15,10 @@ second hears (:func:`~projects.ccformer.datasets.audio_conditions.dataset_clip_k
   disagree, e.g. a sounding object hidden in that frame);
 * ``unknown``: empty ground truth, the clip's kinds unknown (e.g. MS3 without ``clip_kinds.json``).
 
+Seconds that a per-second ``audible`` list does not cover hear nothing (as the training's donor pool reads them).
+The S4 CSV names one category for the whole clip, seen and heard, so there every empty frame falls in
+``visible_silent``: the split tells more with a ``clip_kinds.json`` that says what each second hears.
+
 A frame has a mask when any pixel's ``sigmoid(logit) > 0.5`` (the metric's rule), so the empty groups together give
 the report's ``empty_fp_rate`` of the true audio.
 """
@@ -53,9 +57,12 @@ def frame_group(has_foreground: bool, kinds: Optional[Kinds], t: int) -> str:
     return 'visible_silent' if audible & visible else 'offscreen'
 
 
-def clip_frames(sample) -> Tuple[str, np.ndarray, np.ndarray]:
-    """``(video_id, has_foreground, has_mask)`` of a predicted clip's scored frames (``gt_valid``), as bool arrays
-    indexed by frame (frames not scored: both False and left out by :func:`frame_causes`)."""
+def clip_frames(sample) -> Tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """``(video_id, scored, has_foreground, has_mask)`` of a predicted clip, bool arrays over its ``T`` frames.
+
+    ``scored`` is the metainfo ``gt_valid`` (all True when absent); ``has_foreground`` and ``has_mask`` are computed
+    on the scored frames only (False elsewhere), as :class:`~.metrics.AVSBenchMetric` scores them.
+    """
     video_id = str(sample_get(sample, 'video_id', '<unknown>'))
     logits, gt = sample_pixel_data(sample, 'seg_logits'), sample_pixel_data(sample, 'gt_sem_seg')
     if logits is None or gt is None:
@@ -65,8 +72,13 @@ def clip_frames(sample) -> Tuple[str, np.ndarray, np.ndarray]:
         )
     logits, gt = as_clip(logits, 'seg_logits', video_id), as_clip(gt, 'gt_sem_seg', video_id)
     check_same_frames(logits, gt, 'seg_logits', video_id)
-    stats = F.binary_frame_stats(logits, gt)
-    return video_id, stats['gt_fg'] > 0, stats['pred_fg'] > 0
+    scored = frame_flags(sample, 'gt_valid', gt.shape[0], video_id)
+    has_fg, has_mask = np.zeros_like(scored), np.zeros_like(scored)
+    if scored.any():
+        keep = torch.from_numpy(scored)
+        stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)], pr_num=1)
+        has_fg[scored], has_mask[scored] = stats['gt_fg'] > 0, stats['pred_fg'] > 0
+    return video_id, scored, has_fg, has_mask
 
 
 def frame_causes(
@@ -100,13 +112,11 @@ def frame_causes(
 
 @torch.no_grad()
 def predict_frames(model, dataloader: Iterable) -> Iterable[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(video_id, scored, has_foreground, has_mask)`` of every clip of ``dataloader``, by ``model.test_step``."""
+    """:func:`clip_frames` of every clip of ``dataloader``, predicted by ``model.test_step``."""
     model.eval()
     for batch in dataloader:
         for sample in model.test_step(batch):
-            video_id, has_fg, has_mask = clip_frames(sample)
-            scored = frame_flags(sample, 'gt_valid', len(has_fg), video_id)
-            yield video_id, scored, has_fg, has_mask
+            yield clip_frames(sample)
 
 
 def format_causes(causes: Mapping[str, dict], groups: Sequence[str] = GROUPS) -> str:

@@ -29,7 +29,7 @@ Modules: ``synthesis`` (log-mel silence and noise), ``clip_kinds`` (what each cl
 """
 
 from .base import AUDIO_CONDITIONS, EMPTY_GT_CONDITIONS, NEGATIVE_CONDITIONS, RECORDED_CONDITION
-from .clip_kinds import KINDS_FILE, Kinds, OffscreenPool, dataset_clip_kinds, load_kinds_file
+from .clip_kinds import KINDS_FILE, Kinds, OffscreenPool, dataset_clip_kinds, entry_kinds, load_kinds_file
 from .evaluation import EVAL_NOISE_DBFS, AudioConditionDataset, AudioSwapDataset, derangement
 from .synthesis import NOISE_COLORS, ambient_wave, noise_logmel, silence_logmel
 from .training import NegativeAudioDataset
@@ -44,6 +44,7 @@ __all__ = [
     'Kinds',
     'OffscreenPool',
     'dataset_clip_kinds',
+    'entry_kinds',
     'load_kinds_file',
     'derangement',
     'NOISE_COLORS',

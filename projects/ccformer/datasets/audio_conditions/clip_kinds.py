@@ -35,10 +35,15 @@ def load_kinds_file(path: str) -> Dict[str, dict]:
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected a JSON object {{video_id: {{"visible": [...], "audible": [...]}}}}')
     for vid, entry in raw.items():
+        audible = entry.get('audible') if isinstance(entry, dict) else None
         if not (
             isinstance(entry, dict)
             and isinstance(entry.get('visible'), list)
-            and isinstance(entry.get('audible'), list)
+            and isinstance(audible, list)
+            and (
+                all(not isinstance(a, (list, dict)) for a in audible)
+                or all(isinstance(a, list) and all(not isinstance(k, (list, dict)) for k in a) for a in audible)
+            )
         ):
             raise ValueError(
                 f'{path}: entry {vid!r} must be {{"visible": [kinds], "audible": [kinds] or '
@@ -47,8 +52,9 @@ def load_kinds_file(path: str) -> Dict[str, dict]:
     return raw
 
 
-def _kinds(visible, audible, num_frames: int) -> Kinds:
-    """``(visible set, audible set per second)``; ``audible`` is one list for the whole clip or one per second."""
+def entry_kinds(visible, audible, num_frames: int) -> Kinds:
+    """``(visible set, audible set per second)``; ``audible`` is one list for the whole clip or one per second
+    (seconds a per-second list does not cover hear nothing)."""
     if audible and all(isinstance(a, (list, tuple, set, frozenset)) for a in audible):
         per_second = [frozenset(map(str, a)) for a in audible][:num_frames]
         per_second += [frozenset()] * (num_frames - len(per_second))
@@ -98,9 +104,9 @@ def dataset_clip_kinds(dataset) -> List[Optional[Kinds]]:
         num = int(info.get('num_frames', len(info['frame_paths'])))
         if table is not None:
             entry = table.get(info['video_id'])
-            out.append(None if entry is None else _kinds(entry['visible'], entry['audible'], num))
+            out.append(None if entry is None else entry_kinds(entry['visible'], entry['audible'], num))
         elif isinstance(base, AVSBenchS4Dataset) and info.get('category'):
-            out.append(_kinds([info['category']], [info['category']], num))
+            out.append(entry_kinds([info['category']], [info['category']], num))
         elif isinstance(base, AVSSDataset):
             out.append(_avss_kinds(info))
         else:
