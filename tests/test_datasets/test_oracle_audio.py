@@ -78,6 +78,11 @@ def test_oracle_root_replaces_the_logmels_only(make_toy_root, tmp_path, layout):
             assert (mel[t][loud] > 0.1).all() and (mel[t][~loud] < 0.002).all(), (path, t)
 
 
+def test_oracle_root_in_a_new_folder(make_toy_root, tmp_path):
+    dst = tmp_path / 'new' / 'folder' / 'oracle'
+    assert write_oracle_root(make_toy_root('ms3'), str(dst)) == 3 and osp.isdir(dst / 'ms3_data' / 'gt_masks')
+
+
 def test_oracle_root_is_seeded(make_toy_root, tmp_path):
     src = make_toy_root('ms3')
     roots = [str(tmp_path / n) for n in ('a', 'b', 'c')]

@@ -132,6 +132,7 @@ def write_oracle_root(src: str, dst: str, seed: int = 0, num_seconds: int = 5) -
     named = set().union(*[visible.union(*audible) for visible, audible in table.values()])
     patterns = kind_patterns(named, np.random.default_rng(seed))
     tmp = temp_name(dst)
+    os.makedirs(osp.dirname(tmp), exist_ok=True)
     os.mkdir(tmp)
     try:
         _write_tree(src, tmp, layout)
