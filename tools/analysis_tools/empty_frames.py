@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 from projects.ccformer.apis import init_avs_model
 from projects.ccformer.datasets import AVSSDataset
 from projects.ccformer.datasets.audio_conditions import dataset_clip_kinds
-from projects.ccformer.datasets.audio_conditions.clip_kinds import _base_dataset
+from projects.ccformer.datasets.audio_conditions.clip_kinds import base_dataset
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.evaluation.empty_frames import format_causes, frame_causes, predict_frames
 from projects.ccformer.utils.atomic import write_text
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     set_data_root(cfg, args.data_root, keys=(key,))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     loader = Runner.build_dataloader(cfg[key])
-    base = _base_dataset(loader.dataset)
+    base = base_dataset(loader.dataset)
     if isinstance(base, AVSSDataset):
         raise ValueError(f'{args.config}: {key} reads AVSS (semantic masks); this tool reads S4 / MS3 (binary masks)')
     model = init_avs_model(cfg, args.checkpoint, device=args.device)

@@ -42,7 +42,6 @@ import io
 import math
 import os
 import os.path as osp
-import pickle
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -141,15 +140,10 @@ def write_logmel_pkl(path: str, waveform: np.ndarray, num: int) -> np.ndarray:
     Returns:
         The ``(num, 1, 96, 64)`` examples written.
     """
-    import torch
-
-    from projects.ccformer.datasets.audio import pad_examples_repeat, waveform_to_logmel
-    from projects.ccformer.utils.atomic import atomic_open
+    from projects.ccformer.datasets.audio import pad_examples_repeat, save_logmel_pkl, waveform_to_logmel
 
     examples = pad_examples_repeat(waveform_to_logmel(waveform, AUDIO_RATE), num, path)[:, None]
-    tensor = torch.from_numpy(np.ascontiguousarray(examples, dtype=np.float32)).requires_grad_(True)
-    with atomic_open(path, 'wb') as f:
-        pickle.dump(tensor, f, protocol=4)
+    save_logmel_pkl(path, examples)
     return examples
 
 

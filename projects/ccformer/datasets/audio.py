@@ -277,6 +277,20 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f'{self.path}: refusing the tensor storage inside: {err}') from err
 
 
+def save_logmel_pkl(path: str, examples: np.ndarray) -> None:
+    """Write ``[n, 1, 96, 64]`` log-mel examples as the official preprocessing does: ``pickle.dump`` (protocol 4) of
+    a float32 torch tensor with ``requires_grad=True`` (what :func:`load_logmel_pkl` reads). The write is atomic and
+    creates the folder."""
+    import torch
+
+    from ..utils.atomic import atomic_open
+
+    tensor = torch.from_numpy(np.ascontiguousarray(examples, dtype=np.float32)).requires_grad_(True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, 'wb') as f:
+        pickle.dump(tensor, f, protocol=4)
+
+
 def load_logmel_pkl(path: str) -> np.ndarray:
     """Read an official AVSBench log-mel ``.pkl`` without executing arbitrary pickles.
 

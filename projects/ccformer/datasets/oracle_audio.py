@@ -13,16 +13,14 @@ frames and masks linked to the source's, the wav files left out, the top-level f
 
 import os
 import os.path as osp
-import pickle
 import shutil
 import zlib
 from typing import Dict, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from ..utils.atomic import temp_name
-from .audio import LOG_OFFSET
+from .audio import LOG_OFFSET, save_logmel_pkl
 from .audio_conditions.clip_kinds import entry_kinds, load_kinds_file
 from .toy import KINDS_FILE
 
@@ -123,12 +121,17 @@ def write_oracle_root(src: str, dst: str, seed: int = 0, num_seconds: int = 5) -
     }
     layout = _layout_dir(src)
     mel_root = osp.join(src, layout, 'audio_log_mel')
-    files = sorted(osp.join(dirpath, f) for dirpath, _, names in os.walk(mel_root) for f in names if f.endswith('.pkl'))
+    files = {  # log-mel file -> its video id
+        osp.join(dirpath, f): f[: -len('.pkl')]
+        for dirpath, _, names in os.walk(mel_root)
+        for f in names
+        if f.endswith('.pkl')
+    }
     if not files:
         raise FileNotFoundError(f'{mel_root}: no log-mel .pkl files to replace (is {src} a data root with its audio?)')
-    for path in files:
-        if osp.basename(path)[: -len('.pkl')] not in table:
-            raise ValueError(f'{path}: video {osp.basename(path)[:-4]!r} is not in {kinds_path}')
+    for path, video_id in sorted(files.items()):
+        if video_id not in table:
+            raise ValueError(f'{path}: video {video_id!r} is not in {kinds_path}')
     named = set().union(*[visible.union(*audible) for visible, audible in table.values()])
     patterns = kind_patterns(named, np.random.default_rng(seed))
     tmp = temp_name(dst)
@@ -136,13 +139,9 @@ def write_oracle_root(src: str, dst: str, seed: int = 0, num_seconds: int = 5) -
     os.mkdir(tmp)
     try:
         _write_tree(src, tmp, layout)
-        for path in files:
-            video_id = osp.basename(path)[: -len('.pkl')]
+        for path, video_id in sorted(files.items()):
             logmel = oracle_logmel(table[video_id][1], patterns, clip_rng(seed, video_id))
-            out = osp.join(tmp, layout, 'audio_log_mel', osp.relpath(path, mel_root))
-            os.makedirs(osp.dirname(out), exist_ok=True)
-            with open(out, 'wb') as f:
-                pickle.dump(torch.from_numpy(logmel), f, protocol=4)
+            save_logmel_pkl(osp.join(tmp, layout, 'audio_log_mel', osp.relpath(path, mel_root)), logmel)
         if osp.lexists(dst):
             raise FileExistsError(f'{dst} appeared while the oracle root was written; nothing was written there')
         os.rename(tmp, dst)

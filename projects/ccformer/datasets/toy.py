@@ -31,14 +31,13 @@ import csv
 import json
 import os
 import os.path as osp
-import pickle
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .audio import SAMPLE_RATE, pad_examples_repeat, wav_to_logmel
+from .audio import SAMPLE_RATE, pad_examples_repeat, save_logmel_pkl, wav_to_logmel
 from .palette import AVSS_NUM_CLASSES, voc_palette
 from .toy_clip import ToyClip
 
@@ -261,14 +260,8 @@ def _write_wav(path: str, audio: np.ndarray) -> None:
 
 
 def _write_pkl(path: str, wav_path: str, num: int = 5) -> None:
-    """Official-style log-mel pickle of a written wav (plain ``pickle.dump`` of a tensor)."""
-    import torch
-
-    examples = pad_examples_repeat(wav_to_logmel(wav_path), num, wav_path)
-    tensor = torch.from_numpy(examples[:, None]).float().requires_grad_(True)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        pickle.dump(tensor, f, protocol=4)
+    """Official-style log-mel pickle of a written wav (:func:`~.audio.save_logmel_pkl`)."""
+    save_logmel_pkl(path, pad_examples_repeat(wav_to_logmel(wav_path), num, wav_path)[:, None])
 
 
 def _binary(label: np.ndarray) -> np.ndarray:

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from ..datasets.audio_conditions import Kinds
-from . import functional as F
-from .metrics.avs_metric import as_clip, check_same_frames, frame_flags, sample_get, sample_pixel_data
+from .metrics.avs_metric import scored_frame_stats
 
 #: Frame groups, in report order (the first has foreground, the others an empty ground truth).
 GROUPS = ('sounding', 'offscreen', 'quiet', 'visible_silent', 'unknown')
@@ -60,24 +59,13 @@ def frame_group(has_foreground: bool, kinds: Optional[Kinds], t: int) -> str:
 def clip_frames(sample) -> Tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """``(video_id, scored, has_foreground, has_mask)`` of a predicted clip, bool arrays over its ``T`` frames.
 
-    ``scored`` is the metainfo ``gt_valid`` (all True when absent); ``has_foreground`` and ``has_mask`` are computed
-    on the scored frames only (False elsewhere), as :class:`~.metrics.AVSBenchMetric` scores them.
+    ``scored`` is the metainfo ``gt_valid`` (all True when absent); ``has_foreground`` and ``has_mask`` come from
+    the scored frames only (False elsewhere), read as :class:`~.metrics.AVSBenchMetric` reads them
+    (:func:`~.metrics.avs_metric.scored_frame_stats`).
     """
-    video_id = str(sample_get(sample, 'video_id', '<unknown>'))
-    logits, gt = sample_pixel_data(sample, 'seg_logits'), sample_pixel_data(sample, 'gt_sem_seg')
-    if logits is None or gt is None:
-        raise KeyError(
-            f'video {video_id!r}: the predicted sample needs seg_logits and gt_sem_seg (a binary S4 / MS3 model '
-            'and a test pipeline that loads the masks)'
-        )
-    logits, gt = as_clip(logits, 'seg_logits', video_id), as_clip(gt, 'gt_sem_seg', video_id)
-    check_same_frames(logits, gt, 'seg_logits', video_id)
-    scored = frame_flags(sample, 'gt_valid', gt.shape[0], video_id)
+    video_id, scored, stats = scored_frame_stats(sample, pr_num=1)
     has_fg, has_mask = np.zeros_like(scored), np.zeros_like(scored)
-    if scored.any():
-        keep = torch.from_numpy(scored)
-        stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)], pr_num=1)
-        has_fg[scored], has_mask[scored] = stats['gt_fg'] > 0, stats['pred_fg'] > 0
+    has_fg[scored], has_mask[scored] = stats['gt_fg'] > 0, stats['pred_fg'] > 0
     return video_id, scored, has_fg, has_mask
 
 

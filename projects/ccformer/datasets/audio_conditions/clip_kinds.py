@@ -17,10 +17,21 @@ from ..toy import KINDS_FILE
 Kinds = Tuple[FrozenSet[str], Tuple[FrozenSet[str], ...]]  # (visible, audible in each second)
 
 
-def _base_dataset(dataset):
+def base_dataset(dataset):
+    """The innermost dataset of wrappers such as :class:`NegativeAudioDataset` (the one that loads the clips)."""
     while hasattr(dataset, 'dataset') and not hasattr(dataset, 'load_data_list'):
         dataset = dataset.dataset
     return dataset
+
+
+def _is_names(value) -> bool:
+    """A list of kind names (no nested lists or objects)."""
+    return isinstance(value, list) and not any(isinstance(k, (list, dict)) for k in value)
+
+
+def _is_audible(value) -> bool:
+    """``audible`` of a kinds entry: one list of names for the clip, or one per second."""
+    return _is_names(value) or (isinstance(value, list) and all(_is_names(a) for a in value))
 
 
 def load_kinds_file(path: str) -> Dict[str, dict]:
@@ -35,15 +46,8 @@ def load_kinds_file(path: str) -> Dict[str, dict]:
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected a JSON object {{video_id: {{"visible": [...], "audible": [...]}}}}')
     for vid, entry in raw.items():
-        audible = entry.get('audible') if isinstance(entry, dict) else None
         if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get('visible'), list)
-            and isinstance(audible, list)
-            and (
-                all(not isinstance(a, (list, dict)) for a in audible)
-                or all(isinstance(a, list) and all(not isinstance(k, (list, dict)) for k in a) for a in audible)
-            )
+            isinstance(entry, dict) and isinstance(entry.get('visible'), list) and _is_audible(entry.get('audible'))
         ):
             raise ValueError(
                 f'{path}: entry {vid!r} must be {{"visible": [kinds], "audible": [kinds] or '
@@ -94,7 +98,7 @@ def dataset_clip_kinds(dataset) -> List[Optional[Kinds]]:
     """
     from ..avsbench import AVSBenchS4Dataset, AVSSDataset
 
-    base = _base_dataset(dataset)
+    base = base_dataset(dataset)
     root = getattr(base, 'data_root', None)
     path = osp.join(root, KINDS_FILE) if root else None
     table = load_kinds_file(path) if path and osp.isfile(path) else None

@@ -14,7 +14,7 @@ from mmseg.registry import DATASETS
 
 from ..sound_bank import SoundBank, build_sound_bank
 from .base import AUDIO_CONDITIONS, EMPTY_GT_CONDITIONS, RECORDED_CONDITION, _AudioWrapper
-from .clip_kinds import OffscreenPool, _base_dataset, _kinds_error, dataset_clip_kinds, visible_bank_kinds
+from .clip_kinds import OffscreenPool, _kinds_error, base_dataset, dataset_clip_kinds, visible_bank_kinds
 from .synthesis import noise_logmel, silence_logmel
 
 EVAL_NOISE_DBFS = -20.0
@@ -107,14 +107,14 @@ class AudioConditionDataset(_AudioWrapper):
             for idx in range(n):
                 vid = self.dataset.get_data_info(idx)['video_id']
                 if self._pool.kinds[idx] is None:
-                    raise _kinds_error(_base_dataset(self.dataset), f'what clip {vid!r} shows is unknown')
+                    raise _kinds_error(base_dataset(self.dataset), f'what clip {vid!r} shows is unknown')
                 if self._pool.has_donor(idx):
                     self._indices.append(idx)
                 else:
                     skipped.append(vid)
             if not self._indices:
                 raise _kinds_error(
-                    _base_dataset(self.dataset), 'no second of any other clip sounds only off screen for any clip'
+                    base_dataset(self.dataset), 'no second of any other clip sounds only off screen for any clip'
                 )
             if skipped:
                 print_log(

@@ -14,7 +14,7 @@ from mmseg.registry import DATASETS
 from ..sound_bank import SoundBank, build_sound_bank
 from .augment import LogmelAugment
 from .base import NEGATIVE_CONDITIONS, RECORDED_CONDITION, _AudioWrapper
-from .clip_kinds import OffscreenPool, _base_dataset, _kinds_error, dataset_clip_kinds, visible_bank_kinds
+from .clip_kinds import OffscreenPool, _kinds_error, base_dataset, dataset_clip_kinds, visible_bank_kinds
 from .synthesis import NOISE_COLORS, noise_logmel, silence_logmel
 
 
@@ -137,7 +137,7 @@ class NegativeAudioDataset(_AudioWrapper):
             kinds = dataset_clip_kinds(self.dataset)
             if all(k is None for k in kinds):
                 print_log(
-                    f'NegativeAudioDataset: {_kinds_error(_base_dataset(self.dataset), "no clip has kinds")}'
+                    f'NegativeAudioDataset: {_kinds_error(base_dataset(self.dataset), "no clip has kinds")}'
                     f' Training without off-screen sound.',
                     logger='current',
                     level=logging.WARNING,

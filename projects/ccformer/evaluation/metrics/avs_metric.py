@@ -69,6 +69,32 @@ def frame_flags(sample: Any, key: str, num_frames: int, video_id: str) -> np.nda
     return flags.astype(bool)
 
 
+def scored_frame_stats(sample: Any, pr_num: int = F.PR_NUM):
+    """``(video_id, scored, stats)`` of one predicted clip: ``scored`` the ``(T,)`` bool ``gt_valid`` flags (all
+    True when absent), ``stats`` :func:`functional.binary_frame_stats` of the scored frames of ``seg_logits``
+    ``(T, H, W)`` against ``gt_sem_seg``. Errors name the video."""
+    video_id = str(sample_get(sample, 'video_id', '<unknown>'))
+    logits = sample_pixel_data(sample, 'seg_logits')
+    gt = sample_pixel_data(sample, 'gt_sem_seg')
+    if logits is None or gt is None:
+        missing = 'seg_logits' if logits is None else 'gt_sem_seg'
+        raise KeyError(
+            f'scoring a clip needs {missing!r} in the data sample of video {video_id!r}: the '
+            'model must store the (T, H, W) logits as seg_logits (docs/design.md, "The model" '
+            'step 5) and the test pipeline must load the masks.'
+        )
+    logits = as_clip(logits, 'seg_logits', video_id)
+    gt = as_clip(gt, 'gt_sem_seg', video_id)
+    check_same_frames(logits, gt, 'seg_logits', video_id)
+    scored = frame_flags(sample, 'gt_valid', gt.shape[0], video_id)
+    keep = torch.from_numpy(scored)
+    try:
+        stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)], pr_num=pr_num)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f'video {video_id!r}: {err}') from err
+    return video_id, scored, stats
+
+
 def empty_frame_metrics(stats: F.BinaryStats) -> Dict[str, float]:
     """The reported empty-ground-truth keys (percent) from per-frame ``gt_fg`` / ``pred_fg`` / ``num_pixels``.
 
@@ -156,24 +182,7 @@ class AVSBenchMetric(BaseMetric):
         for sample in data_samples:
             if self.output_dir:
                 save_clip_masks(sample, self.output_dir)
-            video_id = str(sample_get(sample, 'video_id', '<unknown>'))
-            logits = sample_pixel_data(sample, 'seg_logits')
-            gt = sample_pixel_data(sample, 'gt_sem_seg')
-            if logits is None or gt is None:
-                missing = 'seg_logits' if logits is None else 'gt_sem_seg'
-                raise KeyError(
-                    f'AVSBenchMetric needs {missing!r} in the data sample of video {video_id!r}: the '
-                    'model must store the (T, H, W) logits as seg_logits (docs/design.md, "The model" '
-                    'step 5) and the test pipeline must load the masks.'
-                )
-            logits = as_clip(logits, 'seg_logits', video_id)
-            gt = as_clip(gt, 'gt_sem_seg', video_id)
-            check_same_frames(logits, gt, 'seg_logits', video_id)
-            keep = torch.from_numpy(frame_flags(sample, 'gt_valid', gt.shape[0], video_id))
-            try:
-                stats = F.binary_frame_stats(logits[keep.to(logits.device)], gt[keep.to(gt.device)], pr_num=self.pr_num)
-            except (ValueError, TypeError) as err:
-                raise type(err)(f'video {video_id!r}: {err}') from err
+            video_id, _, stats = scored_frame_stats(sample, self.pr_num)
             self.results.append(dict(video_id=video_id, sample_idx=sample_get(sample, 'sample_idx'), stats=stats))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
