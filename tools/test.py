@@ -35,6 +35,7 @@ from projects.ccformer.engine.cpu_ddp import init_cpu_distributed
 from projects.ccformer.engine.run_checks import check_cfg_options, check_output_dir, set_test_checkpoint
 from projects.ccformer.engine.safe_checkpoint import trust_checkpoint
 from projects.ccformer.evaluation.robustness import audio_condition_dataset
+from projects.ccformer.utils.config import check_input_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -165,12 +166,9 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
 
 def setup_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
-    for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
-        if '://' not in path and not osp.isfile(path):  # URLs are fetched by mmengine
-            raise FileNotFoundError(
-                f'{what} file {path!r} does not exist; check the path '
-                '(tools/train.py writes work_dirs/<config>/epoch_*.pth and best_*.pth)'
-            )
+    check_input_files(
+        args.config, args.checkpoint, hint=' (tools/train.py writes work_dirs/<config>/epoch_*.pth and best_*.pth)'
+    )
     check_output_dir(args.out, '--out')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher

@@ -124,6 +124,8 @@ def expected_changes(name: str) -> dict:
       (``robust_ema``, mmengine's ``EMAHook`` after the runtime's hooks; momentum and gamma about two epochs of the
       schedule: ``robust_ema_s4`` / ``_ms3`` / ``_avss`` for the AVSBench configs).
     * robust configs: the variable ``robust_category_s4`` (category supervision, off in every config) is new.
+    * robust configs: the variable ``robust_audio_colouring`` (colouring of the training audio, off in every config)
+      is new.
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -150,6 +152,7 @@ def expected_changes(name: str) -> dict:
     if 'robust' in name:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
         changes['robust_category_s4'] = (MISSING, ROBUST_CATEGORY_S4)
+        changes['robust_audio_colouring'] = (MISSING, dict(eq_db=12.0, tilt_db=6.0))
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])

@@ -153,8 +153,49 @@ def test_logmel_augment_mixes_at_the_drawn_ratio():
     np.testing.assert_allclose(added, bg * rms(logmel_to_magnitude(sound)) / rms(bg) * 0.1, rtol=1e-4, atol=1e-5)
 
 
+def test_logmel_augment_colouring_scales_each_bin_within_its_range():
+    rng = np.random.default_rng(2)
+    sound = np.log(rng.random((1, 96, 64)) * 4 + 1.0 + 0.01).astype(np.float32)
+    aug = LogmelAugment(gain_db=(0, 0), mix_prob=0.0, mask_prob=0.0, eq_db=12.0, tilt_db=6.0)
+    ratios = []
+    for seed in range(20):
+        out = aug(np.random.default_rng(seed), sound)
+        gain_db = 20 * np.log10(logmel_to_magnitude(out.astype(np.float64)) / logmel_to_magnitude(sound))
+        # one gain per mel bin, the same in every frame, smooth over the bins, within eq + tilt
+        np.testing.assert_allclose(gain_db, np.broadcast_to(gain_db[:, :1], gain_db.shape), atol=1e-3)
+        curve = gain_db[0, 0]
+        assert np.abs(curve).max() <= 18.0 + 1e-3
+        assert np.abs(np.diff(curve)).max() < 2.5  # smooth: at most 12 dB x 3 pi / 63 + 12 dB / 63 from bin to bin
+        ratios.append(np.ptp(curve))
+        # the same draw from the same seed
+        np.testing.assert_array_equal(out, aug(np.random.default_rng(seed), sound))
+    assert max(ratios) > 6.0  # the curves do colour the spectrum
+
+
+def test_logmel_augment_colouring_off_draws_as_before():
+    # off (the default): three uniforms, the gain and the ratio, nothing more (masks and mixing off here), so the
+    # draws of configs without the option do not change; on: the colouring's eight draws follow
+    sound = np.log(np.random.default_rng(3).random((1, 96, 64)) * 4 + 1.0 + 0.01).astype(np.float32)
+    for aug, extra in ((LogmelAugment(mix_prob=0.0, mask_prob=0.0), 0), (LogmelAugment(mask_prob=0.0, eq_db=6.0), 8)):
+        rng, ref = np.random.default_rng(4), np.random.default_rng(4)
+        aug(rng, sound)
+        ref.random(3), ref.uniform(), ref.uniform(), ref.random(extra)
+        assert rng.random() == ref.random()
+    silence = silence_logmel(1)[0]
+    np.testing.assert_array_equal(LogmelAugment(eq_db=12.0)(np.random.default_rng(5), silence), silence)
+
+
 @pytest.mark.parametrize(
-    'kw', [dict(mix_prob=1.5), dict(mask_prob=-0.1), dict(gain_db=(6, -6)), dict(mix_snr_db=(1,)), dict(time_mask=-1)]
+    'kw',
+    [
+        dict(mix_prob=1.5),
+        dict(mask_prob=-0.1),
+        dict(gain_db=(6, -6)),
+        dict(mix_snr_db=(1,)),
+        dict(time_mask=-1),
+        dict(eq_db=-1.0),
+        dict(tilt_db=-3.0),
+    ],
 )
 def test_logmel_augment_bad_arguments(kw):
     with pytest.raises(ValueError, match='LogmelAugment'):

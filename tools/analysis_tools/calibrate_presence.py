@@ -42,6 +42,7 @@ from projects.ccformer.engine.presence_calibration import (
 from projects.ccformer.evaluation.robustness import audio_condition_dataset
 from projects.ccformer.utils.atomic import atomic_path
 from projects.ccformer.utils.checkpoint import checkpoint_state_dict, load_checkpoint_file
+from projects.ccformer.utils.config import check_input_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,9 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def check_paths(args: argparse.Namespace) -> None:
     """Clear errors before anything is built: missing inputs, ``--out`` equal to the input or already there."""
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file {path} does not exist')
+    check_input_files(args.config, args.checkpoint, allow_urls=False)  # the checkpoint is copied: a local file
     if osp.abspath(args.out) == osp.abspath(args.checkpoint):
         raise ValueError(f'--out {args.out} is the input checkpoint: write the calibrated model to another file')
     if osp.exists(args.out) and not args.force:

@@ -18,7 +18,6 @@ docs/robustness.md.
 
 import argparse
 import json
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
@@ -31,6 +30,7 @@ from projects.ccformer.datasets.audio_conditions.clip_kinds import base_dataset
 from projects.ccformer.engine import set_data_root
 from projects.ccformer.evaluation.empty_frames import format_causes, frame_causes, predict_frames
 from projects.ccformer.utils.atomic import write_text
+from projects.ccformer.utils.config import check_input_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,9 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if '://' not in path and not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file {path!r} does not exist; check the path')
+    check_input_files(args.config, args.checkpoint)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -55,6 +55,7 @@ from projects.ccformer.engine.run_checks import set_test_checkpoint
 from projects.ccformer.evaluation.robustness import check_conditions, evaluate_audio_conditions, robustness_report
 from projects.ccformer.evaluation.robustness_report import format_report, plot_report, tested_on, trained_on
 from projects.ccformer.utils.atomic import write_text
+from projects.ccformer.utils.config import check_input_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -109,9 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def setup_cfg(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
-    for path, what in ((args.config, 'Config'), (args.checkpoint, 'Checkpoint')):
-        if '://' not in path and not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file {path!r} does not exist; check the path')
+    check_input_files(args.config, args.checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

@@ -3,6 +3,7 @@ model's input size and clip length from a config), atomic file writes (:mod:`.at
 blocks (:mod:`.benchmark`, imported on use: it needs torch and, to build a model, mmseg)."""
 
 from .config import (
+    check_input_files,
     config_input_size,
     config_num_frames,
     config_test_pipeline,
@@ -13,6 +14,7 @@ from .config import (
 )
 
 __all__ = [
+    'check_input_files',
     'strip_pretrained',
     'config_input_size',
     'config_num_frames',

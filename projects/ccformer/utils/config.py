@@ -12,6 +12,25 @@ def saved_config_path(work_dir: str, config: str) -> str:
     return osp.join(work_dir, osp.basename(config))
 
 
+def check_input_files(config: str, checkpoint: str, allow_urls: bool = True, hint: str = '') -> None:
+    """Fail early, naming the file, when a tool's config or checkpoint is not there.
+
+    Args:
+        config (str): the config file.
+        checkpoint (str): the checkpoint file.
+        allow_urls (bool): a path with ``://`` is left to mmengine, which fetches it. Defaults to True.
+        hint (str): appended to the message, e.g. where training writes its checkpoints.
+
+    Raises:
+        FileNotFoundError: ``Config file '...' does not exist; check the path`` (or ``Checkpoint file``).
+    """
+    for path, what in ((config, 'Config'), (checkpoint, 'Checkpoint')):
+        if allow_urls and '://' in path:
+            continue
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} file {path!r} does not exist; check the path{hint}')
+
+
 def _is_pretrained(init: Any) -> bool:
     return isinstance(init, dict) and init.get('type') == 'Pretrained'
 
