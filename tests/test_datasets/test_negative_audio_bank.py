@@ -153,36 +153,63 @@ def test_logmel_augment_mixes_at_the_drawn_ratio():
     np.testing.assert_allclose(added, bg * rms(logmel_to_magnitude(sound)) / rms(bg) * 0.1, rtol=1e-4, atol=1e-5)
 
 
-def test_logmel_augment_colouring_scales_each_bin_within_its_range():
-    rng = np.random.default_rng(2)
-    sound = np.log(rng.random((1, 96, 64)) * 4 + 1.0 + 0.01).astype(np.float32)
+def _after_level_draws(seed):
+    """An rng in the state LogmelAugment's colouring starts from: after the three uniforms, the gain and the ratio."""
+    rng = np.random.default_rng(seed)
+    rng.random(3), rng.uniform(), rng.uniform()
+    return rng
+
+
+def test_logmel_augment_colouring_scales_each_bin_by_its_curve():
+    sound = np.log(np.random.default_rng(2).random((1, 96, 64)) * 4 + 1.0 + 0.01).astype(np.float32)
     aug = LogmelAugment(gain_db=(0, 0), mix_prob=0.0, mask_prob=0.0, eq_db=12.0, tilt_db=6.0)
-    ratios = []
+    spans = []
     for seed in range(20):
         out = aug(np.random.default_rng(seed), sound)
         gain_db = 20 * np.log10(logmel_to_magnitude(out.astype(np.float64)) / logmel_to_magnitude(sound))
-        # one gain per mel bin, the same in every frame, smooth over the bins, within eq + tilt
-        np.testing.assert_allclose(gain_db, np.broadcast_to(gain_db[:, :1], gain_db.shape), atol=1e-3)
-        curve = gain_db[0, 0]
-        assert np.abs(curve).max() <= 18.0 + 1e-3
-        assert np.abs(np.diff(curve)).max() < 2.5  # smooth: at most 12 dB x 3 pi / 63 + 12 dB / 63 from bin to bin
-        ratios.append(np.ptp(curve))
-        # the same draw from the same seed
-        np.testing.assert_array_equal(out, aug(np.random.default_rng(seed), sound))
-    assert max(ratios) > 6.0  # the curves do colour the spectrum
+        # every frame's bin b is scaled by the drawn curve's value at b, in dB
+        curve = aug.colouring(_after_level_draws(seed), 64)
+        np.testing.assert_allclose(gain_db, np.broadcast_to(curve, gain_db.shape), atol=1e-3)
+        spans.append(np.ptp(curve))
+        np.testing.assert_array_equal(out, aug(np.random.default_rng(seed), sound))  # seeded
+    assert max(spans) > 6.0  # the curves do colour the spectrum
+
+
+def test_logmel_augment_colouring_curve_and_tilt_stay_in_range():
+    eq_only, tilt_only = LogmelAugment(eq_db=12.0), LogmelAugment(tilt_db=6.0)
+    peaks, ends = [], []
+    for seed in range(200):
+        curve = eq_only.colouring(np.random.default_rng(seed), 64)
+        assert np.abs(curve).max() <= 12.0 + 1e-9
+        # smooth: the slope changes by < 0.5 dB from bin to bin (at most 0.36 over 20,000 draws; a jagged curve of
+        # the same range changes it by several dB)
+        assert np.abs(np.diff(curve, 2)).max() < 0.5
+        peaks.append(np.abs(curve).max())
+        tilt = tilt_only.colouring(np.random.default_rng(seed), 64)
+        np.testing.assert_allclose(np.diff(tilt, 2), 0.0, atol=1e-9)  # a straight line
+        assert tilt[0] == pytest.approx(-tilt[-1]) and abs(tilt[-1]) <= 6.0
+        ends.append(tilt[-1])
+    assert max(peaks) > 11.0 and min(ends) < -5.0 and max(ends) > 5.0  # the ranges are used, both tilt signs
+    np.testing.assert_array_equal(LogmelAugment().colouring(np.random.default_rng(0), 64), np.zeros(64))
 
 
 def test_logmel_augment_colouring_off_draws_as_before():
     # off (the default): three uniforms, the gain and the ratio, nothing more (masks and mixing off here), so the
-    # draws of configs without the option do not change; on: the colouring's eight draws follow
+    # draws of configs without the option do not change; on: the colouring's draws follow them
     sound = np.log(np.random.default_rng(3).random((1, 96, 64)) * 4 + 1.0 + 0.01).astype(np.float32)
-    for aug, extra in ((LogmelAugment(mix_prob=0.0, mask_prob=0.0), 0), (LogmelAugment(mask_prob=0.0, eq_db=6.0), 8)):
-        rng, ref = np.random.default_rng(4), np.random.default_rng(4)
-        aug(rng, sound)
-        ref.random(3), ref.uniform(), ref.uniform(), ref.random(extra)
-        assert rng.random() == ref.random()
-    silence = silence_logmel(1)[0]
-    np.testing.assert_array_equal(LogmelAugment(eq_db=12.0)(np.random.default_rng(5), silence), silence)
+    off, on = LogmelAugment(mix_prob=0.0, mask_prob=0.0), LogmelAugment(mask_prob=0.0, eq_db=6.0)
+    rng = np.random.default_rng(4)
+    off(rng, sound)
+    assert rng.random() == _after_level_draws(4).random()
+    rng, ref = np.random.default_rng(4), _after_level_draws(4)
+    on(rng, sound)
+    on.colouring(ref, 64)
+    assert rng.random() == ref.random()
+    # silence is returned as it is, after the same draws (the stream does not depend on the example)
+    silence, rng, ref = silence_logmel(1)[0], np.random.default_rng(4), _after_level_draws(4)
+    np.testing.assert_array_equal(on(rng, silence), silence)
+    on.colouring(ref, 64)
+    assert rng.random() == ref.random()
 
 
 @pytest.mark.parametrize(

@@ -44,8 +44,9 @@ class NegativeAudioDataset(_AudioWrapper):
       whose kind is visible in the clip are left out). Off-screen is dropped (with a warning) when the kinds are unknown
       (:func:`dataset_clip_kinds`), and for a clip without any donor second;
     * with ``audio_augment`` every real second, replaced or not, then gets a random level, a background window
-      of ``sound_bank`` mixed in under it, and time / frequency masks (:class:`~.augment.LogmelAugment`), so the
-      model hears each kind through more than the recordings it was given.
+      of ``sound_bank`` mixed in under it, time / frequency masks and, when ``eq_db`` / ``tilt_db`` are set, a
+      random spectral colouring (:class:`~.augment.LogmelAugment`), so the model hears each kind through more than
+      the recordings it was given.
 
     The replaced frames are flagged in the metainfo ``audio_replaced`` (T flags); ``CCFormer`` leaves them out of
     BCL (their audio does not belong to their frame). The wrapped dataset loads the clip (``dataset[idx]``, so its
