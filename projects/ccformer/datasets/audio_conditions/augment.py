@@ -32,9 +32,9 @@ class LogmelAugment:
 
     0. with ``eq_db`` or ``tilt_db`` > 0, its spectrum is coloured as another microphone, distance or room would
        colour it: each mel bin's magnitude is scaled by ``10 ** (c(b) / 20)``, where ``c`` (dB over the bins
-       ``b``) is a tilt drawn uniformly in ``[-tilt_db, tilt_db]`` from the lowest to the highest bin plus a smooth
-       random curve (three cosines over the bins with normal weights and uniform phases) scaled to a peak drawn
-       uniformly in ``[0, eq_db]`` (:meth:`colouring`);
+       ``b``) is a straight tilt from ``-t`` dB at the lowest bin to ``+t`` at the highest, ``t`` drawn uniformly in
+       ``[-tilt_db, tilt_db]``, plus a smooth random curve (three cosines over the bins with normal weights and
+       uniform phases) scaled to a peak drawn uniformly in ``[0, eq_db]`` (:meth:`colouring`);
     1. its level changes by a gain drawn uniformly in ``gain_db`` (dB, on the magnitudes);
     2. with probability ``mix_prob`` a background example (from ``backgrounds``, e.g. windows of a
        :class:`~..sound_bank.SoundBank`) is added under it at a signal-to-background ratio drawn in ``mix_snr_db``
