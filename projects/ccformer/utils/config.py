@@ -24,11 +24,12 @@ def check_input_files(config: str, checkpoint: str, allow_urls: bool = True, hin
     Raises:
         FileNotFoundError: ``Config file '...' does not exist; check the path`` (or ``Checkpoint file``).
     """
+    from mmengine.utils import check_file_exist
+
+    hint = hint.replace('{', '{{').replace('}', '}}')  # check_file_exist formats the message
     for path, what in ((config, 'Config'), (checkpoint, 'Checkpoint')):
-        if allow_urls and '://' in path:
-            continue
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file {path!r} does not exist; check the path{hint}')
+        if not (allow_urls and '://' in path):
+            check_file_exist(path, f'{what} file {{!r}} does not exist; check the path{hint}')
 
 
 def _is_pretrained(init: Any) -> bool:
