@@ -69,6 +69,12 @@ def ema_of(name: str) -> dict:
     return dict(momentum=3e-3, gamma=300) if 'ms3' in name else dict(momentum=3e-4, gamma=3000)
 
 
+ROBUST_DECODE_HEAD_S4 = dict(
+    query_generator=dict(audio_context='frame'),
+    seg_head=dict(audio_window=0),
+    presence_head=dict(type='AudioVisualPresence', loss_weight=1.0, map_loss_weight=1.0),
+    loss_decode=REFERENCE_CONFIGS['configs/ccformer_r50_s4_robust.py']['robust_decode_head']['loss_decode'],
+)
 ROBUST_CATEGORY_S4 = dict(type='CategoryBridge', num_categories=23, loss_weight=1.0)
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
@@ -126,6 +132,8 @@ def expected_changes(name: str) -> dict:
     * robust configs: the variable ``robust_category_s4`` (category supervision, off in every config) is new.
     * robust configs: the variable ``robust_audio_colouring`` (colouring of the training audio, off in every config)
       is new.
+    * robust configs: the variable ``robust_decode_head_s4`` is new; the robust S4 configs take it, so their presence
+      head also trains its match map location by location (``map_loss_weight=1.0``).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -141,6 +149,7 @@ def expected_changes(name: str) -> dict:
         changes['clip_augment'] = (MISSING, PAPER_AUGMENT)
     if 's4' in name and 'robust' in name:
         changes['train_dataloader.dataset.dataset.sounding_unlabelled'] = (MISSING, True)
+        changes['model.decode_head.presence_head.map_loss_weight'] = (MISSING, 1.0)
     if '-bcl-one-way_' in name:
         changes['model.bcl_loss.directions'] = (MISSING, 'query_to_key')
     else:
@@ -153,6 +162,7 @@ def expected_changes(name: str) -> dict:
         changes['robust_real_audio'] = (MISSING, ROBUST_REAL_AUDIO)
         changes['robust_category_s4'] = (MISSING, ROBUST_CATEGORY_S4)
         changes['robust_audio_colouring'] = (MISSING, dict(eq_db=12.0, tilt_db=6.0))
+        changes['robust_decode_head_s4'] = (MISSING, ROBUST_DECODE_HEAD_S4)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])

@@ -172,3 +172,57 @@ def test_audio_visual_presence_is_the_best_scaled_cosine_match():
     torch.testing.assert_close(out, expected)
     # a visual location equal (after projection) to the sound gives the highest possible score
     assert out.shape == (6,) and (out <= 5.0 - 1.0 + 1e-5).all()
+
+
+def test_presence_map_loss_trains_every_location_against_the_mask_share():
+    """``map_loss_weight``: BCE of each location's match logit against the share of its cell under the mask, on
+    labelled frames and on frames whose presence target is 0; sounding frames without a label are left out."""
+    head = build(presence_head=dict(loss_weight=1.0, map_loss_weight=0.5)).train()
+    inputs = neck_out()
+    gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
+    gt[0, 0, 0:8, 0:6] = 1  # clip 0 frame 0: the top-left 2 x 1.5 cells of the 8 x 8 map
+    gt[1, 1, :4, :] = 255  # clip 1 frame 1: the top row of cells is padding
+    gt[1, 1, 4:8, 4:12] = 1
+    data = samples(gt, [[1, 1, 0], [1, 1, 0]])
+    data[0].set_metainfo(dict(sounding=[-1, -1, 0]))  # clip 0 frame 2: negative audio; clip 1 frame 2: unknown
+    with torch.no_grad():
+        out = head(inputs)
+        losses = head.loss_by_feat(out, data)
+    pmap = out.presence_map
+    assert pmap.shape == (B * T, 8, 8)  # stride 8 of 64 x 64 features (in_index 1)
+    torch.testing.assert_close(out.presence, pmap.flatten(1).amax(1))
+    share = torch.zeros(B * T, 8, 8)
+    share[0, :2, 0] = 1.0
+    share[0, :2, 1] = 0.5
+    share[4, 1, 1:3] = 1.0  # rows 4-8 of the GT are the cells of row 1
+    cells = torch.ones(B * T, 8, 8)
+    cells[4, 0] = 0.0
+    per_frame = (F.binary_cross_entropy_with_logits(pmap, share, reduction='none') * cells).flatten(1).sum(1)
+    per_frame = per_frame / cells.flatten(1).sum(1)
+    used = torch.tensor([1.0, 1, 1, 1, 1, 0])
+    torch.testing.assert_close(losses['loss_presence_map'], 0.5 * (per_frame * used).sum() / used.sum())
+    # the frame-level loss is the one without the option
+    plain = build(presence_head=dict(loss_weight=1.0)).train()
+    with torch.no_grad():
+        plain_out = plain(inputs)
+        plain_losses = plain.loss_by_feat(plain_out, data)
+    assert plain_out.presence_map is None and 'loss_presence_map' not in plain_losses
+    torch.testing.assert_close(plain_out.presence, out.presence)
+    torch.testing.assert_close(plain_losses['loss_presence'], losses['loss_presence'])
+    # inference gives no map: the exported outputs stay (masks, presence)
+    with torch.no_grad():
+        assert head.eval()(inputs).presence_map is None
+
+
+def test_audio_visual_presence_map_is_the_scaled_cosine_of_every_location():
+    from projects.ccformer.models.decode_heads import AudioVisualPresence
+
+    torch.manual_seed(0)
+    m = AudioVisualPresence(embed_dims=8, proj_dims=4, in_index=0, init_scale=3.0)
+    audio = torch.randn(1, 2, 8)
+    feats = [torch.randn(2, 8, s, s) for s in (4, 2, 1, 1)]
+    pmap = m.forward_map(audio, feats)
+    a = F.normalize(m.audio_proj(audio.flatten(0, 1)), dim=-1)
+    v = F.normalize(m.visual_proj(feats[0]), dim=1)
+    torch.testing.assert_close(pmap, torch.einsum('mp,mphw->mhw', a, v) * 3.0)
+    torch.testing.assert_close(m(audio, feats), pmap.flatten(1).amax(1))

@@ -22,7 +22,9 @@ class AudioVisualPresence(BaseModule):
 
     Silence and noise match no object, and an off-screen sound matches none of the visible ones, so ``p_t`` is
     low exactly where the ground truth is empty; trained with a binary cross-entropy on "the frame's ground truth
-    has foreground" (``CCFormerHead``, ``presence_head``).
+    has foreground" (``CCFormerHead``, ``presence_head``). :meth:`forward_map` gives the logit of every location
+    before the max, which ``CCFormerHead(presence_head=dict(map_loss_weight=w))`` also trains location by location
+    against the ground-truth mask.
 
     Args:
         embed_dims (int): d of the EIM outputs.
@@ -31,7 +33,8 @@ class AudioVisualPresence(BaseModule):
         init_scale (float): initial ``exp(s)``. Default 10.
 
     Shapes:
-        audio ``(B, T, d)``, feats 4 x ``(B*T, d, H_i, W_i)`` -> ``(B*T,)`` logits.
+        audio ``(B, T, d)``, feats 4 x ``(B*T, d, H_i, W_i)`` -> ``(B*T,)`` logits (:meth:`forward_map`:
+        ``(B*T, H_i, W_i)`` at ``in_index``).
     """
 
     def __init__(
@@ -50,8 +53,12 @@ class AudioVisualPresence(BaseModule):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.bias = nn.Parameter(torch.zeros(()))
 
-    def forward(self, audio: Tensor, feats) -> Tensor:
+    def forward_map(self, audio: Tensor, feats) -> Tensor:
+        """The match logit of every location, ``exp(s) * cos(W_a a_t, W_v v_t(x, y)) + b``: ``(B*T, h, w)``."""
         a = F.normalize(self.audio_proj(audio.flatten(0, 1)), dim=-1)  # (B*T, p)
         v = F.normalize(self.visual_proj(feats[self.in_index]), dim=1)  # (B*T, p, h, w)
-        sim = torch.einsum('mp,mphw->mhw', a, v).flatten(1).amax(1)  # (B*T,)
-        return sim * self.logit_scale.exp() + self.bias
+        return torch.einsum('mp,mphw->mhw', a, v) * self.logit_scale.exp() + self.bias
+
+    def forward(self, audio: Tensor, feats) -> Tensor:
+        """The frame's presence logit, the best match over its locations: ``(B*T,)``."""
+        return self.forward_map(audio, feats).flatten(1).amax(1)

@@ -16,6 +16,9 @@ class HeadOutput(NamedTuple):
         category_audio (Tensor | None): ``(B*T, C)`` category logits of each frame's sound (:class:`CategoryBridge`,
             C categories); None without ``category_head``.
         category_visual (Tensor | None): ``(B*T, C, h, w)`` category logits of each place of the frame.
+        presence_map (Tensor | None): ``(B*T, h, w)`` the presence head's match logit of every location
+            (:meth:`AudioVisualPresence.forward_map`), whose max is ``presence``; given in training only, and only
+            when the head trains it (``presence_head=dict(map_loss_weight=w)``, w > 0).
 
     A NamedTuple, so ``torch.compile``, ``torch.jit.trace`` and forward hooks see a plain tuple of tensors.
     """
@@ -24,6 +27,7 @@ class HeadOutput(NamedTuple):
     presence: Optional[Tensor] = None
     category_audio: Optional[Tensor] = None
     category_visual: Optional[Tensor] = None
+    presence_map: Optional[Tensor] = None
 
     @property
     def num_stages(self) -> int:
