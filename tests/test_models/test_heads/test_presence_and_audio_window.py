@@ -174,17 +174,22 @@ def test_audio_visual_presence_is_the_best_scaled_cosine_match():
     assert out.shape == (6,) and (out <= 5.0 - 1.0 + 1e-5).all()
 
 
-def test_presence_map_loss_trains_every_location_against_the_mask_share():
-    """``map_loss_weight``: BCE of each location's match logit against the share of its cell under the mask, on
-    labelled frames and on frames whose presence target is 0; sounding frames without a label are left out."""
-    head = build(presence_head=dict(loss_weight=1.0, map_loss_weight=0.5)).train()
+@pytest.mark.parametrize('num_classes', [1, 71])
+def test_presence_map_loss_trains_every_location_against_the_mask_share(num_classes):
+    """``map_loss_weight``: BCE of each location's match logit against the share of its cell under the mask on
+    labelled frames, against 0 on digitally silent labelled frames and on frames whose presence target is 0;
+    sounding frames without a label are left out."""
+    head = build(num_classes, presence_head=dict(loss_weight=1.0, map_loss_weight=0.5)).train()
     inputs = neck_out()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
     gt[0, 0, 0:8, 0:6] = 1  # clip 0 frame 0: the top-left 2 x 1.5 cells of the 8 x 8 map
-    gt[1, 1, :4, :] = 255  # clip 1 frame 1: the top row of cells is padding
+    gt[0, 2, 16:24, 16:24] = 1  # an unlabelled frame of negative audio: its GT is not used
+    gt[1, 0, 8:16, 8:16] = 1  # a labelled frame whose audio is digitally silent
+    gt[1, 1, :3, :] = 255  # clip 1 frame 1: three of the four pixel rows of the top cells are padding
     gt[1, 1, 4:8, 4:12] = 1
     data = samples(gt, [[1, 1, 0], [1, 1, 0]])
-    data[0].set_metainfo(dict(sounding=[-1, -1, 0]))  # clip 0 frame 2: negative audio; clip 1 frame 2: unknown
+    data[0].set_metainfo(dict(sounding=[-1, -1, 0]))  # clip 0 frame 2: negative audio
+    data[1].set_metainfo(dict(sounding=[0, -1, -1]))  # clip 1 frame 0: silent; frame 2: unknown
     with torch.no_grad():
         out = head(inputs)
         losses = head.loss_by_feat(out, data)
@@ -194,15 +199,12 @@ def test_presence_map_loss_trains_every_location_against_the_mask_share():
     share = torch.zeros(B * T, 8, 8)
     share[0, :2, 0] = 1.0
     share[0, :2, 1] = 0.5
-    share[4, 1, 1:3] = 1.0  # rows 4-8 of the GT are the cells of row 1
-    cells = torch.ones(B * T, 8, 8)
-    cells[4, 0] = 0.0
-    per_frame = (F.binary_cross_entropy_with_logits(pmap, share, reduction='none') * cells).flatten(1).sum(1)
-    per_frame = per_frame / cells.flatten(1).sum(1)
+    share[4, 1, 1:3] = 1.0  # pixel rows 4-8 are the cells of row 1; row 0 has no foreground among its valid pixels
+    per_frame = F.binary_cross_entropy_with_logits(pmap, share, reduction='none').flatten(1).mean(1)
     used = torch.tensor([1.0, 1, 1, 1, 1, 0])
     torch.testing.assert_close(losses['loss_presence_map'], 0.5 * (per_frame * used).sum() / used.sum())
     # the frame-level loss is the one without the option
-    plain = build(presence_head=dict(loss_weight=1.0)).train()
+    plain = build(num_classes, presence_head=dict(loss_weight=1.0)).train()
     with torch.no_grad():
         plain_out = plain(inputs)
         plain_losses = plain.loss_by_feat(plain_out, data)
@@ -212,6 +214,21 @@ def test_presence_map_loss_trains_every_location_against_the_mask_share():
     # inference gives no map: the exported outputs stay (masks, presence)
     with torch.no_grad():
         assert head.eval()(inputs).presence_map is None
+
+
+def test_presence_map_loss_leaves_out_frames_without_a_valid_cell():
+    head = build(presence_head=dict(loss_weight=1.0, map_loss_weight=1.0)).train()
+    gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
+    gt[0, 0, 0:8, 0:8] = 1
+    gt[0, 1] = 255  # a labelled frame that is all padding
+    with torch.no_grad():
+        out = head(neck_out())
+        loss = head.loss_by_feat(out, samples(gt, [[1, 1, 0], [0, 0, 0]]))['loss_presence_map']
+    share = torch.zeros(8, 8)
+    share[:2, :2] = 1.0
+    torch.testing.assert_close(loss, F.binary_cross_entropy_with_logits(out.presence_map[0], share))
+    with pytest.raises(ValueError, match='map_loss_weight'):
+        build(presence_head=dict(loss_weight=1.0, map_loss_weight=-1.0))
 
 
 def test_audio_visual_presence_map_is_the_scaled_cosine_of_every_location():

@@ -78,7 +78,8 @@ class CCFormerHead(BaseModule):
           -> seg_head (cross-modal FPN + dynamic conv + MLP + FC)
           -> logits per stage, S x (B*T, K, H/4, W/4)
         x.audio_orig + x.feats_orig (presence_head, optional)
-          -> presence logit per frame (B*T,) (training with map_loss_weight: and per location)
+          -> presence logit per frame (B*T,) (in training with map_loss_weight > 0 also the map of every
+             location, presence_map (B*T, h, w))
         forward -> HeadOutput(stage_logits, presence)
 
     Losses (``loss`` / ``loss_by_feat``): on every stage's logits (deep supervision, Sec.
@@ -117,12 +118,14 @@ class CCFormerHead(BaseModule):
             truth has any foreground; a frame without a label (``gt_valid``
             0) takes its target from metainfo ``sounding`` (1 / 0; -1 or
             absent: not supervised), which negative audio sets to 0 on the
-            frames it replaces. ``map_loss_weight`` w > 0 also trains the
-            presence head's match logit of every location (``loss_presence_map``,
-            :meth:`_presence_map_loss`: on labelled frames the share of each
-            cell that the mask covers, on frames with presence target 0 none),
-            so the score says which visible object sounds, not only whether
-            one does. At inference it gates the masks
+            frames it replaces. ``map_loss_weight`` (>= 0, default 0) weighs a
+            second loss, ``loss_presence_map``, on the presence head's match
+            logit of every location (:meth:`_presence_map_loss`: on labelled
+            frames the share of each cell that the mask covers, on frames with
+            presence target 0 none), so the score says which visible object
+            sounds, not only whether one does; the map is computed in training
+            mode only (``self.training``), so a loss computed in eval mode has
+            no ``loss_presence_map``. At inference it gates the masks
             (:meth:`gate`), so a frame in which nothing on screen sounds
             comes out empty. None (default, the paper): none.
         presence_margin (float): shift of the presence gate (a frame is emptied where the presence logit is
@@ -225,7 +228,12 @@ class CCFormerHead(BaseModule):
             presence_head = dict(presence_head)
             self.presence_loss_weight = float(presence_head.pop('loss_weight', 1.0))
             self.presence_balanced = bool(presence_head.pop('balanced', False))
-            self.presence_map_weight = float(presence_head.pop('map_loss_weight', 0.0))
+            self.presence_map_loss_weight = float(presence_head.pop('map_loss_weight', 0.0))
+            if self.presence_map_loss_weight < 0:
+                raise ValueError(
+                    f'CCFormerHead: presence_head.map_loss_weight must be >= 0 (0 leaves the map untrained), got '
+                    f'{self.presence_map_loss_weight}.'
+                )
             self.presence_head = MODELS.build(
                 _with_dims(presence_head, dict(), type='AudioVisualPresence', embed_dims=embed_dims)
             )
@@ -341,7 +349,7 @@ class CCFormerHead(BaseModule):
         logits = self.seg_head.forward_masks(mask_feat, torch.stack(stages))
         presence = presence_map = None
         if self.presence_head is not None:
-            if self.training and self.presence_map_weight > 0:
+            if self.training and self.presence_map_loss_weight > 0:
                 presence_map = self.presence_head.forward_map(x.audio_orig, x.feats_orig)
                 presence = presence_map.flatten(1).amax(1).to(logits.dtype)
             else:
@@ -520,8 +528,8 @@ class CCFormerHead(BaseModule):
                     value = value.sum() / p_weight.sum().clamp(min=1.0)
                 losses['loss_presence'] = self.presence_loss_weight * value
                 if head_out.presence_map is not None:
-                    losses['loss_presence_map'] = self.presence_map_weight * self._presence_map_loss(
-                        head_out.presence_map.float(), gt, weight, target, p_weight
+                    losses['loss_presence_map'] = self.presence_map_loss_weight * self._presence_map_loss(
+                        head_out.presence_map.float(), gt, weight, target, p_weight, sounding
                     )
             if self.category_head is not None:
                 # heard as the clip's category: presence target 1, and not digitally silent (a labelled frame keeps
@@ -530,24 +538,32 @@ class CCFormerHead(BaseModule):
                 losses.update(self._category_losses(head_out, data_samples, num_frames, gt, weight > 0, heard))
         return losses
 
-    def _presence_map_loss(self, pmap: Tensor, gt: Tensor, weight: Tensor, target: Tensor, p_weight: Tensor):
-        """``loss_presence_map``: a binary cross-entropy of every location's match logit (pmap ``(M, h, w)``)
-        against the share of its cell that the ground truth (gt ``(M, H, W)``) covers with foreground, pixels of
-        ``ignore_index`` left out. Frames: the labelled ones (``weight`` > 0, their mask) and those whose presence
-        target is 0 without a label (negative audio: nothing visible sounds, all cells 0); a sounding frame without
-        a label is left out. Mean over a frame's cells, then over the frames."""
+    def _presence_map_loss(
+        self, pmap: Tensor, gt: Tensor, weight: Tensor, target: Tensor, p_weight: Tensor, sounding: Tensor
+    ) -> Tensor:
+        """``loss_presence_map``: a binary cross-entropy of every location's match logit (pmap ``(M, h, w)``, the map
+        at the presence head's ``in_index``) against the share of its cell that the ground truth (gt ``(M, H, W)``)
+        covers with foreground, pixels of ``ignore_index`` left out.
+
+        Frames: the labelled ones (``weight`` > 0) against their mask; against 0 everywhere the labelled frames whose
+        audio is digitally silent (metainfo ``sounding`` 0: nothing can be heard, whatever the mask) and the frames
+        whose presence target is 0 without a label (negative audio: nothing visible sounds); a sounding frame without
+        a label takes no part. The mean over a frame's cells, then the mean over the frames weighted by their
+        presence weight (``p_weight``)."""
         fg = (gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)
         valid = (gt != self.ignore_index).float()[:, None]
         size = pmap.shape[-2:]
         cover = F.adaptive_avg_pool2d(valid, size)[:, 0]
         share = F.adaptive_avg_pool2d(fg.float()[:, None], size)[:, 0] / cover.clamp(min=1e-6)
-        labelled = weight > 0
-        share = torch.where(labelled[:, None, None], share, torch.zeros_like(share))
+        heard = (weight > 0) & (sounding != 0)
+        silent = ((weight > 0) & (sounding == 0)) | ((weight <= 0) & (p_weight > 0) & (target == 0))
+        share = torch.where(heard[:, None, None], share, torch.zeros_like(share))
         cells = (cover > 0).float()
+        num_cells = cells.flatten(1).sum(1)
         value = F.binary_cross_entropy_with_logits(pmap, share.clamp(max=1.0), reduction='none')
-        value = (value * cells).flatten(1).sum(1) / cells.flatten(1).sum(1).clamp(min=1.0)
-        use = (labelled | ((p_weight > 0) & (target == 0))).float()
-        return (value * use).sum() / use.sum().clamp(min=1.0)
+        value = (value * cells).flatten(1).sum(1) / num_cells.clamp(min=1.0)
+        frame_weight = p_weight * (heard | silent).float() * (num_cells > 0).float()
+        return (value * frame_weight).sum() / frame_weight.sum().clamp(min=1.0)
 
     def _category_losses(
         self,
