@@ -122,7 +122,8 @@ class CCFormerHead(BaseModule):
             second loss, ``loss_presence_map``, on the presence head's match
             logit of every location (:meth:`_presence_map_loss`: on labelled
             frames the share of each cell that the mask covers, on frames with
-            presence target 0 none), so the score says which visible object
+            presence target 0 and on digitally silent labelled frames none),
+            so the score says which visible object
             sounds, not only whether one does; the map is computed in training
             mode only (``self.training``), so a loss computed in eval mode has
             no ``loss_presence_map``. At inference it gates the masks
