@@ -551,11 +551,11 @@ class CCFormerHead(BaseModule):
         whose presence target is 0 without a label (negative audio: nothing visible sounds); a sounding frame without
         a label takes no part. The mean over a frame's cells, then the mean over the frames weighted by their
         presence weight (``p_weight``)."""
-        fg = (gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)
-        valid = (gt != self.ignore_index).float()[:, None]
-        size = pmap.shape[-2:]
-        cover = F.adaptive_avg_pool2d(valid, size)[:, 0]
-        share = F.adaptive_avg_pool2d(fg.float()[:, None], size)[:, 0] / cover.clamp(min=1e-6)
+        pooled = F.adaptive_avg_pool2d(
+            torch.stack([gt != self.ignore_index, self._foreground(gt)], 1).float(), pmap.shape[-2:]
+        )
+        cover = pooled[:, 0]
+        share = pooled[:, 1] / cover.clamp(min=1e-6)
         heard = (weight > 0) & (sounding != 0)
         silent = ((weight > 0) & (sounding == 0)) | ((weight <= 0) & (p_weight > 0) & (target == 0))
         share = torch.where(heard[:, None, None], share, torch.zeros_like(share))
@@ -602,6 +602,11 @@ class CCFormerHead(BaseModule):
             loss_category_visual=self.category_loss_weight * loss_v,
         )
 
+    def _foreground(self, gt: Tensor) -> Tensor:
+        """Where the ground truth has foreground (bool, gt's shape): the object (binary heads) or any class but
+        background and ``ignore_index`` (semantic heads)."""
+        return (gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)
+
     def _presence_target(
         self, gt: Tensor, weight: Tensor, data_samples: Sequence[SegDataSample], num_frames: int
     ) -> tuple:
@@ -611,7 +616,7 @@ class CCFormerHead(BaseModule):
         Other frames: metainfo ``sounding`` (1 / 0) where a sample gives it,
         else weight 0. The flags are -1 where a sample gives none.
         """
-        target = ((gt == 1) if self.num_classes == 1 else (gt > 0) & (gt != self.ignore_index)).flatten(1).any(1)
+        target = self._foreground(gt).flatten(1).any(1)
         target = target.float()
         known = [-1] * (len(data_samples) * num_frames)
         for i, sample in enumerate(data_samples):
