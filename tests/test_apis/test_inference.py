@@ -1,7 +1,6 @@
 """Tests of the inference API (projects/ccformer/apis) and demo/video_demo.py on the tiny config (random weights)."""
 
 import glob
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _tools import load_tool
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
@@ -247,10 +247,7 @@ def test_segment_video_errors(model, clips, tmp_path):
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location('video_demo', osp.join(ROOT, 'demo', 'video_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('demo/video_demo.py')
 
 
 def test_video_demo(model_and_ckpt, clips, tmp_path):

@@ -2,18 +2,16 @@
 names exactly what is audible in each second, links the rest of the source, is seeded and never overwrites."""
 
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import numpy as np
 import pytest
+from _tools import load_tool
 
 from projects.ccformer.datasets.audio import LOG_OFFSET, load_logmel_pkl
 from projects.ccformer.datasets.oracle_audio import kind_patterns, oracle_logmel, write_oracle_root
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_patterns_do_not_depend_on_the_order_of_the_kinds():
@@ -37,11 +35,7 @@ def test_oracle_logmel_names_the_audible_kinds():
 
 
 def _tool():
-    path = osp.join(ROOT, 'tools', 'dataset_converters', 'oracle_audio.py')
-    spec = importlib.util.spec_from_file_location('oracle_audio_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/dataset_converters/oracle_audio.py', 'oracle_audio_tool')
 
 
 @pytest.mark.parametrize('layout', ['ms3', 's4'])

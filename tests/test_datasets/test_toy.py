@@ -10,6 +10,7 @@ import pickle
 import cv2
 import numpy as np
 import pytest
+from _tools import load_tool
 
 from projects.ccformer.datasets import toy
 from projects.ccformer.datasets.audio import SAMPLE_RATE, load_logmel_pkl, load_wav, waveform_to_logmel
@@ -148,12 +149,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_cli(tmp_path):
-    import importlib.util
-
-    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'dataset_converters', 'generate_toy_avsbench.py')
-    spec = importlib.util.spec_from_file_location('generate_toy_avsbench', path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('tools/dataset_converters/generate_toy_avsbench.py')
     out = str(tmp_path / 'AVSS')
     cli.main(
         [

@@ -6,6 +6,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
+from _tools import load_tool
 from test_toy import _tree_digest
 
 from projects.ccformer.datasets import toy
@@ -138,12 +139,7 @@ def test_bad_family_options(tmp_path):
 
 
 def test_cli_family_options(tmp_path, capsys):
-    import importlib.util
-
-    path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'dataset_converters', 'generate_toy_avsbench.py')
-    spec = importlib.util.spec_from_file_location('generate_toy_avsbench', path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('tools/dataset_converters/generate_toy_avsbench.py')
     out = str(tmp_path / 'S4')
     cli.main([out, '--layout', 's4', '--num-videos', '1', '0', '1', '--img-size', '32', '--family', 'recorded'])
     assert '(recorded)' in capsys.readouterr().out

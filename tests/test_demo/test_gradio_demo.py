@@ -7,7 +7,6 @@ Skipped, with the reason, where Gradio, Playwright or a system Chromium is missi
 browser binary can be named with ``CCFORMER_CHROMIUM``).
 """
 
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _tools import load_tool
 
 pytest.importorskip('gradio', reason='the browser demo is optional: pip install -r requirements/demo.txt')
 playwright_api = pytest.importorskip(
@@ -52,9 +52,7 @@ def checkpoint(tmp_path_factory) -> str:
             torch.nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             torch.nn.init.zeros_(m.bias)
     # the presence gate set between the frames' scores on the page's sample: some seconds masked, some empty
-    spec = importlib.util.spec_from_file_location('gradio_demo', osp.join(ROOT, 'demo', 'gradio_demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('demo/gradio_demo.py')
     sample = demo.make_sample(str(tmp_path_factory.mktemp('sample')), img_size=64)
     scores = []
     hook = model.decode_head.presence_head.register_forward_hook(lambda m, i, o: scores.append(o.detach().flatten()))

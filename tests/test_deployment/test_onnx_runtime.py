@@ -2,7 +2,6 @@
 ONNX Runtime backend (projects/ccformer/deployment/ort_segmentor.py) on the tiny config with random weights."""
 
 import glob
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from _tools import load_tool
 
 pytest.importorskip('onnxruntime', reason='requirements/deploy.txt is installed by tools/setup_env.sh')
 pytest.importorskip('onnx')
@@ -23,13 +23,6 @@ from projects.ccformer.apis import inference_avs_model, init_avs_model, segment_
 from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav  # noqa: E402
 from projects.ccformer.deployment import ORTSegmentor  # noqa: E402
 from projects.ccformer.deployment.onnx_export import export_onnx  # noqa: E402
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +71,7 @@ def exported(tmp_path_factory, clips):
         ckpt,
     )
     onnx_file = str(tmp / 'tiny.onnx')
-    report = _load('tools/deployment/pytorch2onnx.py', 'pytorch2onnx').main(
+    report = load_tool('tools/deployment/pytorch2onnx.py').main(
         [CONFIG, ckpt, '--out', onnx_file, '--verify-batch-sizes', '1', '3']  # the size from the config: 64 x 64
     )
     return dict(model=init_avs_model(CONFIG, ckpt, device='cpu'), ckpt=ckpt, onnx=onnx_file, report=report)
@@ -116,7 +109,7 @@ def test_export_refuses_bad_settings(exported, tmp_path):
         export_onnx(model, str(tmp_path / 'a.onnx'), 5, (48, 64))
     with pytest.raises(ValueError, match='GridSample'):
         export_onnx(model, str(tmp_path / 'b.onnx'), 5, (64, 64), opset=15)
-    tool = _load('tools/deployment/pytorch2onnx.py', 'pytorch2onnx')
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
     with pytest.raises(SystemExit, match='does not exist'):
         tool.main([CONFIG, str(tmp_path / 'missing.pth'), '--out', str(tmp_path / 'c.onnx')])
 
@@ -251,7 +244,7 @@ def test_segment_video_and_demo_with_onnxruntime(exported, ort_model, clips, tmp
     ref = segment_video(exported['model'], path, fps=1, img_size=(64, 64))
     assert ort['windows'] == ref['windows'] == [0, 2]
     assert (np.stack(ort['masks']) == np.stack(ref['masks'])).mean() >= 0.999
-    demo = _load('demo/video_demo.py', 'video_demo')
+    demo = load_tool('demo/video_demo.py')
     out = demo.main(
         [
             path,
@@ -459,7 +452,7 @@ def test_non_finite_onnx_output_is_an_error(exported, clips, tmp_path):
         inference_avs_model(seg, c['frame_paths'], c['audio_path'])
     video = str(tmp_path / 'v.mp4')
     _video(video, clips, 5)
-    demo = _load('demo/video_demo.py', 'video_demo')
+    demo = load_tool('demo/video_demo.py')
     with pytest.raises(SystemExit, match='nan.onnx: the model produced'):
         demo.main([video, '--backend', 'onnxruntime', '--onnx', broken, '--out', str(tmp_path / 'o'), '--no-audio'])
     assert not (tmp_path / 'o').exists()

@@ -25,7 +25,6 @@ attention FLOPs: :func:`test_fidelity_defaults_keep_the_parameter_count`) and BC
 """
 
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,6 +33,7 @@ import sys
 
 import pytest
 import torch
+from _tools import load_tool
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DATA = osp.join(ROOT, 'tests', 'fixtures', 'equivalence')
@@ -47,14 +47,7 @@ FLOOR = 1e-9
 TOL_FLOAT32 = 1e-4
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location('make_reference', osp.join(DATA, 'make_reference.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen = _load_generator()
+gen = load_tool(osp.join(DATA, 'make_reference.py'))
 
 
 def assert_record(new: dict, ref: dict, what: str, tol: float = TOL) -> None:

@@ -1,28 +1,20 @@
 """tools/analysis_tools/benchmark.py end to end on the tiny model (CPU only, no timing asserted); the library under it
 (projects/ccformer/benchmark/) is tested in tests/test_benchmark/."""
 
-import importlib.util
 import json
 import os
 
 import pytest
 import torch
+from _tools import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = os.path.join(ROOT, 'tools', 'analysis_tools')
 # the small config the tests and the demo use (tiny backbone, few layers)
 TINY_CONFIG = os.path.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
 TINY_SIZE = 32  # smallest size the strides (4..32) allow: keeps the CPU tests fast
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load('benchmark')
+bench = load_tool('tools/analysis_tools/benchmark.py')
 
 
 @pytest.fixture(autouse=True, scope='module')

@@ -1,22 +1,17 @@
 """tools/analysis_tools/benchmark_data.py: the data pipeline benchmark runs the config's pipeline on real files."""
 
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from _tools import load_tool
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'ccformer_pvt_s4.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'ccformer_benchmark_data', osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_data.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/benchmark_data.py', 'ccformer_benchmark_data')
 
 
 @pytest.mark.parametrize('split', ['train', 'test'])

@@ -2,11 +2,11 @@
 the tool reports, the input checkpoint is untouched and nothing is overwritten without --force."""
 
 import hashlib
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
+from _tools import load_tool
 
 from projects.ccformer.engine.presence_calibration import PRESENCE_BIAS_KEY, balanced_accuracy
 
@@ -18,10 +18,7 @@ TOOL = 'tools/analysis_tools/calibrate_presence.py'
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('calibrate_presence', osp.join(ROOT, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 def _save_model(config, path, bias=None):

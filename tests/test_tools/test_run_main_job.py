@@ -1,23 +1,18 @@
 """The main job's summary (tools/run_main_job.py): the silent-frame false-positive rate, the negative-audio table and
 the verdict in words, from the metrics of tools/test.py and the report of tools/analysis_tools/robustness.py."""
 
-import importlib.util
 import os
 import os.path as osp
 
 import pytest
+from _tools import load_tool
 
 from projects.ccformer.evaluation.robustness import robustness_report
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def job():
-    spec = importlib.util.spec_from_file_location('ccformer_main_job', osp.join(ROOT, 'tools', 'run_main_job.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/run_main_job.py', 'ccformer_main_job')
 
 
 def _ok(**metrics):
@@ -117,9 +112,7 @@ def test_summary_without_silent_frames(job):
 
 def test_video_demo_input_is_outside_its_output_folder(job, tmp_path):
     """The video demo refuses an --out folder that holds files: the job's input video must not be written there."""
-    spec = importlib.util.spec_from_file_location('ccformer_video_demo', osp.join(ROOT, 'demo', 'video_demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('demo/video_demo.py', 'ccformer_video_demo')
     video, out = job.video_demo_paths(str(tmp_path))
     os.makedirs(osp.dirname(video), exist_ok=True)
     open(video, 'wb').close()

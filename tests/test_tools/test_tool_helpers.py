@@ -4,13 +4,13 @@ prediction-saving hook, the dataset converter for raw videos, publish_model and 
 import csv
 import glob
 import hashlib
-import importlib.util
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from _tools import load_tool
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
@@ -20,14 +20,6 @@ CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_av
 import projects.ccformer  # noqa: E402,F401
 from projects.ccformer.datasets import AudioSwapDataset, derangement  # noqa: E402
 from projects.ccformer.engine.hooks import AVSPredictionSaveHook, AVSVisualizationHook, draw_clip  # noqa: E402
-
-
-def _load_tool(rel: str):
-    path = osp.join(ROOT, rel)
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(rel))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _s4_test_clip(root: str):
@@ -143,7 +135,7 @@ def _gray_video(path, seconds, fps, size=(48, 64), audio=True, step=4):
 
 
 def test_videos_to_avsbench(tmp_path):
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     from projects.ccformer.datasets.audio import load_logmel_pkl, load_wav, wav_to_logmel
 
     vids = tmp_path / 'videos'
@@ -187,7 +179,7 @@ def test_videos_to_avsbench(tmp_path):
 
 def test_videos_to_avsbench_official_csv(tmp_path):
     """AVSBench mode: raw_videos/<split>/<category>/<name>.mp4 listed by the official CSV keep split/category."""
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     raw = tmp_path / 'raw_videos' / 'val' / 'dog_barking'
     raw.mkdir(parents=True)
     _gray_video(str(raw / 'abc.mp4'), 5, 10)
@@ -204,7 +196,7 @@ def test_videos_to_avsbench_official_csv(tmp_path):
 def test_videos_to_avsbench_csv_keeps_every_row_and_column(tmp_path):
     """An existing CSV with another header style (``start`` for ``start_time``, read by position), a UTF-8 BOM,
     CRLF line ends and a column of its own is merged: nothing dropped, its style kept, a listed clip updated."""
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     path = tmp_path / 's4_meta_data.csv'
     before = '\ufeffname,start,category,split,source\r\nold,0,dog,train,youtube\r\nredo,0,unknown,test,mine\r\n'
     path.write_bytes(before.encode('utf-8'))
@@ -240,7 +232,7 @@ def test_videos_to_avsbench_csv_keeps_every_row_and_column(tmp_path):
 def test_videos_to_avsbench_into_a_root_with_its_own_csv(tmp_path, capsys):
     """The converter run into a root whose CSV has another header and a BOM keeps it whole; two videos that would
     become one clip, or a clip listed under another split, are refused before anything is converted."""
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     vids, out = tmp_path / 'videos', tmp_path / 'out'
     vids.mkdir()
     out.mkdir()
@@ -268,7 +260,7 @@ def test_videos_to_avsbench_into_a_root_with_its_own_csv(tmp_path, capsys):
 
 
 def test_videos_to_avsbench_errors(tmp_path):
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     assert conv.main([str(tmp_path / 'missing'), str(tmp_path / 'out')]) == 2
     (tmp_path / 'empty').mkdir()
     assert conv.main([str(tmp_path / 'empty'), str(tmp_path / 'out')]) == 2
@@ -276,7 +268,7 @@ def test_videos_to_avsbench_errors(tmp_path):
 
 def test_test_py_options(tmp_path):
     """--shuffle-audio wraps the test set, --out adds the mask-saving hook, --show-dir draws clips."""
-    tool = _load_tool('tools/test.py')
+    tool = load_tool('tools/test.py')
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
     args = tool.parse_args(
@@ -309,7 +301,7 @@ def test_test_py_options(tmp_path):
 
 def test_test_py_audio_condition_and_data_root(tmp_path):
     """--audio-condition wraps the test set (seed, noise level), --data-root reaches the wrapped dataset."""
-    tool = _load_tool('tools/test.py')
+    tool = load_tool('tools/test.py')
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
     cfg = tool.setup_cfg(
@@ -344,7 +336,7 @@ def test_test_py_audio_condition_and_data_root(tmp_path):
 
 
 def test_train_py_data_root(tmp_path):
-    tool = _load_tool('tools/train.py')
+    tool = load_tool('tools/train.py')
     cfg = tool.setup_cfg(tool.parse_args([CONFIG, '--work-dir', str(tmp_path), '--data-root', str(tmp_path / 'd')]))
     assert cfg.train_dataloader.dataset.type == 'NegativeAudioDataset'  # wrapped: the root is set inside
     assert cfg.train_dataloader.dataset.dataset.data_root == str(tmp_path / 'd')
@@ -355,7 +347,7 @@ def test_train_py_data_root(tmp_path):
 
 
 def test_publish_model(tmp_path):
-    pub = _load_tool('tools/misc/publish_model.py')
+    pub = load_tool('tools/misc/publish_model.py')
     src = str(tmp_path / 'iter_10.pth')
     state = {'w': torch.arange(4.0)}
     torch.save(
@@ -382,7 +374,7 @@ def test_publish_model(tmp_path):
 
 
 def test_check_pretrained_vggish(tmp_path, capsys):
-    checker = _load_tool('tools/model_converters/check_pretrained.py')
+    checker = load_tool('tools/model_converters/check_pretrained.py')
     from mmengine.config import Config
     from mmseg.registry import MODELS
 
@@ -400,7 +392,7 @@ def test_check_pretrained_vggish(tmp_path, capsys):
 def test_videos_to_avsbench_pads_short_audio_with_silence(tmp_path, capsys):
     """A video whose sound stops before its picture: the wav is padded with zeros to the clip length (so the
     log-mels of the missing seconds are silence, not a repeat of the last second) and the padding is reported."""
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     from projects.ccformer.apis import write_video
     from projects.ccformer.datasets.audio import LOG_OFFSET, load_logmel_pkl, load_wav
 
@@ -425,7 +417,7 @@ def test_videos_to_avsbench_pads_short_audio_with_silence(tmp_path, capsys):
 
 def test_videos_to_avsbench_removes_the_files_of_a_failed_video(tmp_path, monkeypatch):
     """A failure while a video's files are written leaves none of them behind; other videos are converted."""
-    conv = _load_tool('tools/dataset_converters/videos_to_avsbench.py')
+    conv = load_tool('tools/dataset_converters/videos_to_avsbench.py')
     vids = tmp_path / 'videos'
     vids.mkdir()
     _gray_video(str(vids / 'good.mp4'), 6, 10)
@@ -465,10 +457,10 @@ def test_tools_refuse_checkpoints_with_payloads(tmp_path, capsys):
     audio_cfg = Config.fromfile(CONFIG).model.audio_encoder
     evil = str(tmp_path / 'evil.pth')
     torch.save(dict(MODELS.build(audio_cfg).state_dict(), extra=Payload()), evil)
-    pub = _load_tool('tools/misc/publish_model.py')
+    pub = load_tool('tools/misc/publish_model.py')
     with pytest.raises(UnsafeCheckpointError, match=f'refused to load checkpoint {evil}'):
         pub.process_checkpoint(evil, str(tmp_path / 'released.pth'))
-    checker = _load_tool('tools/model_converters/check_pretrained.py')
+    checker = load_tool('tools/model_converters/check_pretrained.py')
     assert checker.main(['--config', CONFIG, '--vggish', evil]) == 1
     assert f'FAIL VGGish: refused to load checkpoint {evil}' in capsys.readouterr().err
     vggish = MODELS.build(dict(audio_cfg, init_cfg=dict(type='Pretrained', checkpoint=evil)))
@@ -499,7 +491,7 @@ def test_tests_load_the_checkpoint_strictly_and_never_resume(tmp_path, tool_path
     training run (``resume = True``) does not make the test resume."""
     from mmengine.config import Config
 
-    tool = _load_tool(tool_path)
+    tool = load_tool(tool_path)
     saved = tmp_path / 'as_trained.py'
     cfg = Config.fromfile(CONFIG)
     cfg.resume = True

@@ -5,7 +5,6 @@ shared toy S4 data (3 train clips, batch 2).
 """
 
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,6 +18,7 @@ import time
 import cv2
 import pytest
 import torch
+from _tools import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
@@ -66,10 +66,7 @@ def _optimizer_steps(ckpt: dict) -> set:
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location('ccformer_train_tool', osp.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/train.py', 'ccformer_train_tool')
 
 
 @pytest.fixture(scope='module')
@@ -540,10 +537,7 @@ def test_test_py_out_naming_a_file_fails_first(tmp_path):
 
 
 def _test_tool():
-    spec = importlib.util.spec_from_file_location('ccformer_test_tool', osp.join(ROOT, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/test.py', 'ccformer_test_tool')
 
 
 def test_test_py_refuses_unsafe_foreign_and_truncated_checkpoints(resumed_run, toy_s4_root, tmp_path):

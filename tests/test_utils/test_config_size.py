@@ -2,11 +2,11 @@
 ``config_num_frames``), and the tools that take them from the config unless a flag overrides them."""
 
 import glob
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from _tools import load_tool
 from mmengine.config import Config
 
 from projects.ccformer.utils import config_input_size, config_num_frames
@@ -45,15 +45,8 @@ def test_fallbacks_and_the_error():
         config_num_frames(Config(dict(test_pipeline=[dict(type='LoadAVSFrames')])))
 
 
-def _tool(path: str):
-    spec = importlib.util.spec_from_file_location(osp.basename(path)[:-3], osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_get_flops_takes_the_clip_from_the_config(tmp_path, capsys):
-    tool = _tool('tools/analysis_tools/get_flops.py')
+    tool = load_tool('tools/analysis_tools/get_flops.py')
     tool.main([TINY_S4, '--json', str(tmp_path / 'a.json')])
     assert 'input: 1 clip x 5 frames x 3 x 64 x 64' in capsys.readouterr().out
     default = json.loads((tmp_path / 'a.json').read_text())

@@ -1,28 +1,22 @@
 """tools/analysis_tools/get_flops.py: parameter split and FLOP counting (incl. the SDPA and baddbmm handles)."""
 
-import importlib.util
 import os.path as osp
 
 import torch
+from _tools import load_tool
 from mmcv.cnn.bricks.transformer import MultiheadAttention
 from mmengine.analysis import FlopAnalyzer
 from mmseg.registry import MODELS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 TINY = osp.join(ROOT, 'configs/ccformer/ccformer_tiny-robust_1xb2-toy_avsbench-s4-64x64.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops', osp.join(ROOT, 'tools/analysis_tools/get_flops.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+GET_FLOPS = 'tools/analysis_tools/get_flops.py'
 
 
 def test_sdpa_handle_counts_eim_attention():
     """FLOPs of the EIM's (opt-in SDPA) attention = AVE (T*sum(n) queries x T keys) + VAE (T queries x T*n_i keys
     per scale)."""
-    tool = load_tool()
+    tool = load_tool(GET_FLOPS)
     b, t, d = 2, 3, 32
     neck = MODELS.build(
         dict(
@@ -68,7 +62,7 @@ def test_sdpa_handle_counts_eim_attention():
 def test_baddbmm_handle_counts_masked_attention():
     """mmcv ``MultiheadAttention`` with an attention mask computes QK^T with ``baddbmm``: counted like the unmasked
     ``bmm``, so a mask does not change the FLOPs (B*h*Lq*Lk*(E/h) each for QK^T and AV, plus the projections)."""
-    tool = load_tool()
+    tool = load_tool(GET_FLOPS)
     b, lq, lk, d, heads = 2, 5, 7, 16, 4
     attn = MultiheadAttention(d, heads, batch_first=True).eval()
     query, key = torch.randn(b, lq, d), torch.randn(b, lk, d)
@@ -94,7 +88,7 @@ def test_baddbmm_handle_counts_masked_attention():
 
 
 def test_get_flops_on_tiny_config(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(GET_FLOPS)
     out = tmp_path / 'flops.json'
     tool.main([TINY, '--frames', '2', '--json', str(out)])  # the frame size from the config
     text = capsys.readouterr().out
