@@ -1,6 +1,7 @@
 # Training that segments only what sounds (docs/robustness.md). A config takes it as a further base next to the
 # config it makes robust and writes (the *-robust configs in configs/ccformer/, tiny-robust included, do):
-#   model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)   (S4: robust_decode_head_s4)
+#   model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head, empty_when_silent=True)
+#   (S4: robust_decode_head_s4)
 #   train_dataloader = dict(dataset=dict(
 #       _delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset))
 #   custom_hooks = _base_.custom_hooks + [_base_.robust_ema]   (robust_ema_s4 / _ms3 / _avss for AVSBench)
@@ -14,6 +15,9 @@
 #   (audio_window=0) and the query generator reads only its frame's audio (audio_context='frame'); with clip-wide
 #   attention the model segments what sounds anywhere in the clip.
 # * Presence: AudioVisualPresence scores per frame whether a visible object matches the sound and gates the masks.
+# * Digital silence: CCFormer(empty_when_silent=True) empties the masks of frames whose audio example is digitally
+#   silent (the rule that gives them the presence target 0 in training), whatever the model predicts there; a muted
+#   or missing sound track then never gets a mask. Inference only.
 # * BCE next to Dice (binary heads): Dice is constant on frames with empty targets, BCE is not.
 # * NegativeAudioDataset defaults: half of the clips get negative audio, half of those in every second, the others
 #   in 1 to T-1 random seconds; silence, noise (-45 to -10 dBFS, white or pink) and off-screen sound in equal

@@ -1,7 +1,7 @@
 # ccformer_r50_1xb2-120e_avsbench-ms3-224x224.py trained to segment only what sounds (configs/_base_/robust.py,
 # docs/robustness.md).
 _base_ = ['./ccformer_r50_1xb2-120e_avsbench-ms3-224x224.py', '../_base_/robust.py']
-model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head)
+model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_decode_head, empty_when_silent=True)
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
 )

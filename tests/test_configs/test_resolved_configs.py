@@ -134,6 +134,8 @@ def expected_changes(name: str) -> dict:
       is new.
     * robust configs: the variable ``robust_decode_head_s4`` is new; the robust S4 configs take it, so their presence
       head also trains its match map location by location (``map_loss_weight=1.0``).
+    * robust configs: frames whose audio is digital silence get empty masks at inference
+      (``model.empty_when_silent=True``).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -163,6 +165,7 @@ def expected_changes(name: str) -> dict:
         changes['robust_category_s4'] = (MISSING, ROBUST_CATEGORY_S4)
         changes['robust_audio_colouring'] = (MISSING, dict(eq_db=12.0, tilt_db=6.0))
         changes['robust_decode_head_s4'] = (MISSING, ROBUST_DECODE_HEAD_S4)
+        changes['model.empty_when_silent'] = (MISSING, True)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])

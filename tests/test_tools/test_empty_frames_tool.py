@@ -1,7 +1,6 @@
 """tools/analysis_tools/empty_frames.py on the toy MS3 test split: the groups follow the ground truth and the data's
 clip_kinds.json, the masks follow the model's decision, and bad inputs get clear errors."""
 
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from _tools import load_tool
 from PIL import Image
 
 from projects.ccformer.engine.presence_calibration import PRESENCE_BIAS_KEY
@@ -19,12 +19,7 @@ AVSS_CONFIG = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-t
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'empty_frames', osp.join(ROOT, 'tools/analysis_tools/empty_frames.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/empty_frames.py')
 
 
 def _save_model(path, bias=None):
@@ -90,13 +85,20 @@ def test_groups_follow_the_masks_and_the_kinds(ms3_root, tmp_path):
 
 
 def test_a_closed_presence_gate_masks_nothing(ms3_root, tmp_path):
-    """Presence bias -50: the model keeps no mask on any frame, sounding or not; +50 opens the gate."""
+    """Presence bias -50: the model keeps no mask on any frame, sounding or not; +50 opens the gate, except on the
+    quiet (digitally silent) seconds, which the robust config's ``empty_when_silent`` empties whatever the gate."""
     closed = _tool().main([CONFIG, _save_model(tmp_path / 'c.pth', bias=-50), '--data-root', ms3_root])
-    opened = _tool().main([CONFIG, _save_model(tmp_path / 'o.pth', bias=50), '--data-root', ms3_root])
+    opened_ckpt = _save_model(tmp_path / 'o.pth', bias=50)
+    opened = _tool().main([CONFIG, opened_ckpt, '--data-root', ms3_root])
+    no_rule = _tool().main(
+        [CONFIG, opened_ckpt, '--data-root', ms3_root, '--cfg-options', 'model.empty_when_silent=False']
+    )
     assert all(g['masked'] == 0 for g in closed['groups'].values())
-    assert opened['groups']['quiet']['masked'] > 0 and opened['groups']['offscreen']['masked'] > 0
-    frames = [{g: c['frames'] for g, c in r['groups'].items()} for r in (closed, opened)]
-    assert frames[0] == frames[1]
+    assert opened['groups']['quiet']['frames'] > 0 and opened['groups']['quiet']['masked'] == 0
+    assert opened['groups']['offscreen']['masked'] > 0
+    assert no_rule['groups']['quiet']['masked'] > 0
+    frames = [{g: c['frames'] for g, c in r['groups'].items()} for r in (closed, opened, no_rule)]
+    assert frames[0] == frames[1] == frames[2]
 
 
 def test_without_kinds_every_empty_frame_is_unknown(make_toy_root, tmp_path):

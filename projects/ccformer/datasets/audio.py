@@ -43,6 +43,26 @@ FEATURES_RATE = 1.0 / STFT_HOP_SECONDS  # 100 frames per second
 EXAMPLE_FRAMES = int(round(EXAMPLE_WINDOW_SECONDS * FEATURES_RATE))  # 96
 EXAMPLE_HOP_FRAMES = int(round(EXAMPLE_HOP_SECONDS * FEATURES_RATE))  # 96
 EXAMPLE_SHAPE = (1, EXAMPLE_FRAMES, NUM_MEL_BINS)  # per example, as stored
+# every log-mel value of a digitally silent example is log(0 + LOG_OFFSET); the margin absorbs float32 rounding
+SILENT_LOGMEL = float(np.log(LOG_OFFSET)) + 1e-4
+
+
+def silent_examples(examples):
+    """Which log-mel examples are digital silence: at least half of their rows (10 ms each) are at the floor
+    ``log(0 + LOG_OFFSET)`` in every mel bin. Examples do not align with the seconds of a video, so a silent second's
+    example holds some of its neighbours' rows.
+
+    The one rule for "nothing can be heard": :class:`~projects.ccformer.datasets.transforms.LoadAVSAudio` gives such
+    frames the presence target 0, and ``CCFormer(empty_when_silent=True)`` empties their masks.
+
+    Args:
+        examples: ``(..., 96, 64)`` numpy array or torch tensor.
+
+    Returns:
+        ``(...)`` bool, of the input's kind (only comparisons and sums, so it also exports to ONNX).
+    """
+    rows = (examples > SILENT_LOGMEL).sum(-1) == 0  # (..., 96): no bin above the floor
+    return rows.sum(-1) * 2 >= rows.shape[-1]
 
 
 def hertz_to_mel(frequencies_hertz: np.ndarray) -> np.ndarray:

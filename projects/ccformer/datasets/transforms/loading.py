@@ -20,7 +20,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ..audio import LOG_OFFSET, load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, wav_to_logmel
+from ..audio import load_logmel_pkl, pad_examples_repeat, pad_examples_zeros, silent_examples, wav_to_logmel
 from ..palette import AVSS_NUM_CLASSES, rgb_to_index, voc_palette
 from ..video import read_video_frames, video_info, video_logmel_examples
 
@@ -385,10 +385,6 @@ class LoadAVSMasks(BaseTransform):
         return f"{self.__class__.__name__}(label_type='{self.label_type}')"
 
 
-# every log-mel value of a digitally silent example is log(0 + LOG_OFFSET); the margin absorbs float32 rounding
-SILENT_LOGMEL = float(np.log(LOG_OFFSET)) + 1e-4
-
-
 @TRANSFORMS.register_module()
 class LoadAVSAudio(BaseTransform):
     """Load the clip's audio as T VGGish log-mel examples ``audio (T, 1, 96, 64) float32``.
@@ -410,9 +406,8 @@ class LoadAVSAudio(BaseTransform):
 
     A digitally silent second makes nothing sound: where ``results`` holds per-frame ``sounding`` flags
     (presence targets, e.g. ``AVSBenchS4Dataset(sounding_unlabelled=True)``), the frames whose example is
-    digital silence in at least half of its 96 rows (10 ms each; examples do not align with the seconds of
-    the video, so a silent second's example holds some of its neighbours) get 0, and padded examples
-    (``audio_valid`` 0) get -1 (unknown).
+    digital silence (:func:`~projects.ccformer.datasets.audio.silent_examples`: at least half of its 96 rows at
+    the floor) get 0, and padded examples (``audio_valid`` 0) get -1 (unknown).
 
     Required keys: ``audio_path``, ``num_frames``. Added keys: ``audio``, ``audio_valid``. Modified key:
     ``sounding`` (where present).
@@ -449,7 +444,7 @@ class LoadAVSAudio(BaseTransform):
                     f'{path}: the clip lists {len(sounding)} sounding flags for {num} frames; the dataset must give '
                     f'one flag per frame (1 sounding, 0 silent, -1 unknown)'
                 )
-            silent = (audio <= SILENT_LOGMEL).all(-1).mean(-1) >= 0.5  # (T,): half its rows or more
+            silent = silent_examples(audio)  # (T,): half its rows or more
             results['sounding'] = [
                 -1 if not ok else 0 if mute else int(v) for v, mute, ok in zip(sounding, silent, valid.tolist())
             ]

@@ -11,7 +11,8 @@ Data flow (docs/design.md "The model"; B clips, T frames, d = 256):
    ``loss_by_feat(head_out, data_samples)``; ``predict(x)`` -> the last stage's logits, gated by the presence.
 5. ``predict`` upsamples to the input size, crops padding, undoes flips, resizes to ``ori_shape``; K = 1:
    ``seg_logits (T, H, W)`` and ``pred = sigmoid > decode_head.threshold``; K > 1: ``pred = argmax`` with padded
-   frames forced to 0.
+   frames forced to 0. With ``empty_when_silent``, frames whose audio is digital silence are emptied before that
+   (step 4, inside the tensor core, so exported models do it too).
 
 Training adds ``lambda * BCL`` (``bcl_loss``, lambda = 0.1) on the EIM output unless ``use_bcl=False``; frames whose
 audio a negative-audio wrapper replaced (metainfo ``audio_replaced``) are left out of BCL.
@@ -34,6 +35,8 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
+from ...datasets.audio import silent_examples
+from ..decode_heads.ccformer_head import CCFormerHead
 from ..utils import EIMOutput, HeadOutput, convert_ccformer_keys, frame_flags
 from ..utils.compile import CompiledCore, uses_cuda_graphs
 
@@ -49,6 +52,10 @@ def _pretrained_paths(cfg) -> List[str]:
         and isinstance(c.get('checkpoint'), str)
         and '://' not in c['checkpoint']
     ]
+
+
+# the mask logit of a frame emptied by ``empty_when_silent`` (finite, so resizing keeps it; fits float16)
+SILENT_LOGIT = 1e4
 
 
 @MODELS.register_module()
@@ -75,6 +82,11 @@ class CCFormer(BaseSegmentor):
             accumulated so far; ``tools/train.py`` refuses the combination); ``dict()`` (inductor, no CUDA graphs)
             has no such limit. The first call per input
             signature runs eagerly (it caches the head's shape constants outside the graph). Default None (eager).
+        empty_when_silent (bool): at inference, a frame whose audio example is digital silence
+            (:func:`~projects.ccformer.datasets.audio.silent_examples`, the rule that also gives such frames the
+            presence target 0 in training) gets an empty mask (K = 1: every logit at most ``-SILENT_LOGIT``; K > 1:
+            background everywhere), whatever the model predicts: nothing can be heard, so nothing on screen sounds.
+            Training is unchanged. Default False (the paper's recipe); the robust configs set it.
 
     Shapes:
         inputs ``(N, T, 3, H, W)``; audio ``(N, T, 1, 96, 64)``; ``mode='tensor'`` returns ``(N, T, K, H, W)``.
@@ -93,6 +105,7 @@ class CCFormer(BaseSegmentor):
         data_preprocessor: Optional[dict] = None,
         align_corners: bool = False,
         compile_cfg: Union[bool, dict, None] = None,
+        empty_when_silent: bool = False,
         pretrained: Optional[str] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -108,6 +121,7 @@ class CCFormer(BaseSegmentor):
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.align_corners = align_corners
         self.compile_cfg = compile_cfg
+        self.empty_when_silent = bool(empty_when_silent)
         # checkpoints of the earlier parameter layout load as they are
         self._register_load_state_dict_pre_hook(_convert_earlier_layout)
 
@@ -197,7 +211,21 @@ class CCFormer(BaseSegmentor):
         x = self._extract(inputs, audio, frame_valid)
         if all_stages:
             return x, self.decode_head.forward(x)
-        return x, self.decode_head.predict(x)
+        logits = self.decode_head.predict(x)
+        if self.empty_when_silent:
+            logits = self.empty_silent_frames(logits, audio)
+        return x, logits
+
+    @staticmethod
+    def empty_silent_frames(logits: Tensor, audio: Tensor) -> Tensor:
+        """Empty the masks of frames whose audio is digital silence (``empty_when_silent``).
+
+        logits ``(N*T, K, h, w)``, audio ``(N, T, 1, 96, 64)`` -> ``(N*T, K, h, w)``: the head's presence gate
+        (:meth:`CCFormerHead.gate`) with the logit ``-SILENT_LOGIT`` on silent frames; other frames unchanged.
+        """
+        silent = silent_examples(audio.flatten(0, 2)).view(-1, 1, 1, 1)  # (N*T, 1, 1, 1)
+        floor = torch.full_like(logits[:, :1, :1, :1], -SILENT_LOGIT)
+        return torch.where(silent, CCFormerHead.gate(logits, floor), logits)
 
     def run_core(
         self, inputs: Tensor, audio: Optional[Tensor], frame_valid: Optional[Tensor], all_stages: bool
