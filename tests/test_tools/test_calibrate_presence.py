@@ -106,3 +106,17 @@ def test_refusals(toy_s4_root, tmp_path):
     with pytest.raises(ValueError, match='no presence head'):
         tool.main([PAPER_CONFIG, paper, '--out', str(tmp_path / 'o.pth'), '--data-root', toy_s4_root])
     assert not osp.exists(tmp_path / 'o.pth')
+
+
+def test_default_conditions_leave_silence_to_the_rule(toy_s4_root, tmp_path):
+    """A model with empty_when_silent (the robust configs) empties digitally silent frames whatever the presence
+    says, so by default the calibration does not hear silence; without the rule it does."""
+    tool = _tool()
+    ckpt = _save_model(CONFIG, tmp_path / 'm.pth')
+    ruled = tool.main([CONFIG, ckpt, '--out', str(tmp_path / 'a.pth'), '--data-root', toy_s4_root])
+    plain = tool.main(
+        [CONFIG, ckpt, '--out', str(tmp_path / 'b.pth'), '--data-root', toy_s4_root]
+        + ['--cfg-options', 'model.empty_when_silent=False']
+    )
+    assert ruled['conditions'][:2] == ['original', 'noise']  # offscreen too where the clips' kinds are known
+    assert plain['conditions'] == ['original', 'silence'] + ruled['conditions'][1:]

@@ -8,7 +8,8 @@ Usage::
 
 The validation clips are heard with their own audio (a frame is positive when its ground truth has foreground,
 negative when it is empty) and under each negative condition (every frame negative; ``offscreen_recorded`` through
-the recordings of ``--offscreen-audio``). The shift of the presence logit that maximises the balanced accuracy
+the recordings of ``--offscreen-audio``; by default ``silence`` is not heard for a model built with
+``empty_when_silent``, which empties digitally silent frames by rule). The shift of the presence logit that maximises the balanced accuracy
 ``(TPR + TNR) / 2`` over these frames (``projects/ccformer/engine/presence_calibration.py``) is added to
 ``decode_head.presence_head.bias``; everything else in the checkpoint is kept, and the shift with the accuracies
 before and after goes into ``meta['presence_calibration']``. The input checkpoint is never changed; ``--out`` is
@@ -57,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         choices=EMPTY_GT_CONDITIONS,
         help='negative audio conditions heard on the validation clips (default: silence noise offscreen, and '
-        f'{RECORDED_CONDITION} with --offscreen-audio)',
+        f'{RECORDED_CONDITION} with --offscreen-audio; silence is left out of the default for a model with '
+        'empty_when_silent, which empties digitally silent frames whatever the presence says)',
     )
     parser.add_argument(
         '--offscreen-audio',
@@ -125,6 +127,8 @@ def main(argv=None) -> dict:
     set_data_root(cfg, args.data_root, keys=('val_dataloader',))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = init_avs_model(cfg, args.checkpoint, device=args.device)
+    if args.conditions is None and getattr(model, 'empty_when_silent', False):
+        conditions.remove('silence')  # decided by rule (CCFormer.empty_when_silent), not by the presence
     per_condition = collect(model, cfg, conditions, args.audio_seed, args.offscreen_audio)
     scores = np.concatenate([s for s, _ in per_condition.values()])
     labels = np.concatenate([lab for _, lab in per_condition.values()])
