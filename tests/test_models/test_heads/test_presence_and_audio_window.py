@@ -216,6 +216,40 @@ def test_presence_map_loss_trains_every_location_against_the_mask_share(num_clas
         assert head.eval()(inputs).presence_map is None
 
 
+@pytest.mark.parametrize('num_classes', [1, 5])
+def test_softmax_presence_map_loss_trains_where_the_match_is(num_classes):
+    """``map_loss_type='softmax'``: the cross-entropy of the softmax of the match logits over a frame's cells against
+    the mask's share of each, on labelled frames that hear something and have foreground only; shifting every logit
+    (the level of the presence) changes nothing."""
+    head = build(
+        num_classes, presence_head=dict(loss_weight=1.0, map_loss_weight=0.5, map_loss_type='softmax')
+    ).train()
+    inputs = neck_out()
+    gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
+    gt[0, 0, 0:8, 0:6] = 1  # clip 0 frame 0: the top-left 2 x 1.5 cells of the 8 x 8 map
+    gt[0, 2, 16:24, 16:24] = 1  # negative audio: left out
+    gt[1, 0, 8:16, 8:16] = 1  # digitally silent: left out
+    gt[1, 1, :3, :] = 255  # clip 1 frame 1: padding in three of the four pixel rows of the top cells
+    gt[1, 1, 4:8, 4:12] = 1
+    data = samples(gt, [[1, 1, 0], [1, 1, 0]])  # clip 0 frame 1: labelled, empty: nothing to find, left out
+    data[0].set_metainfo(dict(sounding=[-1, -1, 0]))
+    data[1].set_metainfo(dict(sounding=[0, -1, -1]))
+    with torch.no_grad():
+        out = head(inputs)
+        loss = head.loss_by_feat(out, data)['loss_presence_map']
+        shifted = head.loss_by_feat(out._replace(presence_map=out.presence_map + 3.0), data)['loss_presence_map']
+    pmap = out.presence_map
+    q0 = torch.zeros(8, 8)
+    q0[:2, 0], q0[:2, 1] = 1.0, 0.5
+    q4 = torch.zeros(8, 8)
+    q4[1, 1:3] = 1.0
+    ce = [-(q.flatten() / q.sum() * torch.log_softmax(pmap[i].flatten(), 0)).sum() for i, q in ((0, q0), (4, q4))]
+    torch.testing.assert_close(loss, 0.5 * (ce[0] + ce[1]) / 2)
+    torch.testing.assert_close(shifted, loss)
+    with pytest.raises(ValueError, match='map_loss_type'):
+        build(presence_head=dict(loss_weight=1.0, map_loss_weight=1.0, map_loss_type='focal'))
+
+
 def test_presence_map_loss_leaves_out_frames_without_a_valid_cell():
     head = build(presence_head=dict(loss_weight=1.0, map_loss_weight=1.0)).train()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)

@@ -122,7 +122,11 @@ class CCFormerHead(BaseModule):
             second loss, ``loss_presence_map``, on the presence head's match
             logit of every location (:meth:`_presence_map_loss`: on labelled
             frames the share of each cell that the mask covers, on frames with
-            presence target 0 and on digitally silent labelled frames none),
+            presence target 0 and on digitally silent labelled frames none;
+            ``map_loss_type='softmax'``: a cross-entropy of the softmax over the
+            frame's cells against the mask's share of each, on labelled frames
+            with foreground only, which leaves the level of the match to
+            ``loss_presence``; default ``'bce'``),
             so the score says which visible object
             sounds, not only whether one does; the map is computed in training
             mode only (``self.training``), so a loss computed in eval mode has
@@ -234,6 +238,12 @@ class CCFormerHead(BaseModule):
                 raise ValueError(
                     f'CCFormerHead: presence_head.map_loss_weight must be >= 0 (0 leaves the map untrained), got '
                     f'{self.presence_map_loss_weight}.'
+                )
+            self.presence_map_loss_type = str(presence_head.pop('map_loss_type', 'bce'))
+            if self.presence_map_loss_type not in ('bce', 'softmax'):
+                raise ValueError(
+                    f"CCFormerHead: presence_head.map_loss_type must be 'bce' or 'softmax', got "
+                    f'{self.presence_map_loss_type!r}.'
                 )
             self.presence_head = MODELS.build(
                 _with_dims(presence_head, dict(), type='AudioVisualPresence', embed_dims=embed_dims)
@@ -561,6 +571,16 @@ class CCFormerHead(BaseModule):
         share = torch.where(heard[:, None, None], share, torch.zeros_like(share))
         cells = (cover > 0).float()
         num_cells = cells.flatten(1).sum(1)
+        if self.presence_map_loss_type == 'softmax':
+            # where on the frame the sound is: a cross-entropy of the softmax over the frame's cells against the
+            # mask's distribution over them; relative, so the level of the match (the presence) is left to
+            # loss_presence, and frames with nothing to find (no foreground, negative audio) take no part
+            share = share.clamp(max=1.0) * cells
+            mass = share.flatten(1).sum(1)
+            logp = torch.log_softmax(pmap.masked_fill(cells == 0, -1e4).flatten(1), 1)  # padding: no share
+            value = -(share.flatten(1) / mass.clamp(min=1e-6)[:, None] * logp).sum(1)
+            frame_weight = p_weight * heard.float() * (mass > 0).float()
+            return (value * frame_weight).sum() / frame_weight.sum().clamp(min=1.0)
         value = F.binary_cross_entropy_with_logits(pmap, share.clamp(max=1.0), reduction='none')
         value = (value * cells).flatten(1).sum(1) / num_cells.clamp(min=1.0)
         frame_weight = p_weight * (heard | silent).float() * (num_cells > 0).float()
