@@ -221,9 +221,7 @@ def test_softmax_presence_map_loss_trains_where_the_match_is(num_classes):
     """``map_loss_type='softmax'``: the cross-entropy of the softmax of the match logits over a frame's cells against
     the mask's share of each, on labelled frames that hear something and have foreground only; shifting every logit
     (the level of the presence) changes nothing."""
-    head = build(
-        num_classes, presence_head=dict(loss_weight=1.0, map_loss_weight=0.5, map_loss_type='softmax')
-    ).train()
+    head = build(num_classes, presence_head=dict(loss_weight=1.0, map_loss_weight=0.5, map_loss_type='softmax')).train()
     inputs = neck_out()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
     gt[0, 0, 0:8, 0:6] = 1  # clip 0 frame 0: the top-left 2 x 1.5 cells of the 8 x 8 map
