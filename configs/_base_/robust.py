@@ -17,7 +17,7 @@
 # * Presence: AudioVisualPresence scores per frame whether a visible object matches the sound and gates the masks.
 # * Digital silence: CCFormer(empty_when_silent=True) empties the masks of frames whose audio example is digitally
 #   silent (the rule that gives them the presence target 0 in training), whatever the model predicts there; a muted
-#   or missing sound track then never gets a mask. Inference only.
+#   sound track, or audio padded with silence, then never gets a mask. Inference only.
 # * BCE next to Dice (binary heads): Dice is constant on frames with empty targets, BCE is not.
 # * NegativeAudioDataset defaults: half of the clips get negative audio, half of those in every second, the others
 #   in 1 to T-1 random seconds; silence, noise (-45 to -10 dBFS, white or pink) and off-screen sound in equal

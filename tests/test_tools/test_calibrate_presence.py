@@ -8,6 +8,7 @@ import pytest
 import torch
 from _tools import load_tool
 
+from projects.ccformer.datasets.audio import silent_examples
 from projects.ccformer.engine.presence_calibration import PRESENCE_BIAS_KEY, balanced_accuracy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -54,7 +55,8 @@ def test_calibration_moves_a_biased_decision(toy_s4_root, tmp_path):
     report = tool.main(argv)
     assert _digest(ckpt) == digest
     assert report['before']['TNR'] == 0.0 and report['conditions'] == ['original', 'silence', 'noise']
-    # positives: the labelled val frames whose ground truth has foreground, with the true audio only
+    # positives: the labelled val frames whose ground truth has foreground, with the true audio only; frames whose
+    # audio is digital silence are left out (the config's empty_when_silent empties them whatever the presence)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
@@ -65,10 +67,14 @@ def test_calibration_moves_a_biased_decision(toy_s4_root, tmp_path):
     set_data_root(cfg, toy_s4_root)
     init_default_scope('mmseg')
     val = DATASETS.build(cfg.val_dataloader.dataset)
-    masks = [val[i]['data_samples'].gt_sem_seg.data.reshape(5, -1) for i in range(len(val))]
-    positives = sum(int(((m > 0) & (m != 255)).any(1).sum()) for m in masks)
+    items = [val[i] for i in range(len(val))]
+    masks = [item['data_samples'].gt_sem_seg.data.reshape(5, -1) for item in items]
+    silent = [silent_examples(item['audio']).reshape(5) for item in items]
+    positives = sum(int((((m > 0) & (m != 255)).any(1) & ~q).sum()) for m, q in zip(masks, silent))
+    num_silent = sum(int(q.sum()) for q in silent)
     assert 0 < positives < 5 * len(val)
-    assert report['positive_frames'] == positives and report['frames'] == 3 * 5 * len(val)
+    # the true audio without its silent seconds, none of the silence condition, every frame of noise
+    assert report['positive_frames'] == positives and report['frames'] == 2 * 5 * len(val) - num_silent
     assert report['margin'] < -40 and report['after']['balanced'] > report['before']['balanced']
     saved = torch.load(out, weights_only=True)
     assert saved['meta']['presence_calibration'] == report and saved['meta']['seed'] == 0
@@ -120,3 +126,27 @@ def test_default_conditions_leave_silence_to_the_rule(toy_s4_root, tmp_path):
     )
     assert ruled['conditions'][:2] == ['original', 'noise']  # offscreen too where the clips' kinds are known
     assert plain['conditions'] == ['original', 'silence'] + ruled['conditions'][1:]
+
+
+def test_frames_emptied_by_the_rule_do_not_move_the_threshold(toy_ms3_root, tmp_path):
+    """The toy MS3 clips have digitally silent seconds: a model with empty_when_silent leaves them out of the
+    calibration, also with the clips' own audio."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    from projects.ccformer.engine import set_data_root
+
+    config = osp.join(ROOT, 'configs', 'ccformer', 'ccformer_tiny-robust_1xb2-toy_avsbench-ms3-64x64.py')
+    cfg = Config.fromfile(config)
+    set_data_root(cfg, toy_ms3_root)
+    init_default_scope('mmseg')
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+    num_silent = sum(int(silent_examples(val[i]['audio']).sum()) for i in range(len(val)))
+    assert num_silent > 0
+    tool = _tool()
+    ckpt = _save_model(config, tmp_path / 'm.pth')
+    argv = [config, ckpt, '--data-root', toy_ms3_root, '--conditions', 'noise']
+    ruled = tool.main(argv + ['--out', str(tmp_path / 'a.pth')])
+    plain = tool.main(argv + ['--out', str(tmp_path / 'b.pth'), '--cfg-options', 'model.empty_when_silent=False'])
+    assert plain['frames'] - ruled['frames'] == num_silent

@@ -8,8 +8,8 @@ Usage::
 
 The validation clips are heard with their own audio (a frame is positive when its ground truth has foreground,
 negative when it is empty) and under each negative condition (every frame negative; ``offscreen_recorded`` through
-the recordings of ``--offscreen-audio``; by default ``silence`` is not heard for a model built with
-``empty_when_silent``, which empties digitally silent frames by rule). The shift of the presence logit that
+the recordings of ``--offscreen-audio``). A model built with ``empty_when_silent`` empties digitally silent frames
+by rule, so they are left out (``silence`` is not among its default conditions). The shift of the presence logit that
 maximises the balanced accuracy ``(TPR + TNR) / 2`` over these frames
 (``projects/ccformer/engine/presence_calibration.py``) is added to ``decode_head.presence_head.bias``; everything
 else in the checkpoint is kept, and the shift with the accuracies before and after goes into

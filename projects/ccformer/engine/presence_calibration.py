@@ -14,6 +14,8 @@ from typing import Dict, Iterable, Tuple
 import numpy as np
 import torch
 
+from ..datasets.audio import silent_examples
+
 #: The parameter that carries the shift.
 PRESENCE_BIAS_KEY = 'decode_head.presence_head.bias'
 
@@ -32,6 +34,9 @@ def _positive_frames(sample, num_frames: int) -> Tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def presence_scores(model, dataloader: Iterable) -> Tuple[np.ndarray, np.ndarray]:
     """Presence logits of every labelled real frame of ``dataloader``'s clips and their labels.
+
+    A model built with ``empty_when_silent`` empties the frames whose audio is digital silence whatever the presence
+    says, so those frames are left out.
 
     Args:
         model: a ``CCFormer`` with a presence head (eval mode is set here).
@@ -56,8 +61,12 @@ def presence_scores(model, dataloader: Iterable) -> Tuple[np.ndarray, np.ndarray
         _, out = model.run_core(inputs, data.get('audio'), frame_valid, all_stages=True)
         # the decision the model makes: masks kept where presence + presence_margin > 0 (CCFormerHead.gate)
         presence = (out.presence.float() + model.decode_head.presence_margin).view(len(samples), t).cpu().numpy()
+        ruled = np.zeros((len(samples), t), bool)
+        if getattr(model, 'empty_when_silent', False):
+            ruled = silent_examples(data['audio'].float()).reshape(len(samples), t).cpu().numpy()
         for i, sample in enumerate(samples):
             keep, positive = _positive_frames(sample, t)
+            keep = keep & ~ruled[i]
             scores.append(presence[i][keep])
             labels.append(positive[keep])
     if not scores:

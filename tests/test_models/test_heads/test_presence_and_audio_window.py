@@ -225,6 +225,7 @@ def test_softmax_presence_map_loss_trains_where_the_match_is(num_classes):
     inputs = neck_out()
     gt = torch.zeros(B, T, 32, 32, dtype=torch.long)
     gt[0, 0, 0:8, 0:6] = 1  # clip 0 frame 0: the top-left 2 x 1.5 cells of the 8 x 8 map
+    gt[0, 0, :, 28:] = 255  # its last column of cells is all padding: no share of the softmax
     gt[0, 2, 16:24, 16:24] = 1  # negative audio: left out
     gt[1, 0, 8:16, 8:16] = 1  # digitally silent: left out
     gt[1, 1, :3, :] = 255  # clip 1 frame 1: padding in three of the four pixel rows of the top cells
@@ -241,11 +242,14 @@ def test_softmax_presence_map_loss_trains_where_the_match_is(num_classes):
     q0[:2, 0], q0[:2, 1] = 1.0, 0.5
     q4 = torch.zeros(8, 8)
     q4[1, 1:3] = 1.0
-    ce = [-(q.flatten() / q.sum() * torch.log_softmax(pmap[i].flatten(), 0)).sum() for i, q in ((0, q0), (4, q4))]
-    torch.testing.assert_close(loss, 0.5 * (ce[0] + ce[1]) / 2)
+    ce0 = -(q0[:, :7].flatten() / q0.sum() * torch.log_softmax(pmap[0, :, :7].flatten(), 0)).sum()
+    ce4 = -(q4.flatten() / q4.sum() * torch.log_softmax(pmap[4].flatten(), 0)).sum()
+    torch.testing.assert_close(loss, 0.5 * (ce0 + ce4) / 2)
     torch.testing.assert_close(shifted, loss)
     with pytest.raises(ValueError, match='map_loss_type'):
         build(presence_head=dict(loss_weight=1.0, map_loss_weight=1.0, map_loss_type='focal'))
+    with pytest.raises(ValueError, match='map_loss_weight > 0'):
+        build(presence_head=dict(loss_weight=1.0, map_loss_type='softmax'))
 
 
 def test_presence_map_loss_leaves_out_frames_without_a_valid_cell():

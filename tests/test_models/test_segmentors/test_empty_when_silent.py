@@ -126,3 +126,17 @@ def test_robust_configs_set_it_and_paper_configs_do_not():
     paper = Config.fromfile(osp.join(configs, 'ccformer_tiny-paper_1xb2-toy_avsbench-s4-64x64.py'))
     assert robust.model.empty_when_silent is True
     assert paper.model.get('empty_when_silent', False) is False
+
+
+def test_the_rule_reads_the_audio_before_a_bfloat16_model_casts_it():
+    """In bfloat16 the floor log(0.01) and a second 0.02 above it round to one value: the rule reads the float32
+    audio, so a bf16 model empties the silent frame and not the quiet one."""
+    model = _eager(build(empty_when_silent=True)).eval().to(torch.bfloat16)
+    frames, audio, _ = toy_clips()
+    audio = _with_silence(audio)
+    audio[1, 2] = FLOOR + 0.02  # very quiet, not digital silence
+    assert torch.tensor(FLOOR + 0.02).bfloat16() == torch.tensor(FLOOR).bfloat16()
+    with torch.no_grad():
+        out = model(frames, mode='tensor', audio=audio)
+    assert (out[0, 1] < -9000).all() and (out[1, 0] < -9000).all()
+    assert (out[1, 2] > -9000).all() and (out[0, 0] > -9000).all()

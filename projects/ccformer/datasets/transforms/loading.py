@@ -444,7 +444,7 @@ class LoadAVSAudio(BaseTransform):
                     f'{path}: the clip lists {len(sounding)} sounding flags for {num} frames; the dataset must give '
                     f'one flag per frame (1 sounding, 0 silent, -1 unknown)'
                 )
-            silent = silent_examples(audio)  # (T,): half its rows or more
+            silent = silent_examples(audio)  # (T, 1): half its rows or more
             results['sounding'] = [
                 -1 if not ok else 0 if mute else int(v) for v, mute, ok in zip(sounding, silent, valid.tolist())
             ]

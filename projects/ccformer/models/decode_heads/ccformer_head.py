@@ -125,7 +125,7 @@ class CCFormerHead(BaseModule):
             presence target 0 and on digitally silent labelled frames none;
             ``map_loss_type='softmax'``: a cross-entropy of the softmax over the
             frame's cells against the mask's share of each, on labelled frames
-            with foreground only, which leaves the level of the match to
+            that are heard and have foreground only, which leaves the level of the match to
             ``loss_presence``; default ``'bce'``),
             so the score says which visible object
             sounds, not only whether one does; the map is computed in training
@@ -244,6 +244,11 @@ class CCFormerHead(BaseModule):
                 raise ValueError(
                     f"CCFormerHead: presence_head.map_loss_type must be 'bce' or 'softmax', got "
                     f'{self.presence_map_loss_type!r}.'
+                )
+            if self.presence_map_loss_type != 'bce' and self.presence_map_loss_weight == 0:
+                raise ValueError(
+                    f"CCFormerHead: presence_head.map_loss_type='{self.presence_map_loss_type}' trains the presence "
+                    f'map, which map_loss_weight=0 leaves untrained; set map_loss_weight > 0.'
                 )
             self.presence_head = MODELS.build(
                 _with_dims(presence_head, dict(), type='AudioVisualPresence', embed_dims=embed_dims)
@@ -560,7 +565,13 @@ class CCFormerHead(BaseModule):
         audio is digitally silent (metainfo ``sounding`` 0: nothing can be heard, whatever the mask) and the frames
         whose presence target is 0 without a label (negative audio: nothing visible sounds); a sounding frame without
         a label takes no part. The mean over a frame's cells, then the mean over the frames weighted by their
-        presence weight (``p_weight``)."""
+        presence weight (``p_weight``).
+
+        ``map_loss_type='softmax'``: instead, on the labelled frames that are heard (not digitally silent) and have
+        foreground, the cross-entropy of the softmax of the logits over the frame's cells (padding left out) against
+        the mask's share of each cell, normalised to sum to 1; frames weighted by ``p_weight``. It is relative (a
+        shift of every logit changes nothing), so it says where on the frame the sound is and leaves the level, the
+        presence, to ``loss_presence``. Its value starts near ``log(cells)``, not near ``log(2)`` as the BCE."""
         pooled = F.adaptive_avg_pool2d(
             torch.stack([gt != self.ignore_index, self._foreground(gt)], 1).float(), pmap.shape[-2:]
         )

@@ -84,9 +84,10 @@ class CCFormer(BaseSegmentor):
             signature runs eagerly (it caches the head's shape constants outside the graph). Default None (eager).
         empty_when_silent (bool): at inference, a frame whose audio example is digital silence
             (:func:`~projects.ccformer.datasets.audio.silent_examples`, the rule that also gives such frames the
-            presence target 0 in training) gets an empty mask (K = 1: every logit at most ``-SILENT_LOGIT``; K > 1:
-            background everywhere), whatever the model predicts: nothing can be heard, so nothing on screen sounds.
-            Training is unchanged. Default False (the paper's recipe); the robust configs set it.
+            presence target 0 in training) gets an empty mask (K = 1: every logit ``-SILENT_LOGIT``, as the model's
+            dtype holds it, or below; K > 1: background everywhere), whatever the model predicts: nothing can be
+            heard, so nothing on screen sounds. Training is unchanged. Default False (the paper's recipe); the robust
+            configs set it.
 
     Shapes:
         inputs ``(N, T, 3, H, W)``; audio ``(N, T, 1, 96, 64)``; ``mode='tensor'`` returns ``(N, T, K, H, W)``.
@@ -208,12 +209,13 @@ class CCFormer(BaseSegmentor):
             (``stage_logits`` ``(N*T, K, H/4, W/4)`` per decoder stage, ``presence`` ``(N*T,)`` or None), else the
             last stage's gated logits ``(N*T, K, H/4, W/4)``.
         """
-        x = self._extract(inputs, audio, frame_valid)
+        heard = audio  # as given (float32 from the data preprocessor): the silence rule reads it before any cast
+        x = self._extract(inputs, audio.to(inputs.dtype), frame_valid)
         if all_stages:
             return x, self.decode_head.forward(x)
         logits = self.decode_head.predict(x)
         if self.empty_when_silent:
-            logits = self.empty_silent_frames(logits, audio)
+            logits = self.empty_silent_frames(logits, heard)
         return x, logits
 
     @staticmethod
@@ -221,9 +223,11 @@ class CCFormer(BaseSegmentor):
         """Empty the masks of frames whose audio is digital silence (``empty_when_silent``).
 
         logits ``(N*T, K, h, w)``, audio ``(N, T, 1, 96, 64)`` -> ``(N*T, K, h, w)``: the head's presence gate
-        (:meth:`CCFormerHead.gate`) with the logit ``-SILENT_LOGIT`` on silent frames; other frames unchanged.
+        (:meth:`CCFormerHead.gate`) with the logit ``-SILENT_LOGIT`` on silent frames; other frames unchanged. The
+        rule reads the audio in float32 (in bfloat16 the floor ``log(0.01)`` and the rule's margin above it round to
+        one value).
         """
-        silent = silent_examples(audio.flatten(0, 2)).view(-1, 1, 1, 1)  # (N*T, 1, 1, 1)
+        silent = silent_examples(audio.float()).reshape(-1, 1, 1, 1)  # (N*T, 1, 1, 1)
         floor = torch.full_like(logits[:, :1, :1, :1], -SILENT_LOGIT)
         return torch.where(silent, CCFormerHead.gate(logits, floor), logits)
 
@@ -232,15 +236,16 @@ class CCFormer(BaseSegmentor):
     ) -> Tuple[EIMOutput, Union[Tensor, HeadOutput]]:
         """:meth:`_core`, compiled when ``compile_cfg`` is set (inputs are checked eagerly first).
 
-        Inputs are cast to the dtype of the model's parameters, so a model cast with ``model.to(torch.bfloat16)``
-        (bf16 weights: no per-op autocast casts) takes the data preprocessor's float32 batches.
+        Inputs are cast to the dtype of the model's parameters (the audio inside :meth:`_core`, after the
+        ``empty_when_silent`` rule has read it), so a model cast with ``model.to(torch.bfloat16)`` (bf16 weights: no
+        per-op autocast casts) takes the data preprocessor's float32 batches.
         """
         self._check_inputs(inputs, audio)
-        dtype = self._param_dtype()
-        inputs, audio = inputs.to(dtype), audio.to(dtype)  # no-ops when the dtypes already match
+        inputs = inputs.to(self._param_dtype())  # a no-op when the dtypes already match
         signature = (
             tuple(inputs.shape),
             inputs.dtype,
+            audio.dtype,
             inputs.device,
             frame_valid is None,
             all_stages,
