@@ -230,6 +230,9 @@ def test_format_report_puts_the_table_then_the_verdict_last():
     assert 'the same data root as the test' in same
     unknown = format_report(_report(trained_on=dict(known=False, reason='no meta.cfg')))
     assert 'trained on: unknown (no meta.cfg)' in unknown
+    assert 'rule:' not in text
+    ruled = format_report(_report(empty_when_silent=True))
+    assert 'rule:       the model empties every frame whose audio is digital silence' in ruled
 
 
 def test_plot_is_a_png(tmp_path):

@@ -111,6 +111,7 @@ def test_report_has_every_condition(report):
     assert report['data_root'] and report['noise_dbfs'] == -20.0 and report['audio_seed'] == 0
     assert report['empty_output']['stays_empty'] in (True, False)
     assert '| silence | empty | - | - | 10 |' in report['stdout']
+    assert report['empty_when_silent'] is True and 'rule:       the model empties' in report['stdout']  # robust config
     assert report['empty_output']['text'] in report['stdout']
 
 
@@ -149,7 +150,7 @@ def test_console_ends_with_the_table_and_the_verdict_alone(report):
     # before the table: progress, warnings, mmengine's one checkpoint line, then what was tested
     heads = ('audio condition ', 'Loads checkpoint', 'Robustness of ', 'tested on: ', 'trained on: ', 'audio: ')
     for line in before[:table_start]:
-        assert not line or line.startswith(heads + ('files: ',)) or ' - WARNING - ' in line, line
+        assert not line or line.startswith(heads + ('files: ', 'rule: ')) or ' - WARNING - ' in line, line
     assert before[table_start - 2].startswith('files: ')
     # the log file has them, each condition's figures on a line that names it
     logs = [osp.join(dp, f) for dp, _, fs in os.walk(report['work']) for f in fs if f.endswith('.log')]

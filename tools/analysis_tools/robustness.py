@@ -161,6 +161,7 @@ def main(argv=None) -> dict:
         sound_bank=dict(files=len(bank), kinds=list(bank.kinds)) if bank else None,
         tested_on=tested_on(cfg, clips),
         trained_on=trained_on(args.checkpoint),
+        empty_when_silent=bool(cfg.model.get('empty_when_silent', False)),
     )
     out = args.out or osp.join(cfg.work_dir, 'robustness.json')
     plot = args.plot or osp.splitext(out)[0] + '.png'

@@ -155,6 +155,11 @@ def format_report(report: dict, files: Optional[Dict[str, str]] = None) -> str:
         desc = f'{count}, kinds {", ".join(k or "(none)" for k in bank["kinds"])}' if bank else ''
         audio.append(f'off-screen recordings {report["offscreen_audio"]}' + (f' ({desc})' if desc else ''))
     head.append(f'audio:      {"; ".join(audio)}')
+    if report.get('empty_when_silent'):
+        head.append(
+            'rule:       the model empties every frame whose audio is digital silence (empty_when_silent), so the '
+            'silence row measures that rule; --cfg-options model.empty_when_silent=False measures the network alone'
+        )
     if files:
         head.append('files:      ' + ', '.join(f'{k} {v}' for k, v in files.items() if v))
     table = format_table(report['conditions'], report.get('combined'))
