@@ -576,25 +576,26 @@ class CCFormerHead(BaseModule):
             torch.stack([gt != self.ignore_index, self._foreground(gt)], 1).float(), pmap.shape[-2:]
         )
         cover = pooled[:, 0]
-        share = pooled[:, 1] / cover.clamp(min=1e-6)
-        heard = (weight > 0) & (sounding != 0)
-        silent = ((weight > 0) & (sounding == 0)) | ((weight <= 0) & (p_weight > 0) & (target == 0))
-        share = torch.where(heard[:, None, None], share, torch.zeros_like(share))
         cells = (cover > 0).float()
-        num_cells = cells.flatten(1).sum(1)
+        heard = (weight > 0) & (sounding != 0)
+        share = (pooled[:, 1] / cover.clamp(min=1e-6)).clamp(max=1.0) * heard[:, None, None].float()
         if self.presence_map_loss_type == 'softmax':
-            # where on the frame the sound is: a cross-entropy of the softmax over the frame's cells against the
-            # mask's distribution over them; relative, so the level of the match (the presence) is left to
-            # loss_presence, and frames with nothing to find (no foreground, negative audio) take no part
-            share = share.clamp(max=1.0) * cells
+            # where on the frame the sound is: a cross-entropy of the softmax over the frame's cells (padding
+            # left out) against the mask's distribution over them; relative, so the level of the match (the
+            # presence) is left to loss_presence, and frames with nothing to find take no part
             mass = share.flatten(1).sum(1)
-            logp = torch.log_softmax(pmap.masked_fill(cells == 0, -1e4).flatten(1), 1)  # padding: no share
-            value = -(share.flatten(1) / mass.clamp(min=1e-6)[:, None] * logp).sum(1)
-            frame_weight = p_weight * heard.float() * (mass > 0).float()
-            return (value * frame_weight).sum() / frame_weight.sum().clamp(min=1.0)
-        value = F.binary_cross_entropy_with_logits(pmap, share.clamp(max=1.0), reduction='none')
-        value = (value * cells).flatten(1).sum(1) / num_cells.clamp(min=1.0)
-        frame_weight = p_weight * (heard | silent).float() * (num_cells > 0).float()
+            value = F.cross_entropy(
+                pmap.masked_fill(cells == 0, -1e4).flatten(1),
+                share.flatten(1) / mass.clamp(min=1e-6)[:, None],
+                reduction='none',
+            )
+            frame_weight = p_weight * (mass > 0).float()
+        else:
+            silent = ((weight > 0) & (sounding == 0)) | ((weight <= 0) & (p_weight > 0) & (target == 0))
+            num_cells = cells.flatten(1).sum(1)
+            value = F.binary_cross_entropy_with_logits(pmap, share, reduction='none')
+            value = (value * cells).flatten(1).sum(1) / num_cells.clamp(min=1.0)
+            frame_weight = p_weight * (heard | silent).float() * (num_cells > 0).float()
         return (value * frame_weight).sum() / frame_weight.sum().clamp(min=1.0)
 
     def _category_losses(
