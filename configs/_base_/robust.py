@@ -4,7 +4,8 @@
 #   (S4: robust_decode_head_s4)
 #   train_dataloader = dict(dataset=dict(
 #       _delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset))
-#   custom_hooks = _base_.custom_hooks + [_base_.robust_ema]   (robust_ema_s4 / _ms3 / _avss for AVSBench)
+#   custom_hooks = _base_.custom_hooks + [_base_.robust_ema, _base_.robust_gate_check]
+#   (robust_ema_s4 / _ms3 / _avss for AVSBench)
 # AVSS configs take robust_semantic_head instead (no BCE: their per-pixel cross-entropy covers empty frames).
 # This file cannot set `model` and `train_dataloader` itself: mmengine refuses two bases of one config that set the
 # same top-level key ("Duplicate key is not allowed among bases"), and wrapping the parent's train dataset moves its
@@ -38,6 +39,11 @@ robust_ema = dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.01
 robust_ema_s4 = dict(robust_ema, momentum=3e-4, gamma=3000)  # S4: 3452 training clips, 1726 iterations an epoch
 robust_ema_ms3 = dict(robust_ema, momentum=3e-3, gamma=300)  # MS3: 296 training clips, 148 iterations an epoch
 robust_ema_avss = dict(robust_ema, momentum=3.5e-4, gamma=3000)  # AVSS: about 8,500 clips, 1,400 iterations an epoch
+# * A check of the presence gate: after each validation, the share of the first 64 validation clips' frames that get
+#   a mask when they hear white noise at -20 dBFS goes to the log as val/noise_masked (a warning above 50%). A gate
+#   that stays open whatever the model hears passes an ordinary validation, since the validation clips' own audio
+#   sounds; it shows here (docs/robustness.md, "A collapse on the oracle family").
+robust_gate_check = dict(type='NoiseGateCheckHook')
 robust_semantic_head = dict(
     query_generator=dict(audio_context='frame'),
     seg_head=dict(audio_window=0),

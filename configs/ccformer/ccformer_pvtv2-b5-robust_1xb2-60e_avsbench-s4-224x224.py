@@ -11,4 +11,4 @@ train_dataloader = dict(
         dataset=dict(_base_.train_dataloader.dataset, sounding_unlabelled=True),
     )
 )
-custom_hooks = _base_.custom_hooks + [_base_.robust_ema_s4]
+custom_hooks = _base_.custom_hooks + [_base_.robust_ema_s4, _base_.robust_gate_check]

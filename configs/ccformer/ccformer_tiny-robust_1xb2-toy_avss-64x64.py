@@ -5,4 +5,4 @@ model = dict(neck=_base_.robust_neck, decode_head=_base_.robust_semantic_head, e
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='NegativeAudioDataset', dataset=_base_.train_dataloader.dataset)
 )
-custom_hooks = _base_.custom_hooks + [_base_.robust_ema]
+custom_hooks = _base_.custom_hooks + [_base_.robust_ema, _base_.robust_gate_check]

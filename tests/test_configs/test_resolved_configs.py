@@ -53,6 +53,7 @@ NEW_CONFIGS.update(
 COCO_R50 = 'pretrained/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'
 RUNTIME_HOOKS = [dict(type='NonFiniteCheckHook'), dict(type='IterSeedHook')]
 ROBUST_EMA = dict(type='EMAHook', ema_type='mmdet.ExpMomentumEMA', momentum=0.01, gamma=100, update_buffers=True)
+ROBUST_GATE_CHECK = dict(type='NoiseGateCheckHook')
 ROBUST_EMA_VARIABLES = {
     'robust_ema_s4': dict(ROBUST_EMA, momentum=3e-4, gamma=3000),
     'robust_ema_ms3': dict(ROBUST_EMA, momentum=3e-3, gamma=300),
@@ -136,6 +137,8 @@ def expected_changes(name: str) -> dict:
       head also trains its match map location by location (``map_loss_weight=1.0``).
     * robust configs: frames whose audio is digital silence get empty masks at inference
       (``model.empty_when_silent=True``).
+    * robust configs: after each validation ``NoiseGateCheckHook`` logs how many validation frames get a mask under
+      white noise (``robust_gate_check``, after the moving average in ``custom_hooks``).
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -168,7 +171,11 @@ def expected_changes(name: str) -> dict:
         changes['model.empty_when_silent'] = (MISSING, True)
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
-        changes['custom_hooks'] = (RUNTIME_HOOKS, RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name))])
+        changes['robust_gate_check'] = (MISSING, ROBUST_GATE_CHECK)
+        changes['custom_hooks'] = (
+            RUNTIME_HOOKS,
+            RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name)), ROBUST_GATE_CHECK],
+        )
     if '-robust-bank_' in name:
         changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})
     if 'r50-coco' in name:

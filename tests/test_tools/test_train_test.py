@@ -178,7 +178,8 @@ def test_second_run_into_a_work_dir_in_use_is_refused(toy_s4_root, tmp_path):
 
 
 def test_best_checkpoint_by_val_miou(resumed_run):
-    """CheckpointHook(save_best='mIoU') keeps a best checkpoint, and the validation logs AVSBenchMetric."""
+    """CheckpointHook(save_best='mIoU') keeps a best checkpoint, and the validation logs AVSBenchMetric and the
+    presence-gate check (``val/noise_masked``)."""
     best = glob.glob(osp.join(resumed_run['work'], 'best_mIoU_epoch_*.pth'))
     assert len(best) == 1, os.listdir(resumed_run['work'])
     ckpt = _load(best[0])
@@ -187,6 +188,9 @@ def test_best_checkpoint_by_val_miou(resumed_run):
     scalars = glob.glob(osp.join(resumed_run['work'], '*', 'vis_data', 'scalars.json'))
     logged = [json.loads(line) for path in scalars for line in open(path)]
     assert any('mIoU' in entry for entry in logged)
+    # the robust config's presence-gate check logs its figure next to the mIoU at every validation
+    noise = [entry['noise_masked'] for entry in logged if 'mIoU' in entry]
+    assert len(noise) == sum('mIoU' in entry for entry in logged) and all(0.0 <= v <= 100.0 for v in noise)
 
 
 def test_test_py_metrics_show_dir_and_out(resumed_run, toy_s4_root, tmp_path):

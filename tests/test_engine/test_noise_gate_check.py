@@ -1,0 +1,151 @@
+"""The presence-gate check after validation (``engine/hooks/noise_gate_check_hook.py``): what it counts, what it
+hears, what it logs and warns, and that it leaves training's random state alone."""
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmseg.structures import SegDataSample
+
+from projects.ccformer.datasets.audio_conditions.synthesis import noise_logmel
+from projects.ccformer.engine.hooks import NoiseGateCheckHook, noise_masked_frames
+from projects.ccformer.models.segmentors.ccformer import CCFormer
+
+T, SIZE = 3, 8
+
+
+class GateModel(torch.nn.Module):
+    """Stands in for a CCFormer: masks every pixel of a frame whose mean log-mel is above ``level``
+    (``level=-inf``: a collapsed gate, masks whatever it hears; ``+inf``: masks nothing), records what it heard."""
+
+    logit_threshold = 0.0
+    frame_valid_from_samples = staticmethod(CCFormer.frame_valid_from_samples)
+
+    def __init__(self, level=float('-inf'), num_classes=1, presence_head=True):
+        super().__init__()
+        self.level, self.num_classes = level, num_classes
+        self.decode_head = SimpleNamespace(presence_head=torch.nn.Identity() if presence_head else None)
+        self.heard, self.modes = [], []
+
+    def data_preprocessor(self, batch, training):
+        assert training is False
+        return dict(batch)
+
+    def forward(self, inputs, data_samples=None, mode='tensor', audio=None):
+        assert mode == 'tensor' and not self.training
+        self.heard.append(audio.clone())
+        n = inputs.shape[0]
+        loud = audio.flatten(2).mean(-1) > self.level  # (N, T)
+        logits = torch.full((n, T, self.num_classes, SIZE, SIZE), -1.0)
+        if self.num_classes == 1:
+            logits[loud] = 1.0
+        else:
+            logits[:, :, 0] = 1.0
+            logits[..., 2, 3][loud] = 1.0  # class 2 wins one pixel of a frame that hears something
+            logits[..., 0, 2, 3][loud] = 0.0
+        return logits
+
+
+def _batches(valid=((1, 1, 1), (1, 1, 0)), repeat=2):
+    out = []
+    for _ in range(repeat):
+        samples = [SegDataSample(metainfo=dict(frame_valid=list(v))) for v in valid]
+        n = len(valid)
+        out.append(
+            dict(inputs=torch.zeros(n, T, 3, SIZE, SIZE), data_samples=samples, audio=torch.zeros(n, T, 1, 96, 64))
+        )
+    return out
+
+
+@pytest.mark.parametrize('num_classes', [1, 3])
+def test_a_collapsed_gate_masks_every_real_frame_and_a_closed_one_none(num_classes):
+    collapsed = GateModel(num_classes=num_classes)
+    assert noise_masked_frames(collapsed, _batches()) == (10, 10)  # padded frames are not counted
+    closed = GateModel(level=float('inf'), num_classes=num_classes)
+    assert noise_masked_frames(closed, _batches()) == (0, 10)
+
+
+def test_it_hears_seeded_white_noise_at_the_level_asked_for():
+    model = GateModel()
+    noise_masked_frames(model, _batches(), noise_dbfs=-30, seed=5)
+    heard = torch.cat([a.reshape(-1, 1, 96, 64) for a in model.heard]).numpy()
+    rng = np.random.default_rng(5)  # one generator, drawn batch after batch: 2 clips x 3 frames each
+    assert np.array_equal(heard, np.concatenate([noise_logmel(rng, 6, -30), noise_logmel(rng, 6, -30)]))
+    again = GateModel()
+    noise_masked_frames(again, _batches(), noise_dbfs=-30, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(model.heard, again.heard))  # the same noise at every validation
+    louder = GateModel()
+    noise_masked_frames(louder, _batches(), noise_dbfs=-10, seed=5)
+    assert louder.heard[0].mean() > model.heard[0].mean()
+
+
+def test_it_stops_after_max_clips_and_restores_the_training_mode():
+    model = GateModel()
+    model.train()
+    assert noise_masked_frames(model, _batches(repeat=5), max_clips=3) == (10, 10)  # two batches of 2 clips
+    assert len(model.heard) == 2 and model.training
+
+
+def _runner(model, batches):
+    messages = []
+    logger = SimpleNamespace(
+        warning=lambda m: messages.append(('warning', m)), info=lambda m: messages.append(('info', m))
+    )
+    hub = MessageHub.get_instance(f'noise-gate-{id(model)}')
+    return SimpleNamespace(model=model, val_dataloader=batches, message_hub=hub, logger=logger), messages
+
+
+def test_the_hook_logs_the_share_adds_it_to_the_metrics_and_warns_above_the_limit():
+    runner, messages = _runner(GateModel(), _batches())
+    metrics = dict(mIoU=50.0)
+    NoiseGateCheckHook().after_val_epoch(runner, metrics)
+    assert metrics == dict(mIoU=50.0, noise_masked=100.0)
+    assert runner.message_hub.get_scalar('val/noise_masked').current() == 100.0
+    assert [kind for kind, _ in messages] == ['warning']
+    assert '100.0%' in messages[0][1] and 'map_loss_type' in messages[0][1] and 'robustness.py' in messages[0][1]
+
+    runner, messages = _runner(GateModel(level=float('inf')), _batches())
+    metrics = {}
+    NoiseGateCheckHook().after_val_epoch(runner, metrics)
+    assert metrics == dict(noise_masked=0.0) and messages == []
+
+    runner, messages = _runner(GateModel(), _batches())
+    NoiseGateCheckHook(warn_above=100.0).after_val_epoch(runner, {})
+    assert messages == []
+
+
+def test_the_hook_skips_a_model_without_a_presence_head_and_says_so_once():
+    model = GateModel(presence_head=False)
+    runner, messages = _runner(model, _batches())
+    hook = NoiseGateCheckHook()
+    metrics = {}
+    hook.after_val_epoch(runner, metrics)
+    hook.after_val_epoch(runner, metrics)
+    assert metrics == {} and model.heard == []
+    assert len(messages) == 1 and messages[0][0] == 'info' and 'no presence head' in messages[0][1]
+
+
+def test_the_hook_leaves_the_global_random_states_as_they_were():
+    runner, _ = _runner(GateModel(), _batches())
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expected = random.random(), np.random.rand(), torch.rand(1)
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+
+    class Drawing(list):  # a loader whose iteration draws from every global generator, as DataLoader does
+        def __iter__(self):
+            random.random(), np.random.rand(), torch.rand(1)
+            return super().__iter__()
+
+    runner.val_dataloader = Drawing(runner.val_dataloader)
+    NoiseGateCheckHook().after_val_epoch(runner, {})
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match='max_clips'):
+        NoiseGateCheckHook(max_clips=0)
+    with pytest.raises(ValueError, match='warn_above'):
+        NoiseGateCheckHook(warn_above=150)
