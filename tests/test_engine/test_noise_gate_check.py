@@ -24,10 +24,14 @@ class GateModel(torch.nn.Module):
     logit_threshold = 0.0
     frame_valid_from_samples = staticmethod(CCFormer.frame_valid_from_samples)
 
-    def __init__(self, level=float('-inf'), num_classes=1, presence_head=True):
+    def __init__(self, level=float('-inf'), num_classes=1, presence_head=True, map_loss_weight=0.0):
         super().__init__()
         self.level, self.num_classes = level, num_classes
-        self.decode_head = SimpleNamespace(presence_head=torch.nn.Identity() if presence_head else None)
+        self.decode_head = SimpleNamespace(
+            presence_head=torch.nn.Identity() if presence_head else None,
+            presence_map_loss_weight=map_loss_weight,
+            presence_map_loss_type='bce',
+        )
         self.heard, self.modes = [], []
 
     def data_preprocessor(self, batch, training):
@@ -105,7 +109,12 @@ def test_the_hook_logs_the_share_adds_it_to_the_metrics_and_warns_above_the_limi
     assert metrics == dict(mIoU=50.0, noise_masked=100.0)
     assert runner.message_hub.get_scalar('val/noise_masked').current() == 100.0
     assert [kind for kind, _ in messages] == ['warning']
-    assert '100.0%' in messages[0][1] and 'map_loss_type' in messages[0][1] and 'robustness.py' in messages[0][1]
+    assert '100.0%' in messages[0][1] and '(10 of 10)' in messages[0][1] and 'robustness.py' in messages[0][1]
+    assert 'map_loss_type' not in messages[0][1]  # a head without a presence-map loss has no such option
+
+    runner, messages = _runner(GateModel(map_loss_weight=1.0), _batches())
+    NoiseGateCheckHook().after_val_epoch(runner, {})
+    assert "map_loss_type='softmax'" in messages[0][1]  # the BCE map's alternative
 
     runner, messages = _runner(GateModel(level=float('inf')), _batches())
     metrics = {}

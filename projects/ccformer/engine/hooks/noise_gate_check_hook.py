@@ -109,8 +109,8 @@ class NoiseGateCheckHook(Hook):
 
     Args:
         noise_dbfs (float): RMS level of the noise in dB re full scale. Defaults to -20.
-        max_clips (int, optional): validation clips to hear through noise (the first ones of the loader). Defaults
-            to 64; None: all.
+        max_clips (int, optional): validation clips to hear through noise (the first ones of the loader; in
+            distributed training, of each process's share, and the counts are summed). Defaults to 64; None: all.
         warn_above (float): warn when more than this percentage of the frames is masked. Defaults to 50.
         seed (int): seed of the noise (the same noise at every validation). Defaults to 0.
     """
@@ -161,8 +161,14 @@ class NoiseGateCheckHook(Hook):
             runner.logger.warning(
                 f'NoiseGateCheckHook: {share:.1f}% of the validation frames ({masked} of {frames}) get a mask when '
                 f'they hear white noise at {self.noise_dbfs:g} dBFS (above {self.warn_above:g}%): the presence gate '
-                'is open whatever the model hears, so it will segment under off-screen sound, noise and silence. If '
-                'it stays this high at the end, train again with another seed or with '
-                "model.decode_head.presence_head.map_loss_type='softmax', and check the trained model with "
+                'is open whatever the model hears, so it segments whatever sounds, on screen or not. If '
+                f'it stays this high at the end, {_remedy(model.decode_head)} and check the trained model with '
                 'tools/analysis_tools/robustness.py (docs/robustness.md, "A collapse on the oracle family")'
             )
+
+
+def _remedy(head) -> str:
+    """What to try against an open gate: the relative map loss where the head trains its presence map with BCE."""
+    if getattr(head, 'presence_map_loss_weight', 0.0) > 0 and getattr(head, 'presence_map_loss_type', '') == 'bce':
+        return "train again with another seed or with model.decode_head.presence_head.map_loss_type='softmax'"
+    return 'train again with another seed'
