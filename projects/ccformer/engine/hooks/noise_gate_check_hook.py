@@ -4,34 +4,48 @@ A presence gate that stays open whatever the model hears (``docs/robustness.md``
 family") passes an ordinary validation: the validation clips' own audio does sound, so their mIoU looks normal. The
 same clips heard through white noise show it at once: a working gate masks almost none of them, a collapsed one
 most. :class:`NoiseGateCheckHook` measures that share after every validation, logs it as ``val/noise_masked`` next to
-the mIoU (and adds it to the validation metrics, so ``save_best='noise_masked', rule='less'`` can use it) and warns
-when it is above ``warn_above``.
+the mIoU and warns when it is above ``warn_above``. It is a diagnostic, not a selection metric: a model that masks
+nothing at all scores 0 too.
 """
 
 import contextlib
+import math
 import random
 from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.dist import all_reduce
-from mmengine.hooks import Hook
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner.amp import autocast
 from mmseg.registry import HOOKS
 
 from ...datasets.audio_conditions import EVAL_NOISE_DBFS
 from ...datasets.audio_conditions.synthesis import noise_logmel
 
-#: The key of the figure among the validation metrics (``val/noise_masked`` in the log).
+#: The figure's name in the log (``val/noise_masked``, next to the validation metrics).
 NOISE_MASKED_KEY = 'noise_masked'
 
 
-def _masked_frames(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+def _masked_frames(logits: torch.Tensor, threshold: float, samples) -> torch.Tensor:
     """``(N, T, K, H, W)`` logits -> ``(N, T)`` bool: the frame gets a mask (K = 1: a logit above ``threshold``;
-    K > 1: a pixel whose arg-max is not the background 0)."""
-    if logits.shape[2] == 1:
-        return (logits[:, :, 0] > threshold).flatten(2).any(-1)
-    return (logits.argmax(2) > 0).flatten(2).any(-1)
+    K > 1: a pixel whose arg-max is not the background 0) within the sample's image (``img_shape``: batch padding
+    left out, as ``CCFormer.postprocess_result`` crops it)."""
+    out = []
+    for x, sample in zip(logits, samples):
+        h, w = sample.metainfo.get('img_shape', x.shape[-2:])[:2]
+        x = x[..., :h, :w]
+        fg = x[:, 0] > threshold if x.shape[1] == 1 else x.argmax(1) > 0
+        out.append(fg.flatten(1).any(-1))
+    return torch.stack(out)
+
+
+def _remedy(head) -> str:
+    """What to try against an open gate: the relative map loss where the head trains its presence map with BCE."""
+    if getattr(head, 'presence_map_loss_weight', 0.0) > 0 and getattr(head, 'presence_map_loss_type', '') == 'bce':
+        return "train again with another seed or with model.decode_head.presence_head.map_loss_type='softmax'"
+    return 'train again with another seed'
 
 
 @contextlib.contextmanager
@@ -49,20 +63,27 @@ def _kept_random_state():
 
 @torch.no_grad()
 def noise_masked_frames(
-    model, dataloader: Iterable, noise_dbfs: float = EVAL_NOISE_DBFS, max_clips: Optional[int] = None, seed: int = 0
+    model,
+    dataloader: Iterable,
+    noise_dbfs: float = EVAL_NOISE_DBFS,
+    max_clips: Optional[int] = None,
+    seed: int = 0,
+    fp16: bool = False,
 ) -> Tuple[int, int]:
     """Frames given a mask when every frame of the clips of ``dataloader`` is heard through white noise.
 
     Each real frame's audio is replaced by an example of white noise at ``noise_dbfs`` dB re full scale (the front
-    end's log-mel of a noise wav, :func:`noise_logmel`, drawn from ``seed``, so every call hears the same noise); the
-    frames are segmented as at inference (``mode='tensor'``, the model's own threshold).
+    end's log-mel of a noise wav, :func:`noise_logmel`, drawn from ``seed`` batch after batch, so every call with
+    the same loader hears the same noise); the frames are segmented as at inference (``mode='tensor'``, the model's
+    own threshold, the batch padding left out).
 
     Args:
         model: a ``CCFormer`` (eval mode is set here and the previous mode restored).
         dataloader: batches as the validation loop gets them.
         noise_dbfs (float): RMS level of the noise. Defaults to -20, the ``noise`` condition of ``robustness.py``.
-        max_clips (int, optional): stop after this many clips. Defaults to all.
+        max_clips (int, optional): count the first ``max_clips`` clips only. Defaults to all.
         seed (int): seed of the noise. Defaults to 0.
+        fp16 (bool): run under autocast, as a validation loop with ``fp16=True`` does. Defaults to False.
 
     Returns:
         tuple: ``(masked, frames)``, the real frames given a mask and the real frames seen.
@@ -79,12 +100,15 @@ def noise_masked_frames(
             n, t = inputs.shape[:2]
             noise = noise_logmel(rng, n * t, noise_dbfs).reshape(n, t, *data['audio'].shape[2:])
             audio = torch.from_numpy(noise).to(data['audio'])
-            logits = model(inputs, samples, mode='tensor', audio=audio)
+            with autocast(enabled=fp16):
+                logits = model(inputs, samples, mode='tensor', audio=audio)
             valid = model.frame_valid_from_samples(samples, t, inputs.device)
             valid = torch.ones(n, t, dtype=torch.bool) if valid is None else valid.bool().cpu()
-            masked += int((_masked_frames(logits.float(), threshold).cpu() & valid).sum())
-            frames += int(valid.sum())
-            clips += n
+            hit = _masked_frames(logits.float(), threshold, samples).cpu() & valid
+            keep = n if max_clips is None else min(n, max_clips - clips)  # the last batch may hold more clips
+            masked += int(hit[:keep].sum())
+            frames += int(valid[:keep].sum())
+            clips += keep
             if max_clips is not None and clips >= max_clips:
                 break
     finally:
@@ -97,20 +121,22 @@ class NoiseGateCheckHook(Hook):
     """Log, after each validation, the share of validation frames masked under white noise; warn when it is high.
 
     The figure (``val/noise_masked``, percent of the real frames of the first ``max_clips`` validation clips) is
-    what the ``noise`` row of ``tools/analysis_tools/robustness.py`` reports, measured on the validation split: a
-    robust model keeps it near 0; a collapsed presence gate, one that is open whatever the model hears, keeps it
-    near the share of sounding frames. Above ``warn_above`` the log gets a warning that says what to do. Models
-    without a presence head (the paper's recipe, which masks under any sound by design) are not checked; the hook
-    says so once.
+    comparable to the ``noise`` row of ``tools/analysis_tools/robustness.py``, measured on the validation split
+    (other noise draws): a robust model keeps it near 0; a collapsed presence gate, one that is open whatever the
+    model hears, keeps it near the share of sounding frames. Above ``warn_above`` the log gets a warning that says
+    what to do. Models without a presence head (the paper's recipe, which masks under any sound by design) are not
+    checked; the hook says so once. A check that fails (an unusual model or loader) is reported as a warning and
+    never stops training.
 
-    It runs before ``EMAHook`` swaps the averaged weights out again (priority ``ABOVE_NORMAL``), so it checks the
-    weights that were validated, and before ``LoggerHook`` and ``CheckpointHook``, which log the figure and can keep
-    the best checkpoint by it.
+    It runs after ``EMAHook`` has swapped the averaged weights in and before it swaps them out again (priority
+    ``ABOVE_NORMAL``, EMAHook's ``NORMAL``), so it checks the weights that were validated, and before ``LoggerHook``,
+    which writes the figure with the validation metrics. In distributed training each process hears its share of the
+    first ``max_clips`` clips and the counts are summed.
 
     Args:
         noise_dbfs (float): RMS level of the noise in dB re full scale. Defaults to -20.
-        max_clips (int, optional): validation clips to hear through noise (the first ones of the loader; in
-            distributed training, of each process's share, and the counts are summed). Defaults to 64; None: all.
+        max_clips (int, optional): validation clips to hear through noise (the first ones of the loader). Defaults
+            to 64; None: all.
         warn_above (float): warn when more than this percentage of the frames is masked. Defaults to 50.
         seed (int): seed of the noise (the same noise at every validation). Defaults to 0.
     """
@@ -134,6 +160,16 @@ class NoiseGateCheckHook(Hook):
         self.seed = int(seed)
         self._said_unchecked = False
 
+    def before_train(self, runner) -> None:
+        hooks = list(getattr(runner, 'hooks', []))
+        mine = next((i for i, h in enumerate(hooks) if h is self), None)
+        late_ema = [i for i, h in enumerate(hooks) if isinstance(h, EMAHook) and mine is not None and i < mine]
+        if late_ema:
+            runner.logger.warning(
+                'NoiseGateCheckHook runs after EMAHook, which has then swapped the averaged weights out again: it '
+                'checks the raw weights, not the validated ones. Give EMAHook a lower priority than ABOVE_NORMAL.'
+            )
+
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if getattr(getattr(model, 'decode_head', None), 'presence_head', None) is None:
@@ -144,19 +180,27 @@ class NoiseGateCheckHook(Hook):
                 )
                 self._said_unchecked = True
             return
-        with _kept_random_state():  # a second pass over the loader draws a seed: training must not see it
-            masked, frames = noise_masked_frames(
-                model, runner.val_dataloader, self.noise_dbfs, self.max_clips, self.seed
-            )
-        counts = torch.tensor([masked, frames], dtype=torch.float64)
-        all_reduce(counts)  # summed over ranks; a no-op without distributed training
-        masked, frames = int(counts[0]), int(counts[1])
-        if frames == 0:
+        share_of = None if self.max_clips is None else math.ceil(self.max_clips / get_world_size())
+        fp16 = bool(getattr(getattr(runner, 'val_loop', None), 'fp16', False))
+        try:
+            with _kept_random_state():  # a second pass over the loader draws a seed: training must not see it
+                masked, frames = noise_masked_frames(
+                    model, runner.val_dataloader, self.noise_dbfs, share_of, self.seed, fp16=fp16
+                )
+            failed = 0
+        except Exception as err:  # a diagnostic: report, never stop the user's training
+            runner.logger.warning(f'NoiseGateCheckHook: the white-noise check failed and is skipped this time: {err!r}')
+            masked = frames = 0
+            failed = 1
+        counts = torch.tensor([masked, frames, failed], dtype=torch.float64)
+        all_reduce(counts)  # summed over processes (every process takes part); a no-op without distribution
+        masked, frames, failed = (int(c) for c in counts)
+        if failed or frames == 0:
+            if not failed:
+                runner.logger.warning('NoiseGateCheckHook: the validation loader gave no frame to check')
             return
         share = 100.0 * masked / frames
         runner.message_hub.update_scalar(f'val/{NOISE_MASKED_KEY}', share)
-        if metrics is not None:
-            metrics[NOISE_MASKED_KEY] = share
         if share > self.warn_above:
             runner.logger.warning(
                 f'NoiseGateCheckHook: {share:.1f}% of the validation frames ({masked} of {frames}) get a mask when '
@@ -165,10 +209,3 @@ class NoiseGateCheckHook(Hook):
                 f'it stays this high at the end, {_remedy(model.decode_head)} and check the trained model with '
                 'tools/analysis_tools/robustness.py (docs/robustness.md, "A collapse on the oracle family")'
             )
-
-
-def _remedy(head) -> str:
-    """What to try against an open gate: the relative map loss where the head trains its presence map with BCE."""
-    if getattr(head, 'presence_map_loss_weight', 0.0) > 0 and getattr(head, 'presence_map_loss_type', '') == 'bce':
-        return "train again with another seed or with model.decode_head.presence_head.map_loss_type='softmax'"
-    return 'train again with another seed'
