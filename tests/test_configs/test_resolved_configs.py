@@ -79,7 +79,7 @@ ROBUST_DECODE_HEAD_S4 = dict(
 ROBUST_CATEGORY_S4 = dict(type='CategoryBridge', num_categories=23, loss_weight=1.0)
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
-    conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
+    conditions=dict(silence=1.0, noise=1.0, offscreen=2.0, offscreen_recorded=2.0),
     noise_colors=['white', 'pink', 'ambient'],
     noise_dbfs={'__tuple__': [-60.0, -10.0]},
     audio_augment=dict(),
