@@ -79,10 +79,13 @@ ROBUST_DECODE_HEAD_S4 = dict(
 ROBUST_CATEGORY_S4 = dict(type='CategoryBridge', num_categories=23, loss_weight=1.0)
 ROBUST_REAL_AUDIO = dict(
     sound_bank='assets:recorded/bank',
-    conditions=dict(silence=1.0, noise=1.0, offscreen=2.0, offscreen_recorded=2.0),
+    conditions=dict(silence=1.0, noise=1.0, offscreen=1.0, offscreen_recorded=2.0),
     noise_colors=['white', 'pink', 'ambient'],
     noise_dbfs={'__tuple__': [-60.0, -10.0]},
     audio_augment=dict(),
+)
+ROBUST_REAL_AUDIO_S4 = dict(
+    ROBUST_REAL_AUDIO, conditions=dict(silence=1.0, noise=1.0, offscreen=2.0, offscreen_recorded=2.0)
 )
 
 
@@ -139,6 +142,8 @@ def expected_changes(name: str) -> dict:
       (``model.empty_when_silent=True``).
     * robust configs: after each validation ``NoiseGateCheckHook`` logs how many validation frames get a mask under
       white noise (``robust_gate_check``, after the moving average in ``custom_hooks``).
+    * robust configs: the variable ``robust_real_audio_s4`` is new (another clip's off-screen sound weighted like the
+      bank recordings); the S4 ``*-robust-bank*`` config takes it.
     """
     changes = {
         'model.test_cfg': ({'mode': 'whole'}, MISSING),
@@ -172,12 +177,14 @@ def expected_changes(name: str) -> dict:
         changes['robust_ema'] = (MISSING, ROBUST_EMA)
         changes.update({k: (MISSING, v) for k, v in ROBUST_EMA_VARIABLES.items()})
         changes['robust_gate_check'] = (MISSING, ROBUST_GATE_CHECK)
+        changes['robust_real_audio_s4'] = (MISSING, ROBUST_REAL_AUDIO_S4)
         changes['custom_hooks'] = (
             RUNTIME_HOOKS,
             RUNTIME_HOOKS + [dict(ROBUST_EMA, **ema_of(name)), ROBUST_GATE_CHECK],
         )
     if '-robust-bank_' in name:
-        changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in ROBUST_REAL_AUDIO.items()})
+        bank = ROBUST_REAL_AUDIO_S4 if 's4' in name else ROBUST_REAL_AUDIO
+        changes.update({f'train_dataloader.dataset.{k}': (MISSING, v) for k, v in bank.items()})
     if 'r50-coco' in name:
         changes['model.backbone.init_cfg.checkpoint'] = ('pretrained/resnet50-0676ba61.pth', COCO_R50)
         changes['model.backbone.init_cfg.prefix'] = (MISSING, 'backbone.')
