@@ -42,7 +42,7 @@ robust_ema_avss = dict(robust_ema, momentum=3.5e-4, gamma=3000)  # AVSS: about 8
 # * A check of the presence gate: after each validation, the share of the first 64 validation clips' frames that get
 #   a mask when they hear white noise at -20 dBFS goes to the log as val/noise_masked (a warning above 50%). A gate
 #   that stays open whatever the model hears passes an ordinary validation, since the validation clips' own audio
-#   sounds; it shows here (docs/robustness.md, "A collapse on the oracle family").
+#   sounds; it shows here (docs/robustness.md, "Checking the gate during training").
 robust_gate_check = dict(type='NoiseGateCheckHook')
 robust_semantic_head = dict(
     query_generator=dict(audio_context='frame'),
