@@ -96,21 +96,28 @@ def _set_rng_state(state: tuple) -> None:
 
 
 @contextlib.contextmanager
+def kept_rng_state() -> Iterator[None]:
+    """Run the body and restore the numpy, Python and torch (CPU) global RNG states it leaves behind."""
+    saved = _rng_state()
+    try:
+        yield
+    finally:
+        _set_rng_state(saved)
+
+
+@contextlib.contextmanager
 def seeded_rng(seed: int) -> Iterator[None]:
     """Run the body with the numpy, Python and torch (CPU) global RNGs seeded by ``seed``; restore them after.
 
     Transforms that draw from the global RNGs (mmcv / mmseg random transforms) then draw a function of ``seed``
     only, whatever ran before in the process or data-loader worker.
     """
-    saved = _rng_state()
-    seed = int(seed) % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-    torch.random.default_generator.manual_seed(seed)
-    try:
+    with kept_rng_state():
+        seed = int(seed) % 2**32
+        np.random.seed(seed)
+        random.seed(seed)
+        torch.random.default_generator.manual_seed(seed)
         yield
-    finally:
-        _set_rng_state(saved)
 
 
 def _same_rng_state(a: tuple, b: tuple) -> bool:

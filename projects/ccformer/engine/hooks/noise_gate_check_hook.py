@@ -10,7 +10,6 @@ nothing at all scores 0 too.
 
 import contextlib
 import math
-import random
 from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
@@ -23,6 +22,7 @@ from mmseg.registry import HOOKS
 
 from ...datasets.audio_conditions import EVAL_NOISE_DBFS
 from ...datasets.audio_conditions.synthesis import noise_logmel
+from ...datasets.transforms.processing import kept_rng_state
 
 #: The figure's name in the log (``val/noise_masked``, next to the validation metrics).
 NOISE_MASKED_KEY = 'noise_masked'
@@ -51,14 +51,9 @@ def _remedy(head) -> str:
 @contextlib.contextmanager
 def _kept_random_state():
     """Restore the global random states of Python, NumPy and torch (CPU and the current CUDA device) on exit."""
-    py_state, np_state = random.getstate(), np.random.get_state()
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    with kept_rng_state(), torch.random.fork_rng(devices=devices):  # fork_rng: the CUDA generator
+        yield
 
 
 @torch.no_grad()
